@@ -1,0 +1,111 @@
+import type { DType, TypedArrayFor } from './dtype.js'
+import { BackendError, DisposedError } from './errors.js'
+import { sizeOf, type Shape } from './shape.js'
+import { countersFor, type Storage } from './storage.js'
+
+/** Nested JS arrays of a tensor's values (`array()`); booleans come back as 0/1. */
+export type NestedArray = number | NestedArray[]
+
+/** Tensors dropped without `dispose()`: the safety net frees them and counts them here. */
+export const leakStats = { collected: 0 }
+
+// The safety net: storage of a tensor that was garbage-collected without dispose() is released, so a
+// forgotten tensor costs memory only until the next GC. `memory().leaked` counts these, so tests see them.
+const finalizer = new FinalizationRegistry<{ storage: Storage; backend: string }>(held => {
+  leakStats.collected++
+  countersFor(held.backend).tensors--
+  held.storage.release()
+})
+
+let nextId = 0
+
+/**
+ * An n-dimensional array on one backend. `D` is the dtype and `S` the shape: a literal tuple when the shape is
+ * known statically (`Tensor<'float32', readonly [2, 3]>`), `readonly number[]` otherwise. Ops never mutate
+ * tensors and never consume their inputs; free memory with `dispose()`, `using`, or `scope()`.
+ */
+export class Tensor<D extends DType = DType, S extends Shape = Shape> {
+  readonly id: number
+  readonly shape: S
+  readonly dtype: D
+  readonly size: number
+  /** @internal storage shared with views of this tensor. */
+  readonly storage: Storage
+  #disposed = false
+
+  /** @internal tensors are made by ops and creation functions, never with `new`. */
+  constructor(storage: Storage, shape: S, dtype: D) {
+    this.id = nextId++
+    this.storage = storage
+    this.shape = Object.freeze([...shape]) as unknown as S
+    this.dtype = dtype
+    this.size = sizeOf(shape)
+    storage.retain()
+    countersFor(storage.backend.name).tensors++
+    finalizer.register(this, { storage, backend: storage.backend.name }, this)
+  }
+
+  get rank(): number {
+    return this.shape.length
+  }
+  /** Name of the backend holding this tensor's storage. */
+  get backend(): string {
+    return this.storage.backend.name
+  }
+  get isDisposed(): boolean {
+    return this.#disposed
+  }
+
+  /** @internal throws DisposedError when used after dispose(). */
+  assertLive(op: string): void {
+    if (this.#disposed)
+      throw new DisposedError({ op, actual: `tensor #${this.id} [${this.shape.join(',')}]` }, 'tensor was disposed')
+  }
+
+  /** Copy the values to the host. Resolves to a fresh typed array the caller owns. */
+  async data(): Promise<TypedArrayFor<D>> {
+    this.assertLive('data')
+    return (await this.storage.backend.read(this.storage.dataId, this.dtype, this.size)) as TypedArrayFor<D>
+  }
+
+  /** Synchronous copy; only for host-resident backends (cpu). */
+  dataSync(): TypedArrayFor<D> {
+    this.assertLive('dataSync')
+    const v = this.storage.backend.readSync(this.storage.dataId, this.dtype, this.size)
+    if (v === undefined)
+      throw new BackendError({ op: 'dataSync', expected: 'a host-resident backend such as cpu', actual: this.backend }, 'use await t.data()')
+    return v as TypedArrayFor<D>
+  }
+
+  /** The values as nested arrays following the shape (a number for rank 0). */
+  async array(): Promise<NestedArray> {
+    return nest(Array.from(await this.data()), this.shape)
+  }
+
+  /** Release this handle; device memory goes when no other view shares it. Idempotent. */
+  dispose(): void {
+    if (this.#disposed) return
+    this.#disposed = true
+    finalizer.unregister(this)
+    countersFor(this.storage.backend.name).tensors--
+    this.storage.release()
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose()
+  }
+
+  toString(): string {
+    return `Tensor<${this.dtype}>[${this.shape.join(',')}]@${this.backend}`
+  }
+}
+
+
+export const isTensor = (u: unknown): u is Tensor => u instanceof Tensor
+
+function nest(flat: number[], shape: Shape): NestedArray {
+  if (shape.length === 0) return flat[0]!
+  const [head, ...rest] = shape
+  const step = sizeOf(rest)
+  return Array.from({ length: head! }, (_, i) => nest(flat.slice(i * step, (i + 1) * step), rest))
+}

@@ -1,0 +1,77 @@
+import type { Attrs } from '../backend.js'
+import { shadow } from '../engine.js'
+import type { Tensor } from '../Tensor.js'
+
+/**
+ * Vector-Jacobian product of one op: given the cotangents of its outputs, return one cotangent per input
+ * (`null` where the input is not differentiable). Written with public ops, so every backend gets it.
+ */
+export type GradFn = (
+  dys: readonly Tensor[],
+  saved: { readonly inputs: readonly Tensor[]; readonly outputs: readonly Tensor[]; readonly attrs: Attrs },
+) => readonly (Tensor | null | undefined)[]
+
+export interface TapeNode {
+  readonly op: string
+  /** The tensors the op was called with (identity is what links nodes). */
+  readonly inputs: readonly Tensor[]
+  readonly outputs: readonly Tensor[]
+  /** Handles on the same storage, kept alive until the tape is released. */
+  readonly savedInputs: readonly Tensor[]
+  readonly savedOutputs: readonly Tensor[]
+  readonly attrs: Attrs
+  readonly grad: GradFn
+}
+
+/** One recording: the tensors reachable from the differentiated arguments, and the ops that made them. */
+export class Tape {
+  readonly nodes: TapeNode[] = []
+  readonly watched = new Set<Tensor>()
+  release(): void {
+    for (const n of this.nodes) {
+      for (const t of n.savedInputs) t.dispose()
+      for (const t of n.savedOutputs) t.dispose()
+    }
+    this.nodes.length = 0
+    this.watched.clear()
+  }
+}
+
+const active: Tape[] = []
+
+export const pushTape = (t: Tape): void => {
+  active.push(t)
+}
+export const popTape = (t: Tape): void => {
+  const i = active.lastIndexOf(t)
+  if (i >= 0) active.splice(i, 1)
+}
+
+/** Run `fn` with recording paused (stopGradient, optimizer updates, backward bookkeeping). */
+export function noGrad<T>(fn: () => T): T {
+  const saved = active.splice(0, active.length)
+  try {
+    return fn()
+  } finally {
+    active.unshift(...saved)
+  }
+}
+
+/** @internal record an op on every open tape that watches one of its inputs. Pruning is free this way. */
+export function record(op: string, inputs: readonly Tensor[], outputs: readonly Tensor[], attrs: Attrs, grad: GradFn): void {
+  for (const tape of active) {
+    if (!inputs.some(t => tape.watched.has(t))) continue
+    tape.nodes.push({
+      op,
+      inputs,
+      outputs,
+      savedInputs: inputs.map(shadow),
+      savedOutputs: outputs.map(shadow),
+      attrs,
+      grad,
+    })
+    for (const o of outputs) tape.watched.add(o)
+  }
+}
+
+export const isRecording = (): boolean => active.length > 0

@@ -1,0 +1,86 @@
+import type { Attrs, Backend, DataId, TensorInfo } from '../../backend.js'
+import { allocArray, bytesPerElement, f16Round, type AnyTypedArray, type DType } from '../../dtype.js'
+import { BackendError } from '../../errors.js'
+import { cpuKernels } from './kernels/index.js'
+import type { CpuKernel, CpuTensor } from './types.js'
+
+interface CpuData {
+  values: AnyTypedArray
+}
+
+/** Round a Float32Array holding float16 values to f16 precision in place. */
+function roundF16(values: AnyTypedArray): void {
+  for (let i = 0; i < values.length; i++) values[i] = f16Round(values[i]!)
+}
+
+/**
+ * The embedded default backend: plain typed arrays, kernels in TypeScript. It is also the float64 reference that
+ * every other backend is tested against, so its kernels favour clarity of numerics over tricks.
+ */
+export class CpuBackend implements Backend {
+  readonly name: string = 'cpu'
+  readonly #kernels: ReadonlyMap<string, CpuKernel>
+  #buffers = 0
+  #bytes = 0
+
+  constructor(kernels: Readonly<Record<string, CpuKernel>> = cpuKernels) {
+    this.#kernels = new Map(Object.entries(kernels))
+  }
+
+  allocate(dtype: DType, size: number, values?: AnyTypedArray): DataId {
+    const arr = allocArray(dtype, size)
+    if (values !== undefined) {
+      arr.set(values)
+      if (dtype === 'float16') roundF16(arr)
+    }
+    return this.#own(arr, dtype)
+  }
+
+  #own(values: AnyTypedArray, dtype: DType): CpuData {
+    this.#buffers++
+    this.#bytes += values.length * bytesPerElement(dtype)
+    return { values }
+  }
+
+  write(dataId: DataId, values: AnyTypedArray): void {
+    const d = dataId as CpuData
+    d.values.set(values)
+  }
+
+  async read(dataId: DataId, dtype: DType, size: number): Promise<AnyTypedArray> {
+    return this.readSync(dataId, dtype, size)
+  }
+
+  readSync(dataId: DataId, _dtype: DType, _size: number): AnyTypedArray {
+    return (dataId as CpuData).values.slice()
+  }
+
+  free(dataId: DataId): void {
+    const d = dataId as CpuData
+    this.#buffers--
+    this.#bytes -= d.values.byteLength
+    d.values = new Float32Array(0)
+  }
+
+  hasKernel(kernel: string): boolean {
+    return this.#kernels.has(kernel)
+  }
+
+  run(kernel: string, inputs: readonly TensorInfo[], attrs: Attrs): TensorInfo[] {
+    const k = this.#kernels.get(kernel)
+    if (!k) throw new BackendError({ op: kernel, actual: 'cpu' }, 'no such kernel')
+    const ins: CpuTensor[] = inputs.map(i => ({ values: (i.dataId as CpuData).values, shape: i.shape, dtype: i.dtype }))
+    const result = k(ins, attrs)
+    const outs = Array.isArray(result) ? (result as readonly CpuTensor[]) : [result as CpuTensor]
+    return outs.map(o => {
+      const shared = inputs.find(i => (i.dataId as CpuData).values === o.values)
+      if (shared) return { dataId: shared.dataId, shape: o.shape, dtype: o.dtype }
+      if (o.dtype === 'float16') roundF16(o.values)
+      return { dataId: this.#own(o.values, o.dtype), shape: o.shape, dtype: o.dtype }
+    })
+  }
+
+  memory(): { buffers: number; bytes: number } {
+    return { buffers: this.#buffers, bytes: this.#bytes }
+  }
+}

@@ -1,0 +1,3 @@
+import type { CpuKernelTable } from '../types.js'
+
+export const convKernels: CpuKernelTable = {}

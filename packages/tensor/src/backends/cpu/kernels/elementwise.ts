@@ -1,0 +1,124 @@
+import type { Attrs } from '../../../backend.js'
+import type { DType } from '../../../dtype.js'
+import { erf } from '../../../math/erf.js'
+import type { Shape } from '../../../shape.js'
+import type { CpuKernelTable, CpuTensor } from '../types.js'
+import { allocArray } from '../../../dtype.js'
+import { sizeOf } from '../../../shape.js'
+import { broadcastOffsets, mapBinary, mapTernary, mapUnary } from '../util.js'
+
+const SQRT1_2 = Math.SQRT1_2
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI)
+const sigmoid = (x: number): number => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)))
+const softplus = (x: number): number => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)))
+
+/** Scalar functions behind the `Unary` kernel; the op layer decides which are public and their gradients. */
+export const unaryFns: Readonly<Record<string, (x: number) => number>> = {
+  neg: x => -x,
+  abs: Math.abs,
+  sign: x => (x > 0 ? 1 : x < 0 ? -1 : x),
+  square: x => x * x,
+  reciprocal: x => 1 / x,
+  exp: Math.exp,
+  log: Math.log,
+  log1p: Math.log1p,
+  expm1: Math.expm1,
+  sqrt: Math.sqrt,
+  rsqrt: x => 1 / Math.sqrt(x),
+  sin: Math.sin,
+  cos: Math.cos,
+  tanh: Math.tanh,
+  erf,
+  floor: Math.floor,
+  ceil: Math.ceil,
+  round: x => {
+    // round half to even, as numpy and torch do
+    const r = Math.round(x)
+    return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r
+  },
+  sigmoid,
+  relu: x => (x > 0 ? x : 0),
+  step: x => (x > 0 ? 1 : 0),
+  gelu: x => 0.5 * x * (1 + erf(x * SQRT1_2)),
+  geluGrad: x => 0.5 * (1 + erf(x * SQRT1_2)) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x),
+  geluTanh: x => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x))),
+  geluTanhGrad: x => {
+    const c = Math.sqrt(2 / Math.PI)
+    const u = c * (x + 0.044715 * x * x * x)
+    const t = Math.tanh(u)
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
+  },
+  silu: x => x * sigmoid(x),
+  siluGrad: x => {
+    const s = sigmoid(x)
+    return s * (1 + x * (1 - s))
+  },
+  softplus,
+  logSigmoid: x => -softplus(-x),
+  logicalNot: x => (x ? 0 : 1),
+  isNaN: x => (Number.isNaN(x) ? 1 : 0),
+  isFinite: x => (Number.isFinite(x) ? 1 : 0),
+}
+
+const trunc32 = (dtype: DType, f: (a: number, b: number) => number) =>
+  dtype === 'int32' ? (a: number, b: number) => f(a, b) | 0 : dtype === 'uint32' ? (a: number, b: number) => f(a, b) >>> 0 : f
+
+/** Scalar functions behind the `Binary` kernel. Integer `div` truncates toward zero, as C and WGSL do. */
+export const binaryFns: Readonly<Record<string, (a: number, b: number) => number>> = {
+  add: (a, b) => a + b,
+  sub: (a, b) => a - b,
+  mul: (a, b) => a * b,
+  div: (a, b) => a / b,
+  pow: (a, b) => a ** b,
+  maximum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)),
+  minimum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
+  mod: (a, b) => a - Math.floor(a / b) * b,
+  atan2: Math.atan2,
+  equal: (a, b) => (a === b ? 1 : 0),
+  notEqual: (a, b) => (a !== b ? 1 : 0),
+  less: (a, b) => (a < b ? 1 : 0),
+  lessEqual: (a, b) => (a <= b ? 1 : 0),
+  greater: (a, b) => (a > b ? 1 : 0),
+  greaterEqual: (a, b) => (a >= b ? 1 : 0),
+  logicalAnd: (a, b) => (a && b ? 1 : 0),
+  logicalOr: (a, b) => (a || b ? 1 : 0),
+  logicalXor: (a, b) => ((a ? 1 : 0) ^ (b ? 1 : 0)),
+}
+
+const attr = <T>(attrs: Attrs, k: string): T => attrs[k] as T
+
+export const elementwiseKernels: CpuKernelTable = {
+  /** attrs: fn (a key of unaryFns), dtype (output dtype; defaults to the input's). */
+  Unary: ([x], attrs) => {
+    const f = unaryFns[attr<string>(attrs, 'fn')]!
+    return mapUnary(x!, attr<DType | undefined>(attrs, 'dtype') ?? x!.dtype, f)
+  },
+  /** attrs: fn (a key of binaryFns), shape (broadcast output shape), dtype (output dtype). */
+  Binary: ([a, b], attrs) => {
+    const dtype = attr<DType>(attrs, 'dtype')
+    const fn = binaryFns[attr<string>(attrs, 'fn')]!
+    const f = a!.dtype === 'int32' || a!.dtype === 'uint32' ? trunc32(dtype, fn) : fn
+    return mapBinary(a!, b!, attr<Shape>(attrs, 'shape'), dtype, f)
+  },
+  /** where(cond, a, b); attrs: shape. */
+  Where: ([c, a, b], attrs) => mapTernary(c!, a!, b!, attr<Shape>(attrs, 'shape'), a!.dtype, (p, x, y) => (p ? x : y)),
+  /** Cast; attrs: dtype. Float→int truncates toward zero; anything→bool is `x != 0`. */
+  Cast: ([x], attrs) => {
+    const dtype = attr<DType>(attrs, 'dtype')
+    const f = dtype === 'bool' ? (v: number) => (v !== 0 && !Number.isNaN(v) ? 1 : 0) : (v: number) => v
+    return mapUnary(x!, dtype, f)
+  },
+  /** Shares the input's storage (stopGradient, views). */
+  Identity: ([x]) => x!,
+  /** Materialised broadcast; attrs: shape. */
+  BroadcastTo: ([x], attrs) => {
+    const shape = attr<Shape>(attrs, 'shape')
+    const n = sizeOf(shape)
+    const out = allocArray(x!.dtype, n)
+    const idx = broadcastOffsets(x!.shape, shape)
+    for (let i = 0; i < n; i++) out[i] = x!.values[idx ? idx[i]! : i]!
+    return { values: out, shape, dtype: x!.dtype }
+  },
+  /** Shares storage under a new shape of the same size. attrs: shape. */
+  Reshape: ([x], attrs): CpuTensor => ({ values: x!.values, shape: attr<Shape>(attrs, 'shape'), dtype: x!.dtype }),
+}

@@ -1,0 +1,18 @@
+import type { Attrs } from '../../backend.js'
+import type { AnyTypedArray, DType } from '../../dtype.js'
+import type { Shape } from '../../shape.js'
+
+/** A tensor as CPU kernels see it: contiguous row-major host values. */
+export interface CpuTensor {
+  readonly values: AnyTypedArray
+  readonly shape: Shape
+  readonly dtype: DType
+}
+
+/**
+ * A CPU kernel. Returning an input's `values` array unchanged makes the output share that input's storage
+ * (reshape, identity); otherwise the returned arrays become new allocations owned by the backend.
+ */
+export type CpuKernel = (inputs: readonly CpuTensor[], attrs: Attrs) => CpuTensor | readonly CpuTensor[]
+
+export type CpuKernelTable = Readonly<Record<string, CpuKernel>>

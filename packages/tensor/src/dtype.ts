@@ -1,0 +1,117 @@
+/**
+ * Element types. `float64` is the CPU's reference precision; `float16` is stored as f16-rounded values and
+ * computed in f32 on the CPU (Node 20 has no Float16Array), and as real f16 storage on WebGPU where the adapter
+ * has `shader-f16`.
+ */
+export type DType = 'float32' | 'float16' | 'float64' | 'int32' | 'uint32' | 'bool'
+
+export type FloatDType = 'float32' | 'float16' | 'float64'
+export type IntDType = 'int32' | 'uint32'
+
+/** The typed array `data()` resolves to for each dtype. float16 widens to Float32Array holding f16 values. */
+export interface TypedArrayMap {
+  float32: Float32Array
+  float16: Float32Array
+  float64: Float64Array
+  int32: Int32Array
+  uint32: Uint32Array
+  bool: Uint8Array
+}
+export type TypedArrayFor<D extends DType> = TypedArrayMap[D]
+export type AnyTypedArray = TypedArrayMap[DType]
+
+export const DTYPES: readonly DType[] = ['float32', 'float16', 'float64', 'int32', 'uint32', 'bool']
+
+export const isDType = (u: unknown): u is DType => typeof u === 'string' && (DTYPES as readonly string[]).includes(u)
+export const isFloat = (d: DType): d is FloatDType => d === 'float32' || d === 'float16' || d === 'float64'
+export const isInt = (d: DType): d is IntDType => d === 'int32' || d === 'uint32'
+
+/** Bytes per element as stored by a backend (f16 is 2 bytes on the wire and on WebGPU). */
+export const bytesPerElement = (d: DType): number =>
+  d === 'float64' ? 8 : d === 'float16' ? 2 : d === 'bool' ? 1 : 4
+
+/** Allocate a host array for `dtype` (float16 lives in a Float32Array on the host). */
+export function allocArray<D extends DType>(dtype: D, size: number): TypedArrayFor<D> {
+  switch (dtype) {
+    case 'float32':
+    case 'float16':
+      return new Float32Array(size) as TypedArrayFor<D>
+    case 'float64':
+      return new Float64Array(size) as TypedArrayFor<D>
+    case 'int32':
+      return new Int32Array(size) as TypedArrayFor<D>
+    case 'uint32':
+      return new Uint32Array(size) as TypedArrayFor<D>
+    default:
+      return new Uint8Array(size) as TypedArrayFor<D>
+  }
+}
+
+/**
+ * Type promotion for binary ops between two tensors: jax-like lattice without implicit int→float for ints
+ * of the same kind. bool < uint32/int32 < float16 < float32 < float64.
+ */
+export function promoteTypes(a: DType, b: DType): DType {
+  if (a === b) return a
+  const rank: Record<DType, number> = { bool: 0, uint32: 1, int32: 2, float16: 3, float32: 4, float64: 5 }
+  return rank[a] >= rank[b] ? a : b
+}
+
+/** Round a number to what `dtype` can hold (used by host-side writes and the CPU backend). */
+export function castValue(dtype: DType, x: number): number {
+  switch (dtype) {
+    case 'float32':
+      return Math.fround(x)
+    case 'float16':
+      return f16Round(x)
+    case 'int32':
+      return x | 0
+    case 'uint32':
+      return x >>> 0
+    case 'bool':
+      return x !== 0 && !Number.isNaN(x) ? 1 : 0
+    default:
+      return x
+  }
+}
+
+// f16 <-> f32 bit conversion (round to nearest even), used for f16 storage and safetensors.
+const f32 = new Float32Array(1)
+const u32 = new Uint32Array(f32.buffer)
+
+export function f32ToF16Bits(x: number): number {
+  f32[0] = x
+  const bits = u32[0]!
+  const sign = (bits >>> 16) & 0x8000
+  const exp = (bits >>> 23) & 0xff
+  let mant = bits & 0x7fffff
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0) // inf / nan
+  let e = exp - 127 + 15
+  if (e >= 0x1f) return sign | 0x7c00 // overflow → inf
+  if (e <= 0) {
+    if (e < -10) return sign // underflow → ±0
+    mant |= 0x800000
+    const shift = 14 - e
+    let half = mant >>> shift
+    const rem = mant & ((1 << shift) - 1)
+    const mid = 1 << (shift - 1)
+    if (rem > mid || (rem === mid && half & 1)) half++
+    return sign | half
+  }
+  let half = (e << 10) | (mant >>> 13)
+  const rem = mant & 0x1fff
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++ // may carry into the exponent: still correct
+  e = half
+  return sign | e
+}
+
+export function f16BitsToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1
+  const exp = (h >>> 10) & 0x1f
+  const mant = h & 0x3ff
+  if (exp === 0) return sign * mant * 2 ** -24
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15)
+}
+
+export const f16Round = (x: number): number => f16BitsToF32(f32ToF16Bits(x))

@@ -1,0 +1,157 @@
+import type { Attrs, Backend, TensorInfo } from './backend.js'
+import { CpuBackend } from './backends/cpu/CpuBackend.js'
+import { bytesPerElement } from './dtype.js'
+import { BackendError } from './errors.js'
+import { sizeOf } from './shape.js'
+import { Storage } from './storage.js'
+import { Tensor } from './Tensor.js'
+
+/**
+ * Global engine state: the backends, which one is current, and the stack of open scopes. Backends are created
+ * lazily on first use (nothing happens at import time), so `sideEffects: false` holds.
+ */
+
+export type BackendFactory = () => Backend | Promise<Backend>
+
+const factories = new Map<string, BackendFactory>([['cpu', () => new CpuBackend()]])
+const instances = new Map<string, Backend>()
+let current = 'cpu'
+
+/** Make a backend available under `name` (the WebGPU entry point registers itself this way when asked to). */
+export function registerBackend(name: string, factory: BackendFactory): void {
+  factories.set(name, factory)
+  instances.delete(name)
+}
+
+/** Names of the backends that can be selected. */
+export const listBackends = (): string[] => [...factories.keys()]
+
+/** Instantiate (once) and return a backend. Async because GPU backends acquire a device. */
+export async function initBackend(name: string): Promise<Backend> {
+  const have = instances.get(name)
+  if (have) return have
+  const factory = factories.get(name)
+  if (!factory) throw new BackendError({ op: 'setBackend', arg: 'name', expected: `one of ${listBackends().join(', ')}`, actual: name })
+  const b = await factory()
+  instances.set(name, b)
+  return b
+}
+
+/** The backend instance for `name`, which must already be initialised (cpu always is). */
+export function backendSync(name: string, op = 'backend'): Backend {
+  const have = instances.get(name)
+  if (have) return have
+  if (name === 'cpu') {
+    const cpu = new CpuBackend()
+    instances.set('cpu', cpu)
+    return cpu
+  }
+  if (!factories.has(name)) throw new BackendError({ op, arg: 'backend', expected: `one of ${listBackends().join(', ')}`, actual: name })
+  throw new BackendError({ op, arg: 'backend', actual: name }, `backend is not initialised, call await setBackend('${name}') or await initBackend('${name}') first`)
+}
+
+/** Select the default backend for new tensors. */
+export async function setBackend(name: string): Promise<void> {
+  await initBackend(name)
+  current = name
+}
+
+export const getBackend = (): string => current
+
+/** Run `fn` with `name` as the default backend (a per-call choice); restores the previous default after. */
+export function withBackend<T>(name: string, fn: () => T): T {
+  backendSync(name, 'withBackend')
+  const prev = current
+  current = name
+  try {
+    return fn()
+  } finally {
+    current = prev
+  }
+}
+
+/** Drop an instantiated backend (tests, device loss). The next use re-creates it. */
+export function resetBackend(name: string): void {
+  instances.delete(name)
+}
+
+// ---- scopes -----------------------------------------------------------------------------------------------
+
+const scopeStack: Set<Tensor>[] = []
+
+/** @internal every tensor an op or creation function makes passes through here. */
+export function track<T extends Tensor>(t: T): T {
+  scopeStack[scopeStack.length - 1]?.add(t)
+  return t
+}
+
+/** @internal */
+export const openScope = (): Set<Tensor> => {
+  const s = new Set<Tensor>()
+  scopeStack.push(s)
+  return s
+}
+
+/** @internal close the innermost scope, disposing all but `keep`; survivors move to the parent scope. */
+export function closeScope(s: Set<Tensor>, keep: ReadonlySet<Tensor>): void {
+  const i = scopeStack.lastIndexOf(s)
+  if (i >= 0) scopeStack.splice(i, 1)
+  const parent = scopeStack[scopeStack.length - 1]
+  for (const t of s) {
+    if (keep.has(t)) parent?.add(t)
+    else t.dispose()
+  }
+}
+
+/** @internal remove a tensor from every open scope (`keep`). */
+export function untrack(t: Tensor): void {
+  for (const s of scopeStack) s.delete(t)
+}
+
+// ---- tensors from kernels ----------------------------------------------------------------------------------
+
+/** @internal wrap a fresh or shared allocation in a tracked tensor. */
+export function wrap(backend: Backend, info: TensorInfo, shared?: Storage): Tensor {
+  const storage = shared ?? new Storage(backend, info.dataId, sizeOf(info.shape) * bytesPerElement(info.dtype))
+  return track(new Tensor(storage, info.shape, info.dtype))
+}
+
+/** @internal a second handle on the same storage, outside every scope (tapes keep saved values this way). */
+export function shadow<T extends Tensor>(t: T): T {
+  return new Tensor(t.storage, t.shape, t.dtype) as T
+}
+
+/**
+ * @internal run a kernel on the inputs' backend (or `backend` for creation kernels with no tensor inputs).
+ * Inputs on two backends are an error: heed never copies between devices behind your back.
+ */
+export function runKernel(op: string, kernel: string, inputs: readonly Tensor[], attrs: Attrs, backend?: string): Tensor[] {
+  let b: Backend
+  if (inputs.length === 0) b = backendSync(backend ?? current, op)
+  else {
+    const first = inputs[0]!
+    for (const t of inputs) {
+      t.assertLive(op)
+      if (t.storage.backend !== first.storage.backend)
+        throw new BackendError(
+          { op, expected: 'all tensors on one backend', actual: inputs.map(x => x.backend).join(' and ') },
+          'tensors live on different backends; move one with toBackend(t, name)',
+        )
+    }
+    b = first.storage.backend
+  }
+  if (!b.hasKernel(kernel)) throw new BackendError({ op, actual: b.name }, `kernel ${kernel} is not implemented on this backend`)
+  const infos = b.run(
+    kernel,
+    inputs.map(t => ({ dataId: t.storage.dataId, shape: t.shape, dtype: t.dtype })),
+    attrs,
+  )
+  return infos.map(info => wrap(b, info, inputs.find(t => t.storage.dataId === info.dataId)?.storage))
+}
+
+/** Upload host values as a new tensor on `backend` (default: the current one). */
+export function fromValues(values: import('./dtype.js').AnyTypedArray, shape: readonly number[], dtype: import('./dtype.js').DType, backend?: string): Tensor {
+  const b = backendSync(backend ?? current, 'tensor')
+  const id = b.allocate(dtype, sizeOf(shape), values)
+  return wrap(b, { dataId: id, shape, dtype })
+}

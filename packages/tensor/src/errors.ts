@@ -1,0 +1,62 @@
+/**
+ * Typed errors. Every error names the op, the argument, what was expected and what came, so that a message
+ * alone is enough to fix the call: `matmul: inner dims differ, a is [2,3], b is [4,5]`.
+ */
+export interface ErrorDetails {
+  /** The public op or function that rejected its input. */
+  readonly op: string
+  /** The argument (or option) at fault. */
+  readonly arg?: string
+  /** What the op expected, in words or as a value. */
+  readonly expected?: unknown
+  /** What it received. */
+  readonly actual?: unknown
+}
+
+export const fmt = (u: unknown): string => {
+  if (Array.isArray(u)) return `[${u.map(fmt).join(',')}]`
+  if (typeof u === 'string') return u
+  if (typeof u === 'object' && u !== null && 'shape' in u && 'dtype' in u) {
+    const t = u as { shape: readonly number[]; dtype: string }
+    return `Tensor<${t.dtype}>[${t.shape.join(',')}]`
+  }
+  return String(u)
+}
+
+export class HeedError extends Error {
+  readonly op: string
+  readonly arg: string | undefined
+  readonly expected: unknown
+  readonly actual: unknown
+  constructor(details: ErrorDetails, message?: string) {
+    const parts = [
+      message,
+      details.expected !== undefined ? `expected ${fmt(details.expected)}` : undefined,
+      details.actual !== undefined ? `got ${fmt(details.actual)}` : undefined,
+    ].filter((p): p is string => p !== undefined)
+    const where = details.arg !== undefined ? `${details.op}: ${details.arg}: ` : `${details.op}: `
+    super(where + parts.join(', '))
+    this.name = new.target.name
+    this.op = details.op
+    this.arg = details.arg
+    this.expected = details.expected
+    this.actual = details.actual
+  }
+}
+
+/** Wrong rank, mismatched or non-broadcastable dims, a reshape whose sizes differ. */
+export class ShapeError extends HeedError {}
+/** A dtype the op cannot take (integer input to `exp`, float indices, mixed dtypes where forbidden). */
+export class DTypeError extends HeedError {}
+/** An axis that is not an integer or falls outside `[-rank, rank)`. */
+export class AxisError extends HeedError {}
+/** A value out of its domain: negative size, NaN option, k larger than the axis, an empty reduction. */
+export class ValueError extends HeedError {}
+/** A JavaScript value of the wrong kind where a tensor, number or option object was expected. */
+export class ArgumentError extends HeedError {}
+/** Backend problems: unknown backend, missing kernel, tensors of two backends in one op, device loss. */
+export class BackendError extends HeedError {}
+/** Use of a tensor after `dispose()`. */
+export class DisposedError extends HeedError {}
+/** Malformed external data (safetensors headers, untrusted arrays). */
+export class ParseError extends HeedError {}

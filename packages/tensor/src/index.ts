@@ -1,0 +1,24 @@
+/**
+ * @heed/tensor: typed tensors on CPU and WebGPU, reverse-mode autodiff, scoped memory, safetensors I/O.
+ * Nothing happens at import time: backends are created on first use.
+ */
+export type { DType, FloatDType, IntDType, TypedArrayFor, AnyTypedArray } from './dtype.js'
+export { DTYPES, isDType, isFloat, isInt, bytesPerElement, f16Round, f32ToF16Bits, f16BitsToF32 } from './dtype.js'
+export type { Shape } from './shape.js'
+export { broadcastShapes, sizeOf } from './shape.js'
+export type { Broadcast, ShapeOf, ShapeMismatch, DTypeOf } from './types/shapeTypes.js'
+export * from './errors.js'
+export type { Backend, DataId, TensorInfo, Attrs } from './backend.js'
+export { Tensor, isTensor, type NestedArray } from './Tensor.js'
+export { setBackend, getBackend, withBackend, registerBackend, listBackends, initBackend, type BackendFactory } from './engine.js'
+export { CpuBackend } from './backends/cpu/CpuBackend.js'
+export type { CpuKernel, CpuTensor } from './backends/cpu/types.js'
+export { scope, keep, dispose, memory, type MemoryInfo, type BackendMemory } from './memory.js'
+
+export { tensor, scalar, parse, type TensorData, type CreationOptions } from './creation/tensor.js'
+export { full, zeros, ones, fullLike, zerosLike, onesLike, arange, linspace, eye, type FillOptions } from './creation/fill.js'
+
+export * from './ops/index.js'
+
+export { grad, valueAndGrad, stopGradient, type GradTree, type GradOptions } from './autodiff/grad.js'
+export { noGrad } from './autodiff/tape.js'

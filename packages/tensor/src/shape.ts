@@ -1,0 +1,65 @@
+import { AxisError, ShapeError, ValueError } from './errors.js'
+
+/** A shape: a literal tuple such as `readonly [2, 3]` when known statically, else `readonly number[]`. */
+export type Shape = readonly number[]
+
+export const sizeOf = (shape: Shape): number => {
+  let n = 1
+  for (const d of shape) n *= d
+  return n
+}
+
+export const stridesOf = (shape: Shape): number[] => {
+  const s = new Array<number>(shape.length)
+  let acc = 1
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc
+    acc *= shape[i]!
+  }
+  return s
+}
+
+export const shapesEqual = (a: Shape, b: Shape): boolean => a.length === b.length && a.every((d, i) => d === b[i])
+
+export function assertShape(op: string, arg: string, shape: unknown): asserts shape is Shape {
+  if (!Array.isArray(shape) || !shape.every(d => Number.isInteger(d) && d >= 0))
+    throw new ValueError({ op, arg, expected: 'an array of non-negative integers', actual: JSON.stringify(shape) })
+}
+
+/** Numpy broadcasting of two shapes; throws a ShapeError naming both. */
+export function broadcastShapes(op: string, a: Shape, b: Shape, names: readonly [string, string] = ['a', 'b']): number[] {
+  const n = Math.max(a.length, b.length)
+  const out = new Array<number>(n)
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1
+    const db = b[b.length - n + i] ?? 1
+    if (da !== db && da !== 1 && db !== 1)
+      throw new ShapeError(
+        { op },
+        `shapes are not broadcastable, ${names[0]} is [${a.join(',')}], ${names[1]} is [${b.join(',')}] (dim ${i - n} is ${da} vs ${db})`,
+      )
+    out[i] = da === 1 ? db : da
+  }
+  return out
+}
+
+/** Normalise a possibly negative axis; rejects non-integers and out-of-range values. */
+export function normAxis(op: string, axis: number, rank: number, arg = 'axis'): number {
+  if (!Number.isInteger(axis)) throw new AxisError({ op, arg, expected: 'an integer', actual: axis })
+  if (axis < -rank || axis >= Math.max(rank, 1) || (rank === 0 && axis !== 0 && axis !== -1))
+    throw new AxisError({ op, arg, expected: `an axis in [${-rank}, ${rank})`, actual: axis })
+  return axis < 0 ? axis + rank : axis
+}
+
+/** Normalise an axis list (or all axes when undefined); rejects duplicates. */
+export function normAxes(op: string, axis: number | readonly number[] | undefined, rank: number): number[] {
+  if (axis === undefined) return Array.from({ length: rank }, (_, i) => i)
+  const list = typeof axis === 'number' ? [axis] : [...axis]
+  const out = list.map(a => normAxis(op, a, rank))
+  if (new Set(out).size !== out.length) throw new AxisError({ op, arg: 'axis', expected: 'distinct axes', actual: list })
+  return out.sort((x, y) => x - y)
+}
+
+/** Shape after reducing `axes` (sorted, normalised). */
+export const reducedShape = (shape: Shape, axes: readonly number[], keepDims: boolean): number[] =>
+  keepDims ? shape.map((d, i) => (axes.includes(i) ? 1 : d)) : shape.filter((_, i) => !axes.includes(i))
