@@ -18,13 +18,15 @@ function roundF16(values: AnyTypedArray): void {
  * every other backend is tested against, so its kernels favour clarity of numerics over tricks.
  */
 export class CpuBackend implements Backend {
-  readonly name: string = 'cpu'
+  readonly name: string
   readonly #kernels: ReadonlyMap<string, CpuKernel>
   #buffers = 0
   #bytes = 0
 
-  constructor(kernels: Readonly<Record<string, CpuKernel>> = cpuKernels) {
-    this.#kernels = new Map(Object.entries(kernels))
+  /** `name` lets a second host backend coexist (tests of cross-backend rules use one). */
+  constructor(opts: { readonly name?: string; readonly kernels?: Readonly<Record<string, CpuKernel>> } = {}) {
+    this.name = opts.name ?? 'cpu'
+    this.#kernels = new Map(Object.entries(opts.kernels ?? cpuKernels))
   }
 
   allocate(dtype: DType, size: number, values?: AnyTypedArray): DataId {
