@@ -12,6 +12,7 @@ export type { Backend, DataId, TensorInfo, Attrs } from './backend.js'
 export { Tensor, isTensor, type NestedArray } from './Tensor.js'
 export { setBackend, getBackend, withBackend, registerBackend, listBackends, initBackend, type BackendFactory } from './engine.js'
 export { CpuBackend } from './backends/cpu/CpuBackend.js'
+export { toBackend } from './toBackend.js'
 export type { CpuKernel, CpuTensor } from './backends/cpu/types.js'
 export { scope, keep, dispose, memory, type MemoryInfo, type BackendMemory } from './memory.js'
 
