@@ -23,3 +23,4 @@ export * from './ops/index.js'
 
 export { grad, valueAndGrad, stopGradient, type GradTree, type GradOptions } from './autodiff/grad.js'
 export { noGrad } from './autodiff/tape.js'
+export { random, rng, type Rng, type RandomSource, type UniformOptions, type NormalOptions, type BernoulliOptions, type RandintOptions } from './random/index.js'
