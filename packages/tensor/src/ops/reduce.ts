@@ -1,34 +1,178 @@
 import type { DType } from '../dtype.js'
-import { DTypeError } from '../errors.js'
+import { ArgumentError, ValueError } from '../errors.js'
+import { scope } from '../memory.js'
 import { runOp1 } from '../op.js'
-import { normAxes, reducedShape, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import { broadcastTo } from './broadcastTo.js'
+import { div, equal, mul, sub, where } from './binary.js'
+import { cast } from './cast.js'
 import { reshape } from './reshape.js'
+import { assertNonEmpty, axesOf, boolOption, checkDType, counts, expandTo, parseReduce, spread, type ReduceOptions } from './reduceInternal.js'
 
-export interface ReduceOptions {
-  /** Axis or axes to reduce (negative counts from the end); all axes when omitted. */
-  readonly axis?: number | readonly number[]
-  /** Keep reduced axes as size-1 dims. */
-  readonly keepDims?: boolean
+export type { ReduceOptions } from './reduceInternal.js'
+export { keptShape } from './reduceInternal.js'
+
+export interface VarianceOptions extends ReduceOptions {
+  /** Subtracted from the element count in the denominator (numpy's `ddof`): 0 is the population variance, 1 Bessel's. */
+  readonly correction?: number
 }
 
-/** @internal the reduced shape with kept dims, used to broadcast a cotangent back over the input. */
-export const keptShape = (shape: Shape, axes: readonly number[]): number[] => reducedShape(shape, axes, true)
+export interface CumsumOptions {
+  /** The axis to accumulate along; when omitted the tensor is flattened first and the result is 1-D (numpy). */
+  readonly axis?: number
+  /** Accumulate from the end of the axis. */
+  readonly reverse?: boolean
+  /** Leave each element out of its own sum (the first output is 0). */
+  readonly exclusive?: boolean
+}
 
-const sumImpl = (x: Tensor, opts: ReduceOptions = {}): Tensor => {
-  if (x.dtype === 'bool') throw new DTypeError({ op: 'sum', arg: 'x', expected: 'a numeric dtype (cast bool first)', actual: x.dtype })
-  const axes = normAxes('sum', opts.axis, x.rank)
-  const keepDims = opts.keepDims ?? false
+/** Public face of a reduction that keeps the input dtype. */
+export type ReduceOp<O = ReduceOptions> = <D extends DType>(x: Tensor<D>, opts?: O) => Tensor<D>
+
+const reduceOp = <O extends ReduceOptions>(name: string, impl: (x: Tensor, opts: O) => Tensor): ReduceOp<O> =>
+  guard(name, {
+    Tensor: (x: Tensor) => impl(x, {} as O),
+    'Tensor, Object': impl,
+  })
+
+// ---- sum, mean, prod --------------------------------------------------------------------------------------
+
+const sumImpl = (x: Tensor, opts: ReduceOptions): Tensor => {
+  const { axes, keepDims } = parseReduce('sum', x, opts, 'numeric')
   return runOp1('sum', 'Sum', [x], { axes, keepDims }, (dys, { inputs }) => {
     const xin = inputs[0]!
-    return [broadcastTo(reshape(dys[0]!, keptShape(xin.shape, axes)), xin.shape)]
+    return [spread(dys[0]!, xin.shape, axes)]
   })
 }
 
-/** Sum over `axis` (all axes by default). Accumulates in float64 on the CPU. */
-export const sum: <D extends DType>(x: Tensor<D>, opts?: ReduceOptions) => Tensor<D> = guard('sum', {
-  Tensor: (x: Tensor) => sumImpl(x),
-  'Tensor, Object': sumImpl,
+/** Sum over `axis` (all axes by default); an empty sum is 0. Accumulates in float64 on the CPU. */
+export const sum: ReduceOp = reduceOp('sum', sumImpl)
+
+const meanImpl = (x: Tensor, opts: ReduceOptions): Tensor => {
+  const { axes, keepDims } = parseReduce('mean', x, opts, 'float')
+  assertNonEmpty('mean', x, axes)
+  const { n } = counts(x, axes)
+  return runOp1('mean', 'Mean', [x], { axes, keepDims }, (dys, { inputs }) => [div(spread(dys[0]!, inputs[0]!.shape, axes), n)])
+}
+
+/** Arithmetic mean over `axis` (float dtypes). An empty reduction is a ValueError, not NaN. */
+export const mean: ReduceOp = reduceOp('mean', meanImpl)
+
+const prodImpl = (x: Tensor, opts: ReduceOptions): Tensor => {
+  const { axes, keepDims } = parseReduce('prod', x, opts, 'numeric')
+  return runOp1('prod', 'Prod', [x], { axes, keepDims }, (dys, { inputs, outputs }) => {
+    const xin = inputs[0]!
+    // y / x fails at zeros, so count them per slice: with none, ∂y/∂xᵢ = y / xᵢ; with exactly one, only the
+    // zero entry has a non-zero partial (the product of the others); with two or more every partial is 0.
+    const isZero = equal(xin, 0)
+    const zeros = sum(cast(isZero, xin.dtype), { axis: axes, keepDims: true })
+    const safe = where(isZero, 1, xin)
+    const others = prod(safe, { axis: axes, keepDims: true })
+    const noZero = div(expandTo(outputs[0]!, xin.shape, axes), safe)
+    const oneZero = where(isZero, others, 0)
+    const partial = where(equal(zeros, 0), noZero, where(equal(zeros, 1), oneZero, 0))
+    return [mul(partial, expandTo(dys[0]!, xin.shape, axes))]
+  })
+}
+
+/** Product over `axis`; an empty product is 1. Integer products wrap modulo 2^32 like numpy's int32. */
+export const prod: ReduceOp = reduceOp('prod', prodImpl)
+
+// ---- max, min, argmax, argmin ------------------------------------------------------------------------------
+
+const extremeImpl =
+  (name: 'max' | 'min', kernel: 'Max' | 'Min') =>
+  (x: Tensor, opts: ReduceOptions): Tensor => {
+    const { axes, keepDims } = parseReduce(name, x, opts, 'numeric')
+    assertNonEmpty(name, x, axes)
+    return runOp1(name, kernel, [x], { axes, keepDims }, (dys, { inputs, outputs }) => {
+      const xin = inputs[0]!
+      // Ties share the cotangent evenly (PyTorch's amax/amin), so the gradient stays a valid subgradient.
+      const hit = cast(equal(xin, expandTo(outputs[0]!, xin.shape, axes)), xin.dtype)
+      const ties = sum(hit, { axis: axes, keepDims: true })
+      return [mul(hit, div(expandTo(dys[0]!, xin.shape, axes), ties))]
+    })
+  }
+
+/** Maximum over `axis`. NaN propagates; an empty reduction is a ValueError. Ties split the gradient evenly. */
+export const max: ReduceOp = reduceOp('max', extremeImpl('max', 'Max'))
+/** Minimum over `axis`. NaN propagates; an empty reduction is a ValueError. Ties split the gradient evenly. */
+export const min: ReduceOp = reduceOp('min', extremeImpl('min', 'Min'))
+
+const argImpl =
+  (name: 'argmax' | 'argmin', kernel: 'ArgMax' | 'ArgMin') =>
+  (x: Tensor, opts: ReduceOptions = {}): Tensor => {
+    const { axes, keepDims } = parseReduce(name, x, opts, 'any')
+    assertNonEmpty(name, x, axes)
+    return runOp1(name, kernel, [x], { axes, keepDims })
+  }
+
+/**
+ * int32 index of the first maximum along `axis`. With several axes (or none given: all of them) the index
+ * counts through those axes row-major, as numpy's flat index does. A NaN counts as the maximum. Not
+ * differentiable.
+ */
+export const argmax: <D extends DType>(x: Tensor<D>, opts?: ReduceOptions) => Tensor<'int32'> = guard('argmax', {
+  Tensor: (x: Tensor) => argImpl('argmax', 'ArgMax')(x),
+  'Tensor, Object': argImpl('argmax', 'ArgMax'),
+})
+/** int32 index of the first minimum along `axis`; see argmax. */
+export const argmin: <D extends DType>(x: Tensor<D>, opts?: ReduceOptions) => Tensor<'int32'> = guard('argmin', {
+  Tensor: (x: Tensor) => argImpl('argmin', 'ArgMin')(x),
+  'Tensor, Object': argImpl('argmin', 'ArgMin'),
+})
+
+// ---- variance, std -----------------------------------------------------------------------------------------
+
+const momentImpl =
+  (name: 'variance' | 'std') =>
+  (x: Tensor, opts: VarianceOptions): Tensor => {
+    const { axes, keepDims } = parseReduce(name, x, opts, 'float')
+    const correction = opts.correction ?? 0
+    if (typeof correction !== 'number') throw new ArgumentError({ op: name, arg: 'correction', expected: 'a number', actual: typeof correction })
+    if (!Number.isFinite(correction) || correction < 0)
+      throw new ValueError({ op: name, arg: 'correction', expected: 'a finite number ≥ 0', actual: correction })
+    const { n, slices } = counts(x, axes)
+    if (slices > 0 && n - correction <= 0)
+      throw new ValueError({ op: name, arg: 'correction', expected: `less than the reduced element count ${n}`, actual: correction })
+    const denom = n - correction
+    return runOp1(name, name === 'variance' ? 'Variance' : 'Std', [x], { axes, keepDims, correction }, (dys, { inputs, outputs }) => {
+      const xin = inputs[0]!
+      const centred = sub(xin, mean(xin, { axis: axes, keepDims: true }))
+      const dy = expandTo(dys[0]!, xin.shape, axes)
+      if (name === 'variance') return [mul(centred, div(dy, denom / 2))]
+      // ∂std/∂x = (x - mean) / (denom · std); at std = 0 that is 0/0, and 0 is the subgradient we return.
+      const y = expandTo(outputs[0]!, xin.shape, axes)
+      const flat = equal(y, 0)
+      const g = mul(centred, div(dy, mul(where(flat, 1, y), denom)))
+      return [where(flat, 0, g)]
+    })
+  }
+
+/**
+ * Variance over `axis`: Σ(x - mean)² / (n - correction), `correction` 0 by default (numpy's ddof). Computed in
+ * two passes in float64 on the CPU. A reduction with n - correction ≤ 0 is a ValueError.
+ */
+export const variance: ReduceOp<VarianceOptions> = reduceOp('variance', momentImpl('variance'))
+/** Standard deviation, the square root of `variance` (same options). Its gradient at std = 0 is taken as 0. */
+export const std: ReduceOp<VarianceOptions> = reduceOp('std', momentImpl('std'))
+
+// ---- cumsum ----------------------------------------------------------------------------------------------------
+
+const cumsumImpl = (x: Tensor, opts: CumsumOptions): Tensor => {
+  checkDType('cumsum', x, 'numeric')
+  const reverse = boolOption('cumsum', 'reverse', opts.reverse)
+  const exclusive = boolOption('cumsum', 'exclusive', opts.exclusive)
+  if (opts.axis === undefined) return scope(() => cumsumImpl(reshape(x, [-1]), { axis: 0, reverse, exclusive }))
+  const axes = axesOf('cumsum', opts.axis, x.rank, false)
+  // The adjoint of a running sum is the running sum taken the other way, with the same exclusivity.
+  return runOp1('cumsum', 'Cumsum', [x], { axes, reverse, exclusive }, dys => [
+    cumsum(dys[0]!, { axis: axes[0] ?? 0, reverse: !reverse, exclusive }),
+  ])
+}
+
+/** Running sum along `axis` (flattened when omitted), optionally `reverse` and/or `exclusive`. Shape is kept. */
+export const cumsum: <D extends DType>(x: Tensor<D>, opts?: CumsumOptions) => Tensor<D> = guard('cumsum', {
+  Tensor: (x: Tensor) => cumsumImpl(x, {}),
+  'Tensor, Object': cumsumImpl,
 })

@@ -1,0 +1,74 @@
+import type { DType } from '../dtype.js'
+import { runOp1 } from '../op.js'
+import type { Shape } from '../shape.js'
+import type { Tensor } from '../Tensor.js'
+import { guard } from '../typed.js'
+import { equal, mul, sub, where } from './binary.js'
+import { sum } from './reduce.js'
+import { axesOf, checkDType, expandTo, parseReduce, type ReduceOptions } from './reduceInternal.js'
+import { exp } from './unary.js'
+
+export interface SoftmaxOptions {
+  /** Axis or axes normalised over (negative counts from the end); the last axis by default. */
+  readonly axis?: number | readonly number[]
+}
+
+const logSumExpImpl = (x: Tensor, opts: ReduceOptions): Tensor => {
+  const { axes, keepDims } = parseReduce('logSumExp', x, opts, 'float')
+  return runOp1('logSumExp', 'LogSumExp', [x], { axes, keepDims }, (dys, { inputs, outputs }) => {
+    const xin = inputs[0]!
+    // The weights come from the fused softmax, not exp(x - y): y rounded to float32 near 1e4 would put a
+    // relative error of ~1e-3 into exp(x - y).
+    const w = softmax(xin, { axis: axes })
+    const g = mul(w, expandTo(dys[0]!, xin.shape, axes))
+    // An all -Infinity slice stays -Infinity under any finite nudge, so its true gradient is 0 (softmax is NaN there).
+    return [where(equal(expandTo(outputs[0]!, xin.shape, axes), -Infinity), 0, g)]
+  })
+}
+
+/**
+ * log Σ exp(x) over `axis` (all axes by default), max-shifted and accumulated in float64: exact at logits of
+ * ±1e4. An all -Infinity (or empty) slice gives -Infinity, not NaN; a +Infinity entry gives +Infinity.
+ */
+export const logSumExp: <D extends DType>(x: Tensor<D>, opts?: ReduceOptions) => Tensor<D> = guard('logSumExp', {
+  Tensor: (x: Tensor) => logSumExpImpl(x, {}),
+  'Tensor, Object': logSumExpImpl,
+})
+
+const softmaxAxes = (op: string, x: Tensor, opts: SoftmaxOptions): number[] => {
+  checkDType(op, x, 'float')
+  return axesOf(op, opts.axis ?? -1, x.rank)
+}
+
+const softmaxImpl = (x: Tensor, opts: SoftmaxOptions): Tensor => {
+  const axes = softmaxAxes('softmax', x, opts)
+  return runOp1('softmax', 'Softmax', [x], { axes }, (dys, { outputs }) => {
+    const y = outputs[0]!
+    const dy = dys[0]!
+    return [mul(y, sub(dy, sum(mul(dy, y), { axis: axes, keepDims: true })))]
+  })
+}
+
+const logSoftmaxImpl = (x: Tensor, opts: SoftmaxOptions): Tensor => {
+  const axes = softmaxAxes('logSoftmax', x, opts)
+  return runOp1('logSoftmax', 'LogSoftmax', [x], { axes }, (dys, { outputs }) => {
+    const dy = dys[0]!
+    return [sub(dy, mul(exp(outputs[0]!), sum(dy, { axis: axes, keepDims: true })))]
+  })
+}
+
+/**
+ * exp(x) / Σ exp(x) along `axis` (default -1; several axes normalise jointly), max-shifted in float64 so that
+ * logits of ±1e4 and -Infinity entries are exact. A slice that is entirely -Infinity has no distribution and
+ * gives NaN, as in PyTorch and JAX; mask such rows yourself if they can occur.
+ */
+export const softmax: <D extends DType, S extends Shape>(x: Tensor<D, S>, opts?: SoftmaxOptions) => Tensor<D, S> = guard('softmax', {
+  Tensor: (x: Tensor) => softmaxImpl(x, {}),
+  'Tensor, Object': softmaxImpl,
+})
+
+/** x - logSumExp(x) along `axis` (default -1), computed stably; an all -Infinity slice gives NaN (see softmax). */
+export const logSoftmax: <D extends DType, S extends Shape>(x: Tensor<D, S>, opts?: SoftmaxOptions) => Tensor<D, S> = guard('logSoftmax', {
+  Tensor: (x: Tensor) => logSoftmaxImpl(x, {}),
+  'Tensor, Object': logSoftmaxImpl,
+})
