@@ -129,10 +129,12 @@ export { z, s, value, gradient }
 `,
     )
     // skipLibCheck off: the published .d.ts files themselves must compile for a consumer, not just our sources.
+    // No @types/node, so the lib must declare Symbol.dispose (tensors are Disposable): the requirement the
+    // @heed/tensor README states for TypeScript users.
     await writeFile(
       join(consumer, 'tsconfig.json'),
       JSON.stringify({
-        compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: false, types: [] },
+        compilerOptions: { target: 'ES2022', lib: ['ES2022', 'ESNext.Disposable'], module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: false, types: [] },
         files: ['use.ts'],
       }),
     )
