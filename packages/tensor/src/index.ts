@@ -25,3 +25,4 @@ export { grad, valueAndGrad, stopGradient, type GradTree, type GradOptions } fro
 export { noGrad } from './autodiff/tape.js'
 export { random, rng, type Rng, type RandomSource, type UniformOptions, type NormalOptions, type BernoulliOptions, type RandintOptions } from './random/index.js'
 export { sgd, adam, adamw, type Optimizer, type OptState, type LearningRate, type SgdOptions, type AdamOptions } from './optim/index.js'
+export { parseSafetensors, parseSafetensorsHeader, loadSafetensors, saveSafetensors, SAFETENSORS_DTYPES, type SafetensorsDType, type SafetensorsEntry, type SafetensorsHeader, type LoadOptions } from './io/safetensors.js'
