@@ -13,7 +13,11 @@ import { Tensor } from './Tensor.js'
 
 export type BackendFactory = () => Backend | Promise<Backend>
 
-const factories = new Map<string, BackendFactory>([['cpu', () => new CpuBackend()]])
+const factories = new Map<string, BackendFactory>([
+  ['cpu', () => new CpuBackend()],
+  // Imported on demand so that Dawn (the optional `webgpu` package) loads only for those who ask for it.
+  ['webgpu', async () => (await import('./backends/webgpu/index.js')).createWebGpuBackend()],
+])
 const instances = new Map<string, Backend>()
 let current = 'cpu'
 

@@ -1,0 +1,9 @@
+import type { WebGpuKernel } from '../WebGpuBackend.js'
+import { elementwiseKernels } from './elementwise.js'
+import { reduceKernels } from './reduce.js'
+
+/** Every WebGPU kernel by name: the same names and attrs as the CPU backend's table. */
+export const webgpuKernels: Readonly<Record<string, WebGpuKernel>> = {
+  ...elementwiseKernels,
+  ...reduceKernels,
+}
