@@ -80,3 +80,90 @@ export type Check<R> = R extends ShapeMismatch<infer M> ? [shapeError: M] : []
 export type Valid<S> = S extends ShapeMismatch<string> ? Shape : S extends Shape ? S : Shape
 
 export type { DType }
+
+// ---- shape-manipulation ops (transpose, permute, expandDims, squeeze) ----------------------------------------
+// Only non-negative literal axes are resolved at the type level; negative or runtime axes fall back to `Shape`
+// and are checked at run time, which keeps these types shallow enough to stay fast.
+
+type ReverseTuple<S extends Shape> = S extends readonly [infer H extends number, ...infer R extends Shape] ? readonly [...ReverseTuple<R>, H] : readonly []
+
+/** Shape of `transpose(x)`: the dims reversed. */
+export type Transposed<S extends Shape> = IsLiteral<S> extends true ? ReverseTuple<S> : Shape
+
+type DimAt<S extends Shape, I extends number> = `${I}` extends keyof S ? (S[`${I}` & keyof S] extends infer V extends number ? V : number) : number
+
+type AllAxesIn<S extends Shape, P extends readonly number[]> = P extends readonly [infer H extends number, ...infer R extends readonly number[]]
+  ? number extends H
+    ? true
+    : `${H}` extends `-${string}`
+      ? true
+      : `${H}` extends keyof S
+        ? AllAxesIn<S, R>
+        : false
+  : true
+
+/** Shape of `permute(x, axes)`: `ShapeMismatch` when a literal axis list has the wrong length or an axis past the rank. */
+export type Permuted<S extends Shape, P extends readonly number[]> = IsLiteral<S> extends false
+  ? Shape
+  : IsLiteral<P> extends false
+    ? Shape
+    : P['length'] extends S['length']
+      ? AllAxesIn<S, P> extends true
+        ? { readonly [K in keyof P]: P[K] extends number ? DimAt<S, P[K]> : never }
+        : ShapeMismatch<'permute: an axis is out of range for the shape'>
+      : ShapeMismatch<'permute: axes must list every axis of the shape exactly once'>
+
+type InsertOne<S extends Shape, A extends number, Acc extends readonly number[] = readonly []> = Acc['length'] extends A
+  ? readonly [...Acc, 1, ...S]
+  : S extends readonly [infer H extends number, ...infer R extends Shape]
+    ? InsertOne<R, A, readonly [...Acc, H]>
+    : ShapeMismatch<'expandDims: axis is out of range for the shape'>
+
+/** Shape of `expandDims(x, axis)`: a 1 inserted before position `axis` (-1 appends). */
+export type ExpandedDims<S extends Shape, A extends number> = IsLiteral<S> extends false
+  ? Shape
+  : number extends A
+    ? Shape
+    : A extends -1
+      ? readonly [...S, 1]
+      : `${A}` extends `-${string}`
+        ? Shape
+        : InsertOne<S, A>
+
+type DropOnes<S extends Shape> = S extends readonly [infer H extends number, ...infer R extends Shape]
+  ? number extends H
+    ? Shape
+    : DropOnes<R> extends infer T extends Shape
+      ? IsLiteral<T> extends false
+        ? Shape
+        : H extends 1
+          ? T
+          : readonly [H, ...T]
+      : Shape
+  : readonly []
+
+type DropAt<S extends Shape, A extends number, Acc extends readonly number[] = readonly []> = S extends readonly [
+  infer H extends number,
+  ...infer R extends Shape,
+]
+  ? Acc['length'] extends A
+    ? number extends H
+      ? readonly [...Acc, ...R]
+      : H extends 1
+        ? readonly [...Acc, ...R]
+        : ShapeMismatch<'squeeze: the squeezed dim is not 1'>
+    : DropAt<R, A, readonly [...Acc, H]>
+  : ShapeMismatch<'squeeze: axis is out of range for the shape'>
+
+/** Shape of `squeeze(x)` (every size-1 dim dropped; `Shape` when a dim is not literal) or `squeeze(x, axis)`. */
+export type Squeezed<S extends Shape, A extends number | undefined = undefined> = IsLiteral<S> extends false
+  ? Shape
+  : A extends undefined
+    ? DropOnes<S>
+    : A extends number
+      ? number extends A
+        ? Shape
+        : `${A}` extends `-${string}`
+          ? Shape
+          : DropAt<S, A>
+      : Shape
