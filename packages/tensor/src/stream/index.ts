@@ -1,0 +1,318 @@
+/**
+ * `@heed/tensor/stream`: token streams as RxJS observables. A separate entry point so that the main package
+ * never imports rxjs (an optional peer dependency).
+ *
+ * Ownership: operators take ownership of the tensors they receive and hand ownership of the tensors they emit
+ * downstream. Whatever an operator still holds when its subscription ends (complete, error or unsubscribe) is
+ * disposed in its teardown. Each subscription has its own state, so the operators are cold and re-subscribable.
+ * All operators are synchronous and buffer at most one output's worth of input (no unbounded queues).
+ */
+import { Observable, type OperatorFunction } from 'rxjs'
+import { fromValues } from '../engine.js'
+import { isDType, type DType } from '../dtype.js'
+import { ArgumentError, DTypeError, ShapeError, ValueError } from '../errors.js'
+import { dispose, keep, scope, treeTensors } from '../memory.js'
+import { concat } from '../ops/concat.js'
+import { reshape } from '../ops/reshape.js'
+import { slice } from '../ops/slice.js'
+import { isTensor, type Tensor } from '../Tensor.js'
+
+/** A run of consecutive tokens of one sequence. */
+export interface TokenChunk<D extends DType = DType> {
+  /** `[T]` token ids or `[T, ...]` embeddings (one row per token). */
+  readonly tokens: Tensor<D>
+  /**
+   * Absolute positions of the rows in their sequence: a number is the position of row 0 of a contiguous run
+   * (`start, start+1, …`); an int32 `[T]` tensor lists them one by one (after eviction or reordering).
+   */
+  readonly positions: number | Tensor<'int32'>
+  /** int32 `[T]` token ids when `tokens` holds embeddings. */
+  readonly ids?: Tensor<'int32'>
+  /** Which sequence the chunk belongs to, when a stream interleaves several. */
+  readonly sequence?: string | number
+}
+
+/** Rows (tokens) in a chunk. */
+export const chunkLength = (c: TokenChunk): number => c.tokens.shape[0] ?? 1
+
+/** The chunk's positions as an int32 `[T]` tensor on the chunk's backend (a new handle the caller owns). */
+export function positionsOf(c: TokenChunk): Tensor<'int32'> {
+  if (isTensor(c.positions)) return reshape(c.positions, c.positions.shape)
+  const n = chunkLength(c)
+  return fromValues(Int32Array.from({ length: n }, (_, i) => (c.positions as number) + i), [n], 'int32', c.tokens.backend) as Tensor<'int32'>
+}
+
+/** Dispose every tensor a chunk holds. */
+export function disposeChunk(c: TokenChunk): void {
+  dispose([c.tokens, c.ids, c.positions])
+}
+
+function positiveInt(op: string, arg: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: v })
+  return v
+}
+
+export interface ChunkTokensOptions {
+  /** Rows per chunk; the last chunk of a stream may be shorter. */
+  readonly size: number
+  /** Absolute position of the first token of the stream (default 0). */
+  readonly start?: number
+  /** Copied onto every chunk. */
+  readonly sequence?: string | number
+  /** dtype of chunks made from plain numbers (default int32). Tensor inputs keep theirs. */
+  readonly dtype?: DType
+  /** Backend for chunks made from plain numbers (default: the current backend). */
+  readonly backend?: string
+}
+
+/** What `chunkTokens` accepts: a token id, an array of ids, or a tensor of `[T]` ids / `[T, ...]` rows. */
+export type TokenInput = number | readonly number[] | Tensor
+
+type Piece = { readonly host: number[] } | { tensor: Tensor }
+
+/**
+ * Re-cut a stream of tokens into chunks of exactly `size` rows (the remainder is flushed on complete), each
+ * carrying its absolute start position. Input tensors are owned by the operator: a tensor that already is a
+ * whole chunk is passed through without a copy, others are sliced and concatenated. Every input must have the
+ * same row shape and dtype as the first; a mismatch is an error on the error channel.
+ */
+export function chunkTokens(opts: ChunkTokensOptions): OperatorFunction<TokenInput, TokenChunk> {
+  const op = 'chunkTokens'
+  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ size, start?, sequence?, dtype?, backend? }', actual: String(opts) })
+  const size = positiveInt(op, 'size', opts.size)
+  const start0 = opts.start ?? 0
+  if (!Number.isSafeInteger(start0) || start0 < 0) throw new ValueError({ op, arg: 'start', expected: 'a non-negative integer', actual: start0 })
+  const numberDType = opts.dtype ?? 'int32'
+  if (!isDType(numberDType)) throw new DTypeError({ op, arg: 'dtype', expected: 'a dtype', actual: String(numberDType) })
+  const extra = opts.sequence !== undefined ? { sequence: opts.sequence } : {}
+
+  return source =>
+    new Observable<TokenChunk>(subscriber => {
+      const pending: Piece[] = []
+      let rows = 0
+      let position = start0
+      let rowShape: readonly number[] | undefined
+      let dtype: DType | undefined
+
+      const admit = (x: TokenInput): Piece => {
+        let shape: readonly number[]
+        let dt: DType
+        let piece: Piece
+        if (isTensor(x)) {
+          if (x.rank === 0) {
+            x.dispose()
+            throw new ShapeError({ op, arg: 'value', expected: 'a tensor of rank ≥ 1 ([T] or [T, ...])', actual: 'a scalar tensor' })
+          }
+          shape = x.shape.slice(1)
+          dt = x.dtype
+          piece = { tensor: x }
+        } else {
+          const list = typeof x === 'number' ? [x] : x
+          if (!Array.isArray(list) || !list.every(v => typeof v === 'number'))
+            throw new ArgumentError({ op, arg: 'value', expected: 'a number, an array of numbers or a Tensor', actual: typeof x })
+          shape = []
+          dt = numberDType
+          piece = { host: [...list] }
+        }
+        if (rowShape === undefined) {
+          rowShape = shape
+          dtype = dt
+        } else if (shape.length !== rowShape.length || shape.some((d, i) => d !== rowShape![i])) {
+          if ('tensor' in piece) piece.tensor.dispose()
+          throw new ShapeError({ op, arg: 'value', expected: `rows of shape [${rowShape.join(',')}]`, actual: `rows of shape [${shape.join(',')}]` })
+        } else if (dt !== dtype) {
+          if ('tensor' in piece) piece.tensor.dispose()
+          throw new DTypeError({ op, arg: 'value', expected: dtype, actual: dt }, 'every input must have the dtype of the first')
+        }
+        return piece
+      }
+
+      const lengthOf = (p: Piece): number => ('host' in p ? p.host.length : p.tensor.shape[0]!)
+
+      /** Remove `n` rows from the front of the buffer and return them as one tensor. */
+      const take = (n: number): Tensor => {
+        const parts: Tensor[] = []
+        try {
+          return scope(() => {
+            let need = n
+            while (need > 0) {
+              const p = pending[0]!
+              const len = lengthOf(p)
+              const k = Math.min(len, need)
+              if ('host' in p) {
+                const vals = p.host.splice(0, k)
+                parts.push(fromValues(allocFor(dtype!, vals), [k], dtype!, opts.backend))
+              } else if (k === len) {
+                parts.push(p.tensor)
+              } else {
+                parts.push(slice(p.tensor, [[0, k]]))
+                const rest = slice(p.tensor, [[k, len]])
+                p.tensor.dispose()
+                // The remainder outlives this scope: it stays in the buffer.
+                p.tensor = keep(rest)
+              }
+              if (k === len) pending.shift()
+              need -= k
+            }
+            rows -= n
+            if (parts.length === 1) return parts[0]!
+            const out = concat(parts, 0)
+            for (const t of parts) t.dispose()
+            return out
+          })
+        } catch (err) {
+          // Inputs already taken off the buffer are ours to free; the scope frees what it made.
+          for (const t of parts) t.dispose()
+          throw err
+        }
+      }
+
+      const emit = (n: number): void => {
+        const tokens = take(n)
+        const chunk: TokenChunk = { tokens, positions: position, ...extra }
+        position += n
+        subscriber.next(chunk)
+      }
+
+      const sub = source.subscribe({
+        next: x => {
+          // A synchronous source keeps pushing after downstream has closed (take(1)); drop what we own.
+          if (subscriber.closed) {
+            if (isTensor(x)) x.dispose()
+            return
+          }
+          try {
+            const piece = admit(x)
+            const n = lengthOf(piece)
+            if (n === 0) {
+              if ('tensor' in piece) piece.tensor.dispose()
+              return
+            }
+            pending.push(piece)
+            rows += n
+            while (rows >= size && !subscriber.closed) emit(size)
+          } catch (err) {
+            subscriber.error(err)
+          }
+        },
+        error: err => subscriber.error(err),
+        complete: () => {
+          if (subscriber.closed) return
+          try {
+            if (rows > 0) emit(rows)
+          } catch (err) {
+            subscriber.error(err)
+            return
+          }
+          subscriber.complete()
+        },
+      })
+      return () => {
+        sub.unsubscribe()
+        for (const p of pending.splice(0)) if ('tensor' in p) p.tensor.dispose()
+        rows = 0
+      }
+    })
+}
+
+function allocFor(dtype: DType, values: readonly number[]) {
+  switch (dtype) {
+    case 'float64':
+      return Float64Array.from(values)
+    case 'int32':
+      return Int32Array.from(values)
+    case 'uint32':
+      return Uint32Array.from(values)
+    case 'bool':
+      return Uint8Array.from(values, v => (v !== 0 ? 1 : 0))
+    default:
+      return Float32Array.from(values)
+  }
+}
+
+export interface BatchChunksOptions {
+  /** Chunks per batch; the last batch of a stream may be smaller. */
+  readonly size: number
+}
+
+/**
+ * Group chunks into arrays of `size` (like rxjs `bufferCount`), flushing the remainder on complete. Chunks
+ * still buffered when the subscription ends early (error or unsubscribe) are disposed.
+ */
+export function batchChunks<C extends TokenChunk>(opts: BatchChunksOptions): OperatorFunction<C, C[]> {
+  const op = 'batchChunks'
+  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ size }', actual: String(opts) })
+  const size = positiveInt(op, 'size', opts.size)
+  return source =>
+    new Observable<C[]>(subscriber => {
+      let buffer: C[] = []
+      const sub = source.subscribe({
+        next: c => {
+          if (subscriber.closed) {
+            disposeChunk(c)
+            return
+          }
+          buffer.push(c)
+          if (buffer.length >= size) {
+            const out = buffer
+            buffer = []
+            subscriber.next(out)
+          }
+        },
+        error: err => subscriber.error(err),
+        complete: () => {
+          if (buffer.length > 0) {
+            const out = buffer
+            buffer = []
+            subscriber.next(out)
+          }
+          subscriber.complete()
+        },
+      })
+      return () => {
+        sub.unsubscribe()
+        for (const c of buffer) disposeChunk(c)
+        buffer = []
+      }
+    })
+}
+
+export interface MapTensorOptions {
+  /** Leave the input tensor alive (default false: the operator disposes it after `f`). */
+  readonly keepInput?: boolean
+}
+
+/**
+ * Apply `f` to each tensor inside a `scope`, so its temporaries are freed and only its result (any pytree of
+ * tensors) survives. The input is disposed after `f` unless `keepInput` is set or `f` returns it. A throw from
+ * `f` goes to the error channel (the input is disposed then too).
+ */
+export function mapTensor<T extends Tensor, R>(f: (x: T, index: number) => R, opts: MapTensorOptions = {}): OperatorFunction<T, R> {
+  if (typeof f !== 'function') throw new ArgumentError({ op: 'mapTensor', arg: 'f', expected: 'a function', actual: typeof f })
+  const keepInput = opts.keepInput ?? false
+  return source =>
+    new Observable<R>(subscriber => {
+      let index = 0
+      const sub = source.subscribe({
+        next: x => {
+          if (subscriber.closed) {
+            if (!keepInput && isTensor(x)) x.dispose()
+            return
+          }
+          let y: R
+          try {
+            y = scope(() => f(x, index++))
+          } catch (err) {
+            if (!keepInput && isTensor(x)) x.dispose()
+            subscriber.error(err)
+            return
+          }
+          if (!keepInput && isTensor(x) && !treeTensors(y).has(x)) x.dispose()
+          subscriber.next(y)
+        },
+        error: err => subscriber.error(err),
+        complete: () => subscriber.complete(),
+      })
+      return () => sub.unsubscribe()
+    })
+}
