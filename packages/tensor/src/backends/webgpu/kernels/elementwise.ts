@@ -190,6 +190,11 @@ export const elementwiseKernels: Readonly<Record<string, WebGpuKernel>> = {
   },
   // operands load as a (the condition), b and c (the branches)
   Where: (ctx, [c, a, b], attrs) => elementwise(ctx, 'Where', [c!, a!, b!], attr<Shape>(attrs, 'shape'), a!.dtype, 'select(c, b, a != 0u)', 'where', ''),
+  Clamp: (ctx, [x, lo, hi], attrs) => {
+    const f = computeType(x!.dtype) === 'f32'
+    const expr = f ? 'select(min(max(a, b), c), nan_f32(), is_nan(a) || is_nan(b) || is_nan(c))' : 'min(max(a, b), c)'
+    return elementwise(ctx, 'Clamp', [x!, lo!, hi!], attr<Shape>(attrs, 'shape'), x!.dtype, expr, 'clamp', '')
+  },
   Cast: (ctx, [x], attrs) => {
     const to = attr<DType>(attrs, 'dtype')
     return elementwise(ctx, 'Cast', [x!], x!.shape, to, convert('x', x!.dtype, to), `${x!.dtype}->${to}`, '')
