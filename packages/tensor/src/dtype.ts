@@ -75,34 +75,46 @@ export function castValue(dtype: DType, x: number): number {
   }
 }
 
-// f16 <-> f32 bit conversion (round to nearest even), used for f16 storage and safetensors.
+// f16 <-> f32 bit conversion (round to nearest even), used for f16 storage and safetensors. Rounding is done
+// once, from the float64 value: going through a float32 first double-rounds (1 + 2^-11 + 2^-40 would become the
+// tie 1 + 2^-11 and then round down to 1 instead of up).
 const f32 = new Float32Array(1)
 const u32 = new Uint32Array(f32.buffer)
 
+/** 2^floor(log2(a)) for finite a > 0, exact (Math.log2 can be off by one ulp at powers of two). */
+function exponentOf(a: number): number {
+  let e = Math.floor(Math.log2(a))
+  if (2 ** e > a) e--
+  else if (2 ** (e + 1) <= a) e++
+  return e
+}
+
+/** Round to the nearest float16 value, ties to even; overflow gives ±Infinity, NaN stays NaN, -0 stays -0. */
+export function f16Round(x: number): number {
+  if (!Number.isFinite(x) || x === 0) return x
+  const a = Math.abs(x)
+  // 65520 is the midpoint between 65504 (odd mantissa) and 2^16: ties to even carry it to Infinity.
+  if (a >= 65520) return x > 0 ? Infinity : -Infinity
+  // Below 2^-14 the spacing stays 2^-24 (subnormals).
+  const quantum = 2 ** (Math.max(exponentOf(a), -14) - 10)
+  const v = a / quantum // exact: dividing by a power of two, v < 2^11
+  const f = Math.floor(v)
+  const d = v - f
+  const n = d > 0.5 || (d === 0.5 && f % 2 === 1) ? f + 1 : f
+  const r = n * quantum
+  return x < 0 ? -r : r
+}
+
 export function f32ToF16Bits(x: number): number {
   f32[0] = x
-  const bits = u32[0]!
-  const sign = (bits >>> 16) & 0x8000
-  const exp = (bits >>> 23) & 0xff
-  let mant = bits & 0x7fffff
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0) // inf / nan
-  let e = exp - 127 + 15
-  if (e >= 0x1f) return sign | 0x7c00 // overflow → inf
-  if (e <= 0) {
-    if (e < -10) return sign // underflow → ±0
-    mant |= 0x800000
-    const shift = 14 - e
-    let half = mant >>> shift
-    const rem = mant & ((1 << shift) - 1)
-    const mid = 1 << (shift - 1)
-    if (rem > mid || (rem === mid && half & 1)) half++
-    return sign | half
-  }
-  let half = (e << 10) | (mant >>> 13)
-  const rem = mant & 0x1fff
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++ // may carry into the exponent: still correct
-  e = half
-  return sign | e
+  const sign = (u32[0]! >>> 16) & 0x8000
+  if (Number.isNaN(x)) return sign | 0x7e00
+  const r = Math.abs(f16Round(x))
+  if (r === Infinity) return sign | 0x7c00
+  if (r === 0) return sign
+  if (r < 2 ** -14) return sign | (r / 2 ** -24)
+  const e = exponentOf(r)
+  return sign | ((e + 15) << 10) | ((r / 2 ** e - 1) * 1024)
 }
 
 export function f16BitsToF32(h: number): number {
@@ -113,5 +125,3 @@ export function f16BitsToF32(h: number): number {
   if (exp === 0x1f) return mant ? NaN : sign * Infinity
   return sign * (1 + mant / 1024) * 2 ** (exp - 15)
 }
-
-export const f16Round = (x: number): number => f16BitsToF32(f32ToF16Bits(x))

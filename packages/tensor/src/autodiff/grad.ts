@@ -89,8 +89,9 @@ export function valueAndGrad<Args extends readonly unknown[], const N extends nu
       if (!isTensor(value) || value.size !== 1 || !isFloat(value.dtype))
         throw new ValueError({ op: 'valueAndGrad', arg: 'f', expected: 'f to return a scalar float tensor', actual: isTensor(value) ? value : typeof value })
       const cot = backward(tape, value, sources.flat())
-      // Hand out only tensors this call made: a cotangent or value may be an argument or a tape handle.
-      const owned = (t: Tensor): Tensor => (s.has(t) ? t : runOp1('valueAndGrad', 'Identity', [t], {}))
+      // Hand out only tensors this call made: a cotangent or value may be an argument or a tape handle. The
+      // copy is an identity on the tape, so an enclosing grad still differentiates through it.
+      const owned = (t: Tensor): Tensor => (s.has(t) ? t : runOp1('valueAndGrad', 'Identity', [t], {}, dys => [dys[0]!]))
       value = owned(value)
       const gradOf = (t: Tensor): Tensor => owned(cot.get(t) ?? zerosLike(t))
       const perArg = list.map(i => mapTree(args[i], gradOf))

@@ -57,16 +57,31 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/**
+ * Saved handles → the tensor they stand for. Gradient rules run on saved handles, so when an inner grad's
+ * backward pass runs while an outer tape records (grad of grad), the outer tape must see a saved handle as the
+ * tensor it shadows, or every second-order path would be cut.
+ */
+const origin = new WeakMap<Tensor, Tensor>()
+const canonical = (t: Tensor): Tensor => origin.get(t) ?? t
+
+function save(t: Tensor): Tensor {
+  const s = shadow(t)
+  origin.set(s, canonical(t))
+  return s
+}
+
 /** @internal record an op on every open tape that watches one of its inputs. Pruning is free this way. */
 export function record(op: string, inputs: readonly Tensor[], outputs: readonly Tensor[], attrs: Attrs, grad: GradFn): void {
+  const ins = inputs.map(canonical)
   for (const tape of active) {
-    if (!inputs.some(t => tape.watched.has(t))) continue
+    if (!ins.some(t => tape.watched.has(t))) continue
     tape.nodes.push({
       op,
-      inputs,
+      inputs: ins,
       outputs,
-      savedInputs: inputs.map(shadow),
-      savedOutputs: outputs.map(shadow),
+      savedInputs: inputs.map(save),
+      savedOutputs: outputs.map(save),
       attrs,
       grad,
     })

@@ -1,4 +1,4 @@
-import { allocArray, isDType, type DType } from '../dtype.js'
+import { allocArray, castValue, isDType, type DType } from '../dtype.js'
 import { DTypeError, ValueError } from '../errors.js'
 import { fromValues } from '../engine.js'
 import { assertShape, sizeOf, type Shape } from '../shape.js'
@@ -8,6 +8,9 @@ import type { CreationOptions } from './tensor.js'
 export interface FillOptions<D extends DType> extends CreationOptions {
   readonly dtype?: D
 }
+
+/** Longest typed array V8 allocates; beyond it a creation call would die with a RangeError. */
+const MAX_ELEMENTS = 2 ** 32 - 1
 
 function checkDType(op: string, d: unknown): DType {
   const dt = d ?? 'float32'
@@ -21,7 +24,7 @@ export function full<const S extends Shape, D extends DType = 'float32'>(shape: 
   if (typeof value !== 'number') throw new ValueError({ op: 'full', arg: 'value', expected: 'a number', actual: typeof value })
   const dt = checkDType('full', opts.dtype)
   const v = allocArray(dt, sizeOf(shape))
-  v.fill(dt === 'bool' ? (value ? 1 : 0) : value)
+  v.fill(castValue(dt, value))
   return fromValues(v, shape, dt, opts.backend) as Tensor<D, S>
 }
 
@@ -41,18 +44,23 @@ export function arange<D extends DType = 'float32'>(start: number, stop?: number
     if (!Number.isFinite(v)) throw new ValueError({ op: 'arange', arg: name, expected: 'a finite number', actual: v })
   if (step === 0) throw new ValueError({ op: 'arange', arg: 'step', expected: 'a non-zero number', actual: step })
   const n = Math.max(0, Math.ceil((b - a) / step))
+  if (n > MAX_ELEMENTS) throw new ValueError({ op: 'arange', arg: 'stop', expected: `at most ${MAX_ELEMENTS} elements`, actual: n })
   const dt = checkDType('arange', opts.dtype)
   const v = allocArray(dt, n)
-  for (let i = 0; i < n; i++) v[i] = a + i * step
+  for (let i = 0; i < n; i++) v[i] = castValue(dt, a + i * step)
   return fromValues(v, [n], dt, opts.backend) as Tensor<D, readonly [number]>
 }
 
 /** `num` evenly spaced values from `start` to `stop` inclusive. */
 export function linspace<const N extends number, D extends DType = 'float32'>(start: number, stop: number, num: N, opts: FillOptions<D> = {}): Tensor<D, readonly [N]> {
+  for (const [name, v] of [['start', start], ['stop', stop]] as const)
+    if (!Number.isFinite(v)) throw new ValueError({ op: 'linspace', arg: name, expected: 'a finite number', actual: v })
   if (!Number.isInteger(num) || num < 0) throw new ValueError({ op: 'linspace', arg: 'num', expected: 'a non-negative integer', actual: num })
   const dt = checkDType('linspace', opts.dtype)
   const v = allocArray(dt, num)
-  for (let i = 0; i < num; i++) v[i] = num === 1 ? start : start + ((stop - start) * i) / (num - 1)
+  for (let i = 0; i < num; i++) v[i] = castValue(dt, num === 1 ? start : start + ((stop - start) * i) / (num - 1))
+  // start + (stop - start) can miss stop by an ulp (0.1 + (0.3 - 0.1) = 0.30000000000000004); numpy pins it.
+  if (num > 1) v[num - 1] = castValue(dt, stop)
   return fromValues(v, [num], dt, opts.backend) as Tensor<D, readonly [N]>
 }
 
@@ -66,6 +74,7 @@ export function eye<const N extends number, const M extends number = N, D extend
   for (const [name, v] of [['n', n], ['m', cols]] as const)
     if (!Number.isInteger(v) || v < 0) throw new ValueError({ op: 'eye', arg: name, expected: 'a non-negative integer', actual: v })
   const k = opts.k ?? 0
+  if (!Number.isInteger(k)) throw new ValueError({ op: 'eye', arg: 'k', expected: 'an integer diagonal offset', actual: k })
   const dt = checkDType('eye', opts.dtype)
   const v = allocArray(dt, n * cols)
   for (let i = 0; i < n; i++) {

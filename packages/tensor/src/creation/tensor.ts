@@ -1,5 +1,5 @@
 import { either as E } from 'fp-ts'
-import { allocArray, isDType, type AnyTypedArray, type DType } from '../dtype.js'
+import { allocArray, castValue, isDType, type AnyTypedArray, type DType } from '../dtype.js'
 import { ArgumentError, DTypeError, HeedError, ParseError, ShapeError } from '../errors.js'
 import { fromValues } from '../engine.js'
 import { sizeOf, type Shape } from '../shape.js'
@@ -83,7 +83,8 @@ export function toHost(op: string, data: TensorData, shape: Shape | undefined, d
   return { values, shape: sh, dtype: dt }
 }
 
-const castScalar = (dt: DType, v: number): number => (dt === 'bool' ? (v !== 0 && !Number.isNaN(v) ? 1 : 0) : v)
+// castValue rounds float16 once from float64; storing into its Float32Array host buffer would round twice.
+const castScalar = castValue
 
 /**
  * Make a tensor from host data. The shape is inferred from nesting (and is a literal type for literal arrays);
@@ -116,6 +117,9 @@ export function parse(data: unknown, shape?: unknown, dtype?: unknown, opts: Cre
   } catch (err) {
     if (err instanceof HeedError)
       return E.left(new ParseError({ op: 'tensor.parse', arg: err.arg ?? 'data', expected: err.expected, actual: err.actual }, err.message))
+    // Untrusted data can also be cyclic or absurdly deep (stack overflow) or too large to allocate: still a Left.
+    if (err instanceof RangeError)
+      return E.left(new ParseError({ op: 'tensor.parse', arg: 'data', expected: 'finitely nested data of allocatable size' }, err.message))
     throw err
   }
 }

@@ -7,6 +7,7 @@ import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
 import type { Broadcast, Check, Valid } from '../types/shapeTypes.js'
 import { withConstant } from './internal.js'
+import { floor, log } from './unary.js'
 import { unbroadcast } from './unbroadcast.js'
 
 /**
@@ -17,7 +18,8 @@ import { unbroadcast } from './unbroadcast.js'
 export interface BinaryOp<_Allowed extends DType, Out extends DType | 'same' = 'same'> {
   <D extends DType, A extends Shape, B extends Shape>(
     a: Tensor<D, A>,
-    b: Tensor<D, B>,
+    // NoInfer: D comes from a alone, so a float32/float64 pair is a compile error instead of D = the union.
+    b: Tensor<NoInfer<D>, B>,
     ...shapeCheck: Check<Broadcast<A, B>>
   ): Tensor<Out extends 'same' ? D : Out, Valid<Broadcast<A, B>>>
   <D extends DType, A extends Shape>(a: Tensor<D, A>, b: number | boolean): Tensor<Out extends 'same' ? D : Out, A>
@@ -49,9 +51,21 @@ function binary<A extends DType, O extends DType | 'same' = 'same'>(name: string
   }
   return guard(name, {
     'Tensor, Tensor': impl,
-    'Tensor, number | boolean': (a: Tensor, b: number | boolean) => withConstant(b, a, c => impl(a, c)),
-    'number | boolean, Tensor': (a: number | boolean, b: Tensor) => withConstant(a, b, c => impl(c, b)),
+    'Tensor, number | boolean': (a: Tensor, b: number | boolean) => withConstant(checkScalar(name, 'b', b, a), a, c => impl(a, c)),
+    'number | boolean, Tensor': (a: number | boolean, b: Tensor) => withConstant(checkScalar(name, 'a', a, b), b, c => impl(c, b)),
   })
+}
+
+/**
+ * A JS number adopts the tensor's dtype, so it must be representable there: `add(int32, 2.5)` would otherwise
+ * silently add 2, and `sub(uint32, -1)` would add 2^32 - 1.
+ */
+function checkScalar(op: string, arg: string, v: number | boolean, like: Tensor): number | boolean {
+  if (typeof v === 'boolean' || isFloat(like.dtype) || like.dtype === 'bool') return v
+  const [lo, hi] = like.dtype === 'uint32' ? [0, 2 ** 32 - 1] : [-(2 ** 31), 2 ** 31 - 1]
+  if (!Number.isInteger(v) || v < lo || v > hi)
+    throw new DTypeError({ op, arg, expected: `an integer in [${lo}, ${hi}] to combine with ${like.dtype}`, actual: v }, 'number does not fit the tensor dtype')
+  return v
 }
 
 type Numeric = Exclude<DType, 'bool'>
@@ -66,14 +80,17 @@ export const div: BinaryOp<Numeric> = binary('div', 'numeric', 'same', (dy, a, b
 /** a ** b. The gradient with respect to `b` is 0 where a = 0 (PyTorch's convention), not NaN. */
 export const pow: BinaryOp<FloatDType> = binary('pow', 'float', 'same', (dy, a, b, y) => {
   const ga = mul(dy, mul(b, pow(a, withConstant(1, b, one => sub(b, one)))))
-  const safeLog = where(equalRaw(a, 0), 0, logRaw(a))
+  // log is taken of a with its zeros replaced by 1, not masked after the fact: where() stops the value but a
+  // second-order pass would still multiply the masked branch's 1/a = ∞ by a zero cotangent and get NaN.
+  const zero = equalRaw(a, 0)
+  const safeLog = where(zero, 0, log(where(zero, 1, a)))
   return [ga, mul(dy, mul(y, safeLog))]
 })
 /** Elementwise max; on ties the gradient is split evenly between a and b (as PyTorch does). */
 export const maximum: BinaryOp<Numeric> = binary('maximum', 'numeric', 'same', (dy, a, b) => tieSplit(dy, a, b, 'greater'))
 export const minimum: BinaryOp<Numeric> = binary('minimum', 'numeric', 'same', (dy, a, b) => tieSplit(dy, a, b, 'less'))
-/** Floor modulo (result has the sign of b, as numpy's `%`). */
-export const mod: BinaryOp<Numeric> = binary('mod', 'numeric', 'same')
+/** Floor modulo (result has the sign of b, as numpy's `%`). a - floor(a/b)·b, so d/da = 1, d/db = -floor(a/b). */
+export const mod: BinaryOp<Numeric> = binary('mod', 'numeric', 'same', (dy, a, b) => [dy, neg1(mul(dy, floor(div(a, b))))])
 export const atan2: BinaryOp<FloatDType> = binary('atan2', 'float', 'same', (dy, a, b) => {
   const den = add(mul(a, a), mul(b, b))
   return [mul(dy, div(b, den)), neg1(mul(dy, div(a, den)))]
@@ -92,7 +109,6 @@ export const logicalXor: BinaryOp<'bool'> = binary('logicalXor', 'bool', 'same')
 // ---- helpers for gradient rules (raw kernels: no tape, no validation) ----
 
 const neg1 = (t: Tensor): Tensor => runOp1('neg', 'Unary', [t], { fn: 'neg' }, (dys) => [neg1(dys[0]!)])
-const logRaw = (t: Tensor): Tensor => runOp1('log', 'Unary', [t], { fn: 'log' })
 const raw = (fn: string, a: Tensor, b: Tensor, dtype: DType): Tensor =>
   runOp1(fn, 'Binary', [a, b], { fn, shape: broadcastShapes(fn, a.shape, b.shape), dtype })
 const equalRaw = (a: Tensor, v: number): Tensor => withConstant(v, a, c => raw('equal', a, c, 'bool'))

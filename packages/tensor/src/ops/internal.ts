@@ -1,11 +1,12 @@
 import { fromValues } from '../engine.js'
-import { allocArray, type DType } from '../dtype.js'
+import { allocArray, castValue, type DType } from '../dtype.js'
 import type { Tensor } from '../Tensor.js'
 
 /** @internal a rank-0 constant of `like`'s dtype and backend (weak typing: scalars adopt the tensor's dtype). */
 export function constantLike(value: number | boolean, like: Tensor, dtype: DType = like.dtype): Tensor {
   const v = allocArray(dtype, 1)
-  v[0] = typeof value === 'boolean' ? (value ? 1 : 0) : value
+  // castValue rounds once from float64 (a float16 constant would otherwise be rounded via float32 first).
+  v[0] = castValue(dtype, typeof value === 'boolean' ? (value ? 1 : 0) : value)
   return fromValues(v, [], dtype, like.backend)
 }
 

@@ -1,4 +1,4 @@
-import { allocArray, type AnyTypedArray, type DType } from '../../dtype.js'
+import { allocArray, f16Round, type AnyTypedArray, type DType } from '../../dtype.js'
 import { sizeOf, stridesOf, type Shape } from '../../shape.js'
 import type { CpuTensor } from './types.js'
 
@@ -37,17 +37,27 @@ export function broadcastOffsets(inShape: Shape, outShape: Shape): Int32Array | 
   return idx
 }
 
+/**
+ * float16 lives in a Float32Array on the host: storing a float64 result there rounds it to f32 first, and the
+ * later f16 rounding of that is a double rounding (wrong at near-ties). Rounding to f16 straight from the
+ * float64 result avoids it.
+ */
+const forDType = <F extends (...a: number[]) => number>(outDtype: DType, f: F): F =>
+  outDtype === 'float16' ? (((...a: number[]) => f16Round(f(...a))) as F) : f
+
 /** out[i] = f(a[i]) */
-export function mapUnary(x: CpuTensor, outDtype: DType, f: (v: number) => number): CpuTensor {
+export function mapUnary(x: CpuTensor, outDtype: DType, fn: (v: number) => number): CpuTensor {
   const n = x.values.length
   const out = allocArray(outDtype, n)
   const xv = x.values
+  const f = forDType(outDtype, fn)
   for (let i = 0; i < n; i++) out[i] = f(xv[i]!)
   return { values: out, shape: x.shape, dtype: outDtype }
 }
 
 /** out[i] = f(a[ia(i)], b[ib(i)]) over the broadcast shape. */
-export function mapBinary(a: CpuTensor, b: CpuTensor, outShape: Shape, outDtype: DType, f: (x: number, y: number) => number): CpuTensor {
+export function mapBinary(a: CpuTensor, b: CpuTensor, outShape: Shape, outDtype: DType, fn: (x: number, y: number) => number): CpuTensor {
+  const f = forDType(outDtype, fn)
   const n = sizeOf(outShape)
   const out = allocArray(outDtype, n)
   const av = a.values
@@ -68,8 +78,9 @@ export function mapTernary(
   c: CpuTensor,
   outShape: Shape,
   outDtype: DType,
-  f: (x: number, y: number, z: number) => number,
+  fn: (x: number, y: number, z: number) => number,
 ): CpuTensor {
+  const f = forDType(outDtype, fn)
   const n = sizeOf(outShape)
   const out = allocArray(outDtype, n)
   const ia = broadcastOffsets(a.shape, outShape)

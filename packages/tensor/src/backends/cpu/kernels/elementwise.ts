@@ -1,6 +1,6 @@
 import type { Attrs } from '../../../backend.js'
 import type { DType } from '../../../dtype.js'
-import { erf } from '../../../math/erf.js'
+import { erf, erfc } from '../../../math/erf.js'
 import type { Shape } from '../../../shape.js'
 import type { CpuKernelTable, CpuTensor } from '../types.js'
 import { allocArray } from '../../../dtype.js'
@@ -9,8 +9,12 @@ import { broadcastOffsets, mapBinary, mapTernary, mapUnary } from '../util.js'
 
 const SQRT1_2 = Math.SQRT1_2
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI)
+const GELU_C = Math.sqrt(2 / Math.PI)
+const GELU_K = 0.044715
 const sigmoid = (x: number): number => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)))
 const softplus = (x: number): number => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)))
+// Φ(x) = ½·erfc(-x/√2): for x ≪ 0 the form ½(1 + erf) cancels to 0 long before Φ underflows.
+const normalCdf = (x: number): number => 0.5 * erfc(-x * SQRT1_2)
 
 /** Scalar functions behind the `Unary` kernel; the op layer decides which are public and their gradients. */
 export const unaryFns: Readonly<Record<string, (x: number) => number>> = {
@@ -39,14 +43,13 @@ export const unaryFns: Readonly<Record<string, (x: number) => number>> = {
   sigmoid,
   relu: x => (x > 0 ? x : 0),
   step: x => (x > 0 ? 1 : 0),
-  gelu: x => 0.5 * x * (1 + erf(x * SQRT1_2)),
-  geluGrad: x => 0.5 * (1 + erf(x * SQRT1_2)) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x),
-  geluTanh: x => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x))),
+  gelu: x => x * normalCdf(x),
+  geluGrad: x => normalCdf(x) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x),
+  // ½(1 + tanh u) = σ(2u): the σ form keeps the tail for x ≪ 0 where 1 + tanh u cancels to 0.
+  geluTanh: x => x * sigmoid(2 * GELU_C * (x + GELU_K * x * x * x)),
   geluTanhGrad: x => {
-    const c = Math.sqrt(2 / Math.PI)
-    const u = c * (x + 0.044715 * x * x * x)
-    const t = Math.tanh(u)
-    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
+    const s = sigmoid(2 * GELU_C * (x + GELU_K * x * x * x))
+    return s + 2 * x * s * (1 - s) * GELU_C * (1 + 3 * GELU_K * x * x)
   },
   silu: x => x * sigmoid(x),
   siluGrad: x => {
@@ -85,23 +88,39 @@ export const binaryFns: Readonly<Record<string, (a: number, b: number) => number
   logicalXor: (a, b) => ((a ? 1 : 0) ^ (b ? 1 : 0)),
 }
 
+// Integer products can exceed 2^53 before wrapping, so a float multiply would lose the low bits that
+// two's-complement wrap-around keeps; Math.imul is the exact 32-bit product.
+const intMul = (dtype: DType) => (dtype === 'uint32' ? (a: number, b: number) => Math.imul(a, b) >>> 0 : (a: number, b: number) => Math.imul(a, b))
+const isIntDType = (d: DType): boolean => d === 'int32' || d === 'uint32'
+
 const attr = <T>(attrs: Attrs, k: string): T => attrs[k] as T
 
 export const elementwiseKernels: CpuKernelTable = {
   /** attrs: fn (a key of unaryFns), dtype (output dtype; defaults to the input's). */
   Unary: ([x], attrs) => {
-    const f = unaryFns[attr<string>(attrs, 'fn')]!
-    return mapUnary(x!, attr<DType | undefined>(attrs, 'dtype') ?? x!.dtype, f)
+    const fn = attr<string>(attrs, 'fn')
+    const dtype = attr<DType | undefined>(attrs, 'dtype') ?? x!.dtype
+    const f = fn === 'square' && isIntDType(x!.dtype) ? (v: number) => intMul(x!.dtype)(v, v) : unaryFns[fn]!
+    return mapUnary(x!, dtype, f)
   },
   /** attrs: fn (a key of binaryFns), shape (broadcast output shape), dtype (output dtype). */
   Binary: ([a, b], attrs) => {
     const dtype = attr<DType>(attrs, 'dtype')
-    const fn = binaryFns[attr<string>(attrs, 'fn')]!
-    const f = a!.dtype === 'int32' || a!.dtype === 'uint32' ? trunc32(dtype, fn) : fn
+    const name = attr<string>(attrs, 'fn')
+    const fn = binaryFns[name]!
+    const f = !isIntDType(a!.dtype) ? fn : name === 'mul' ? intMul(a!.dtype) : trunc32(dtype, fn)
     return mapBinary(a!, b!, attr<Shape>(attrs, 'shape'), dtype, f)
   },
   /** where(cond, a, b); attrs: shape. */
   Where: ([c, a, b], attrs) => mapTernary(c!, a!, b!, attr<Shape>(attrs, 'shape'), a!.dtype, (p, x, y) => (p ? x : y)),
+  /**
+   * clamp(x, lo, hi) = min(max(x, lo), hi), so lo > hi gives hi (as numpy and PyTorch). NaN in any operand
+   * propagates. attrs: shape.
+   */
+  Clamp: ([x, lo, hi], attrs) =>
+    mapTernary(x!, lo!, hi!, attr<Shape>(attrs, 'shape'), x!.dtype, (v, l, h) =>
+      Number.isNaN(v) || Number.isNaN(l) || Number.isNaN(h) ? NaN : Math.min(Math.max(v, l), h),
+    ),
   /** Cast; attrs: dtype. Float→int truncates toward zero; anything→bool is `x != 0`. */
   Cast: ([x], attrs) => {
     const dtype = attr<DType>(attrs, 'dtype')
