@@ -167,3 +167,59 @@ export type Squeezed<S extends Shape, A extends number | undefined = undefined> 
           ? Shape
           : DropAt<S, A>
       : Shape
+
+// ---- matmul ----------------------------------------------------------------------------------------------
+
+/** Swap the last two dims of a literal shape (a transposed matmul operand); rank < 2 and runtime shapes stay. */
+export type SwapLast<S extends Shape> = S extends readonly [...infer B extends number[], infer R extends number, infer C extends number]
+  ? readonly [...B, C, R]
+  : S
+
+/** Two dims that are both literal and different (a runtime `number` dim is checked at run time instead). */
+type DimsDiffer<A extends number, B extends number> = number extends A ? false : number extends B ? false : A extends B ? false : true
+
+type InnerMismatch = ShapeMismatch<'matmul: inner dims differ'>
+
+type MatMulBatched<BA extends Shape, M extends number, BB extends Shape, N extends number> =
+  Broadcast<BA, BB> extends infer R
+    ? R extends ShapeMismatch<string>
+      ? ShapeMismatch<'matmul: batch dims are not broadcastable'>
+      : R extends Shape
+        ? readonly [...R, M, N]
+        : Shape
+    : Shape
+
+/**
+ * Result shape of `matmul(a, b)` with numpy semantics: `[..., m, k] × [..., k, n] → [broadcast(...), m, n]`; a
+ * 1-D operand is promoted to a matrix and its inserted dim dropped. Literal inner dims that differ, batch dims
+ * that cannot broadcast and rank-0 operands give a `ShapeMismatch`.
+ */
+export type MatMulShape<A extends Shape, B extends Shape> = IsLiteral<A> extends false
+  ? Shape
+  : IsLiteral<B> extends false
+    ? Shape
+    : A extends readonly []
+      ? ShapeMismatch<'matmul: operands need rank >= 1'>
+      : B extends readonly []
+        ? ShapeMismatch<'matmul: operands need rank >= 1'>
+        : A extends readonly [infer KA extends number]
+          ? B extends readonly [infer KB extends number]
+            ? DimsDiffer<KA, KB> extends true
+              ? InnerMismatch
+              : readonly []
+            : B extends readonly [...infer BB extends number[], infer KB extends number, infer N extends number]
+              ? DimsDiffer<KA, KB> extends true
+                ? InnerMismatch
+                : readonly [...BB, N]
+              : Shape
+          : A extends readonly [...infer BA extends number[], infer M extends number, infer KA extends number]
+            ? B extends readonly [infer KB extends number]
+              ? DimsDiffer<KA, KB> extends true
+                ? InnerMismatch
+                : readonly [...BA, M]
+              : B extends readonly [...infer BB extends number[], infer KB extends number, infer N extends number]
+                ? DimsDiffer<KA, KB> extends true
+                  ? InnerMismatch
+                  : MatMulBatched<BA, M, BB, N>
+                : Shape
+            : Shape
