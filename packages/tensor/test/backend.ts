@@ -84,3 +84,12 @@ t.test('dataSync works on host backends', async t => {
   t.ok(a.dataSync() instanceof Int32Array)
   a.dispose()
 })
+
+t.test('device-level counters return to zero for every dtype', async t => {
+  const cpu = new CpuBackend({ name: 'counted' })
+  const before = cpu.memory()
+  const ids = (['float16', 'float32', 'float64', 'int32', 'uint32', 'bool'] as const).map(d => cpu.allocate(d, 5))
+  t.equal(cpu.memory().bytes - before.bytes, 5 * (2 + 4 + 8 + 4 + 4 + 1))
+  for (const id of ids) cpu.free(id)
+  t.same(cpu.memory(), before)
+})

@@ -6,6 +6,8 @@ import type { CpuKernel, CpuTensor } from './types.js'
 
 interface CpuData {
   values: AnyTypedArray
+  /** Bytes as the dtype counts them (a float16 element is 2 bytes though it lives in a Float32Array here). */
+  readonly bytes: number
 }
 
 /** Round a Float32Array holding float16 values to f16 precision in place. */
@@ -39,9 +41,10 @@ export class CpuBackend implements Backend {
   }
 
   #own(values: AnyTypedArray, dtype: DType): CpuData {
+    const bytes = values.length * bytesPerElement(dtype)
     this.#buffers++
-    this.#bytes += values.length * bytesPerElement(dtype)
-    return { values }
+    this.#bytes += bytes
+    return { values, bytes }
   }
 
   write(dataId: DataId, values: AnyTypedArray): void {
@@ -60,7 +63,7 @@ export class CpuBackend implements Backend {
   free(dataId: DataId): void {
     const d = dataId as CpuData
     this.#buffers--
-    this.#bytes -= d.values.byteLength
+    this.#bytes -= d.bytes
     d.values = new Float32Array(0)
   }
 
