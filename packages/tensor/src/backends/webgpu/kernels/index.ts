@@ -1,9 +1,13 @@
 import type { WebGpuKernel } from '../WebGpuBackend.js'
 import { elementwiseKernels } from './elementwise.js'
 import { reduceKernels } from './reduce.js'
+import { shapeKernels } from './shape.js'
+import { indexingKernels } from './indexing.js'
 
 /** Every WebGPU kernel by name: the same names and attrs as the CPU backend's table. */
 export const webgpuKernels: Readonly<Record<string, WebGpuKernel>> = {
   ...elementwiseKernels,
   ...reduceKernels,
+  ...shapeKernels,
+  ...indexingKernels,
 }
