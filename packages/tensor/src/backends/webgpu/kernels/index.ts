@@ -3,6 +3,8 @@ import { elementwiseKernels } from './elementwise.js'
 import { reduceKernels } from './reduce.js'
 import { shapeKernels } from './shape.js'
 import { indexingKernels } from './indexing.js'
+import { linalgKernels } from './linalg.js'
+import { convKernels } from './conv.js'
 
 /** Every WebGPU kernel by name: the same names and attrs as the CPU backend's table. */
 export const webgpuKernels: Readonly<Record<string, WebGpuKernel>> = {
@@ -10,4 +12,6 @@ export const webgpuKernels: Readonly<Record<string, WebGpuKernel>> = {
   ...reduceKernels,
   ...shapeKernels,
   ...indexingKernels,
+  ...linalgKernels,
+  ...convKernels,
 }
