@@ -40,4 +40,10 @@ export interface Backend {
   hasKernel(kernel: string): boolean
   /** Device-level counters: live allocations (or pooled buffers) and their bytes. */
   memory(): { readonly buffers: number; readonly bytes: number }
+  /** Optional: called once if the device is lost, so the engine can re-acquire one. */
+  onLost?(listener: (reason: string) => void): void
+  /** Optional: start collecting per-dispatch device timings (timestamp queries). */
+  beginProfile?(): void
+  /** Optional: stop collecting; resolves to device timings in dispatch order, or undefined where unsupported. */
+  endProfile?(): Promise<readonly { readonly kernel: string; readonly ms: number }[] | undefined>
 }

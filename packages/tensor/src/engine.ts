@@ -1,7 +1,7 @@
 import type { Attrs, Backend, TensorInfo } from './backend.js'
 import { CpuBackend } from './backends/cpu/CpuBackend.js'
 import { bytesPerElement } from './dtype.js'
-import { BackendError } from './errors.js'
+import { BackendError, DeviceLostError } from './errors.js'
 import { sizeOf } from './shape.js'
 import { Storage } from './storage.js'
 import { Tensor } from './Tensor.js'
@@ -19,6 +19,8 @@ const factories = new Map<string, BackendFactory>([
   ['webgpu', async () => (await import('./backends/webgpu/index.js')).createWebGpuBackend()],
 ])
 const instances = new Map<string, Backend>()
+/** Re-acquisitions in flight after a device loss. */
+const reacquiring = new Map<string, Promise<Backend>>()
 let current = 'cpu'
 
 /** Make a backend available under `name` (the WebGPU entry point registers itself this way when asked to). */
@@ -38,7 +40,20 @@ export async function initBackend(name: string): Promise<Backend> {
   if (!factory) throw new BackendError({ op: 'setBackend', arg: 'name', expected: `one of ${listBackends().join(', ')}`, actual: name })
   const b = await factory()
   instances.set(name, b)
+  // A lost device is replaced at once in the background; tensors of the old device stay dead (DeviceLostError).
+  b.onLost?.(() => {
+    if (instances.get(name) !== b) return
+    instances.delete(name)
+    const again = initBackend(name).finally(() => reacquiring.delete(name))
+    again.catch(() => undefined)
+    reacquiring.set(name, again)
+  })
   return b
+}
+
+/** Resolves when `name` is usable: immediately, or once a device lost earlier has been re-acquired. */
+export async function ready(name: string = current): Promise<void> {
+  await (reacquiring.get(name) ?? initBackend(name))
 }
 
 /** The backend instance for `name`, which must already be initialised (cpu always is). */
@@ -51,6 +66,8 @@ export function backendSync(name: string, op = 'backend'): Backend {
     return cpu
   }
   if (!factories.has(name)) throw new BackendError({ op, arg: 'backend', expected: `one of ${listBackends().join(', ')}`, actual: name })
+  if (reacquiring.has(name))
+    throw new DeviceLostError({ op, arg: 'backend', actual: name }, `the device was lost and is being re-acquired, await ready('${name}') first`)
   throw new BackendError({ op, arg: 'backend', actual: name }, `backend is not initialised, call await setBackend('${name}') or await initBackend('${name}') first`)
 }
 
@@ -78,6 +95,36 @@ export function withBackend<T>(name: string, fn: () => T): T {
 export function resetBackend(name: string): void {
   instances.delete(name)
 }
+
+// ---- profiling ----------------------------------------------------------------------------------------------
+
+/** @internal one kernel call as the engine saw it (host time, which on a GPU is only the encoding). */
+export interface KernelCall {
+  readonly op: string
+  readonly kernel: string
+  readonly backend: string
+  readonly ms: number
+}
+
+let profiler: KernelCall[] | undefined
+
+/** @internal start recording kernel calls; returns the previous recorder (profiles nest). */
+export function startRecording(): KernelCall[] | undefined {
+  const prev = profiler
+  profiler = []
+  return prev
+}
+
+/** @internal stop recording; restores the enclosing recorder and appends to it. */
+export function stopRecording(prev: KernelCall[] | undefined): KernelCall[] {
+  const mine = profiler ?? []
+  profiler = prev
+  prev?.push(...mine)
+  return mine
+}
+
+/** @internal instantiated backends (profile asks each for device timings). */
+export const liveBackends = (): Backend[] => [...instances.values()]
 
 // ---- scopes -----------------------------------------------------------------------------------------------
 
@@ -145,11 +192,13 @@ export function runKernel(op: string, kernel: string, inputs: readonly Tensor[],
     b = first.storage.backend
   }
   if (!b.hasKernel(kernel)) throw new BackendError({ op, actual: b.name }, `kernel ${kernel} is not implemented on this backend`)
+  const t0 = profiler ? performance.now() : 0
   const infos = b.run(
     kernel,
     inputs.map(t => ({ dataId: t.storage.dataId, shape: t.shape, dtype: t.dtype })),
     attrs,
   )
+  profiler?.push({ op, kernel, backend: b.name, ms: performance.now() - t0 })
   return infos.map(info => wrap(b, info, inputs.find(t => t.storage.dataId === info.dataId)?.storage))
 }
 

@@ -56,6 +56,8 @@ export class ValueError extends HeedError {}
 export class ArgumentError extends HeedError {}
 /** Backend problems: unknown backend, missing kernel, tensors of two backends in one op, device loss. */
 export class BackendError extends HeedError {}
+/** The device behind a backend was lost (driver reset, `destroy()`, out of memory); its tensors are gone. */
+export class DeviceLostError extends BackendError {}
 /** Use of a tensor after `dispose()`. */
 export class DisposedError extends HeedError {}
 /** Malformed external data (safetensors headers, untrusted arrays). */

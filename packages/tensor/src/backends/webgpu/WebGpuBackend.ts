@@ -1,7 +1,7 @@
 /// <reference types="@webgpu/types" />
 import type { Attrs, Backend, DataId, TensorInfo } from '../../backend.js'
 import { f16BitsToF32, f16Round, f32ToF16Bits, type AnyTypedArray, type DType } from '../../dtype.js'
-import { BackendError } from '../../errors.js'
+import { BackendError, DeviceLostError } from '../../errors.js'
 import { sizeOf, type Shape } from '../../shape.js'
 import type { GpuDeviceInfo } from './device.js'
 import { storageBytes, storageType, type StorageType } from './dtypes.js'
@@ -13,7 +13,10 @@ const UNIFORM = 0x40
 const COPY_SRC = 0x04
 const COPY_DST = 0x08
 const MAP_READ = 0x01
+const QUERY_RESOLVE = 0x200
 const MAP_MODE_READ = 0x1
+/** Timestamp pairs one profile can hold; dispatches past this are profiled by wall time only. */
+const MAX_TIMED_DISPATCHES = 2048
 
 /** Device storage of one tensor. */
 export interface GpuData {
@@ -21,6 +24,8 @@ export interface GpuData {
   readonly st: StorageType
   /** Bytes requested (the buffer may be larger: it comes from a size-class pool). */
   readonly bytes: number
+  /** A cached scalar constant: shared by every tensor of that value, never written, never recycled. */
+  readonly constant?: true
 }
 
 /** What a WebGPU kernel sees of a tensor. */
@@ -52,6 +57,10 @@ export interface WebGpuContext {
 export type WebGpuKernel = (ctx: WebGpuContext, inputs: readonly GpuTensor[], attrs: Attrs) => GpuTensor | readonly GpuTensor[]
 
 const MAX_PENDING_DISPATCHES = 64
+const MAX_CACHED_UNIFORMS = 4096
+const MAX_CACHED_CONSTANTS = 1024
+const MAX_CACHED_BIND_GROUPS = 8192
+const MAX_BIND_GROUPS_WITHOUT_YIELD = 20_000
 const sizeClass = (bytes: number): number => Math.max(16, 2 ** Math.ceil(Math.log2(Math.max(bytes, 1))))
 
 /**
@@ -67,17 +76,37 @@ export class WebGpuBackend implements Backend, WebGpuContext {
   readonly f16: boolean
   readonly #kernels: ReadonlyMap<string, WebGpuKernel>
   readonly #pipelines = new Map<string, GPUComputePipeline>()
+  /** Buffers free since before the last submit: safe for anything, including queue.writeBuffer uploads. */
   readonly #pool = new Map<number, GPUBuffer[]>()
-  readonly #uniformPool = new Map<number, GPUBuffer[]>()
+  /**
+   * Buffers freed since the last submit. Commands still pending in the open encoder may read them, which is
+   * fine for later dispatches in the same encoder (they run in order) but not for queue.writeBuffer (it lands
+   * before the whole encoder), so only kernel outputs take from here. Reusing them at once keeps a loop's buffer
+   * assignment identical step after step, which is what lets bind groups be cached.
+   */
+  readonly #hot = new Map<number, GPUBuffer[]>()
+  readonly #constants = new Map<string, GpuData>()
+  readonly #uniforms = new Map<string, GPUBuffer>()
+  readonly #bindGroups = new Map<string, GPUBindGroup>()
+  readonly #bufferIds = new WeakMap<GPUBuffer, number>()
+  #nextBufferId = 0
+  #newSinceYield = 0
+  #bindGroupsMade = 0
+  /** Uniform buffers evicted from the cache: destroyed once the submission that used them has been queued. */
+  readonly #retired = new Map<number, GPUBuffer[]>()
   readonly #stagingPool = new Map<number, GPUBuffer[]>()
   #releaseAfterSubmit: { buffer: GPUBuffer; pool: Map<number, GPUBuffer[]> }[] = []
   #encoder: GPUCommandEncoder | undefined
   #pass: GPUComputePassEncoder | undefined
   #pending = 0
+  #currentKernel = ''
   #live = 0
   #liveBytes = 0
   #allocated = 0
   #lostReason: string | undefined
+  readonly #lostListeners: ((reason: string) => void)[] = []
+  readonly #lostPromise: Promise<string>
+  #profiling: { querySet: GPUQuerySet; kernels: string[] } | undefined
   /** Validation errors reported asynchronously by the device; surfaced by the next read. */
   #errors: string[] = []
   #scopesClosed: Promise<void> = Promise.resolve()
@@ -87,8 +116,11 @@ export class WebGpuBackend implements Backend, WebGpuContext {
     this.device = info.device
     this.f16 = info.f16
     this.#kernels = new Map(Object.entries(kernels))
-    void this.device.lost.then(l => {
-      this.#lostReason = l.message || l.reason || 'device lost'
+    this.#lostPromise = this.device.lost.then(l => {
+      const reason = l.message || String(l.reason) || 'device lost'
+      this.#lostReason = reason
+      for (const f of this.#lostListeners.splice(0)) f(reason)
+      return reason
     })
   }
 
@@ -97,7 +129,12 @@ export class WebGpuBackend implements Backend, WebGpuContext {
   }
 
   #assertAlive(op: string): void {
-    if (this.#lostReason !== undefined) throw new BackendError({ op, actual: this.#lostReason }, 'the WebGPU device was lost')
+    if (this.#lostReason !== undefined) throw new DeviceLostError({ op, actual: this.#lostReason }, 'the WebGPU device was lost; its tensors are gone')
+  }
+
+  onLost(listener: (reason: string) => void): void {
+    if (this.#lostReason !== undefined) listener(this.#lostReason)
+    else this.#lostListeners.push(listener)
   }
 
   // ---- buffers --------------------------------------------------------------------------------------------
@@ -115,13 +152,36 @@ export class WebGpuBackend implements Backend, WebGpuContext {
     this.#releaseAfterSubmit.push({ buffer, pool })
   }
 
-  #newData(dtype: DType, size: number): GpuData {
+  #newData(dtype: DType, size: number, forUpload: boolean): GpuData {
     this.#assertAlive('allocate')
     const st = storageType(dtype, this.f16)
     const bytes = Math.ceil((size * storageBytes(st)) / 4) * 4
     this.#live++
     this.#liveBytes += bytes
-    return { buffer: this.#take(this.#pool, bytes, STORAGE | COPY_SRC | COPY_DST), st, bytes }
+    const usage = STORAGE | COPY_SRC | COPY_DST
+    const hot = forUpload ? undefined : this.#hot.get(sizeClass(bytes))?.pop()
+    return { buffer: hot ?? this.#take(this.#pool, bytes, usage), st, bytes }
+  }
+
+  /** Scalars (the `2` in `mul(x, 2)`) are cached per dtype and value, so loops do not upload them again. */
+  #constant(dtype: DType, value: number): GpuData {
+    const st = storageType(dtype, this.f16)
+    const key = `${st}:${dtype}:${Object.is(value, -0) ? '-0' : value}`
+    let c = this.#constants.get(key)
+    if (!c) {
+      const buffer = this.device.createBuffer({ size: 16, usage: STORAGE | COPY_SRC | COPY_DST, mappedAtCreation: true })
+      const enc = this.#encode(dtype, st, Float64Array.of(value))
+      new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(enc.buffer, enc.byteOffset, enc.byteLength))
+      buffer.unmap()
+      this.#allocated++
+      c = { buffer, st, bytes: 4, constant: true }
+      this.#constants.set(key, c)
+      // an evicted constant may still back live tensors: drop it from the cache, let the GC reclaim it
+      if (this.#constants.size > MAX_CACHED_CONSTANTS) this.#constants.delete(this.#constants.keys().next().value!)
+    }
+    this.#live++
+    this.#liveBytes += c.bytes
+    return c
   }
 
   #encode(dtype: DType, st: StorageType, values: AnyTypedArray): ArrayBufferView {
@@ -142,7 +202,8 @@ export class WebGpuBackend implements Backend, WebGpuContext {
   }
 
   allocate(dtype: DType, size: number, values?: AnyTypedArray): DataId {
-    const d = this.#newData(dtype, size)
+    if (size === 1 && values !== undefined && values.length === 1) return this.#constant(dtype, values[0]!)
+    const d = this.#newData(dtype, size, values !== undefined)
     if (values !== undefined && size > 0) {
       const enc = this.#encode(dtype, d.st, values)
       this.device.queue.writeBuffer(d.buffer, 0, enc.buffer, enc.byteOffset, Math.ceil(enc.byteLength / 4) * 4)
@@ -152,6 +213,7 @@ export class WebGpuBackend implements Backend, WebGpuContext {
 
   write(dataId: DataId, values: AnyTypedArray): void {
     const d = dataId as GpuData
+    if (d.constant) throw new BackendError({ op: 'write', actual: 'a cached scalar constant' }, 'constants are immutable')
     // pending commands may still read the old contents; queue them first
     this.flush()
     const dtype: DType = d.st === 'f16' ? 'float16' : d.st === 'f32' ? 'float32' : d.st === 'i32' ? 'int32' : 'uint32'
@@ -163,8 +225,11 @@ export class WebGpuBackend implements Backend, WebGpuContext {
     const d = dataId as GpuData
     this.#live--
     this.#liveBytes -= d.bytes
-    if (this.lost) return
-    this.#releaseLater(d.buffer, this.#pool)
+    if (this.lost || d.constant) return
+    const cls = d.buffer.size
+    let hot = this.#hot.get(cls)
+    if (!hot) this.#hot.set(cls, (hot = []))
+    hot.push(d.buffer)
   }
 
   async read(dataId: DataId, dtype: DType, size: number): Promise<AnyTypedArray> {
@@ -176,10 +241,16 @@ export class WebGpuBackend implements Backend, WebGpuContext {
     this.#encoderOpen().copyBufferToBuffer(d.buffer, 0, staging, 0, bytes)
     this.flush()
     try {
-      // await the error scopes together with the map: Dawn for Node only processes events while one is pending
-      await Promise.all([staging.mapAsync(MAP_MODE_READ, 0, bytes), this.#scopesClosed])
+      // await the error scopes together with the map: Dawn for Node only processes events while one is pending.
+      // A loss while waiting rejects at once rather than leaving the caller hanging.
+      const lost = this.#lostPromise.then(reason => {
+        throw new DeviceLostError({ op: 'data', actual: reason }, 'the WebGPU device was lost during a read')
+      })
+      await Promise.race([Promise.all([staging.mapAsync(MAP_MODE_READ, 0, bytes), this.#scopesClosed]), lost])
     } catch (err) {
-      throw new BackendError({ op: 'data', actual: this.#lostReason ?? String(err) }, 'reading a WebGPU buffer failed')
+      if (err instanceof DeviceLostError) throw err
+      if (this.#lostReason !== undefined) throw new DeviceLostError({ op: 'data', actual: this.#lostReason }, 'the WebGPU device was lost during a read')
+      throw new BackendError({ op: 'data', actual: String(err) }, 'reading a WebGPU buffer failed')
     }
     const raw = staging.getMappedRange(0, bytes).slice(0)
     staging.unmap()
@@ -228,16 +299,26 @@ export class WebGpuBackend implements Backend, WebGpuContext {
     }
     this.#pending = 0
     for (const { buffer, pool } of this.#releaseAfterSubmit) {
+      if (pool === this.#retired) {
+        buffer.destroy()
+        continue
+      }
       const cls = buffer.size
       let free = pool.get(cls)
       if (!free) pool.set(cls, (free = []))
       free.push(buffer)
     }
     this.#releaseAfterSubmit = []
+    for (const [cls, list] of this.#hot) {
+      let free = this.#pool.get(cls)
+      if (!free) this.#pool.set(cls, (free = []))
+      free.push(...list)
+    }
+    this.#hot.clear()
   }
 
   output(dtype: DType, shape: Shape): GpuTensor {
-    return { data: this.#newData(dtype, sizeOf(shape)), shape, dtype }
+    return { data: this.#newData(dtype, sizeOf(shape), false), shape, dtype }
   }
 
   #pipeline(key: string, code: () => string): GPUComputePipeline {
@@ -253,22 +334,95 @@ export class WebGpuBackend implements Backend, WebGpuContext {
   dispatch(spec: DispatchSpec): void {
     this.#assertAlive(spec.key)
     const pipeline = this.#pipeline(spec.key, spec.code)
-    const entries: GPUBindGroupEntry[] = []
-    let binding = 0
-    for (const t of [...spec.inputs, ...spec.outputs]) entries.push({ binding: binding++, resource: { buffer: t.data.buffer, size: Math.max(4, t.data.bytes) } })
-    if (spec.uniforms) {
-      const u = this.#take(this.#uniformPool, spec.uniforms.byteLength, UNIFORM | COPY_DST)
-      this.device.queue.writeBuffer(u, 0, spec.uniforms)
-      this.#releaseLater(u, this.#uniformPool)
-      entries.push({ binding: binding++, resource: { buffer: u, size: spec.uniforms.byteLength } })
+    const bindGroup = this.#bindGroup(spec, pipeline)
+    const prof = this.#profiling
+    const timed = prof !== undefined && prof.kernels.length < MAX_TIMED_DISPATCHES
+    if (timed) {
+      // one pass per dispatch so each gets its own begin/end timestamps
+      this.#endPass()
+      const k = prof.kernels.length
+      this.#pass = this.#encoderOpen().beginComputePass({
+        timestampWrites: { querySet: prof.querySet, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 },
+      })
+      prof.kernels.push(this.#currentKernel)
     }
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries })
     this.#pass ??= this.#encoderOpen().beginComputePass()
     this.#pass.setPipeline(pipeline)
     this.#pass.setBindGroup(0, bindGroup)
     const [x, y = 1, z = 1] = spec.workgroups
     if (x > 0 && y > 0 && z > 0) this.#pass.dispatchWorkgroups(x, y, z)
+    if (timed) this.#endPass()
     if (++this.#pending >= MAX_PENDING_DISPATCHES) this.flush()
+  }
+
+  /**
+   * Bind groups are cached by (pipeline, buffers, uniform contents), and uniform blocks by contents. Dawn frees a
+   * bind group's descriptors only when the event loop lets it tick, so a long synchronous loop that made a new
+   * bind group per dispatch exhausted lavapipe's descriptor pools and crashed. With pooled buffers a training
+   * loop repeats the same combinations, so steady state creates nothing.
+   */
+  #bindGroup(spec: DispatchSpec, pipeline: GPUComputePipeline): GPUBindGroup {
+    const bufs = [...spec.inputs, ...spec.outputs].map(t => t.data)
+    let key = spec.key
+    for (const d of bufs) key += `|${this.#bufferId(d.buffer)}:${d.bytes}`
+    let uniform: GPUBuffer | undefined
+    if (spec.uniforms) {
+      const words = new Uint32Array(spec.uniforms)
+      const ukey = words.join(',')
+      uniform = this.#uniforms.get(ukey)
+      if (!uniform) {
+        uniform = this.device.createBuffer({ size: Math.max(16, spec.uniforms.byteLength), usage: UNIFORM | COPY_DST, mappedAtCreation: true })
+        new Uint32Array(uniform.getMappedRange()).set(words)
+        uniform.unmap()
+        this.#uniforms.set(ukey, uniform)
+        if (this.#uniforms.size > MAX_CACHED_UNIFORMS) this.#evictUniform()
+      }
+      key += `|u${this.#bufferId(uniform)}`
+    }
+    const hit = this.#bindGroups.get(key)
+    if (hit) {
+      // refresh LRU order
+      this.#bindGroups.delete(key)
+      this.#bindGroups.set(key, hit)
+      return hit
+    }
+    this.#noteNewBindGroup()
+    this.#bindGroupsMade++
+    const entries: GPUBindGroupEntry[] = bufs.map((d, i) => ({ binding: i, resource: { buffer: d.buffer, size: Math.max(4, d.bytes) } }))
+    if (uniform && spec.uniforms) entries.push({ binding: entries.length, resource: { buffer: uniform, size: spec.uniforms.byteLength } })
+    const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries })
+    this.#bindGroups.set(key, group)
+    if (this.#bindGroups.size > MAX_CACHED_BIND_GROUPS) this.#bindGroups.delete(this.#bindGroups.keys().next().value!)
+    return group
+  }
+
+  #bufferId(b: GPUBuffer): number {
+    let id = this.#bufferIds.get(b)
+    if (id === undefined) this.#bufferIds.set(b, (id = this.#nextBufferId++))
+    return id
+  }
+
+  #evictUniform(): void {
+    // drop the oldest uniform block and every bind group that refers to it (they are keyed by its id)
+    const [ukey, buf] = this.#uniforms.entries().next().value!
+    this.#uniforms.delete(ukey)
+    const tag = `|u${this.#bufferId(buf)}`
+    for (const k of [...this.#bindGroups.keys()]) if (k.endsWith(tag)) this.#bindGroups.delete(k)
+    this.#releaseLater(buf, this.#retired)
+  }
+
+  /**
+   * Count bind groups made since the event loop last ran. Past a limit, fail with a clear error instead of
+   * letting the driver run out of descriptors: the cure is to await something now and then.
+   */
+  #noteNewBindGroup(): void {
+    if (this.#newSinceYield++ === 0) setTimeout(() => (this.#newSinceYield = 0), 0)
+    if (this.#newSinceYield > MAX_BIND_GROUPS_WITHOUT_YIELD)
+      throw new BackendError(
+        { op: 'webgpu', actual: `${this.#newSinceYield} new bind groups` },
+        'too much distinct GPU work without yielding to the event loop; the device frees resources only between ' +
+          'event-loop turns, so await something (a data() read, or `await new Promise(r => setTimeout(r))`) in long loops',
+      )
   }
 
   hasKernel(kernel: string): boolean {
@@ -281,6 +435,7 @@ export class WebGpuBackend implements Backend, WebGpuContext {
     if (!k) throw new BackendError({ op: kernel, actual: 'webgpu' }, 'no such kernel')
     for (const i of inputs) if (i.dtype === 'float64') storageType(i.dtype, this.f16, kernel)
     const ins: GpuTensor[] = inputs.map(i => ({ data: i.dataId as GpuData, shape: i.shape, dtype: i.dtype }))
+    this.#currentKernel = kernel
     const result = k(this, ins, attrs)
     const outs = Array.isArray(result) ? (result as readonly GpuTensor[]) : [result as GpuTensor]
     return outs.map(o => ({ dataId: o.data, shape: o.shape, dtype: o.dtype }))
@@ -291,10 +446,43 @@ export class WebGpuBackend implements Backend, WebGpuContext {
   }
 
   /** Pool statistics: buffers ever created and buffers waiting in pools (for leak tests). */
-  poolStats(): { created: number; pooled: number; pendingRelease: number } {
+  poolStats(): { created: number; pooled: number; pendingRelease: number; bindGroups: number } {
     let pooled = 0
     for (const l of this.#pool.values()) pooled += l.length
-    return { created: this.#allocated, pooled, pendingRelease: this.#releaseAfterSubmit.length }
+    for (const l of this.#hot.values()) pooled += l.length
+    return { created: this.#allocated, pooled, pendingRelease: this.#releaseAfterSubmit.length, bindGroups: this.#bindGroupsMade }
+  }
+
+  beginProfile(): void {
+    if (!this.info.timestamps || this.lost) return
+    this.flush()
+    this.#profiling = { querySet: this.device.createQuerySet({ type: 'timestamp', count: 2 * MAX_TIMED_DISPATCHES }), kernels: [] }
+  }
+
+  async endProfile(): Promise<{ kernel: string; ms: number }[] | undefined> {
+    const prof = this.#profiling
+    this.#profiling = undefined
+    if (!prof) return undefined
+    this.#endPass()
+    const n = prof.kernels.length
+    if (n === 0) {
+      prof.querySet.destroy()
+      return []
+    }
+    const bytes = 16 * n
+    const resolve = this.device.createBuffer({ size: bytes, usage: QUERY_RESOLVE | COPY_SRC })
+    const staging = this.device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST })
+    const enc = this.#encoderOpen()
+    enc.resolveQuerySet(prof.querySet, 0, 2 * n, resolve, 0)
+    enc.copyBufferToBuffer(resolve, 0, staging, 0, bytes)
+    this.flush()
+    await Promise.all([staging.mapAsync(MAP_MODE_READ), this.#scopesClosed])
+    const ts = new BigUint64Array(staging.getMappedRange().slice(0))
+    staging.unmap()
+    staging.destroy()
+    resolve.destroy()
+    prof.querySet.destroy()
+    return prof.kernels.map((kernel, i) => ({ kernel, ms: Number(ts[2 * i + 1]! - ts[2 * i]!) / 1e6 }))
   }
 
   destroy(): void {

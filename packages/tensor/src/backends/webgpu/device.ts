@@ -24,14 +24,21 @@ export interface GpuDeviceInfo {
 export async function findGpu(): Promise<GPU | undefined> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator
   if (nav?.gpu) return nav.gpu
-  const spec = 'webgpu'
-  try {
-    const mod = (await import(/* @vite-ignore */ spec)) as { create: (flags: string[]) => GPU }
-    return mod.create([])
-  } catch {
-    return undefined
-  }
+  // One Dawn instance per process, created on first use and kept: devices re-acquired after a loss come from
+  // the same instance, and an instance must outlive every device it made.
+  dawn ??= (async () => {
+    const spec = 'webgpu'
+    try {
+      const mod = (await import(/* @vite-ignore */ spec)) as { create: (flags: string[]) => GPU }
+      return mod.create([])
+    } catch {
+      return undefined
+    }
+  })()
+  return dawn
 }
+
+let dawn: Promise<GPU | undefined> | undefined
 
 /** Acquire a device, asking only for the optional features the adapter has (f16 storage, timestamps). */
 export async function acquireDevice(gpu?: GPU): Promise<GpuDeviceInfo> {
