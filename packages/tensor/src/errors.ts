@@ -13,7 +13,7 @@ export interface ErrorDetails {
   readonly actual?: unknown
 }
 
-export const fmt = (u: unknown): string => {
+const fmt = (u: unknown): string => {
   if (Array.isArray(u)) return `[${u.map(fmt).join(',')}]`
   if (typeof u === 'string') return u
   if (typeof u === 'object' && u !== null && 'shape' in u && 'dtype' in u) {

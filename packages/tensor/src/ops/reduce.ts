@@ -10,7 +10,6 @@ import { reshape } from './reshape.js'
 import { assertNonEmpty, axesOf, boolOption, checkDType, counts, expandTo, parseReduce, spread, type ReduceOptions } from './reduceInternal.js'
 
 export type { ReduceOptions } from './reduceInternal.js'
-export { keptShape } from './reduceInternal.js'
 
 export interface VarianceOptions extends ReduceOptions {
   /** Subtracted from the element count in the denominator (numpy's `ddof`): 0 is the population variance, 1 Bessel's. */

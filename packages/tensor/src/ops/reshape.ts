@@ -6,7 +6,7 @@ import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
 
 /** Resolve one `-1` entry and check sizes. */
-export function resolveShape(op: string, from: Shape, to: Shape): number[] {
+function resolveShape(op: string, from: Shape, to: Shape): number[] {
   if (!Array.isArray(to) || !to.every(d => Number.isInteger(d) && d >= -1))
     throw new ValueError({ op, arg: 'shape', expected: 'an array of integers ≥ -1', actual: JSON.stringify(to) })
   const free = to.filter(d => d === -1).length

@@ -17,7 +17,7 @@ const domainWords: Record<Domain, string> = { float: 'a float dtype (cast first)
 const inDomain = (d: DType, domain: Domain): boolean => (domain === 'float' ? isFloat(d) : domain === 'bool' ? d === 'bool' : d !== 'bool')
 
 /** @internal raw elementwise function without a gradient (used inside gradient rules). */
-export const unaryRaw = (fn: string, x: Tensor): Tensor => runOp1(fn, 'Unary', [x], { fn })
+const unaryRaw = (fn: string, x: Tensor): Tensor => runOp1(fn, 'Unary', [x], { fn })
 
 function unary<A extends DType>(name: string, domain: Domain, grad?: GradFn, fn = name): UnaryOp<A> {
   const impl = (x: Tensor): Tensor => {
