@@ -40,6 +40,11 @@ export interface Backend {
   hasKernel(kernel: string): boolean
   /** Device-level counters: live allocations (or pooled buffers) and their bytes. */
   memory(): { readonly buffers: number; readonly bytes: number }
+  /**
+   * Optional: add a kernel after construction (packages such as @heed/attention bring fused kernels). The
+   * implementation's type is the backend's own kernel type (CpuKernel, WebGpuKernel).
+   */
+  registerKernel?(name: string, impl: unknown): void
   /** Optional: called once if the device is lost, so the engine can re-acquire one. */
   onLost?(listener: (reason: string) => void): void
   /** Optional: start collecting per-dispatch device timings (timestamp queries). */

@@ -29,6 +29,24 @@ export function registerBackend(name: string, factory: BackendFactory): void {
   instances.delete(name)
 }
 
+/** Kernels added by other packages, replayed into every instance of their backend (also after a device loss). */
+const extensionKernels = new Map<string, Map<string, unknown>>()
+
+/**
+ * Add a kernel to a backend by name: how packages beyond @heed/tensor bring fused kernels without touching it.
+ * `impl` has the backend's kernel type (`CpuKernel` for cpu, `WebGpuKernel` for webgpu). Idempotent.
+ */
+export function registerKernel(backend: string, kernel: string, impl: unknown): void {
+  let m = extensionKernels.get(backend)
+  if (!m) extensionKernels.set(backend, (m = new Map()))
+  m.set(kernel, impl)
+  instances.get(backend)?.registerKernel?.(kernel, impl)
+}
+
+/** Whether `backend` (instantiated) has `kernel`. */
+export const hasKernel = (backend: string, kernel: string): boolean =>
+  instances.get(backend)?.hasKernel(kernel) ?? extensionKernels.get(backend)?.has(kernel) ?? false
+
 /** Names of the backends that can be selected. */
 export const listBackends = (): string[] => [...factories.keys()]
 
@@ -39,6 +57,7 @@ export async function initBackend(name: string): Promise<Backend> {
   const factory = factories.get(name)
   if (!factory) throw new BackendError({ op: 'setBackend', arg: 'name', expected: `one of ${listBackends().join(', ')}`, actual: name })
   const b = await factory()
+  for (const [kernel, impl] of extensionKernels.get(name) ?? []) b.registerKernel?.(kernel, impl)
   instances.set(name, b)
   // A lost device is replaced at once in the background; tensors of the old device stay dead (DeviceLostError).
   b.onLost?.(() => {
@@ -62,6 +81,7 @@ export function backendSync(name: string, op = 'backend'): Backend {
   if (have) return have
   if (name === 'cpu') {
     const cpu = new CpuBackend()
+    for (const [kernel, impl] of extensionKernels.get('cpu') ?? []) cpu.registerKernel(kernel, impl)
     instances.set('cpu', cpu)
     return cpu
   }

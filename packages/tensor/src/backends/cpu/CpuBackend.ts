@@ -21,7 +21,7 @@ function roundF16(values: AnyTypedArray): void {
  */
 export class CpuBackend implements Backend {
   readonly name: string
-  readonly #kernels: ReadonlyMap<string, CpuKernel>
+  readonly #kernels: Map<string, CpuKernel>
   #buffers = 0
   #bytes = 0
 
@@ -65,6 +65,10 @@ export class CpuBackend implements Backend {
     this.#buffers--
     this.#bytes -= d.bytes
     d.values = new Float32Array(0)
+  }
+
+  registerKernel(name: string, impl: unknown): void {
+    this.#kernels.set(name, impl as CpuKernel)
   }
 
   hasKernel(kernel: string): boolean {

@@ -74,7 +74,7 @@ export class WebGpuBackend implements Backend, WebGpuContext {
   readonly info: GpuDeviceInfo
   readonly device: GPUDevice
   readonly f16: boolean
-  readonly #kernels: ReadonlyMap<string, WebGpuKernel>
+  readonly #kernels: Map<string, WebGpuKernel>
   readonly #pipelines = new Map<string, GPUComputePipeline>()
   /** Buffers free since before the last submit: safe for anything, including queue.writeBuffer uploads. */
   readonly #pool = new Map<number, GPUBuffer[]>()
@@ -423,6 +423,10 @@ export class WebGpuBackend implements Backend, WebGpuContext {
         'too much distinct GPU work without yielding to the event loop; the device frees resources only between ' +
           'event-loop turns, so await something (a data() read, or `await new Promise(r => setTimeout(r))`) in long loops',
       )
+  }
+
+  registerKernel(name: string, impl: unknown): void {
+    this.#kernels.set(name, impl as WebGpuKernel)
   }
 
   hasKernel(kernel: string): boolean {

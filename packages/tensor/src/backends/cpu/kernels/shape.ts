@@ -150,4 +150,23 @@ export const shapeKernels: CpuKernelTable = {
         }
     return { values: out, shape, dtype: x!.dtype }
   },
+  /**
+   * In place: copy src into dst along `axis` starting at `offset`, and return dst itself (shared storage). The one
+   * mutating kernel, for preallocated buffers such as KV caches. attrs: axis, offset.
+   */
+  WriteSlice: ([dst, src], attrs) => {
+    const axis = attrs['axis'] as number
+    const offset = attrs['offset'] as number
+    const outer = dst!.shape.slice(0, axis).reduce((a, b) => a * b, 1)
+    const inner = dst!.shape.slice(axis + 1).reduce((a, b) => a * b, 1)
+    const dA = dst!.shape[axis]!
+    const sA = src!.shape[axis]!
+    const d = dst!.values
+    const v = src!.values
+    for (let o = 0; o < outer; o++) {
+      const from = o * sA * inner
+      d.set(v.subarray(from, from + sA * inner), (o * dA + offset) * inner)
+    }
+    return dst!
+  },
 }

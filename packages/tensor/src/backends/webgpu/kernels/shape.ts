@@ -102,7 +102,36 @@ ${main(`  let o = i / p.chunk;
 
 const outerOf = (shape: Shape, axis: number): number => sizeOf(shape.slice(0, axis))
 
+/** In-place copy of src into dst along an axis (see the CPU kernel); dst is bound read-write and returned. */
+function writeSlice(ctx: WebGpuContext, dst: GpuTensor, src: GpuTensor, axis: number, offset: number): GpuTensor {
+  const n = sizeOf(src.shape)
+  if (n === 0) return dst
+  const a = src.shape[axis]!
+  const inner = src.shape.slice(axis + 1).reduce((x, y) => x * y, 1)
+  const st = src.data.st
+  const key = `WriteSlice:${st}:f16=${ctx.f16}`
+  const code = (): string => `${enableF16(ctx)}struct Params { n: u32, a: u32, inner: u32, dstA: u32, offset: u32, _p0: u32, _p1: u32, _p2: u32 }
+@group(0) @binding(0) var<storage, read> S: array<${st}>;
+@group(0) @binding(1) var<storage, read_write> D: array<${st}>;
+@group(0) @binding(2) var<uniform> p: Params;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = ${flatIndex()};
+  if (i >= p.n) { return; }
+  let ii = i % p.inner;
+  let ai = (i / p.inner) % p.a;
+  let o = i / (p.inner * p.a);
+  D[(o * p.dstA + p.offset + ai) * p.inner + ii] = S[i];
+}
+`
+  const u = new Uniforms().u32(n, a, inner, dst.shape[axis]!, offset, 0, 0, 0)
+  ctx.dispatch({ key, code, inputs: [src], outputs: [dst], uniforms: u.buffer(), workgroups: grid(n) })
+  return dst
+}
+
 export const shapeKernels: Readonly<Record<string, WebGpuKernel>> = {
+  WriteSlice: (ctx, [dst, src], attrs) => writeSlice(ctx, dst!, src!, attr<number>(attrs, 'axis'), attr<number>(attrs, 'offset')),
+
   Transpose: (ctx, [x], attrs) => {
     const perm = attr<readonly number[]>(attrs, 'perm')
     const st = stridesOf(x!.shape)
