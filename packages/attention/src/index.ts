@@ -1,13 +1,10 @@
 /**
- * @heed/attention: softmax attention with a mask/score-mod algebra, the (o, lse) state merge,
- * KV caches and streaming decode, and efficient attention operators (Lightning, Flow, Agent, DuoAttention,
- * Landmark, S2, MoH, ACT, HiLo, Combiner, Routing, HiP).
- *
- * The package is being built. Until its first operators land, this entry point exposes only what is true
- * today: the tensor types its API will take and return, and its development stage.
+ * @heed/attention: softmax attention with a mask/score-mod algebra, the (o, lse) state merge, KV caches and
+ * streaming decode, and the efficient attention operators of the seed papers.
+ * Shapes follow [B, H, T, D]: batch, heads, sequence, head dim (Hkv key/value heads for grouped-query attention).
  */
-// Re-exported so code written against this package types its tensors without a second import.
 export type { Tensor, DType, Shape } from '@heed/tensor'
-
-/** Development stage of @heed/attention; removed once the package ships its first operator. */
-export const stage = 'in development' as const
+export { Mask, mask, type MaskNode, type Tile, type TileClass } from './mask.js'
+export { ScoreMod, scoreMod, alibiSlopes, type ScoreModNode } from './scoreMod.js'
+export { scaledDotProductAttention, type SdpaOptions, type AttentionResult } from './sdpa.js'
+export type { AttentionAttrs } from './kernels/attrs.js'

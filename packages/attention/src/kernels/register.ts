@@ -1,0 +1,23 @@
+import { hasKernel, registerKernel } from '@heed/tensor'
+import { cpuAttentionKernels } from './cpu.js'
+
+let done = false
+
+/**
+ * Register attention's fused kernels with @heed/tensor's backends. Called by the ops on first use rather than at
+ * import time, so importing the package has no side effects. The WebGPU kernels are registered the same way by
+ * name; a backend without them reports a clear "kernel not implemented" error.
+ */
+export function ensureAttentionKernels(): void {
+  if (done && hasKernel('cpu', 'Attention')) return
+  for (const [name, impl] of Object.entries(cpuAttentionKernels)) registerKernel('cpu', name, impl)
+  for (const [name, impl] of Object.entries(webgpuKernels)) registerKernel('webgpu', name, impl)
+  done = true
+}
+
+/** Filled in by kernels/webgpu.ts (kept separate so the CPU path never loads WGSL code it does not need). */
+const webgpuKernels: Record<string, unknown> = {}
+export const provideWebgpuAttentionKernels = (k: Readonly<Record<string, unknown>>): void => {
+  Object.assign(webgpuKernels, k)
+  for (const [name, impl] of Object.entries(k)) registerKernel('webgpu', name, impl)
+}

@@ -1,0 +1,230 @@
+import { ArgumentError, ValueError } from '@heed/tensor'
+
+/**
+ * Masks are pure predicates over absolute positions: `test(b, h, pq, pk)` says whether query position `pq` of
+ * head `h` in batch `b` may attend to key position `pk`. They are data (a small tree of nodes) rather than opaque
+ * closures, so that the same mask runs as a TypeScript predicate on the CPU, compiles to a WGSL function on
+ * WebGPU, and classifies whole tiles of the score matrix (skip / evaluate / take all) in closed form.
+ * `custom(fn)` accepts any closure: it runs on the CPU and is precomputed into a dense table for WebGPU.
+ */
+export type MaskNode =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'none' }
+  | { readonly kind: 'causal' }
+  | { readonly kind: 'window'; readonly size: number }
+  | { readonly kind: 'sinks'; readonly count: number }
+  | { readonly kind: 'chunk'; readonly size: number }
+  | { readonly kind: 'segments'; readonly q: Int32Array; readonly k: Int32Array }
+  | { readonly kind: 'and'; readonly parts: readonly Mask[] }
+  | { readonly kind: 'or'; readonly parts: readonly Mask[] }
+  | { readonly kind: 'not'; readonly part: Mask }
+  | { readonly kind: 'perHead'; readonly heads: readonly Mask[] }
+  | { readonly kind: 'custom'; readonly fn: (b: number, h: number, pq: number, pk: number) => boolean }
+
+/** How a rectangular tile of positions relates to a mask: no pair allowed, some, or every pair. */
+export type TileClass = 'none' | 'partial' | 'full'
+
+/** Inclusive position ranges of a tile. */
+export interface Tile {
+  readonly q0: number
+  readonly q1: number
+  readonly k0: number
+  readonly k1: number
+}
+
+export class Mask {
+  /** @internal use the factories in `mask`. */
+  constructor(readonly node: MaskNode) {}
+
+  /** Whether query position `pq` may attend to key position `pk` (batch `b`, head `h`). */
+  test(b: number, h: number, pq: number, pk: number): boolean {
+    const n = this.node
+    switch (n.kind) {
+      case 'all':
+        return true
+      case 'none':
+        return false
+      case 'causal':
+        return pk <= pq
+      case 'window':
+        return Math.abs(pq - pk) < n.size
+      case 'sinks':
+        return pk < n.count
+      case 'chunk':
+        return Math.floor(pq / n.size) === Math.floor(pk / n.size)
+      case 'segments':
+        return pq >= 0 && pk >= 0 && pq < n.q.length && pk < n.k.length && n.q[pq] === n.k[pk]
+      case 'and':
+        return n.parts.every(m => m.test(b, h, pq, pk))
+      case 'or':
+        return n.parts.some(m => m.test(b, h, pq, pk))
+      case 'not':
+        return !n.part.test(b, h, pq, pk)
+      case 'perHead':
+        return (n.heads[h] ?? n.heads[n.heads.length - 1]!).test(b, h, pq, pk)
+      case 'custom':
+        return n.fn(b, h, pq, pk)
+    }
+  }
+
+  /**
+   * Classify a tile in closed form for library masks (exact), conservatively ('partial') where that is not
+   * possible (custom closures, segments). Used to skip fully masked tiles and to drop per-pair tests on full ones.
+   */
+  classify(h: number, t: Tile): TileClass {
+    const n = this.node
+    switch (n.kind) {
+      case 'all':
+        return 'full'
+      case 'none':
+        return 'none'
+      case 'causal':
+        return t.k1 <= t.q0 ? 'full' : t.k0 > t.q1 ? 'none' : 'partial'
+      case 'window': {
+        // |pq - pk| ranges over [minGap, maxGap] on the tile
+        const maxGap = Math.max(Math.abs(t.q0 - t.k1), Math.abs(t.q1 - t.k0))
+        const overlaps = t.q0 <= t.k1 && t.k0 <= t.q1
+        const minGap = overlaps ? 0 : Math.min(Math.abs(t.q0 - t.k1), Math.abs(t.k0 - t.q1))
+        return maxGap < n.size ? 'full' : minGap >= n.size ? 'none' : 'partial'
+      }
+      case 'sinks':
+        return t.k1 < n.count ? 'full' : t.k0 >= n.count ? 'none' : 'partial'
+      case 'chunk': {
+        const cq0 = Math.floor(t.q0 / n.size)
+        const cq1 = Math.floor(t.q1 / n.size)
+        const ck0 = Math.floor(t.k0 / n.size)
+        const ck1 = Math.floor(t.k1 / n.size)
+        if (cq0 === cq1 && ck0 === ck1) return cq0 === ck0 ? 'full' : 'none'
+        return cq1 < ck0 || ck1 < cq0 ? 'none' : 'partial'
+      }
+      case 'and': {
+        let all = true
+        for (const m of n.parts) {
+          const c = m.classify(h, t)
+          if (c === 'none') return 'none'
+          if (c === 'partial') all = false
+        }
+        return all ? 'full' : 'partial'
+      }
+      case 'or': {
+        let none = true
+        for (const m of n.parts) {
+          const c = m.classify(h, t)
+          if (c === 'full') return 'full'
+          if (c === 'partial') none = false
+        }
+        return none ? 'none' : 'partial'
+      }
+      case 'not': {
+        const c = n.part.classify(h, t)
+        return c === 'full' ? 'none' : c === 'none' ? 'full' : 'partial'
+      }
+      case 'perHead':
+        return (n.heads[h] ?? n.heads[n.heads.length - 1]!).classify(h, t)
+      default:
+        return 'partial'
+    }
+  }
+
+  /** True when the mask (and all its parts) can be compiled to WGSL; custom closures cannot. */
+  get compilable(): boolean {
+    const n = this.node
+    switch (n.kind) {
+      case 'custom':
+        return false
+      case 'and':
+      case 'or':
+        return n.parts.every(m => m.compilable)
+      case 'not':
+        return n.part.compilable
+      case 'perHead':
+        return n.heads.every(m => m.compilable)
+      default:
+        return true
+    }
+  }
+
+  /** A structural key: equal keys compile to the same WGSL (segments' ids travel as data, not in the key). */
+  get key(): string {
+    const n = this.node
+    switch (n.kind) {
+      case 'window':
+        return `window(${n.size})`
+      case 'sinks':
+        return `sinks(${n.count})`
+      case 'chunk':
+        return `chunk(${n.size})`
+      case 'and':
+      case 'or':
+        return `${n.kind}(${n.parts.map(m => m.key).join(',')})`
+      case 'not':
+        return `not(${n.part.key})`
+      case 'perHead':
+        return `perHead(${n.heads.map(m => m.key).join(',')})`
+      default:
+        return n.kind
+    }
+  }
+
+  toString(): string {
+    return `Mask(${this.key})`
+  }
+}
+
+const positiveInt = (op: string, arg: string, v: number): number => {
+  if (!Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: v })
+  return v
+}
+const nonNegativeInt = (op: string, arg: string, v: number): number => {
+  if (!Number.isInteger(v) || v < 0) throw new ValueError({ op, arg, expected: 'a non-negative integer', actual: v })
+  return v
+}
+const masks = (op: string, parts: readonly unknown[]): Mask[] =>
+  parts.map((m, i) => {
+    if (!(m instanceof Mask)) throw new ArgumentError({ op, arg: `mask ${i}`, expected: 'a Mask', actual: typeof m })
+    return m
+  })
+
+const ALL = new Mask({ kind: 'all' })
+const NONE = new Mask({ kind: 'none' })
+const CAUSAL = new Mask({ kind: 'causal' })
+
+/** Mask constructors and combinators. */
+export const mask = {
+  /** Every pair. */
+  all: ALL,
+  /** No pair. */
+  none: NONE,
+  /** `pk ≤ pq`. */
+  causal: CAUSAL,
+  /** `|pq − pk| < size` (combine with `causal` for a sliding window over the past). */
+  window: (size: number): Mask => new Mask({ kind: 'window', size: positiveInt('mask.window', 'size', size) }),
+  /** The first `count` positions (attention sinks): `pk < count`. */
+  sinks: (count: number): Mask => new Mask({ kind: 'sinks', count: nonNegativeInt('mask.sinks', 'count', count) }),
+  /** StreamingLLM / DuoAttention streaming heads: `causal ∧ (pk < nSink ∨ pq − pk < nRecent)`. */
+  streaming: (nSink: number, nRecent: number): Mask =>
+    mask.and(CAUSAL, mask.or(mask.sinks(nSink), mask.window(positiveInt('mask.streaming', 'nRecent', nRecent)))),
+  /** Block-local attention: `⌊pq/size⌋ = ⌊pk/size⌋`. */
+  chunk: (size: number): Mask => new Mask({ kind: 'chunk', size: positiveInt('mask.chunk', 'size', size) }),
+  /**
+   * Packed variable-length sequences: `ids[pq] = ids[pk]` (positions index into the id arrays). Pass `kIds` when
+   * keys are numbered differently from queries.
+   */
+  segments: (ids: ArrayLike<number>, kIds: ArrayLike<number> = ids): Mask => {
+    for (const [arg, a] of [['ids', ids], ['kIds', kIds]] as const)
+      for (let i = 0; i < a.length; i++)
+        if (!Number.isInteger(a[i])) throw new ValueError({ op: 'mask.segments', arg, expected: 'integer segment ids', actual: a[i] })
+    return new Mask({ kind: 'segments', q: Int32Array.from(ids), k: Int32Array.from(kIds) })
+  },
+  and: (...parts: Mask[]): Mask => (parts.length === 0 ? ALL : parts.length === 1 ? masks('mask.and', parts)[0]! : new Mask({ kind: 'and', parts: masks('mask.and', parts) })),
+  or: (...parts: Mask[]): Mask => (parts.length === 0 ? NONE : parts.length === 1 ? masks('mask.or', parts)[0]! : new Mask({ kind: 'or', parts: masks('mask.or', parts) })),
+  not: (part: Mask): Mask => new Mask({ kind: 'not', part: masks('mask.not', [part])[0]! }),
+  /** A different mask per head: `f(h)` for h in [0, heads). */
+  perHead: (heads: number, f: (h: number) => Mask): Mask =>
+    new Mask({ kind: 'perHead', heads: masks('mask.perHead', Array.from({ length: positiveInt('mask.perHead', 'heads', heads) }, (_, h) => f(h))) }),
+  /** Any predicate. Runs on the CPU; WebGPU evaluates it once on the host into a dense table (Tq·Tk bytes). */
+  custom: (fn: (b: number, h: number, pq: number, pk: number) => boolean): Mask => {
+    if (typeof fn !== 'function') throw new ArgumentError({ op: 'mask.custom', arg: 'fn', expected: 'a function', actual: typeof fn })
+    return new Mask({ kind: 'custom', fn })
+  },
+}
