@@ -29,7 +29,11 @@ const unaryCases: ParityCase[] = (
     ['gelu', (x: h.Tensor) => h.gelu(x), X],
     ['gelu tanh', (x: h.Tensor) => h.gelu(x, { approximate: 'tanh' }), X],
   ] as [string, (x: h.Tensor) => h.Tensor, object][]
-).map(([name, f, spec]) => ({ name, inputs: [spec as { shape: number[] }], f, grad: true }))
+).flatMap(([name, f, spec]) => [
+  { name, inputs: [spec as { shape: number[] }], f, grad: true },
+  // a size divisible by 4 takes the vec4 path
+  { name: `${name} (vec4)`, inputs: [{ ...(spec as { shape: number[] }), shape: [4, 6] }], f },
+])
 
 const A = { shape: [2, 3, 4] }
 const B = { shape: [3, 1] }
@@ -37,6 +41,7 @@ const cases: ParityCase[] = [
   ...unaryCases,
   { name: 'floor/ceil/round/sign', inputs: [{ shape: [4, 4], lo: -5, hi: 5 }], f: x => [h.floor(x), h.ceil(x), h.round(x), h.sign(x)] },
   { name: 'add broadcast', inputs: [A, B], f: h.add, grad: true },
+  { name: 'binary with a scalar operand (vec4)', inputs: [{ shape: [8, 4] }, { shape: [] }], f: (a, b) => [h.mul(a!, b!), h.sub(b!, a!), h.maximum(a!, b!)] },
   { name: 'sub broadcast', inputs: [A, B], f: h.sub, grad: true },
   { name: 'mul broadcast', inputs: [A, B], f: h.mul, grad: true },
   { name: 'div broadcast', inputs: [A, { shape: [3, 1], lo: 0.5, hi: 2 }], f: h.div, grad: true },
