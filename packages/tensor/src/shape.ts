@@ -63,3 +63,16 @@ export function normAxes(op: string, axis: number | readonly number[] | undefine
 /** Shape after reducing `axes` (sorted, normalised). */
 export const reducedShape = (shape: Shape, axes: readonly number[], keepDims: boolean): number[] =>
   keepDims ? shape.map((d, i) => (axes.includes(i) ? 1 : d)) : shape.filter((_, i) => !axes.includes(i))
+
+/**
+ * Strides of `inShape` read as if broadcast to `outShape`: broadcast dims get stride 0. Kernels walk output indices and add
+ * these strides, so no broadcast copy is ever made (CPU and WebGPU alike).
+ */
+export function broadcastStrides(inShape: Shape, outShape: Shape): number[] {
+  const s = stridesOf(inShape)
+  const off = outShape.length - inShape.length
+  return outShape.map((_, i) => {
+    const j = i - off
+    return j < 0 || inShape[j] === 1 ? 0 : s[j]!
+  })
+}

@@ -1,19 +1,6 @@
 import { allocArray, f16Round, type AnyTypedArray, type DType } from '../../dtype.js'
-import { sizeOf, stridesOf, type Shape } from '../../shape.js'
+import { broadcastStrides, sizeOf, stridesOf, type Shape } from '../../shape.js'
 import type { CpuTensor } from './types.js'
-
-/**
- * Strides of `inShape` read as if broadcast to `outShape`: broadcast dims get stride 0. The kernels below walk
- * output indices with an odometer and add these strides, so no broadcast copy is ever made.
- */
-export function broadcastStrides(inShape: Shape, outShape: Shape): number[] {
-  const s = stridesOf(inShape)
-  const off = outShape.length - inShape.length
-  return outShape.map((_, i) => {
-    const j = i - off
-    return j < 0 || inShape[j] === 1 ? 0 : s[j]!
-  })
-}
 
 /** Flat input offsets for every output element of a broadcast read. */
 export function broadcastOffsets(inShape: Shape, outShape: Shape): Int32Array | undefined {

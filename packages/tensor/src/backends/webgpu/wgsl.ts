@@ -1,5 +1,7 @@
 import type { DType } from '../../dtype.js'
-import { stridesOf, type Shape } from '../../shape.js'
+import type { Shape } from '../../shape.js'
+
+export { broadcastStrides } from '../../shape.js'
 import { computeType, type StorageType } from './dtypes.js'
 import type { GpuTensor, WebGpuContext } from './WebGpuBackend.js'
 
@@ -77,15 +79,6 @@ export class Uniforms {
   }
 }
 
-/** Strides of `inShape` broadcast to `outShape` (0 on broadcast dims), left-padded to the output rank. */
-export function broadcastStrides(inShape: Shape, outShape: Shape): number[] {
-  const s = stridesOf(inShape)
-  const off = outShape.length - inShape.length
-  return outShape.map((_, i) => {
-    const j = i - off
-    return j < 0 || inShape[j] === 1 ? 0 : s[j]!
-  })
-}
 
 /** WGSL helpers shared by float kernels: NaN tests by bit pattern (compilers may fold `x != x`), erf, log1p. */
 export const MATH = /* wgsl */ `
