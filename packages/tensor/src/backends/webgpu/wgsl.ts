@@ -1,5 +1,4 @@
 import type { DType } from '../../dtype.js'
-import type { Shape } from '../../shape.js'
 
 export { broadcastStrides } from '../../shape.js'
 import { computeType, type StorageType } from './dtypes.js'
