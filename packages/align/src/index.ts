@@ -1,11 +1,11 @@
 /**
  * @heed/align: DPO and its family of preference losses, trainable end to end through @heed/tensor autodiff.
- *
- * The package is being built. Until its first operators land, this entry point exposes only what is true
- * today: the tensor types its API will take and return, and its development stage.
  */
 // Re-exported so code written against this package types its tensors without a second import.
 export type { Tensor, DType, Shape } from '@heed/tensor'
 
-/** Development stage of @heed/align; removed once the package ships its first operator. */
-export const stage = 'in development' as const
+export { logpsFromTokens, type LogpsFromTokensOptions, type LogpReduce } from './logpsFromTokens.js'
+export { tokenLogps } from './tokenLogps.js'
+export type { PreferenceLogps } from './preferenceLogps.js'
+export { dpoLoss, preferenceMetrics, DPO_LOSS_TYPES, type DpoLossType, type DpoLossOptions, type DpoLossOutput, type DpoMetrics, type FDivergence } from './dpoLoss.js'
+export { readMetrics, readMetricsSync } from './readMetrics.js'

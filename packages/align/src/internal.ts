@@ -1,0 +1,94 @@
+/**
+ * Shared validation and numerics for the loss functions. Not exported from the package: every public function
+ * validates its own arguments through these so that errors read the same everywhere.
+ */
+import {
+  ArgumentError,
+  DTypeError,
+  ShapeError,
+  ValueError,
+  cast,
+  isFloat,
+  isTensor,
+  logSigmoid,
+  mean,
+  mul,
+  neg,
+  greater,
+  stopGradient,
+  sub,
+  add,
+  type Tensor,
+} from '@heed/tensor'
+
+export function requireTensor(op: string, arg: string, v: unknown): Tensor {
+  if (!isTensor(v)) throw new ArgumentError({ op, arg, expected: 'a Tensor', actual: v === null ? 'null' : typeof v })
+  return v
+}
+
+export function requireFloat(op: string, arg: string, v: unknown): Tensor {
+  const t = requireTensor(op, arg, v)
+  if (!isFloat(t.dtype)) throw new DTypeError({ op, arg, expected: 'a float dtype', actual: t.dtype })
+  return t
+}
+
+export const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i])
+
+/** `t` must have exactly `like`'s shape and dtype: losses pair entries one to one and never broadcast silently. */
+export function requireLike(op: string, arg: string, v: unknown, like: Tensor, likeName: string): Tensor {
+  const t = requireFloat(op, arg, v)
+  if (t.dtype !== like.dtype) throw new DTypeError({ op, arg, expected: `${like.dtype} like ${likeName}`, actual: t.dtype }, 'dtypes differ (cast one explicitly)')
+  if (!sameShape(t.shape, like.shape)) throw new ShapeError({ op, arg, expected: like.shape, actual: t.shape }, `shape differs from ${likeName}`)
+  return t
+}
+
+export function requireRank(op: string, arg: string, t: Tensor, ranks: readonly number[]): void {
+  if (!ranks.includes(t.rank))
+    throw new ShapeError({ op, arg, expected: ranks.length === 1 ? `rank ${ranks[0]}` : `rank ${ranks.join(' or ')}`, actual: t.shape })
+}
+
+export function requireNumber(
+  op: string,
+  arg: string,
+  v: unknown,
+  check: (x: number) => boolean = Number.isFinite,
+  expected = 'a finite number',
+): number {
+  if (typeof v !== 'number' || Number.isNaN(v) || !check(v)) throw new ValueError({ op, arg, expected, actual: v === undefined ? 'undefined' : (v as number) })
+  return v
+}
+
+export const positive = (op: string, arg: string, v: unknown): number =>
+  requireNumber(op, arg, v, x => Number.isFinite(x) && x > 0, 'a finite number > 0')
+
+export const nonNegative = (op: string, arg: string, v: unknown): number =>
+  requireNumber(op, arg, v, x => Number.isFinite(x) && x >= 0, 'a finite number ≥ 0')
+
+export function requireOptions(op: string, v: unknown): Record<string, unknown> {
+  if (v === undefined) return {}
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ArgumentError({ op, arg: 'opts', expected: 'an options object', actual: v === null ? 'null' : typeof v })
+  return v as Record<string, unknown>
+}
+
+export function requireObject(op: string, arg: string, v: unknown): Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || isTensor(v))
+    throw new ArgumentError({ op, arg, expected: 'an object of tensors', actual: v === null ? 'null' : isTensor(v) ? 'a Tensor' : typeof v })
+  return v as Record<string, unknown>
+}
+
+/** `−(1−ε)·logσ(x) − ε·logσ(−x)`: the label-smoothed logistic loss shared by cDPO, AOT, CPO and SimPO. */
+export function smoothedLogistic(x: Tensor, eps: number): Tensor {
+  const main = neg(logSigmoid(x))
+  if (eps === 0) return main
+  return add(mul(main, 1 - eps), mul(neg(logSigmoid(neg(x))), eps))
+}
+
+/** Mean of a bool tensor as a fraction, in `like`'s float dtype. */
+export const fraction = (b: Tensor, like: Tensor): Tensor => mean(cast(b, like.dtype))
+
+/** Detached mean, for logged metrics that must not reach the gradient. */
+export const metricMean = (x: Tensor): Tensor => stopGradient(mean(x))
+
+export const strictlyGreaterFraction = (a: Tensor, b: Tensor): Tensor => stopGradient(fraction(greater(a, b), a))
+
+export const diff = sub
