@@ -222,7 +222,12 @@ export const mask = {
   /** A different mask per head: `f(h)` for h in [0, heads). */
   perHead: (heads: number, f: (h: number) => Mask): Mask =>
     new Mask({ kind: 'perHead', heads: masks('mask.perHead', Array.from({ length: positiveInt('mask.perHead', 'heads', heads) }, (_, h) => f(h))) }),
-  /** Any predicate. Runs on the CPU; WebGPU evaluates it once on the host into a dense table (Tq·Tk bytes). */
+  /**
+   * Any predicate. Runs as is on the CPU. On WebGPU a closure cannot run in a shader, so each call evaluates it
+   * on the host for every (b, h, query, key) and uploads a dense bit table: B·H·Tq·Tk/8 bytes and B·H·Tq·Tk
+   * closure calls per attention call (e.g. 16 MiB and 134M calls at B=1, H=8, T=4096). Prefer the library masks
+   * for long sequences: they compile to WGSL and cost nothing per pair.
+   */
   custom: (fn: (b: number, h: number, pq: number, pk: number) => boolean): Mask => {
     if (typeof fn !== 'function') throw new ArgumentError({ op: 'mask.custom', arg: 'fn', expected: 'a function', actual: typeof fn })
     return new Mask({ kind: 'custom', fn })

@@ -87,6 +87,9 @@ const attentionGrad: GradFn = (dys, { inputs, outputs, attrs }) => {
  * - Tiled online softmax: memory O(T·D) for any mask; no T×T buffer is ever made. Differentiable (recomputing
  *   probabilities from `lse` in the backward pass), including through `lse`.
  * - Fully masked rows give `out = 0` and `lse = −∞`, the identity of `attnState.merge`.
+ * - WebGPU: float32 or float16 storage, f32 arithmetic. Library masks and score mods compile to WGSL; a
+ *   `mask.custom` closure is evaluated on the host into a B·H·Tq·Tk/8-byte bit table per call, and a
+ *   `scoreMod.custom` throws a BackendError (it runs on the CPU only: move the tensors with `toBackend`).
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions = {}): AttentionResult {
   checkQkv(OP, q, k, v)

@@ -1,5 +1,6 @@
 import { hasKernel, registerKernel } from '@heed/tensor'
 import { cpuAttentionKernels } from './cpu.js'
+import { webgpuAttentionKernels } from './webgpu.js'
 
 let done = false
 
@@ -11,11 +12,12 @@ let done = false
 export function ensureAttentionKernels(): void {
   if (done && hasKernel('cpu', 'Attention')) return
   for (const [name, impl] of Object.entries(cpuAttentionKernels)) registerKernel('cpu', name, impl)
+  provideWebgpuAttentionKernels(webgpuAttentionKernels)
   for (const [name, impl] of Object.entries(webgpuKernels)) registerKernel('webgpu', name, impl)
   done = true
 }
 
-/** Filled in by kernels/webgpu.ts (kept separate so the CPU path never loads WGSL code it does not need). */
+/** WebGPU kernels by name (kernels/webgpu.ts builds its shaders only when a call first needs them). */
 const webgpuKernels: Record<string, unknown> = {}
 export const provideWebgpuAttentionKernels = (k: Readonly<Record<string, unknown>>): void => {
   Object.assign(webgpuKernels, k)
