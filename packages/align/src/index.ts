@@ -8,4 +8,25 @@ export { logpsFromTokens, type LogpsFromTokensOptions, type LogpReduce } from '.
 export { tokenLogps } from './tokenLogps.js'
 export type { PreferenceLogps } from './preferenceLogps.js'
 export { dpoLoss, preferenceMetrics, DPO_LOSS_TYPES, type DpoLossType, type DpoLossOptions, type DpoLossOutput, type DpoMetrics, type FDivergence } from './dpoLoss.js'
+export { flexDpoLoss, type FlexDpoLossOptions } from './flexDpoLoss.js'
+export { ktoLoss, type KtoBatch, type KtoLossOptions, type KtoLossOutput } from './ktoLoss.js'
+export { cpoLoss, type CpoLossType, type CpoLossOptions, type CpoLossOutput } from './cpoLoss.js'
+export { orpoLoss, log1mexp, type OrpoLossOptions, type OrpoLossOutput } from './orpoLoss.js'
+export { anchorLoss, type AnchorLossOptions } from './anchorLoss.js'
+export { opaDpoLoss, SEVERITY_WEIGHTS, IMAGE_RELATION_WEIGHTS, type OpaDpoPairs, type OpaDpoLossOptions, type OpaDpoLossOutput } from './opaDpoLoss.js'
+export { maskImage, type MaskImageOptions } from './maskImage.js'
+export { attentionRatio, miaDpoThreshold, type MiaLayout } from './attentionRatio.js'
+export { selectRejected, greedyPerplexity, type SelectRejectedOptions } from './selectRejected.js'
+export { diffusionDpoLoss, squaredError, type DiffusionErrors, type DiffusionDpoLossOptions, type DiffusionDpoLossOutput } from './diffusionDpoLoss.js'
+export {
+  noisePredictionErrors,
+  gaussianNoise,
+  ddimInversionNoise,
+  alphasCumprod,
+  type EpsModel,
+  type Noised,
+  type NoiseSource,
+  type DdimInversionOptions,
+  type NoisePredictionErrorsInput,
+} from './noisePredictionErrors.js'
 export { readMetrics, readMetricsSync } from './readMetrics.js'

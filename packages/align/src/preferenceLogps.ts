@@ -62,6 +62,10 @@ function resolveSide(op: string, b: Record<string, unknown>, side: 'chosen' | 'r
   return { logps, logratios, lengths: tokenCounts(op, mask, lp) }
 }
 
+/** One side of a batch, validated and reduced (inside a `scope`). */
+export const resolveSideOf = (op: string, batch: PreferenceLogps, side: 'chosen' | 'rejected'): ResolvedSide =>
+  resolveSide(op, requireObject(op, 'batch', batch), side)
+
 /**
  * Validate a batch and reduce it to `[B]` per-sequence quantities. Call inside a `scope`: the results are
  * temporaries of the caller.
