@@ -10,3 +10,8 @@ export { scaledDotProductAttention, type SdpaOptions, type AttentionResult } fro
 export type { AttentionAttrs } from './kernels/attrs.js'
 export { attnState, splitKvAttention, chunkedPrefill, type AttnState, type SplitKvOptions, type ChunkedPrefillOptions } from './attnState.js'
 export { attentionProbs, rowArgmax, colSetMass, type ObserveOptions, type ChunkOptions, type Indices } from './observe.js'
+export { KvCache, kvCache, headPolicy, cachedAttention, mergeAttention, CacheOverflowError, type HeadPolicy, type KvCacheOptions, type KvView, type KvPass, type KvRange, type CachedAttentionOptions } from './kvCache.js'
+export { rope, type RopeOptions } from './rope.js'
+export { multiHeadAttention, type MultiHeadAttention, type MultiHeadAttentionOptions, type MhaParams, type InitOptions, type ForwardOptions, type CacheOptions } from './multiHeadAttention.js'
+export { transformerBlock, rmsNorm, type TransformerBlock, type TransformerBlockOptions, type TransformerBlockParams } from './transformerBlock.js'
+export { attend, type CachedLayer, type CacheSource } from './attend.js'

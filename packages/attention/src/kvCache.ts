@@ -1,0 +1,545 @@
+import {
+  ArgumentError,
+  bytesPerElement,
+  concat,
+  DisposedError,
+  DTypeError,
+  exp,
+  full,
+  greater,
+  keep,
+  log,
+  maximum,
+  mul,
+  reshape,
+  scope,
+  ShapeError,
+  slice,
+  sub,
+  add,
+  div,
+  where,
+  writeSlice,
+  ValueError,
+  zeros,
+  type DType,
+  type Tensor,
+} from '@heed/tensor'
+import { Mask, mask as masks } from './mask.js'
+import { ScoreMod, scoreMod as scoreMods } from './scoreMod.js'
+import { scaledDotProductAttention, type AttentionResult } from './sdpa.js'
+
+/**
+ * Retention policy of one kv head (§2.6 of the research note).
+ * - `full`: keeps every token, up to the cache's `capacity`.
+ * - `streaming`: StreamingLLM / DuoAttention streaming heads: the first `sink` positions and the last `recent`
+ *   ones, i.e. exactly what `mask.streaming(sink, recent)` lets a query see. Keys are cached after RoPE at their
+ *   original positions (DuoAttention's choice); positions are never re-assigned inside the cache.
+ */
+export type HeadPolicy = { readonly kind: 'full' } | { readonly kind: 'streaming'; readonly sink: number; readonly recent: number }
+
+const FULL: HeadPolicy = Object.freeze({ kind: 'full' })
+
+export const headPolicy = {
+  full: (): HeadPolicy => FULL,
+  streaming: (sink: number, recent: number): HeadPolicy => {
+    const op = 'headPolicy.streaming'
+    if (!Number.isInteger(sink) || sink < 0) throw new ValueError({ op, arg: 'sink', expected: 'a non-negative integer', actual: sink })
+    if (!Number.isInteger(recent) || recent < 1) throw new ValueError({ op, arg: 'recent', expected: 'a positive integer', actual: recent })
+    return Object.freeze({ kind: 'streaming', sink, recent })
+  },
+}
+
+/** A full head's cache has no room for a chunk: names the head, the capacity, what is used and what came. */
+export class CacheOverflowError extends ValueError {
+  constructor(
+    readonly kvHead: number,
+    readonly capacity: number,
+    readonly used: number,
+    readonly requested: number,
+  ) {
+    super(
+      { op: 'kvCache.append', arg: 'k', expected: `at most ${capacity - used} new tokens (kv head ${kvHead}: capacity ${capacity}, ${used} used)`, actual: `${requested} tokens` },
+      'cache overflow',
+    )
+  }
+}
+
+export interface KvCacheOptions {
+  readonly batch: number
+  readonly kvHeads: number
+  readonly headDim: number
+  /** Value head dim (default `headDim`). */
+  readonly valueDim?: number
+  /** Most tokens a `full` head holds. Streaming heads do not use it (see `chunk`). */
+  readonly capacity: number
+  /** Default float32. */
+  readonly dtype?: DType
+  readonly backend?: string
+  /** One per kv head (default: all `full`). */
+  readonly policies?: readonly HeadPolicy[]
+  /**
+   * Longest chunk a streaming head takes in one append (default 64). A streaming head holds
+   * `sink + recent − 1 + chunk` slots, whatever the stream length; longer chunks are split by the layer.
+   */
+  readonly chunk?: number
+}
+
+/** A run of consecutive slots holding consecutive positions. */
+export interface KvRange {
+  readonly slot: number
+  readonly position: number
+  readonly length: number
+}
+
+/**
+ * One `scaledDotProductAttention` call over a view's whole storage: key slot `j` sits at absolute position
+ * `keyOffset + j`, and `mask` admits exactly the slots whose stored position is that (plus the head's policy).
+ */
+export interface KvPass {
+  readonly keyOffset: number
+  readonly mask: Mask
+  readonly ranges: readonly KvRange[]
+}
+
+/**
+ * What queries of the last appended chunk must attend to, for a run of kv heads that share a policy (and so a
+ * slot layout). `keys`/`values` ARE the cache's storage, not copies: do not dispose them, and read them before
+ * the next append overwrites slots. Attention over the view is the lse-merge of one sdpa call per pass
+ * (`cachedAttention` does it); a full head with consecutive positions has one pass, a streaming head at most three
+ * (sinks, and the ring's two laps).
+ */
+export interface KvView {
+  /** kv heads [h0, h1) served by this view. */
+  readonly heads: readonly [number, number]
+  readonly policy: HeadPolicy
+  /** [B, h1 − h0, slots, D] */
+  readonly keys: Tensor
+  /** [B, h1 − h0, slots, Dv] */
+  readonly values: Tensor
+  readonly passes: readonly KvPass[]
+  /** Absolute positions of the retained keys, ascending. */
+  readonly positions: Int32Array
+}
+
+/** A run of kv heads with one policy: own storage, one slot layout. */
+interface Group {
+  readonly h0: number
+  readonly h1: number
+  readonly policy: HeadPolicy
+  readonly slots: number
+  readonly keys: Tensor
+  readonly values: Tensor
+  /** Absolute position held by each slot, −1 when empty. */
+  readonly pos: Int32Array
+  /** full: slots [0, used) are filled. */
+  used: number
+  /** streaming: the ring is slots [sink, slots); oldest entry at ring index `ringStart`. */
+  ringStart: number
+  ringCount: number
+  view: KvView | undefined
+}
+
+const samePolicy = (a: HeadPolicy, b: HeadPolicy): boolean =>
+  a.kind === b.kind && (a.kind === 'full' || (b.kind === 'streaming' && a.sink === b.sink && a.recent === b.recent))
+
+const positiveInt = (op: string, arg: string, v: unknown): number => {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: v })
+  return v
+}
+
+/** Positions of a chunk as an Int32Array: a start (consecutive run) or a list. */
+export function chunkPositions(op: string, positions: number | ArrayLike<number>, T: number): Int32Array {
+  if (typeof positions === 'number') {
+    if (!Number.isSafeInteger(positions) || positions < 0) throw new ValueError({ op, arg: 'positions', expected: 'a non-negative integer start', actual: positions })
+    return Int32Array.from({ length: T }, (_, i) => positions + i)
+  }
+  if (positions.length !== T) throw new ShapeError({ op, arg: 'positions', expected: `${T} positions, one per token`, actual: positions.length })
+  const out = Int32Array.from(positions)
+  for (let i = 0; i < T; i++)
+    if (out[i] !== positions[i] || out[i]! < 0 || (i > 0 && out[i]! <= out[i - 1]!))
+      throw new ValueError({ op, arg: 'positions', expected: 'strictly increasing non-negative integers', actual: Array.from(positions).slice(Math.max(0, i - 1), i + 1) })
+  return out
+}
+
+/**
+ * A preallocated KV cache for one layer. Storage is one `[B, n, slots, D]` key buffer and one value buffer per run
+ * of consecutive kv heads with the same policy (a single pair when all heads share one, the usual case), written
+ * in place with `writeSlice`: full heads fill slots in order, streaming heads keep their sinks in slots
+ * [0, sink) and a ring after them. Positions are tracked per slot, so views hand out the storage itself plus
+ * key offsets and masks that make `scaledDotProductAttention` exact: no copy per step.
+ *
+ * Ownership: the cache owns its buffers (they survive enclosing `scope`s) until `dispose()`. Appending is not
+ * differentiable: use the cache for inference, not inside `valueAndGrad`.
+ */
+export class KvCache {
+  readonly batch: number
+  readonly kvHeads: number
+  readonly headDim: number
+  readonly valueDim: number
+  readonly capacity: number
+  readonly dtype: DType
+  readonly policies: readonly HeadPolicy[]
+  /** Longest chunk one append takes (Infinity when every head is full: then only `capacity` bounds it). */
+  readonly maxChunk: number
+  private readonly groups: Group[]
+  private appended = 0
+  private last = -1
+  private disposed = false
+  /** @internal set by `attend` while a subscription owns the cache. */
+  owner: object | undefined
+
+  constructor(opts: KvCacheOptions) {
+    const op = 'kvCache'
+    if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ batch, kvHeads, headDim, capacity, … }', actual: String(opts) })
+    this.batch = positiveInt(op, 'batch', opts.batch)
+    this.kvHeads = positiveInt(op, 'kvHeads', opts.kvHeads)
+    this.headDim = positiveInt(op, 'headDim', opts.headDim)
+    this.valueDim = positiveInt(op, 'valueDim', opts.valueDim ?? opts.headDim)
+    this.capacity = positiveInt(op, 'capacity', opts.capacity)
+    const chunk = positiveInt(op, 'chunk', opts.chunk ?? 64)
+    this.dtype = opts.dtype ?? 'float32'
+    if (!['float32', 'float16', 'float64'].includes(this.dtype)) throw new DTypeError({ op, arg: 'dtype', expected: 'a float dtype', actual: this.dtype })
+    const policies = opts.policies ?? Array.from({ length: this.kvHeads }, () => FULL)
+    if (policies.length !== this.kvHeads) throw new ValueError({ op, arg: 'policies', expected: `one policy per kv head (${this.kvHeads})`, actual: policies.length })
+    policies.forEach((p, h) => {
+      const ok = p?.kind === 'full' || (p?.kind === 'streaming' && Number.isInteger(p.sink) && p.sink >= 0 && Number.isInteger(p.recent) && p.recent >= 1)
+      if (!ok) throw new ValueError({ op, arg: `policies[${h}]`, expected: "{ kind: 'full' } or { kind: 'streaming', sink ≥ 0, recent ≥ 1 } (see headPolicy)", actual: JSON.stringify(p) })
+    })
+    this.policies = [...policies]
+    const runs: [number, number][] = []
+    for (let h = 0; h < this.kvHeads; h++) {
+      const r = runs[runs.length - 1]
+      if (r && samePolicy(policies[r[0]]!, policies[h]!)) r[1] = h + 1
+      else runs.push([h, h + 1])
+    }
+    const made: Tensor[] = []
+    try {
+      this.groups = runs.map(([h0, h1]) => {
+        const policy = policies[h0]!
+        const slots = policy.kind === 'full' ? this.capacity : policy.sink + policy.recent - 1 + chunk
+        const fill = { dtype: this.dtype, ...(opts.backend !== undefined ? { backend: opts.backend } : {}) }
+        const keys = keep(zeros([this.batch, h1 - h0, slots, this.headDim], fill))
+        made.push(keys)
+        const values = keep(zeros([this.batch, h1 - h0, slots, this.valueDim], fill))
+        made.push(values)
+        return { h0, h1, policy, slots, keys, values, pos: new Int32Array(slots).fill(-1), used: 0, ringStart: 0, ringCount: 0, view: undefined }
+      })
+    } catch (err) {
+      for (const t of made) t.dispose()
+      throw err
+    }
+    this.maxChunk = this.policies.some(p => p.kind === 'streaming') ? chunk : Infinity
+  }
+
+  /** Tokens appended so far. */
+  get length(): number {
+    return this.appended
+  }
+
+  /** The position a continuing chunk starts at: one past the last appended position (0 when empty). */
+  get nextPosition(): number {
+    return this.last + 1
+  }
+
+  /** Free slots of the fullest `full` head (Infinity when there is none): the most tokens the stream can still take. */
+  get room(): number {
+    let r = Infinity
+    for (const g of this.groups) if (g.policy.kind === 'full') r = Math.min(r, g.slots - g.used)
+    return r
+  }
+
+  /** Tokens kv head `h` currently retains (slots in use). */
+  retained(h: number): number {
+    const g = this.groupOf('kvCache.retained', h)
+    return g.policy.kind === 'full' ? g.used : g.pos.reduce((n, p) => n + (p >= 0 ? 1 : 0), 0)
+  }
+
+  /** Bytes of storage held (keys and values of every head run). Constant over the cache's life. */
+  bytes(): number {
+    let n = 0
+    for (const g of this.groups) n += (g.keys.size + g.values.size) * bytesPerElement(this.dtype)
+    return n
+  }
+
+  /** Throw the overflow error if a `full` head cannot take `tokens` more. */
+  ensureRoom(tokens: number): void {
+    for (const g of this.groups)
+      if (g.policy.kind === 'full' && g.used + tokens > g.slots) throw new CacheOverflowError(g.h0, g.slots, g.used, tokens)
+  }
+
+  /**
+   * Write `k [B, Hkv, T, D]` and `v [B, Hkv, T, Dv]` at `positions` (a start, or T strictly increasing integers;
+   * default `nextPosition`), all after the last appended position. Streaming heads first drop what no query of
+   * this chunk can see. Checks everything before writing, so a rejected append leaves the cache as it was.
+   */
+  append(k: Tensor, v: Tensor, positions?: number | ArrayLike<number>): void {
+    const op = 'kvCache.append'
+    this.live(op)
+    const B = this.batch
+    for (const [arg, t, D] of [['k', k, this.headDim], ['v', v, this.valueDim]] as const) {
+      if (t.rank !== 4 || t.shape[0] !== B || t.shape[1] !== this.kvHeads || t.shape[3] !== D)
+        throw new ShapeError({ op, arg, expected: `[${B}, ${this.kvHeads}, T, ${D}]`, actual: t.shape })
+      if (t.dtype !== this.dtype) throw new DTypeError({ op, arg, expected: `${this.dtype} like the cache`, actual: t.dtype })
+    }
+    const T = k.shape[2]!
+    if (v.shape[2] !== T) throw new ShapeError({ op, arg: 'v' }, `k and v differ in length, k is [${k.shape.join(',')}], v is [${v.shape.join(',')}]`)
+    if (T === 0) return
+    const pos = chunkPositions(op, positions ?? this.nextPosition, T)
+    if (pos[0]! <= this.last) throw new ValueError({ op, arg: 'positions', expected: `positions after the last appended one (${this.last})`, actual: pos[0] })
+    this.ensureRoom(T)
+    const start = pos[0]!
+    for (const g of this.groups) {
+      if (g.policy.kind !== 'streaming') continue
+      const { sink, recent } = g.policy
+      this.evict(g, start - recent + 1)
+      const ring = g.slots - sink
+      let toRing = 0
+      for (let i = 0; i < T; i++) if (pos[i]! >= sink) toRing++
+      if (g.ringCount + toRing > ring)
+        throw new ValueError({ op, arg: 'k', expected: `chunks of at most ${ring - g.ringCount} tokens for the streaming heads from kv head ${g.h0} (the cache's \`chunk\` option)`, actual: `${T} tokens` })
+    }
+    scope(() => {
+      for (const g of this.groups) {
+        const slot = this.placeChunk(g, pos)
+        const one = this.groups.length === 1
+        const kg = one ? k : slice(k, [null, [g.h0, g.h1]])
+        const vg = one ? v : slice(v, [null, [g.h0, g.h1]])
+        // Write each maximal block of consecutive target slots with one writeSlice.
+        for (let i0 = 0; i0 < T; ) {
+          let i1 = i0 + 1
+          while (i1 < T && slot[i1] === slot[i1 - 1]! + 1) i1++
+          const whole = i0 === 0 && i1 === T
+          writeSlice(g.keys, whole ? kg : slice(kg, [null, null, [i0, i1]]), { axis: 2, offset: slot[i0]! })
+          writeSlice(g.values, whole ? vg : slice(vg, [null, null, [i0, i1]]), { axis: 2, offset: slot[i0]! })
+          i0 = i1
+        }
+        for (let i = 0; i < T; i++) g.pos[slot[i]!] = pos[i]!
+        g.view = undefined
+      }
+    })
+    this.appended += T
+    this.last = pos[T - 1]!
+  }
+
+  /**
+   * Drop what no future query will attend to: a streaming head keeps its sinks and the last `recent − 1` tokens
+   * (the next query brings the `recent`-th). Call it after attending the current chunk; full heads keep everything.
+   */
+  compact(): void {
+    this.live('kvCache.compact')
+    for (const g of this.groups) if (g.policy.kind === 'streaming') this.evict(g, this.last + 2 - g.policy.recent)
+  }
+
+  /** Views for every run of same-policy kv heads, in head order. */
+  views(): KvView[] {
+    this.live('kvCache.views')
+    return this.groups.map(g => (g.view ??= this.makeView(g)))
+  }
+
+  /** The view serving kv head `h` (default: the only run; an error when heads differ in policy). */
+  view(h?: number): KvView {
+    const op = 'kvCache.view'
+    this.live(op)
+    if (h === undefined) {
+      if (this.groups.length !== 1)
+        throw new ArgumentError({ op, arg: 'h', expected: 'a kv head index, or views(), when heads have different policies', actual: 'undefined' })
+      return this.views()[0]!
+    }
+    const g = this.groupOf(op, h)
+    return (g.view ??= this.makeView(g))
+  }
+
+  /** Free the storage. Idempotent; any later use is a DisposedError. */
+  dispose(): void {
+    if (this.disposed) return
+    this.disposed = true
+    for (const g of this.groups) {
+      g.keys.dispose()
+      g.values.dispose()
+      g.view = undefined
+    }
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed
+  }
+
+  private live(op: string): void {
+    if (this.disposed) throw new DisposedError({ op }, 'the cache was disposed')
+  }
+
+  private groupOf(op: string, h: number): Group {
+    if (!Number.isInteger(h) || h < 0 || h >= this.kvHeads) throw new ValueError({ op, arg: 'h', expected: `a kv head in [0, ${this.kvHeads})`, actual: h })
+    return this.groups.find(g => h >= g.h0 && h < g.h1)!
+  }
+
+  /** Streaming: drop ring entries (oldest first) at positions below `keepFrom`. */
+  private evict(g: Group, keepFrom: number): void {
+    if (g.policy.kind !== 'streaming') return
+    const ring = g.slots - g.policy.sink
+    while (g.ringCount > 0) {
+      const s = g.policy.sink + g.ringStart
+      if (g.pos[s]! >= keepFrom) break
+      g.pos[s] = -1
+      g.ringStart = (g.ringStart + 1) % ring
+      g.ringCount--
+      g.view = undefined
+    }
+  }
+
+  /** Target slot of each token of a chunk, advancing the group's counters (room was checked). */
+  private placeChunk(g: Group, pos: Int32Array): Int32Array {
+    const slot = new Int32Array(pos.length)
+    if (g.policy.kind === 'full') {
+      for (let i = 0; i < pos.length; i++) slot[i] = g.used++
+      return slot
+    }
+    const { sink } = g.policy
+    const ring = g.slots - sink
+    for (let i = 0; i < pos.length; i++) {
+      if (pos[i]! < sink) slot[i] = pos[i]!
+      else slot[i] = sink + ((g.ringStart + g.ringCount++) % ring)
+    }
+    return slot
+  }
+
+  private makeView(g: Group): KvView {
+    // Maximal runs of slots whose position − slot is constant; runs sharing that offset share one sdpa pass.
+    const byOffset = new Map<number, KvRange[]>()
+    const positions: number[] = []
+    for (let s = 0; s < g.slots; ) {
+      const p0 = g.pos[s]!
+      if (p0 < 0) {
+        s++
+        continue
+      }
+      let n = 1
+      while (s + n < g.slots && g.pos[s + n] === p0 + n) n++
+      const off = p0 - s
+      const list = byOffset.get(off) ?? []
+      list.push({ slot: s, position: p0, length: n })
+      byOffset.set(off, list)
+      for (let i = 0; i < n; i++) positions.push(p0 + i)
+      s += n
+    }
+    const policyMask = g.policy.kind === 'streaming' ? masks.streaming(g.policy.sink, g.policy.recent) : undefined
+    const passes: KvPass[] = [...byOffset.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([keyOffset, ranges]) => {
+        const admit = masks.or(...ranges.map(r => rangeMask(r.position, r.position + r.length)))
+        return { keyOffset, ranges, mask: policyMask ? masks.and(admit, policyMask) : admit }
+      })
+    return {
+      heads: [g.h0, g.h1],
+      policy: g.policy,
+      keys: g.keys,
+      values: g.values,
+      passes,
+      positions: Int32Array.from(positions.sort((a, b) => a - b)),
+    }
+  }
+}
+
+/** `lo ≤ pk < hi`, in closed form so the kernels skip every tile outside it. */
+const rangeMask = (lo: number, hi: number): Mask => (lo === 0 ? masks.sinks(hi) : masks.and(masks.not(masks.sinks(lo)), masks.sinks(hi)))
+
+/** Create a preallocated KV cache (see `KvCache`). */
+export const kvCache = (opts: KvCacheOptions): KvCache => new KvCache(opts)
+
+export interface CachedAttentionOptions {
+  /** Absolute position of query row 0 (default: the start of the last appended chunk, `nextPosition − Tq`). */
+  readonly queryOffset?: number
+  /** Add `pk ≤ pq` (default true). */
+  readonly causal?: boolean
+  readonly mask?: Mask
+  readonly scoreMod?: ScoreMod
+  readonly scale?: number
+  readonly blockSize?: number
+}
+
+/**
+ * Merge attention states over disjoint key sets (`o = Σ e^{lse_i − m} o_i / Σ e^{lse_i − m}`); fully masked
+ * parts (lse = −∞) are the identity, and an all-masked row stays (0, −∞).
+ */
+export function mergeAttention(parts: readonly AttentionResult[]): AttentionResult {
+  if (parts.length === 1) return parts[0]!
+  if (parts.length === 0) throw new ValueError({ op: 'mergeAttention', arg: 'parts', expected: 'at least one attention result', actual: 0 })
+  return scope(() => {
+    let m = parts[0]!.lse
+    for (const p of parts.slice(1)) m = maximum(m, p.lse)
+    const shift = where(greater(m, -Infinity), m, 0)
+    let wsum: Tensor | undefined
+    let acc: Tensor | undefined
+    for (const p of parts) {
+      const w = exp(sub(p.lse, shift))
+      const wo = mul(p.out, reshape(w, [...w.shape, 1]))
+      wsum = wsum ? add(wsum, w) : w
+      acc = acc ? add(acc, wo) : wo
+    }
+    const denom = where(greater(wsum!, 0), wsum!, 1)
+    return { out: div(acc!, reshape(denom, [...denom.shape, 1])), lse: add(shift, log(wsum!)) }
+  })
+}
+
+/**
+ * Attention of `q [B, H, Tq, D]` over everything the cache retains, under each head's policy: exactly
+ * `scaledDotProductAttention` over the full sequence with the policy's mask (streaming heads: `mask.streaming`),
+ * as long as the queries belong to the last appended chunk. Masks and score mods see absolute positions and
+ * the layer's query head index.
+ */
+export function cachedAttention(q: Tensor, cache: KvCache, opts: CachedAttentionOptions = {}): AttentionResult {
+  const op = 'cachedAttention'
+  if (q.rank !== 4 || q.shape[0] !== cache.batch || q.shape[3] !== cache.headDim || q.shape[1]! % cache.kvHeads !== 0)
+    throw new ShapeError({ op, arg: 'q', expected: `[${cache.batch}, a multiple of ${cache.kvHeads} heads, Tq, ${cache.headDim}]`, actual: q.shape })
+  const Tq = q.shape[2]!
+  const g = q.shape[1]! / cache.kvHeads
+  const queryOffset = opts.queryOffset ?? cache.nextPosition - Tq
+  const views = cache.views()
+  return scope(() => {
+    const parts = views.map(view => {
+      const [h0, h1] = view.heads
+      const qh0 = h0 * g
+      const qg = views.length === 1 ? q : slice(q, [null, [qh0, h1 * g]])
+      // Each run's sdpa numbers its query heads from 0: shift them back for head-aware masks and mods.
+      const userMask = opts.mask && qh0 > 0 ? shiftMask(opts.mask, qh0) : opts.mask
+      const userMod = opts.scoreMod && qh0 > 0 ? scoreMods.custom((s, b, h, pq, pk) => opts.scoreMod!.apply(s, b, h + qh0, pq, pk), (s, b, h, pq, pk) => opts.scoreMod!.derivative(s, b, h + qh0, pq, pk)) : opts.scoreMod
+      if (view.passes.length === 0) {
+        const out = zeros([cache.batch, qg.shape[1]!, Tq, cache.valueDim], { dtype: q.dtype, backend: q.backend })
+        return { out, lse: full([cache.batch, qg.shape[1]!, Tq], -Infinity, { dtype: q.dtype, backend: q.backend }) }
+      }
+      const results = view.passes.map(pass =>
+        scaledDotProductAttention(qg, view.keys, view.values, {
+          queryOffset,
+          keyOffset: pass.keyOffset,
+          causal: opts.causal ?? true,
+          mask: userMask ? masks.and(pass.mask, userMask) : pass.mask,
+          ...(userMod ? { scoreMod: userMod } : {}),
+          ...(opts.scale !== undefined ? { scale: opts.scale } : {}),
+          ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
+        }),
+      )
+      return mergeAttention(results)
+    })
+    if (parts.length === 1) return parts[0]!
+    return { out: concat(parts.map(p => p.out), 1), lse: concat(parts.map(p => p.lse), 1) }
+  })
+}
+
+const headFree = (m: Mask): boolean => {
+  const n = m.node
+  switch (n.kind) {
+    case 'perHead':
+    case 'custom':
+      return false
+    case 'and':
+    case 'or':
+      return n.parts.every(headFree)
+    case 'not':
+      return headFree(n.part)
+    default:
+      return true
+  }
+}
+
+const shiftMask = (m: Mask, by: number): Mask => (headFree(m) ? m : masks.custom((b, h, pq, pk) => m.test(b, h + by, pq, pk)))
