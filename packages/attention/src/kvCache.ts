@@ -1,3 +1,4 @@
+import { attnState } from './attnState.js'
 import {
   ArgumentError,
   bytesPerElement,
@@ -465,21 +466,9 @@ export interface CachedAttentionOptions {
 export function mergeAttention(parts: readonly AttentionResult[]): AttentionResult {
   if (parts.length === 1) return parts[0]!
   if (parts.length === 0) throw new ValueError({ op: 'mergeAttention', arg: 'parts', expected: 'at least one attention result', actual: 0 })
-  return scope(() => {
-    let m = parts[0]!.lse
-    for (const p of parts.slice(1)) m = maximum(m, p.lse)
-    const shift = where(greater(m, -Infinity), m, 0)
-    let wsum: Tensor | undefined
-    let acc: Tensor | undefined
-    for (const p of parts) {
-      const w = exp(sub(p.lse, shift))
-      const wo = mul(p.out, reshape(w, [...w.shape, 1]))
-      wsum = wsum ? add(wsum, w) : w
-      acc = acc ? add(acc, wo) : wo
-    }
-    const denom = where(greater(wsum!, 0), wsum!, 1)
-    return { out: div(acc!, reshape(denom, [...denom.shape, 1])), lse: add(shift, log(wsum!)) }
-  })
+  // the (o, lse) monoid of attnState, in the {out, lse} spelling of sdpa results
+  const merged = attnState.mergeAll(parts.map(p => ({ o: p.out, lse: p.lse })))
+  return { out: merged.o, lse: merged.lse }
 }
 
 /**
