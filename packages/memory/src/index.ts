@@ -10,4 +10,7 @@ export type { Tensor, DType, Shape } from '@heed/tensor'
 /** Development stage of @heed/memory; removed once the package ships its first operator. */
 export const stage = 'in development' as const
 export { SparseyMac, SparseyHierarchy, sparseyMac, expansivity, activeIndices, codeOverlap, codeCells, gridReceptiveFields, resolveSparseyConfig, type SparseyConfig, type ResolvedSparseyConfig, type SdrInput, type SelectionMode, type SparseyStepOptions, type SparseyStep, type SparseyCounters, type SparseySnapshot, type SparseyLevelConfig, type SparseyHierarchyConfig, type SparseyHierarchyStep } from './sparsey.js'
+export * from './titans.js'
+export { isRecall, type Recall } from './memoryStream.js'
 export { TensorBrain, TB_ROLES, type TensorBrainConfig, type TbGroup, type TbRole, type Triple, type MeasureMode, type PerceiveOptions, type Perception } from './tensorBrain.js'
+export { sparsey, tensorBrainMemory, disposeEvent, type MemoryQuery, type SparseyEvent, type TensorBrainEvent } from './sparseyTbStreams.js'
