@@ -30,3 +30,7 @@ export {
   type NoisePredictionErrorsInput,
 } from './noisePredictionErrors.js'
 export { readMetrics, readMetricsSync } from './readMetrics.js'
+export { preferenceBatches, type PreferenceBatchesOptions } from './preferenceBatches.js'
+export { trainStep, type TrainStepOptions, type TrainLoss, type StepResult } from './trainStep.js'
+export { progressBar, progressLine, type ProgressBarOptions } from './progressBar.js'
+export { collectMetrics, type MetricsHistory } from './collectMetrics.js'
