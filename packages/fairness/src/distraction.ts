@@ -1,0 +1,224 @@
+import { adam, add, div, dispose, sum, matmul, mean, mul, reshape, rng as makeRng, scope, sigmoid, softplus, sub, tensor, valueAndGrad, ArgumentError, ShapeError, type Rng, type Tensor } from '@heed/tensor'
+import { decayed, positiveInt, positiveNumber } from './batching.js'
+import { probaInChunks, type Classifier } from './classifier.js'
+import { denseForward, initDense, type DenseLayer } from './dense.js'
+import { distractionAttention, initDistractionAttention, type DistractionAttentionParams } from './distractionAttention.js'
+import { dpPenalty } from './dpPenalty.js'
+import type { ProtectedAttributeEncoder } from './protectedAttributeEncoder.js'
+import type { TabularData } from './tabularData.js'
+
+/** Hyper-parameters of the Distraction classifier and its alternating training. */
+export interface DistractionConfig {
+  /** Hidden widths of the classifier body; the last one is the number of attention tokens × tokenDim. */
+  readonly hidden: readonly number[]
+  readonly dropout: number
+  readonly tokenDim: number
+  readonly heads: number
+  /** η: weight of the demographic-parity penalty in the module step. */
+  readonly eta: number
+  /** Adam learning rate of the Distraction module (fairness step). */
+  readonly lrModule: number
+  /** Adam learning rate of the classifier (accuracy step). */
+  readonly lrClassifier: number
+  readonly batchSize: number
+  readonly epochs: number
+  /** ExponentialLR: both rates × gamma every `decayEvery` epochs. */
+  readonly decayGamma: number
+  readonly decayEvery: number
+  /**
+   * Epochs of plain cross-entropy training of every parameter (module included) before the alternating phase.
+   * 0 in the paper; a short warm-up lets a few alternating epochs (and an η sweep sharing one warm-up) suffice.
+   */
+  readonly warmupEpochs: number
+  /** How the penalty reduces over groups (see dpPenalty). */
+  readonly penaltyReduce: 'sum' | 'mean'
+  readonly seed: number
+}
+
+/**
+ * The paper's settings (authors' code, Adult): classifier d→64→32 with ReLU and dropout 0.2, 1-d tokens, one
+ * head, module lr 1e-5, classifier lr 1e-3, batch 100, 50 epochs, ExponentialLR γ = 0.9 every 20 epochs; η is
+ * swept (1 … 5500).
+ */
+export const DISTRACTION_DEFAULTS: DistractionConfig = {
+  hidden: [64, 32], dropout: 0.2, tokenDim: 1, heads: 1, eta: 1, lrModule: 1e-5, lrClassifier: 1e-3,
+  batchSize: 100, epochs: 50, warmupEpochs: 0, decayGamma: 0.9, decayEvery: 20, penaltyReduce: 'sum', seed: 0,
+}
+
+/** Parameters of a Distraction classifier: body (θ_acc), attention module (θ_fair), output layer (θ_acc). */
+export interface DistractionParams {
+  readonly body: readonly DenseLayer[]
+  readonly attention: DistractionAttentionParams
+  readonly head: DenseLayer
+}
+
+const OP = 'distraction'
+
+/** @internal validated config from a partial one. */
+export function distractionConfig(partial: Partial<DistractionConfig> = {}): DistractionConfig {
+  if (partial === null || typeof partial !== 'object') throw new ArgumentError({ op: OP, arg: 'config', expected: 'an options object', actual: String(partial) })
+  const c = { ...DISTRACTION_DEFAULTS, ...partial }
+  if (c.hidden.length === 0) throw new ShapeError({ op: OP, arg: 'hidden', expected: 'at least one hidden layer', actual: '[]' })
+  c.hidden.forEach((h, i) => positiveInt(OP, `hidden[${i}]`, h))
+  for (const k of ['tokenDim', 'heads', 'batchSize', 'epochs', 'decayEvery'] as const) positiveInt(OP, k, c[k])
+  if (!Number.isInteger(c.warmupEpochs) || c.warmupEpochs < 0) throw new ArgumentError({ op: OP, arg: 'warmupEpochs', expected: 'an integer ≥ 0', actual: c.warmupEpochs })
+  for (const k of ['lrModule', 'lrClassifier', 'decayGamma'] as const) positiveNumber(OP, k, c[k])
+  positiveNumber(OP, 'eta', c.eta, true)
+  if (!(c.dropout >= 0 && c.dropout < 1)) throw new ArgumentError({ op: OP, arg: 'dropout', expected: 'a rate in [0, 1)', actual: c.dropout })
+  if (c.hidden[c.hidden.length - 1]! % c.tokenDim !== 0)
+    throw new ShapeError({ op: OP, arg: 'hidden', expected: `a last width divisible by tokenDim ${c.tokenDim}`, actual: c.hidden[c.hidden.length - 1] })
+  return c
+}
+
+/** Fresh parameters for inputs of width `inputDim` and an encoder embedding of width `embeddingDim`. */
+export function initDistraction(inputDim: number, embeddingDim: number, config: Partial<DistractionConfig> = {}): DistractionParams {
+  const c = distractionConfig(config)
+  positiveInt(OP, 'inputDim', inputDim)
+  positiveInt(OP, 'embeddingDim', embeddingDim)
+  if (embeddingDim % c.tokenDim !== 0) throw new ShapeError({ op: OP, arg: 'embeddingDim', expected: `a multiple of tokenDim ${c.tokenDim}`, actual: embeddingDim })
+  const rng = makeRng(c.seed)
+  const body = initDense([inputDim, ...c.hidden], rng)
+  const attention = initDistractionAttention({ tokenDim: c.tokenDim, heads: c.heads, rng })
+  // The attention emits one output token per query token, so the output layer's width follows the embedding.
+  const [head] = initDense([embeddingDim, 1], rng)
+  return { body, attention, head: head! }
+}
+
+/** Logits `[B]` of the Distraction classifier: body → Distraction attention (query = embedding) → output layer. */
+export function distractionLogits(params: DistractionParams, x: Tensor, embedding: Tensor, opts: { readonly config?: Partial<DistractionConfig>; readonly rng?: Rng } = {}): Tensor {
+  const c = distractionConfig(opts.config)
+  return scope(() => {
+    const h = denseForward(params.body, x, { dropout: c.dropout, rng: opts.rng })
+    const a = distractionAttention(params.attention, h, embedding, { tokenDim: c.tokenDim, heads: c.heads })
+    return reshape(add(matmul(a, params.head.w), params.head.b), [x.shape[0]!])
+  })
+}
+
+/** Binary cross-entropy from logits, `mean(softplus(z) − y·z)`, optionally weighted (`Σ w·ℓ / Σ w`). */
+export function bceWithLogits(z: Tensor, y: Tensor, w?: Tensor): Tensor {
+  return scope(() => {
+    const l = sub(softplus(z), mul(y, z))
+    if (w === undefined) return mean(l)
+    return div(sum(mul(l, w)), sum(w))
+  })
+}
+
+/** One training batch for the Distraction steps. Tensors are owned by whoever created them. */
+export interface DistractionBatch {
+  /** `[B, d]` classifier input (all features). */
+  readonly x: Tensor
+  /** `[B, E]` frozen encoder embedding of the same rows. */
+  readonly embedding: Tensor
+  /** `[B]` float labels 0/1. */
+  readonly y: Tensor
+  /** Group id per row. */
+  readonly groups: ArrayLike<number>
+}
+
+/** Losses of one alternating step. */
+export interface DistractionStepResult {
+  /** η-weighted demographic-parity penalty before the module update. */
+  readonly fairnessLoss: number
+  /** Cross-entropy before the classifier update. */
+  readonly accuracyLoss: number
+}
+
+/** Mutable training state: parameters and both optimizers' states. */
+export interface DistractionTrainer {
+  readonly config: DistractionConfig
+  params(): DistractionParams
+  /** The alternating step: module ← Adam(η·DP penalty), then classifier ← Adam(BCE) on recomputed logits. */
+  step(batch: DistractionBatch): DistractionStepResult
+  /** A warm-up step: Adam on cross-entropy over every parameter, the module included. */
+  warmupStep(batch: DistractionBatch): DistractionStepResult
+  /** Hand the parameters over (the trainer frees only its optimizer state). */
+  release(): DistractionParams
+  dispose(): void
+}
+
+/**
+ * A trainer over `params` (taken over: the trainer replaces and frees them as it steps). `stepsPerEpoch` sets
+ * the learning-rate decay period.
+ */
+export function distractionTrainer(params: DistractionParams, config: Partial<DistractionConfig> = {}, stepsPerEpoch = 1): DistractionTrainer {
+  const c = distractionConfig(config)
+  const rng = makeRng(c.seed + 1)
+  const optModule = adam({ lr: decayed(c.lrModule, c.decayGamma, c.decayEvery, stepsPerEpoch) })
+  const optAcc = adam({ lr: decayed(c.lrClassifier, c.decayGamma, c.decayEvery, stepsPerEpoch) })
+  let attention = params.attention
+  let acc = { body: [...params.body], head: params.head }
+  let sModule = optModule.init(attention)
+  let sAcc = optAcc.init(acc)
+  const fairGrad = valueAndGrad((att: DistractionAttentionParams, b: DistractionBatch) =>
+    dpPenalty(sigmoid(distractionLogits({ ...acc, attention: att }, b.x, b.embedding, { config: c, rng })), b.groups, { eta: c.eta, reduce: c.penaltyReduce }),
+  )
+  const accGrad = valueAndGrad((a: typeof acc, b: DistractionBatch) => bceWithLogits(distractionLogits({ ...a, attention }, b.x, b.embedding, { config: c, rng }), b.y))
+  const optWarm = adam({ lr: c.lrClassifier })
+  let sWarm: ReturnType<typeof optWarm.init<DistractionParams>> | undefined
+  const warmGrad = valueAndGrad((p: DistractionParams, b: DistractionBatch) => bceWithLogits(distractionLogits(p, b.x, b.embedding, { config: c, rng }), b.y))
+  let released = false
+  const live = (): void => {
+    if (released) throw new ArgumentError({ op: 'distractionTrainer', arg: 'trainer', expected: 'a trainer whose parameters were not released', actual: 'released' })
+  }
+  return {
+    config: c,
+    params: () => ({ ...acc, attention }),
+    step(b) {
+      live()
+      const [lf, gf] = fairGrad(attention, b)
+      ;[attention, sModule] = optModule.step(gf, sModule, attention)
+      const [la, ga] = accGrad(acc, b)
+      ;[acc, sAcc] = optAcc.step(ga, sAcc, acc)
+      const out = { fairnessLoss: lf.dataSync()[0]!, accuracyLoss: la.dataSync()[0]! }
+      dispose([lf, gf, la, ga])
+      return out
+    },
+    warmupStep(b) {
+      live()
+      sWarm ??= optWarm.init({ ...acc, attention })
+      const [l, g] = warmGrad({ ...acc, attention }, b)
+      let p: DistractionParams
+      ;[p, sWarm] = optWarm.step(g, sWarm, { ...acc, attention })
+      acc = { body: [...p.body], head: p.head }
+      attention = p.attention
+      const out = { fairnessLoss: Number.NaN, accuracyLoss: l.dataSync()[0]! }
+      dispose([l, g])
+      return out
+    },
+    release() {
+      live()
+      released = true
+      dispose([sModule.slots, sAcc.slots, sWarm?.slots])
+      return { ...acc, attention }
+    },
+    dispose() {
+      if (released) return
+      released = true
+      dispose([sModule.slots, sAcc.slots, sWarm?.slots, acc, attention])
+    },
+  }
+}
+
+/** A trained Distraction classifier with its frozen encoder. */
+export interface DistractionModel extends Classifier {
+  readonly params: DistractionParams
+  readonly encoder: ProtectedAttributeEncoder
+  readonly config: DistractionConfig
+}
+
+/** Wrap parameters and their encoder as a Classifier (evaluation: no dropout, embeddings from the encoder). */
+export function distractionModel(params: DistractionParams, encoder: ProtectedAttributeEncoder, config: Partial<DistractionConfig> = {}): DistractionModel {
+  const c = distractionConfig(config)
+  return {
+    params, encoder, config: c,
+    predictProba(data: TabularData) {
+      const emb = encoder.embed(data)
+      const E = encoder.embeddingDim
+      return probaInChunks(data, (x, rows) =>
+        distractionLogits(params, x, tensor(emb.subarray(rows[0]! * E, (rows[rows.length - 1]! + 1) * E), [rows.length, E], 'float32'), { config: c }),
+      )
+    },
+    // The encoder is shared between models of a sweep, so it is disposed by its owner.
+    dispose: () => dispose(params),
+  }
+}

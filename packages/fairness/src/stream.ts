@@ -1,0 +1,91 @@
+/**
+ * `@heed/fairness/stream`: Distraction training as an RxJS pipeline over a batch stream. A separate entry point so
+ * the main package never imports rxjs (an optional peer dependency).
+ *
+ * Ownership follows `@heed/tensor/stream`: the operator takes ownership of every batch it receives and disposes
+ * its tensors after the step; on complete it emits the trained parameters, whose ownership passes downstream.
+ * Whatever it still holds when the subscription ends early (error, unsubscribe) is disposed in its teardown.
+ */
+import { Observable, type OperatorFunction } from 'rxjs'
+import { dispose, rng as makeRng } from '@heed/tensor'
+import { shuffledBatches } from './batching.js'
+import { distractionConfig, distractionTrainer, initDistraction, type DistractionBatch, type DistractionConfig, type DistractionParams, type DistractionStepResult } from './distraction.js'
+import type { ProtectedAttributeEncoder } from './protectedAttributeEncoder.js'
+import type { TabularData } from './tabularData.js'
+import { batchTensors } from './trainDistraction.js'
+
+/** What the training operator emits: one `step` per batch, then `done` with the trained parameters. */
+export type DistractionEvent =
+  | ({ readonly type: 'step'; readonly step: number; readonly warmup: boolean } & DistractionStepResult)
+  | { readonly type: 'done'; readonly steps: number; readonly params: DistractionParams }
+
+export interface DistractionTrainingOptions extends Partial<DistractionConfig> {
+  /** Input width and embedding width, used to initialise parameters (ignored when `params` is given). */
+  readonly inputDim?: number
+  readonly embeddingDim?: number
+  /** Start from these parameters (copied per subscription is not possible for tensors: they are taken over by
+   * the first subscription). */
+  readonly params?: DistractionParams
+  /** Batches per epoch, for the learning-rate decay period and the warm-up length (default 1). */
+  readonly stepsPerEpoch?: number
+}
+
+/**
+ * The alternating Distraction training as an operator over batches: the first `warmupEpochs·stepsPerEpoch`
+ * batches take a warm-up step (cross-entropy on every parameter), the rest a module step (η·DP penalty) then a
+ * classifier step (cross-entropy). Cold: every subscription trains its own fresh parameters.
+ */
+export function distractionTraining(opts: DistractionTrainingOptions): OperatorFunction<DistractionBatch, DistractionEvent> {
+  const { inputDim, embeddingDim, params, stepsPerEpoch = 1, ...partial } = opts
+  const c = distractionConfig(partial)
+  let given = params
+  if (given === undefined && (inputDim === undefined || embeddingDim === undefined)) initDistraction(inputDim ?? Number.NaN, embeddingDim ?? Number.NaN, c)
+  return source =>
+    new Observable<DistractionEvent>(subscriber => {
+      const start = given ?? initDistraction(inputDim!, embeddingDim!, c)
+      given = undefined
+      const trainer = distractionTrainer(start, c, stepsPerEpoch)
+      let step = 0
+      let done = false
+      const sub = source.subscribe({
+        next: b => {
+          let r: DistractionStepResult
+          const warmup = step < c.warmupEpochs * stepsPerEpoch
+          try {
+            r = warmup ? trainer.warmupStep(b) : trainer.step(b)
+          } catch (err) {
+            subscriber.error(err)
+            return
+          } finally {
+            dispose([b.x, b.embedding, b.y])
+          }
+          subscriber.next({ type: 'step', step: ++step, warmup, ...r })
+        },
+        error: err => subscriber.error(err),
+        complete: () => {
+          done = true
+          subscriber.next({ type: 'done', steps: step, params: trainer.release() })
+          subscriber.complete()
+        },
+      })
+      return () => {
+        sub.unsubscribe()
+        if (!done) trainer.dispose()
+      }
+    })
+}
+
+/** Shuffled mini-batches of `data` for `epochs` epochs, with the frozen encoder's embeddings (cold: each
+ * subscription draws the same sequence from `seed`). The subscriber owns each batch's tensors. */
+export function distractionBatches(data: TabularData, encoder: ProtectedAttributeEncoder, opts: { readonly batchSize: number; readonly epochs: number; readonly seed?: number }): Observable<DistractionBatch> {
+  return new Observable<DistractionBatch>(subscriber => {
+    const emb = encoder.embed(data)
+    const rng = makeRng(opts.seed ?? 0)
+    for (let e = 0; e < opts.epochs && !subscriber.closed; e++)
+      for (const rows of shuffledBatches(data.n, opts.batchSize, rng)) {
+        if (subscriber.closed) return
+        subscriber.next(batchTensors(data, emb, encoder.embeddingDim, rows))
+      }
+    subscriber.complete()
+  })
+}

@@ -1,0 +1,74 @@
+import { ShapeError, ValueError } from '@heed/tensor'
+
+/** A binary-label tabular dataset with one sensitive attribute, held on the host (row-major float32 features). */
+export interface TabularData {
+  /** `[n, d]` features, row-major. */
+  readonly x: Float32Array
+  readonly n: number
+  readonly d: number
+  /** Labels 0/1. */
+  readonly y: Uint8Array
+  /** Group id of each row, 0 … numGroups − 1. */
+  readonly groups: Int32Array
+  readonly numGroups: number
+  readonly featureNames: readonly string[]
+  /** Name of each group id. */
+  readonly groupNames: readonly string[]
+  /** Feature columns that encode the sensitive attribute (dropped from the protected-attribute encoder's input). */
+  readonly sensitiveColumns: readonly number[]
+}
+
+/** Build a TabularData from plain arrays, checking lengths, labels and group ids. */
+export function tabularData(opts: {
+  readonly x: ArrayLike<number>
+  readonly d: number
+  readonly y: ArrayLike<number>
+  readonly groups: ArrayLike<number>
+  readonly featureNames?: readonly string[]
+  readonly groupNames?: readonly string[]
+  readonly sensitiveColumns?: readonly number[]
+}): TabularData {
+  const op = 'tabularData'
+  const n = opts.y.length
+  if (!Number.isInteger(opts.d) || opts.d < 1) throw new ValueError({ op, arg: 'd', expected: 'a positive integer', actual: opts.d })
+  if (opts.x.length !== n * opts.d) throw new ShapeError({ op, arg: 'x', expected: `${n}·${opts.d} = ${n * opts.d} values`, actual: opts.x.length })
+  if (opts.groups.length !== n) throw new ShapeError({ op, arg: 'groups', expected: `length ${n}`, actual: opts.groups.length })
+  const y = new Uint8Array(n)
+  const groups = new Int32Array(n)
+  let G = 0
+  for (let i = 0; i < n; i++) {
+    const v = opts.y[i]!
+    if (v !== 0 && v !== 1) throw new ValueError({ op, arg: `y[${i}]`, expected: 'a binary label 0 or 1', actual: v })
+    y[i] = v
+    const g = opts.groups[i]!
+    if (!Number.isInteger(g) || g < 0) throw new ValueError({ op, arg: `groups[${i}]`, expected: 'an integer group id ≥ 0', actual: g })
+    groups[i] = g
+    G = Math.max(G, g + 1)
+  }
+  const x = Float32Array.from(opts.x)
+  for (let i = 0; i < x.length; i++)
+    if (!Number.isFinite(x[i]!)) throw new ValueError({ op, arg: `x[${i}]`, expected: 'a finite number', actual: x[i] })
+  return {
+    x, n, d: opts.d, y, groups, numGroups: G,
+    featureNames: opts.featureNames ?? Array.from({ length: opts.d }, (_, j) => `x${j}`),
+    groupNames: opts.groupNames ?? Array.from({ length: G }, (_, g) => String(g)),
+    sensitiveColumns: opts.sensitiveColumns ?? [],
+  }
+}
+
+/** @internal rows `idx` of `[n, d]` features (optionally dropping columns) as a new row-major array. */
+export function takeRows(x: Float32Array, d: number, idx: ArrayLike<number>, drop: readonly number[] = []): { values: Float32Array; d: number } {
+  if (drop.length === 0) {
+    const out = new Float32Array(idx.length * d)
+    for (let r = 0; r < idx.length; r++) out.set(x.subarray(idx[r]! * d, idx[r]! * d + d), r * d)
+    return { values: out, d }
+  }
+  const dropped = new Set(drop)
+  const keep = Array.from({ length: d }, (_, j) => j).filter(j => !dropped.has(j))
+  const out = new Float32Array(idx.length * keep.length)
+  for (let r = 0; r < idx.length; r++) {
+    const base = idx[r]! * d
+    for (let j = 0; j < keep.length; j++) out[r * keep.length + j] = x[base + keep[j]!]!
+  }
+  return { values: out, d: keep.length }
+}
