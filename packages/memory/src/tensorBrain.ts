@@ -234,17 +234,21 @@ export class TensorBrain {
     this.#live('measure')
     if (q.rank !== 1) this.#checkQ('measure', q, true)
     const mode = opts.mode ?? 'argmax'
+    if (mode === 'teacher') {
+      if (opts.index === undefined) throw new ArgumentError({ op: `${OP}.measure`, arg: 'index', expected: "the teacher's index for mode 'teacher'", actual: 'undefined' })
+      this.#checkIndex('measure', 'index', group, opts.index)
+    }
     const pT = this.posterior(q, group)
     const p = Float64Array.from(await pT.data())
     const N = p.length
     let k: number
-    if (mode === 'teacher') {
-      if (opts.index === undefined) throw new ArgumentError({ op: `${OP}.measure`, arg: 'index', expected: "the teacher's index for mode 'teacher'", actual: 'undefined' })
-      this.#checkIndex('measure', 'index', group, opts.index)
-      k = opts.index
-    } else if (mode === 'sample') k = sampleRow(p, 0, N, opts.rng ?? this.#rng)
+    if (mode === 'teacher') k = opts.index!
+    else if (mode === 'sample') k = sampleRow(p, 0, N, opts.rng ?? this.#rng)
     else if (mode === 'argmax' || mode === 'expect') k = argmaxRow(p, 0, N)
-    else throw new ValueError({ op: `${OP}.measure`, arg: 'mode', expected: "'argmax', 'sample', 'teacher' or 'expect'", actual: mode })
+    else {
+      pT.dispose()
+      throw new ValueError({ op: `${OP}.measure`, arg: 'mode', expected: "'argmax', 'sample', 'teacher' or 'expect'", actual: mode })
+    }
     const { emb } = this.#group(group)
     const out = scope(() => {
       const fed = mode === 'expect' ? matmul(pT, emb) : reshape(gather(emb, this.#tensorI([k]), 0), [this.dim])
