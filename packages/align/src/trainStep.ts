@@ -5,7 +5,8 @@ import { treeTensorsOf } from './treeTensorsOf.js'
 /** What a training loss returns: the scalar to minimise and scalar metric tensors to log. */
 export interface TrainLoss {
   readonly loss: Tensor
-  readonly metrics?: { readonly [name: string]: Tensor }
+  /** Scalar metric tensors by name (`DpoMetrics` and the like); non-tensor entries are ignored. */
+  readonly metrics?: object
 }
 
 /** One emission per optimizer step: host numbers, safe to keep. */
@@ -63,7 +64,7 @@ export function trainStep<P, B>(opts: TrainStepOptions<P, B>): OperatorFunction<
       const vg = valueAndGrad((p: P, batch: B) => {
         const out = opts.loss(p, batch)
         // Metrics are computed under the tape but must outlive valueAndGrad's scope; keep() hands them to us.
-        metricTensors = keep({ ...(out.metrics ?? {}) })
+        metricTensors = keep(Object.fromEntries(Object.entries(out.metrics ?? {}).filter(([, v]) => isTensor(v))) as Record<string, Tensor>)
         return out.loss
       })
       const sub = source.subscribe({
