@@ -20,3 +20,4 @@ export { flowAttention, flowStats, type FlowAttentionOptions, type FlowState, ty
 export { s2Attention, s2Mask, s2Shards, type S2Options, type S2AttentionOptions, type S2Layout, type S2Shards } from './operators/s2.js'
 export { windowAttention, windowIds, channelAttention, channelAttentionWeights, type Grid, type WindowAttentionOptions, type ChannelAttentionOptions } from './operators/davit.js'
 export { hiloAttention, hiloSplit, type HiloOptions, type HiloResult } from './operators/hilo.js'
+export { duoAttention, duoGateLoss, duoDeploy, duoKvBytes, clampGates, DUO_DEFAULTS, type DuoAttentionOptions, type DuoAttentionResult, type DuoGateLossOptions, type DuoDeployOptions, type DuoDeployment, type DuoKvBytesOptions } from './operators/duo.js'
