@@ -21,3 +21,4 @@ export { s2Attention, s2Mask, s2Shards, type S2Options, type S2AttentionOptions,
 export { windowAttention, windowIds, channelAttention, channelAttentionWeights, type Grid, type WindowAttentionOptions, type ChannelAttentionOptions } from './operators/davit.js'
 export { hiloAttention, hiloSplit, type HiloOptions, type HiloResult } from './operators/hilo.js'
 export { duoAttention, duoGateLoss, duoDeploy, duoKvBytes, clampGates, DUO_DEFAULTS, type DuoAttentionOptions, type DuoAttentionResult, type DuoGateLossOptions, type DuoDeployOptions, type DuoDeployment, type DuoKvBytesOptions } from './operators/duo.js'
+export { actAttention, ACT_DEFAULTS, type ActOptions, type ActResult } from './operators/act.js'
