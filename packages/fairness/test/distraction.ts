@@ -1,0 +1,132 @@
+import t from 'tap'
+import { firstValueFrom, toArray } from 'rxjs'
+import { memory, scope, tensor, ShapeError, ValueError, type Tensor } from '@heed/tensor'
+import {
+  accuracy, demographicParityDifference, distractionAttention, dpPenalty, initDistractionAttention, softDemographicParity, tabularData,
+  trainDistraction, trainProtectedAttributeEncoder, type DistractionAttentionParams,
+} from '@heed/fairness'
+import { distractionBatches, distractionTraining } from '@heed/fairness/stream'
+import { assertClose, checkGrad, prng } from '../../tensor/test/helpers/numeric.js'
+
+t.test('dpPenalty matches the fairtorch vectors and is right beyond two groups', async t => {
+  const base = memory().tensors
+  const v = async (logits: number[], g: number[], o: object) => {
+    const s = tensor(logits, [logits.length], 'float64')
+    const p = dpPenalty(s, g, { input: 'logits', ...o })
+    const x = (await p.data())[0]!
+    p.dispose()
+    s.dispose()
+    return x
+  }
+  assertClose(t, [await v([0, 2, -1, 1], [0, 0, 1, 1], { variant: 'fairtorch' }), await v([0, 2, -1, 1], [0, 0, 1, 1], { variant: 'fairtorch', reduce: 'mean' })], [0.0181258, 0.0045315], { atol: 1e-7 })
+  assertClose(t, [await v([0, 2, -1, 1], [0, 0, 1, 1], {})], [0.0181258], { atol: 1e-7, msg: 'two groups: fixed = as implemented' })
+  assertClose(t, [await v([0, 2, -1, 1, 3, -2], [0, 0, 1, 1, 2, 2], { variant: 'fairtorch' }), await v([0, 2, -1, 1, 3, -2], [0, 0, 1, 1, 2, 2], {})], [0.039654, 0.020471], { atol: 1e-6 })
+  await checkGrad(t, p => dpPenalty(p, [0, 1, 2, 1, 0], { eta: 3 }), [{ v: [0.2, 0.7, 0.4, 0.9, 0.1], shape: [5] }])
+  const two = tensor([0.1, 0.2])
+  t.throws(() => dpPenalty(two, [0]), ShapeError)
+  t.throws(() => dpPenalty(two, [0, -1]), ValueError)
+  t.throws(() => dpPenalty(two, [0, 1], { eta: Number.NaN }), ValueError)
+  two.dispose()
+  t.equal(memory().tensors, base)
+})
+
+t.test('distractionAttention: the 6-parameter module, its shape and gradients', async t => {
+  const base = memory().tensors
+  const p = initDistractionAttention({ seed: 1 })
+  t.equal([p.wk, p.bk, p.wv, p.bv, p.wo, p.bo].reduce((a, x) => a + x.size, 0), 6)
+  const h = tensor(Float32Array.from({ length: 2 * 32 }, (_, i) => Math.sin(i)), [2, 32], 'float32')
+  const e = tensor(Float32Array.from({ length: 2 * 32 }, (_, i) => Math.cos(i)), [2, 32], 'float32')
+  const out = distractionAttention(p, h, e)
+  t.same(out.shape, [2, 32])
+  // Reference for one output token in plain JS: softmax_i(e_j · k_i) · v, then the output projection.
+  const [wk, bk, wv, bv, wo, bo] = [p.wk, p.bk, p.wv, p.bv, p.wo, p.bo].map(x => x.dataSync()[0]!) as [number, number, number, number, number, number]
+  const hv = h.dataSync(), ev = e.dataSync()
+  const ref = (b: number, j: number) => {
+    const s = Array.from({ length: 32 }, (_, i) => ev[b * 32 + j]! * (wk * hv[b * 32 + i]! + bk))
+    const m = Math.max(...s)
+    const z = s.reduce((a, x) => a + Math.exp(x - m), 0)
+    return wo * s.reduce((a, x, i) => a + (Math.exp(x - m) / z) * (wv * hv[b * 32 + i]! + bv), 0) + bo
+  }
+  assertClose(t, [out.dataSync()[0]!, out.dataSync()[37]!], [ref(0, 0), ref(1, 5)], { atol: 1e-5 })
+  const wrong = tensor(new Float32Array(3 * 32), [3, 32], 'float32')
+  t.throws(() => distractionAttention(p, h, wrong), ShapeError)
+  for (const x of [wrong, out, h, e, p.wk, p.bk, p.wv, p.bv, p.wo, p.bo]) x.dispose()
+  // Gradients through queries, keys and values (multi-head, 2-d tokens) against central differences.
+  const rand = prng(3)
+  const r = (n: number) => Array.from({ length: n }, () => rand() * 2 - 1)
+  const H = 2, d = 2
+  const weights = tensor(r(2 * 4), [2, 4], 'float64')
+  const zk = tensor(new Float64Array(H * d), [H * d], 'float64')
+  const zo = tensor(new Float64Array(d), [d], 'float64')
+  await checkGrad(t, (hid: Tensor, emb: Tensor, wk2: Tensor, wv2: Tensor, wo2: Tensor) => {
+    const params: DistractionAttentionParams = { wk: wk2, wv: wv2, wo: wo2, bk: zk, bv: zk, bo: zo }
+    return scope(() => sumAll(mulT(distractionAttention(params, hid, emb, { tokenDim: d, heads: H }), weights)))
+  }, [{ v: r(2 * 6), shape: [2, 6] }, { v: r(2 * 4), shape: [2, 4] }, { v: r(d * H * d), shape: [d, H * d] }, { v: r(d * H * d), shape: [d, H * d] }, { v: r(H * d * d), shape: [H * d, d] }], { atol: 1e-6 })
+  for (const x of [weights, zk, zo]) x.dispose()
+  t.equal(memory().tensors, base)
+})
+
+function sumAll(x: Tensor): Tensor {
+  return tensorSum(x)
+}
+import { sum as tensorSum, mul as mulT } from '@heed/tensor'
+
+// A synthetic biased dataset: the label depends on a skill feature and, strongly, on the group; a proxy feature
+// leaks the group to the encoder.
+function biased(n: number, seed: number) {
+  const rand = prng(seed)
+  const x: number[] = [], y: number[] = [], g: number[] = []
+  for (let i = 0; i < n; i++) {
+    const s = rand() < 0.5 ? 1 : 0
+    const skill = rand() * 2 - 1
+    const proxy = s + 0.3 * (rand() * 2 - 1)
+    y.push(skill + 1.2 * s - 0.6 + 0.2 * (rand() * 2 - 1) > 0 ? 1 : 0)
+    g.push(s)
+    x.push(skill, proxy, rand() * 2 - 1, s)
+  }
+  return tabularData({ x, d: 4, y, groups: g, sensitiveColumns: [3] })
+}
+
+t.test('tiny training on a biased dataset: η shrinks the DP gap, accuracy stays reasonable', async t => {
+  const base = memory().tensors
+  const train = biased(1200, 1)
+  const test = biased(800, 2)
+  const encoder = trainProtectedAttributeEncoder(train, { hidden: [16, 8], epochs: 4, batchSize: 64, lr: 1e-2 })
+  t.ok(encoder.accuracy(test) > 0.9, 'the proxy leaks the group')
+  const run = (eta: number) => {
+    const m = trainDistraction(train, { encoder, eta, hidden: [16, 8], epochs: 6, warmupEpochs: 4, batchSize: 64, lrModule: 3e-4, lrClassifier: 3e-3, dropout: 0 })
+    const p = m.predictProba(test)
+    m.dispose()
+    const yp = Array.from(p, v => (v > 0.5 ? 1 : 0))
+    return { acc: accuracy(test.y, yp), dp: demographicParityDifference(test.y, yp, { sensitiveFeatures: test.groups }), soft: softDemographicParity(p, test.groups) }
+  }
+  const free = run(0)
+  const fair = run(30)
+  t.comment(`η=0: ${JSON.stringify(free)}; η=30: ${JSON.stringify(fair)}`)
+  t.ok(free.acc > 0.85, 'unconstrained model learns the task')
+  t.ok(fair.soft < free.soft, 'the penalty shrinks the soft DP gap')
+  t.ok(fair.acc > 0.5, 'accuracy stays above chance')
+  encoder.dispose()
+  t.equal(memory().tensors, base, 'no tensor leaks')
+})
+
+t.test('the RxJS pipeline trains over a batch stream and hands the parameters over', async t => {
+  const base = memory().tensors
+  const data = biased(256, 4)
+  const encoder = trainProtectedAttributeEncoder(data, { hidden: [8, 4], epochs: 1, batchSize: 64 })
+  const events = await firstValueFrom(
+    distractionBatches(data, encoder, { batchSize: 64, epochs: 2 }).pipe(
+      distractionTraining({ inputDim: 4, embeddingDim: 4, hidden: [8, 4], eta: 10, warmupEpochs: 1, stepsPerEpoch: 4 }),
+      toArray(),
+    ),
+  )
+  t.equal(events.length, 9)
+  t.same(events.slice(0, 8).map(e => e.type === 'step' && e.warmup), [true, true, true, true, false, false, false, false])
+  const last = events[8]!
+  t.equal(last.type, 'done')
+  if (last.type === 'done') for (const x of [...last.params.body, last.params.head]) (x.w.dispose(), x.b.dispose())
+  if (last.type === 'done') Object.values(last.params.attention).forEach(x => x.dispose())
+  t.throws(() => distractionTraining({ eta: -1, inputDim: 4, embeddingDim: 4 }), ValueError)
+  encoder.dispose()
+  t.equal(memory().tensors, base)
+})
