@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 import type { Attrs, Backend, DataId, TensorInfo } from '../../backend.js'
 import { f16BitsToF32, f16Round, f32ToF16Bits, type AnyTypedArray, type DType } from '../../dtype.js'
 import { BackendError, DeviceLostError } from '../../errors.js'

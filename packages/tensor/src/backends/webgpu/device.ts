@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 import { BackendError } from '../../errors.js'
 
 /** What the backend learned about its adapter when it acquired the device. */

@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 import { acquireDevice } from './device.js'
 import { WebGpuBackend } from './WebGpuBackend.js'
 
