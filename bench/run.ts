@@ -4,6 +4,7 @@
  */
 const benches: Record<string, () => Promise<{ run: (args: readonly string[]) => Promise<void> }>> = {
   matmul: () => import('./matmul.js'),
+  fairness: () => import('./fairness.js'),
   attention: () => import('./attention.js'),
 }
 
