@@ -88,7 +88,7 @@ t.test('random predictions with several groups against an independent computatio
     assertClose(t, [equalizedOddsDifference(y, p, { ...o, agg: 'mean' })], [(diff(col('tpr')) + diff(col('fpr'))) / 2])
     assertClose(t, [equalOpportunityDifference(y, p, o)], [diff(col('tpr'))])
     assertClose(t, [softDemographicParity(probs, g)], [diff(col('soft'))], { msg: `soft DP, ${G} groups` })
-    const overall = p.reduce((a, b) => a + b, 0) / n
+    const overall = p.reduce((a: number, b) => a + b, 0) / n
     assertClose(t, [demographicParityDifference(y, p, { ...o, method: 'to_overall' })], [Math.max(...col('sel').map(s => Math.abs(s - overall)))])
     // Signed AIF360 metrics with group 0 privileged: unprivileged = every other group pooled.
     const side = (priv: boolean) => {
