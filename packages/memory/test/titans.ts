@@ -1,11 +1,13 @@
 import t, { type Test } from 'tap'
 import { from, Subject, toArray, lastValueFrom } from 'rxjs'
-import { ShapeError, ValueError, DTypeError, add, sum, dispose, memory, tensor, valueAndGrad, type Tensor } from '@heed/tensor'
+import { ShapeError, ValueError, DTypeError, add, sum, square, scope, dispose, memory, tensor, valueAndGrad, type Tensor } from '@heed/tensor'
 import {
   associativeLoss,
   disposeTitansState,
   initMemoryWeights,
   initNeuralMemory,
+  initTitansLayer,
+  titansLayer,
   linearMemoryGradient,
   memoryForward,
   neuralMemory,
@@ -391,6 +393,64 @@ leakTest('validation names op, argument, expected and actual', async t => {
   t.throws(() => memoryForward([], k), { name: 'ArgumentError' })
   dispose([w, k, bad3, f32])
   disposeTitansState(s)
+})
+
+leakTest('MAC, MAG and MAL wirings: causal, persistent tokens seen from every row, MAC chains by segment', async t => {
+  const d = 8, T = 12
+  const params = initTitansLayer({ dim: d, depth: 2, hidden: 8, persistentTokens: 2, dtype: 'float64', seed: 3 })
+  const X = randomArray(rand, T * d)
+  const opts = { heads: 2, segment: 4, window: 3, chunkSize: 2 }
+  for (const variant of ['MAC', 'MAG', 'MAL'] as const) {
+    const x = f64(X, [T, d])
+    const a = titansLayer(params, x, variant, undefined, opts)
+    t.same(a.out.shape, [T, d], `${variant}: [T, d] out`)
+    t.ok(host(a.out).every(Number.isFinite))
+    // Perturb row 7: rows 0..6 must not move.
+    const X2 = [...X]
+    for (let j = 0; j < d; j++) X2[7 * d + j] = X2[7 * d + j]! + 1
+    const x2 = f64(X2, [T, d])
+    const b = titansLayer(params, x2, variant, undefined, opts)
+    assertClose(t, host(b.out).slice(0, 7 * d), host(a.out).slice(0, 7 * d), { atol: 1e-12, msg: `${variant}: rows before a change are unchanged` })
+    t.ok(Math.max(...host(b.out).slice(7 * d).map((v, i) => Math.abs(v - host(a.out)[7 * d + i]!))) > 1e-6, `${variant}: rows from the change on move`)
+    // Other persistent tokens: every row moves, row 0 included (it sees P whatever the window).
+    const P2 = f64(randomArray(rand, 2 * d), [2, d])
+    const c = titansLayer({ ...params, persistent: P2 }, x, variant, undefined, opts)
+    const moved = Array.from({ length: T }, (_, r) => Math.max(...host(c.out).slice(r * d, (r + 1) * d).map((v, i) => Math.abs(v - host(a.out)[r * d + i]!))))
+    t.ok(variant === 'MAG' || variant === 'MAL' ? moved.every(m => m > 1e-9) : moved[0]! > 1e-9, `${variant}: persistent tokens reach ${variant === 'MAC' ? 'row 0' : 'every row'}`)
+    dispose([x, x2, P2, a.out, b.out, c.out])
+    for (const r of [a, b, c]) disposeTitansState(r.state)
+  }
+  // MAC over whole segments chains exactly.
+  const x = f64(X, [T, d])
+  const one = titansLayer(params, x, 'MAC', undefined, opts)
+  const x1 = f64(X.slice(0, 8 * d), [8, d]), x2 = f64(X.slice(8 * d), [4, d])
+  const r1 = titansLayer(params, x1, 'MAC', undefined, opts)
+  const r2 = titansLayer(params, x2, 'MAC', r1.state, opts)
+  assertClose(t, [...host(r1.out), ...host(r2.out)], host(one.out), { atol: 1e-12, msg: 'MAC: two calls = one pass' })
+  t.throws(() => titansLayer(params, x, 'MAG', undefined, { heads: 3 }), ValueError)
+  t.throws(() => titansLayer(params, x1, 'XYZ' as 'MAC'), ValueError)
+  dispose([x, x1, x2, one.out, r1.out, r2.out, params as unknown as object])
+  for (const s of [one.state, r1.state, r2.state]) disposeTitansState(s)
+})
+
+leakTest('a MAG layer is trainable end to end (persistent tokens, attention and memory maps)', async t => {
+  const d = 4, T = 4
+  const params = initTitansLayer({ dim: d, depth: 1, persistentTokens: 2, dtype: 'float64', seed: 8 })
+  const X = randomArray(rand, T * d)
+  await checkGrad(
+    t,
+    (P, wq, mk) => {
+      const x = f64(X, [T, d])
+      const r = titansLayer({ ...params, persistent: P!, wq: wq!, memory: { ...params.memory, wk: mk! } }, x, 'MAG', undefined, { heads: 2, window: 2, chunkSize: 2, activation: 'tanh' })
+      const s = scope(() => sum(square(r.out)))
+      dispose([x, r.out])
+      disposeTitansState(r.state)
+      return s
+    },
+    [{ v: randomArray(rand, 2 * d), shape: [2, d] }, { v: randomArray(rand, d * d), shape: [d, d] }, { v: randomArray(rand, d * d), shape: [d, d] }],
+    { msg: 'MAG', atol: 1e-5, rtol: 1e-4 },
+  )
+  dispose(params as unknown as object)
 })
 
 t.test('memory is back to its baseline', async t => {
