@@ -24,3 +24,4 @@ export { duoAttention, duoGateLoss, duoDeploy, duoKvBytes, clampGates, DUO_DEFAU
 export { actAttention, ACT_DEFAULTS, type ActOptions, type ActResult } from './operators/act.js'
 export { combinerAttention, combinerWeights, type CombinerOptions } from './operators/combiner.js'
 export { landmarkAttention, isLandmark, type LandmarkOptions, type LandmarkResult } from './operators/landmark.js'
+export { routingAttention, kmeansUpdate, kmeansObjective, unitRows, type RoutingOptions } from './operators/routing.js'
