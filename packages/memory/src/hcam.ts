@@ -122,14 +122,14 @@ export function hcamWrite(mem: HcamMemory, x: Tensor): HcamMemory {
 }
 
 /** Sinusoidal position encodings `[C, D]` (Vaswani et al.), for positions inside a chunk. */
-export function sinusoidalPositions(C: number, D: number, dtype: 'float32' | 'float64' = 'float32'): Tensor {
+export function sinusoidalPositions(C: number, D: number, dtype: 'float32' | 'float64' = 'float32', backend?: string): Tensor {
   const v = new Array<number>(C * D)
   for (let p = 0; p < C; p++)
     for (let i = 0; i < D; i++) {
       const freq = Math.pow(10000, -(2 * Math.floor(i / 2)) / D)
       v[p * D + i] = i % 2 === 0 ? Math.sin(p * freq) : Math.cos(p * freq)
     }
-  return tensor(v, [C, D], dtype)
+  return tensor(v, [C, D], dtype, backend !== undefined ? { backend } : {})
 }
 
 /** Optional learned maps: selection query/key, in-chunk query/key/value, output. All `[D, D]`. */
@@ -223,7 +223,7 @@ export function hcamAttention(queries: Tensor, keys: Tensor, contents: Tensor, o
     const indices = where(eligible, top.indices, -1)
     const flat = reshape(top.indices, [Q * k])
     let rows = gather(mem, flat, 0) // [Q·k, C, D]
-    if (opts.positionalEncoding) rows = add(rows, sinusoidalPositions(C, D, dt === 'float64' ? 'float64' : 'float32'))
+    if (opts.positionalEncoding) rows = add(rows, sinusoidalPositions(C, D, dt === 'float64' ? 'float64' : 'float32', queries.backend))
     const Dh = D / heads
     const qIn = p ? matmul(queries, p.wq) : queries
     const kIn = p ? matmul(rows, p.wk) : rows
