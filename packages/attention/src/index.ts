@@ -25,3 +25,4 @@ export { actAttention, ACT_DEFAULTS, type ActOptions, type ActResult } from './o
 export { combinerAttention, combinerWeights, type CombinerOptions } from './operators/combiner.js'
 export { landmarkAttention, isLandmark, type LandmarkOptions, type LandmarkResult } from './operators/landmark.js'
 export { routingAttention, kmeansUpdate, kmeansObjective, unitRows, type RoutingOptions } from './operators/routing.js'
+export { mohGates, mohBalanceLoss, mohAttention, activeHeads, type MohRouter, type MohGateOptions, type MohGates, type MohAttentionOptions } from './operators/moh.js'
