@@ -26,3 +26,4 @@ export { combinerAttention, combinerWeights, type CombinerOptions } from './oper
 export { landmarkAttention, isLandmark, type LandmarkOptions, type LandmarkResult } from './operators/landmark.js'
 export { routingAttention, kmeansUpdate, kmeansObjective, unitRows, type RoutingOptions } from './operators/routing.js'
 export { mohGates, mohBalanceLoss, mohAttention, activeHeads, type MohRouter, type MohGateOptions, type MohGates, type MohAttentionOptions } from './operators/moh.js'
+export { hipAttention, hipSelect, hipMask, hipDecoder, type HipOptions, type HipAttentionOptions, type HipSelection } from './operators/hip.js'
