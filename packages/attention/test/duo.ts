@@ -1,6 +1,6 @@
 import t from 'tap'
-import { adam, dispose, memory, mul, scope, slice, sum, tensor, valueAndGrad, type Tensor } from '@heed/tensor'
-import { cachedAttention, clampGates, duoAttention, duoDeploy, duoGateLoss, duoKvBytes, kvCache, mask } from '@heed/attention'
+import { adam, concat, dispose, memory, mul, scope, slice, sum, tensor, valueAndGrad, type Tensor } from '@heed/tensor'
+import { cachedAttention, clampGates, duoAttention, duoDeploy, duoGateLoss, duoKvBytes, kvCache, mask, multiHeadAttention } from '@heed/attention'
 import { conformance, referenceAttention, type ConformanceRun, type HostTensor } from '@heed/attention/testing'
 import { assertClose, checkGrad, prng, randomArray } from '../../tensor/test/helpers/numeric.js'
 import { eachBackend } from '../../tensor/test/helpers/backends.js'
@@ -228,4 +228,26 @@ t.test('conformance', async t => {
     ],
   })
   t.same(deg.ran, ['C4'])
+})
+
+t.test('inside multiHeadAttention: a deployed cache decodes like the binarised duo mixture', async t => {
+  const layer = multiHeadAttention({ dModel: 8, heads: 4, kvHeads: 2 })
+  const params = layer.init({ seed: 5, dtype: 'float64' })
+  const T = 15
+  const [sink, recent] = [2, 3]
+  const dep = duoDeploy([0.9, 0.1], { sink, recent })
+  const x = tensor(randomArray(rand, T * 8), [1, T, 8], 'float64')
+  const before = memory().tensors
+  // Query heads 0–1 read kv head 0 (retrieval), 2–3 kv head 1 (streaming).
+  const whole = layer.forward(params, x, { mask: mask.perHead(4, h => (h < 2 ? mask.all : mask.streaming(sink, recent))) })
+  const cache = layer.cache({ batch: 1, capacity: T, dtype: 'float64', policies: dep.policies, chunk: 2 })
+  const steps: Tensor[] = []
+  for (let i = 0; i < T; i++) steps.push(scope(() => layer.forward(params, slice(x, [null, [i, i + 1]]), { cache })))
+  const stepped = concat(steps, 1)
+  assertClose(t, await stepped.data(), await whole.data(), { atol: 1e-12, rtol: 1e-12, msg: 'deployed decode = masked one-shot' })
+  t.ok(cache.retained(1) <= sink + recent, 'streaming kv head stays bounded')
+  for (const s of [...steps, stepped, whole]) s.dispose()
+  cache.dispose()
+  t.equal(memory().tensors, before, 'no leaks')
+  dispose([params, x])
 })

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { memory, mul, scope, slice, sum, tensor, type Tensor } from '@heed/tensor'
-import { mask, s2Attention, s2Mask, s2Shards, type S2Options } from '@heed/attention'
+import { concat, dispose, memory, mul, scope, slice, sum, tensor, type Tensor } from '@heed/tensor'
+import { mask, multiHeadAttention, s2Attention, s2Mask, s2Shards, type S2Options } from '@heed/attention'
 import { conformance, referenceAttention, type ConformanceRun } from '@heed/attention/testing'
 import { assertClose, checkGrad, prng, randomArray } from '../../tensor/test/helpers/numeric.js'
 import { eachBackend } from '../../tensor/test/helpers/backends.js'
@@ -165,4 +165,23 @@ t.test('conformance', async t => {
     ],
   })
   t.same(deg.ran, ['C4'], 'C4 ran')
+})
+
+t.test('inside multiHeadAttention: forward with s2Mask, full and cached decode agree', async t => {
+  const layer = multiHeadAttention({ dModel: 8, heads: 4, kvHeads: 2 })
+  const params = layer.init({ seed: 3, dtype: 'float64' })
+  const T = 13
+  const x = tensor(randomArray(rand, T * 8), [1, T, 8], 'float64')
+  const m = s2Mask(4, 2, { blockSize: 2, localBlocks: 1, stride: 2 })
+  const before = memory().tensors
+  const whole = layer.forward(params, x, { mask: m })
+  const cache = layer.cache({ batch: 1, capacity: T, dtype: 'float64' })
+  const steps: Tensor[] = []
+  for (let i = 0; i < T; i++) steps.push(scope(() => layer.forward(params, slice(x, [null, [i, i + 1]]), { cache, mask: m })))
+  const stepped = concat(steps, 1)
+  assertClose(t, await stepped.data(), await whole.data(), { atol: 1e-12, rtol: 1e-12, msg: 'token-by-token decode = one-shot' })
+  for (const s of [...steps, stepped, whole]) s.dispose()
+  cache.dispose()
+  t.equal(memory().tensors, before, 'no leaks')
+  dispose([params, x])
 })
