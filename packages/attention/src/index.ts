@@ -27,3 +27,4 @@ export { landmarkAttention, isLandmark, type LandmarkOptions, type LandmarkResul
 export { routingAttention, kmeansUpdate, kmeansObjective, unitRows, type RoutingOptions } from './operators/routing.js'
 export { mohGates, mohBalanceLoss, mohAttention, activeHeads, type MohRouter, type MohGateOptions, type MohGates, type MohAttentionOptions } from './operators/moh.js'
 export { hipAttention, hipSelect, hipMask, hipDecoder, type HipOptions, type HipAttentionOptions, type HipSelection } from './operators/hip.js'
+export { longHeadsAttention, type LongHeadsOptions, type LongHeadsResult } from './operators/longHeads.js'

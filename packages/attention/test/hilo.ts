@@ -89,12 +89,12 @@ t.test('invariants', async t => {
   // s = 1 ⇒ MSA, whatever α.
   const mha = referenceAttention(q, k, v)
   for (const alpha of [0, 0.5, 1]) {
-    const r = await runOn('cpu', 'float64', [q, k, v], (q, k, v) => ({ ...hiloAttention(q!, k!, v!, { grid: [3, 4], window: 1, alpha }) }))
+    const r = await runOn('cpu', 'float64', [q, k, v], (q, k, v) => { const r = hiloAttention(q!, k!, v!, { grid: [3, 4], window: 1, alpha }); return { out: r.out, lse: r.lse } })
     assertClose(t, r.values.out, mha.out, { atol: 1e-12, rtol: 1e-12, msg: `s = 1, α ${alpha} ⇒ MSA (out)` })
     assertClose(t, r.values.lse, mha.lse, { atol: 1e-12, rtol: 1e-12, msg: `s = 1, α ${alpha} ⇒ MSA (lse)` })
   }
   // α = 0 with one window covering the grid ⇒ global attention.
-  const g = await runOn('cpu', 'float64', [q, k, v], (q, k, v) => ({ ...hiloAttention(q!, k!, v!, { grid: [3, 4], window: [3, 4], alpha: 0 }) }))
+  const g = await runOn('cpu', 'float64', [q, k, v], (q, k, v) => ({ out: hiloAttention(q!, k!, v!, { grid: [3, 4], window: [3, 4], alpha: 0 }).out }))
   assertClose(t, g.values.out, mha.out, { atol: 1e-12, rtol: 1e-12, msg: 'α = 0, s = grid ⇒ global attention' })
   // Hi-Fi = attention under the 2D window block mask; Lo-Fi = cross-attention to the pooled tokens (built by hand).
   const [q2, k2, v2] = [host([1, 2, 16, 4]), host([1, 2, 16, 4]), host([1, 2, 16, 3])]
