@@ -3,6 +3,7 @@ import { allocArray } from '../../../dtype.js'
 import { sizeOf, type Shape } from '../../../shape.js'
 import type { CpuKernelTable, CpuTensor } from '../types.js'
 import { broadcastOffsets } from '../util.js'
+import { wasmGemm } from '../wasm/matmul.js'
 
 /**
  * Matrix multiply. The float kernels accumulate in float64 whatever the storage dtype: on the reference machine a
@@ -135,13 +136,13 @@ const as2d = (t: CpuTensor, side: 'a' | 'b'): CpuTensor =>
 function matMul(inputs: readonly CpuTensor[], attrs: Attrs): CpuTensor {
   let a = as2d(inputs[0]!, 'a')
   let b = as2d(inputs[1]!, 'b')
-  if (attrs['transposeA'] === true && inputs[0]!.shape.length >= 2) a = swapLast(a)
-  if (attrs['transposeB'] === true && inputs[1]!.shape.length >= 2) b = swapLast(b)
+  const tA = attrs['transposeA'] === true && inputs[0]!.shape.length >= 2
+  const tB = attrs['transposeB'] === true && inputs[1]!.shape.length >= 2
   const ra = a.shape.length
   const rb = b.shape.length
-  const m = a.shape[ra - 2]!
-  const k = a.shape[ra - 1]!
-  const n = b.shape[rb - 1]!
+  const m = a.shape[ra - (tA ? 1 : 2)]!
+  const k = a.shape[ra - (tA ? 2 : 1)]!
+  const n = b.shape[rb - (tB ? 2 : 1)]!
   const aBatch = a.shape.slice(0, -2)
   const bBatch = b.shape.slice(0, -2)
   const batch: number[] = []
@@ -150,10 +151,20 @@ function matMul(inputs: readonly CpuTensor[], attrs: Attrs): CpuTensor {
     const db = bBatch[bBatch.length - r + i] ?? 1
     batch.push(da === 1 ? db : da)
   }
+  const shape: Shape = [...batch, ...(inputs[0]!.shape.length >= 2 ? [m] : []), ...(inputs[1]!.shape.length >= 2 ? [n] : [])]
+  const dtype = a.dtype
   const nb = sizeOf(batch)
   const ia = broadcastOffsets(aBatch, batch)
   const ib = broadcastOffsets(bBatch, batch)
-  const dtype = a.dtype
+  // float32 and float16 (held in a Float32Array) go to the WebAssembly SIMD kernel when it is available and the
+  // product is large enough; it accumulates in float32, within the float32 tolerance. float64 stays here: this
+  // kernel's float64 accumulation is the reference the other backends are tested against.
+  if (dtype === 'float32' || dtype === 'float16') {
+    const values = wasmGemm({ a: a.values as Float32Array, b: b.values as Float32Array, m, k, n, transA: tA, transB: tB, batches: nb, ia, ib })
+    if (values) return { values, shape, dtype }
+  }
+  if (tA) a = swapLast(a)
+  if (tB) b = swapLast(b)
   const out = allocArray(dtype, nb * m * n)
   const mn = m * n
   if (dtype === 'int32') {
@@ -170,7 +181,6 @@ function matMul(inputs: readonly CpuTensor[], attrs: Attrs): CpuTensor {
       out.set(acc, z * mn)
     }
   }
-  const shape: Shape = [...batch, ...(inputs[0]!.shape.length >= 2 ? [m] : []), ...(inputs[1]!.shape.length >= 2 ? [n] : [])]
   return { values: out, shape, dtype }
 }
 

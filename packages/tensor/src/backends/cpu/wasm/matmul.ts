@@ -1,0 +1,163 @@
+import { GEMM, MM_JOB_ARGS } from './matmulModule.js'
+import { MAX_JOBS } from './pool.js'
+import { wasmMode, wasmRuntime } from './runtime.js'
+
+/**
+ * float32 batched GEMM through the WebAssembly kernel: pack A and B into the module's memory, run row-panel jobs
+ * (across the worker pool when the problem is large), copy the cropped result out.
+ */
+
+export interface GemmProblem {
+  readonly a: Float32Array
+  readonly b: Float32Array
+  readonly m: number
+  readonly k: number
+  readonly n: number
+  /** A is stored [..., k, m] (use its transpose). */
+  readonly transA: boolean
+  /** B is stored [..., n, k]. */
+  readonly transB: boolean
+  /** Output batches; z's operands are A batch ia[z] and B batch ib[z] (identity when undefined). */
+  readonly batches: number
+  readonly ia?: Int32Array | undefined
+  readonly ib?: Int32Array | undefined
+}
+
+/**
+ * Below this many multiply-adds the TypeScript kernel wins or ties once packing and the copy-out are counted (and
+ * it accumulates in float64). Measured on the reference 2-core EPYC: ~16³ is the crossover.
+ */
+export const WASM_MIN_MACS = 4096
+/** Below this many multiply-adds waking workers costs more than it saves. */
+export const THREAD_MIN_MACS = 1 << 20
+
+const { mr: MR, nr: NR, unroll: U } = GEMM
+
+const ceilDiv = (x: number, y: number): number => Math.ceil(x / y)
+const align = (x: number): number => (x + 63) & ~63
+
+/** Rows i of A (m × k; stored transposed when `trans`) into MR-row panels, k-major, zero-padded to MR × kp. */
+function packA(src: Float32Array, so: number, dst: Float32Array, d0: number, m: number, k: number, kp: number, trans: boolean): void {
+  for (let pi = 0, i0 = 0; i0 < m; pi++, i0 += MR) {
+    const base = d0 + pi * kp * MR
+    const rows = Math.min(MR, m - i0)
+    if (!trans) {
+      for (let r = 0; r < rows; r++) {
+        const s = so + (i0 + r) * k
+        for (let p = 0, d = base + r; p < k; p++, d += MR) dst[d] = src[s + p]!
+      }
+    } else {
+      for (let p = 0; p < k; p++) {
+        const s = so + p * m + i0
+        const d = base + p * MR
+        for (let r = 0; r < rows; r++) dst[d + r] = src[s + r]!
+      }
+    }
+    for (let r = rows; r < MR; r++) for (let p = 0, d = base + r; p < k; p++, d += MR) dst[d] = 0
+    dst.fill(0, base + k * MR, base + kp * MR)
+  }
+}
+
+/** Columns of B (k × n; stored transposed when `trans`) into NR-column panels, k-major, zero-padded to kp × NR. */
+function packB(src: Float32Array, so: number, dst: Float32Array, d0: number, k: number, n: number, kp: number, trans: boolean): void {
+  for (let pj = 0, j0 = 0; j0 < n; pj++, j0 += NR) {
+    const base = d0 + pj * kp * NR
+    const cols = Math.min(NR, n - j0)
+    if (!trans && cols === NR) {
+      for (let p = 0, s = so + j0, d = base; p < k; p++, s += n, d += NR) {
+        dst[d] = src[s]!
+        dst[d + 1] = src[s + 1]!
+        dst[d + 2] = src[s + 2]!
+        dst[d + 3] = src[s + 3]!
+        dst[d + 4] = src[s + 4]!
+        dst[d + 5] = src[s + 5]!
+        dst[d + 6] = src[s + 6]!
+        dst[d + 7] = src[s + 7]!
+      }
+    } else if (!trans) {
+      for (let p = 0; p < k; p++) {
+        const s = so + p * n + j0
+        const d = base + p * NR
+        for (let c = 0; c < cols; c++) dst[d + c] = src[s + c]!
+        for (let c = cols; c < NR; c++) dst[d + c] = 0
+      }
+    } else {
+      for (let c = 0; c < cols; c++) {
+        const s = so + (j0 + c) * k
+        for (let p = 0, d = base + c; p < k; p++, d += NR) dst[d] = src[s + p]!
+      }
+      for (let c = cols; c < NR; c++) for (let p = 0, d = base + c; p < k; p++, d += NR) dst[d] = 0
+    }
+    dst.fill(0, base + k * NR, base + kp * NR)
+  }
+}
+
+/**
+ * C = A·B per batch in float32 (f32 products and sums), or undefined when the WebAssembly path does not apply
+ * (unavailable, switched off, too small to pay, or too large for the module's memory); the caller then uses the
+ * TypeScript kernel.
+ */
+export function wasmGemm(p: GemmProblem): Float32Array | undefined {
+  const { m, k, n, batches } = p
+  if (m === 0 || n === 0 || k === 0 || batches === 0) return undefined
+  const macs = batches * m * n * k
+  if (wasmMode() !== 'force' && macs < WASM_MIN_MACS) return undefined
+  const rt = wasmRuntime()
+  if (!rt) return undefined
+
+  const mPanels = ceilDiv(m, MR)
+  const nPanels = ceilDiv(n, NR)
+  const kp = ceilDiv(k, U) * U
+  const mPad = mPanels * MR
+  const nPad = nPanels * NR
+  const aCount = p.a.length / (m * k)
+  const bCount = p.b.length / (k * n)
+  const aBytes = mPanels * kp * MR * 4
+  const bBytes = nPanels * kp * NR * 4
+  const cBytes = mPad * nPad * 4
+
+  // layout: [64-byte header][A table][B table][packed A batches][packed B batches][C batches]
+  const aTable = 64
+  const bTable = aTable + batches * 4
+  const aPack = align(bTable + batches * 4)
+  const bPack = align(aPack + aCount * aBytes)
+  const cBase = align(bPack + bCount * bBytes)
+  const total = cBase + batches * cBytes
+  if (!Number.isSafeInteger(total) || total >= 2 ** 31 || !rt.reserve(total)) return undefined
+
+  const mem = rt.f32()
+  const tab = rt.i32()
+  for (let z = 0; z < batches; z++) {
+    tab[(aTable >> 2) + z] = aPack + (p.ia ? p.ia[z]! : z) * aBytes
+    tab[(bTable >> 2) + z] = bPack + (p.ib ? p.ib[z]! : z) * bBytes
+  }
+  for (let s = 0; s < aCount; s++) packA(p.a, s * m * k, mem, (aPack + s * aBytes) >> 2, m, k, kp, p.transA)
+  for (let s = 0; s < bCount; s++) packB(p.b, s * k * n, mem, (bPack + s * bBytes) >> 2, k, n, kp, p.transB)
+
+  // Row-panel jobs: about four per thread so that a descheduled thread (the machine is shared) costs little.
+  const threads = rt.threads()
+  const parallel = threads > 1 && macs >= THREAD_MIN_MACS
+  let jobsPerBatch = 1
+  let panelsPerJob = mPanels
+  if (parallel) {
+    jobsPerBatch = Math.min(mPanels, ceilDiv(4 * threads, batches))
+    panelsPerJob = ceilDiv(mPanels, jobsPerBatch)
+    jobsPerBatch = ceilDiv(mPanels, panelsPerJob)
+  }
+  const perDispatch = Math.max(1, Math.floor(MAX_JOBS / jobsPerBatch))
+  for (let z0 = 0; z0 < batches; z0 += perDispatch) {
+    const zs = Math.min(perDispatch, batches - z0)
+    const args = [mPanels, nPanels, kp, aTable, bTable, cBase, cBytes, nPad * 4, jobsPerBatch, panelsPerJob, z0]
+    if (args.length !== MM_JOB_ARGS) throw new Error('mm_job: argument count')
+    rt.run('mm_job', zs * jobsPerBatch, args, parallel)
+  }
+
+  const out = new Float32Array(batches * m * n)
+  const view = rt.f32()
+  for (let z = 0; z < batches; z++) {
+    const c0 = (cBase + z * cBytes) >> 2
+    if (n === nPad) out.set(view.subarray(c0, c0 + m * n), z * m * n)
+    else for (let i = 0; i < m; i++) out.set(view.subarray(c0 + i * nPad, c0 + i * nPad + n), (z * m + i) * n)
+  }
+  return out
+}

@@ -1,0 +1,209 @@
+import { wasmApi, type WasmMemory, type WasmModule } from './api.js'
+import { wasmFeatures } from './features.js'
+import { gemmModule } from './matmulModule.js'
+import { nodeWorkerHost, WorkerPool, type WorkerHost } from './pool.js'
+
+/**
+ * The WebAssembly side of the CPU backend: one kernel module instance over one memory that every call uses as
+ * scratch (operands are packed into it, results copied out), plus an optional worker pool over the same memory.
+ *
+ * Settings come from `configureCpuWasm` or, when it was not called, the environment:
+ * - HEED_CPU_WASM: `0` keeps every kernel in TypeScript; `1` uses WebAssembly at every size (tests run the op
+ *   suite through it that way); unset: WebAssembly above a size threshold.
+ * - HEED_CPU_THREADS: threads including the calling one (default: the machine's cores, at most 8); 1 = no workers.
+ * - HEED_CPU_RELAXED: `0` forbids relaxed-SIMD FMA even where the runtime has it.
+ */
+
+export type WasmMode = 'auto' | 'off' | 'force'
+
+export interface CpuWasmOptions {
+  readonly mode?: WasmMode
+  readonly threads?: number
+  readonly relaxed?: boolean
+  /** Where workers come from (default: worker_threads in Node, none elsewhere). */
+  readonly host?: WorkerHost
+}
+
+const env = (key: string): string | undefined => (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[key]
+
+interface Settings {
+  mode: WasmMode
+  threads: number
+  relaxed: boolean
+  host: WorkerHost | undefined
+}
+
+function defaultThreads(): number {
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency
+  return Math.max(1, Math.min(8, nodeCores ?? nav ?? 1))
+}
+
+// filled in by the async pool start, which can import node:os; until then a pool is not started anyway
+let nodeCores: number | undefined
+
+let settings: Settings | undefined
+function current(): Settings {
+  if (settings) return settings
+  const m = env('HEED_CPU_WASM')
+  const t = Number(env('HEED_CPU_THREADS'))
+  settings = {
+    mode: m === '0' || m === 'off' ? 'off' : m === '1' || m === 'force' ? 'force' : 'auto',
+    threads: Number.isInteger(t) && t >= 1 ? t : 0,
+    relaxed: env('HEED_CPU_RELAXED') !== '0',
+    host: undefined,
+  }
+  return settings
+}
+
+/** Exports every kernel module provides; the pool may run any of these by name. */
+const JOB_NAMES = ['mm_job'] as const
+export type JobName = (typeof JOB_NAMES)[number]
+
+export interface WasmRuntime {
+  readonly memory: WasmMemory
+  readonly relaxed: boolean
+  readonly shared: boolean
+  readonly exports: Readonly<Record<JobName, (...args: number[]) => void>>
+  /** Make the memory at least `bytes` long; false when it cannot grow that far. */
+  reserve(bytes: number): boolean
+  f32(): Float32Array
+  i32(): Int32Array
+  /** Threads available right now (1 until the workers are started). */
+  threads(): number
+  /** Run exports[name](job, ...args) for job in [0, total): across the pool when `parallel` and there is one. */
+  run(name: JobName, total: number, args: readonly number[], parallel: boolean): void
+}
+
+let runtime: WasmRuntime | null | undefined
+let pool: WorkerPool | undefined
+let poolStarting: Promise<void> | undefined
+
+const PAGE = 65536
+
+function createRuntime(s: Settings): WasmRuntime | null {
+  const feats = wasmFeatures()
+  const wa = wasmApi()
+  if (!feats.simd || !wa) return null
+  const relaxed = s.relaxed && feats.relaxedSimd
+  // a shared memory is reserved at its maximum up front; fall back to smaller reservations where address space is
+  // short (32-bit browsers)
+  for (const shared of feats.sharedMemory ? [true, false] : [false]) {
+    for (const maximumPages of [32768, 16384, 4096]) {
+      try {
+        const memory = new wa.Memory({ initial: 16, maximum: maximumPages, shared })
+        const module = new wa.Module(gemmModule({ relaxed, shared, maximumPages }))
+        const inst = new wa.Instance(module, { env: { memory } })
+        const exports = inst.exports as unknown as WasmRuntime['exports']
+        let f32 = new Float32Array(memory.buffer)
+        let i32 = new Int32Array(memory.buffer)
+        const refresh = (): void => {
+          if (f32.buffer.byteLength !== memory.buffer.byteLength) {
+            f32 = new Float32Array(memory.buffer)
+            i32 = new Int32Array(memory.buffer)
+          }
+        }
+        const rt: WasmRuntime & { module: WasmModule } = {
+          module,
+          memory,
+          relaxed,
+          shared,
+          exports,
+          reserve(bytes) {
+            const have = memory.buffer.byteLength
+            if (bytes <= have) return true
+            const pages = Math.ceil((bytes - have) / PAGE)
+            if (have / PAGE + pages > maximumPages) return false
+            try {
+              memory.grow(pages)
+            } catch {
+              return false
+            }
+            refresh()
+            return true
+          },
+          f32() {
+            refresh()
+            return f32
+          },
+          i32() {
+            refresh()
+            return i32
+          },
+          threads: () => (pool ? pool.threads : 1),
+          run(name, total, args, parallel) {
+            if (parallel && pool && total > 1) return pool.run(name, total, args)
+            const fn = exports[name]
+            for (let j = 0; j < total; j++) fn(j, ...args)
+          },
+        }
+        if (shared) startPool(rt, s)
+        return rt
+      } catch {
+        // next reservation size / private memory
+      }
+    }
+  }
+  return null
+}
+
+function startPool(rt: WasmRuntime & { module: WasmModule }, s: Settings): void {
+  poolStarting = (async () => {
+    const host = s.host ?? (await nodeWorkerHost())
+    if (!host) return
+    if (nodeCores === undefined) {
+      try {
+        const spec = 'node:os'
+        const os = (await import(spec)) as typeof import('node:os')
+        nodeCores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length
+      } catch {
+        nodeCores = undefined
+      }
+    }
+    const threads = s.threads || defaultThreads()
+    // the runtime may have been reset while this was starting
+    if (threads > 1 && runtime === rt) pool = new WorkerPool(host, rt.module, rt.memory, rt.exports, JOB_NAMES, threads)
+  })()
+  poolStarting.catch(() => undefined)
+}
+
+/** The runtime, created on first use; null where WebAssembly SIMD is unavailable or the mode is 'off'. */
+export function wasmRuntime(): WasmRuntime | null {
+  if (current().mode === 'off') return null
+  if (runtime === undefined) runtime = createRuntime(current())
+  return runtime
+}
+
+export const wasmMode = (): WasmMode => current().mode
+
+/**
+ * Change the WebAssembly settings; the runtime and pool are rebuilt on next use. Resolves once the old pool's
+ * workers have exited.
+ */
+export async function configureCpuWasm(opts: CpuWasmOptions): Promise<void> {
+  const s = current()
+  settings = {
+    mode: opts.mode ?? s.mode,
+    threads: opts.threads ?? s.threads,
+    relaxed: opts.relaxed ?? s.relaxed,
+    host: opts.host ?? s.host,
+  }
+  await shutdownCpuWasm()
+}
+
+/** Resolves when the worker pool (if any) has been started, so that the next large kernel can use it. */
+export async function cpuWasmReady(): Promise<{ threads: number; relaxed: boolean; shared: boolean } | null> {
+  const rt = wasmRuntime()
+  if (!rt) return null
+  await poolStarting
+  return { threads: rt.threads(), relaxed: rt.relaxed, shared: rt.shared }
+}
+
+/** Stop the workers and drop the runtime (its memory is freed with it); the next kernel starts afresh. */
+export async function shutdownCpuWasm(): Promise<void> {
+  await poolStarting
+  const p = pool
+  pool = undefined
+  poolStarting = undefined
+  runtime = undefined
+  await p?.close()
+}
