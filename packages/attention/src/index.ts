@@ -28,3 +28,4 @@ export { routingAttention, kmeansUpdate, kmeansObjective, unitRows, type Routing
 export { mohGates, mohBalanceLoss, mohAttention, activeHeads, type MohRouter, type MohGateOptions, type MohGates, type MohAttentionOptions } from './operators/moh.js'
 export { hipAttention, hipSelect, hipMask, hipDecoder, type HipOptions, type HipAttentionOptions, type HipSelection } from './operators/hip.js'
 export { longHeadsAttention, type LongHeadsOptions, type LongHeadsResult } from './operators/longHeads.js'
+export { recycledAttention, recycledPlan, type RecycledOptions, type RecycledPlan, type RecycledResult } from './operators/recycled.js'

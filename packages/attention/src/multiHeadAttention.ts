@@ -1,9 +1,39 @@
-import { concat, DTypeError, matmul, permute, random, reshape, scope, ShapeError, slice, ValueError, type FloatDType, type Tensor } from '@heed/tensor'
-import { cachedAttention, chunkPositions, kvCache, type HeadPolicy, type KvCache } from './kvCache.js'
-import type { Mask } from './mask.js'
+import { ArgumentError, concat, DTypeError, matmul, permute, random, reshape, scope, ShapeError, slice, take, tensor, ValueError, type FloatDType, type Tensor } from '@heed/tensor'
+import { cachedAttention, chunkPositions, kvCache, mergeAttention, type HeadPolicy, type KvCache, type KvView } from './kvCache.js'
+import { mask as masks, type Mask } from './mask.js'
 import { rope, type RopeOptions } from './rope.js'
-import type { ScoreMod } from './scoreMod.js'
-import { scaledDotProductAttention } from './sdpa.js'
+import { scoreMod as scoreMods, type ScoreMod } from './scoreMod.js'
+import { scaledDotProductAttention, type AttentionResult } from './sdpa.js'
+
+/**
+ * What a layer passes to a pluggable attention operator: the sdpa options over absolute positions. Masks and score
+ * mods number query heads from 0 within the call; `headOffset` is the layer index of the call's head 0.
+ */
+export interface AttentionFnOptions {
+  readonly causal?: boolean
+  readonly queryOffset?: number
+  readonly keyOffset?: number
+  readonly mask?: Mask
+  readonly scoreMod?: ScoreMod
+  readonly scale?: number
+  readonly headOffset?: number
+}
+
+/**
+ * An attention operator in the shape of `scaledDotProductAttention`: q [B, H, Tq, D], k [B, Hkv, Tk, D],
+ * v [B, Hkv, Tk, Dv] → out [B, H, Tq, Dv] (+ the row logsumexp when it is a softmax state).
+ *
+ * `incremental` says how it runs against a KV cache (absent: it has no incremental form, and a layer refuses a
+ * cache):
+ * - `'merge'`: it honours `mask`, `queryOffset` and `keyOffset` and returns `lse`, so the cache's passes (sinks,
+ *   ring laps) are attended separately and merged exactly (softmax operators);
+ * - `'prefix'`: it needs every key from the first position on, bottom-right aligned with the queries (linear
+ *   recurrences recompute their state from the prefix): full-policy heads only.
+ */
+export interface AttentionFn {
+  (q: Tensor, k: Tensor, v: Tensor, opts: AttentionFnOptions): { readonly out: Tensor; readonly lse?: Tensor }
+  readonly incremental?: 'merge' | 'prefix'
+}
 
 export interface MultiHeadAttentionOptions {
   readonly dModel: number
@@ -16,6 +46,12 @@ export interface MultiHeadAttentionOptions {
   readonly rope?: boolean | RopeOptions
   /** Score scale (default 1/√headDim). */
   readonly scale?: number
+  /**
+   * The attention operator (default `scaledDotProductAttention`): one `AttentionFn` for every head, or a per-head
+   * factory `(head) => AttentionFn` (told apart by arity: a function of at most one parameter is the factory).
+   * Runs of consecutive heads with the same function are called once, on their slice of heads.
+   */
+  readonly attention?: AttentionFn | ((head: number) => AttentionFn)
 }
 
 /** A plain pytree, so `valueAndGrad` and the optimizers train it as is. x·W layout: `[in, out]`. */
@@ -66,6 +102,8 @@ export interface MultiHeadAttention {
   readonly kvHeads: number
   readonly headDim: number
   readonly rope: RopeOptions | undefined
+  /** The operator of each query head (undefined: scaledDotProductAttention everywhere). */
+  readonly attention: readonly AttentionFn[] | undefined
   init(opts?: InitOptions): MhaParams
   /** `x [B, T, dModel]` or `[T, dModel]` → the same shape. */
   forward(params: MhaParams, x: Tensor, opts?: ForwardOptions): Tensor
@@ -103,6 +141,8 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
   const ropeOpts = opts.rope === true ? {} : opts.rope === false || opts.rope === undefined ? undefined : opts.rope
   if (ropeOpts && headDim % 2 !== 0) throw new ValueError({ op, arg: 'headDim', expected: 'an even head dim with rope', actual: headDim })
   const scale = opts.scale
+  const perHead = resolveAttention(op, opts.attention, heads)
+  const groups = perHead ? headRuns(perHead) : undefined
 
   const init = (o: InitOptions = {}): MhaParams => {
     const seed = o.seed ?? 0
@@ -130,6 +170,10 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
     for (const [name, w, shape] of [['Wq', params.Wq, [dModel, heads * headDim]], ['Wk', params.Wk, [dModel, kvHeads * headDim]], ['Wv', params.Wv, [dModel, kvHeads * headDim]], ['Wo', params.Wo, [heads * headDim, dModel]]] as const)
       if (w?.rank !== 2 || w.shape[0] !== shape[0] || w.shape[1] !== shape[1]) throw new ShapeError({ op: fop, arg: `params.${name}`, expected: shape, actual: w?.shape })
     if (cache) cache.ensureRoom(T)
+    if (cache && groups)
+      for (const g of groups)
+        if (g.fn.incremental !== 'merge' && g.fn.incremental !== 'prefix')
+          throw new ValueError({ op: fop, arg: 'attention', expected: `operators with an incremental form (fn.incremental 'merge' or 'prefix') when a cache is used`, actual: `${describe(g.fn)} on heads [${g.h0}, ${g.h1}) has none` })
     return scope(() => {
       const x3 = unbatched ? reshape(x, [1, T, dModel]) : x
       const split = (y: Tensor, n: number): Tensor => permute(reshape(y, [B, T, n, headDim]), [0, 2, 1, 3])
@@ -143,7 +187,9 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
       const extra = { ...(fo.mask ? { mask: fo.mask } : {}), ...(fo.scoreMod ? { scoreMod: fo.scoreMod } : {}), ...(scale !== undefined ? { scale } : {}) }
       let o: Tensor
       if (!cache) {
-        o = scaledDotProductAttention(q, k, v, { causal, queryOffset: start, keyOffset: start, ...extra }).out
+        o = groups
+          ? runGroups(fop, groups, q, k, v, { causal, queryOffset: start, keyOffset: start, ...extra }, headDim)
+          : scaledDotProductAttention(q, k, v, { causal, queryOffset: start, keyOffset: start, ...extra }).out
       } else {
         const outs: Tensor[] = []
         const step = Math.min(T, cache.maxChunk)
@@ -151,7 +197,7 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
           const i1 = Math.min(T, i0 + step)
           const piece = (y: Tensor): Tensor => (i0 === 0 && i1 === T ? y : slice(y, [null, null, [i0, i1]]))
           cache.append(piece(k), piece(v), start + i0)
-          outs.push(cachedAttention(piece(q), cache, { queryOffset: start + i0, ...extra }).out)
+          outs.push(groups ? cachedGroups(fop, groups, piece(q), cache, { queryOffset: start + i0, ...extra }) : cachedAttention(piece(q), cache, { queryOffset: start + i0, ...extra }).out)
         }
         cache.compact()
         o = outs.length === 1 ? outs[0]! : concat(outs, 2)
@@ -173,5 +219,147 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
       ...(o.backend !== undefined ? { backend: o.backend } : {}),
     })
 
-  return { dModel, heads, kvHeads, headDim, rope: ropeOpts, init, forward, cache }
+  return { dModel, heads, kvHeads, headDim, rope: ropeOpts, attention: perHead, init, forward, cache }
 }
+
+// ---- pluggable attention operators --------------------------------------------------------------------------------
+
+interface HeadRun {
+  readonly h0: number
+  readonly h1: number
+  readonly fn: AttentionFn
+}
+
+const describe = (fn: AttentionFn): string => (fn.name ? `operator '${fn.name}'` : 'an anonymous operator')
+
+function resolveAttention(op: string, a: MultiHeadAttentionOptions['attention'], heads: number): AttentionFn[] | undefined {
+  if (a === undefined) return undefined
+  if (typeof a !== 'function') throw new ArgumentError({ op, arg: 'attention', expected: 'an AttentionFn or a per-head factory (head) => AttentionFn', actual: typeof a })
+  // An AttentionFn takes (q, k, v, opts); a factory takes (head).
+  if (a.length > 1) return Array.from({ length: heads }, () => a as AttentionFn)
+  const factory = a as (head: number) => AttentionFn
+  return Array.from({ length: heads }, (_, h) => {
+    const fn = factory(h)
+    if (typeof fn !== 'function') throw new ArgumentError({ op, arg: 'attention', expected: `the factory to return an AttentionFn for head ${h}`, actual: typeof fn })
+    return fn
+  })
+}
+
+/** Maximal runs of consecutive heads sharing one function (by identity). */
+function headRuns(fns: readonly AttentionFn[]): HeadRun[] {
+  const runs: HeadRun[] = []
+  for (let h = 0; h < fns.length; ) {
+    let e = h + 1
+    while (e < fns.length && fns[e] === fns[h]) e++
+    runs.push({ h0: h, h1: e, fn: fns[h]! })
+    h = e
+  }
+  return runs
+}
+
+const headFree = (m: Mask): boolean => {
+  const n = m.node
+  switch (n.kind) {
+    case 'perHead':
+    case 'custom':
+      return false
+    case 'and':
+    case 'or':
+      return n.parts.every(headFree)
+    case 'not':
+      return headFree(n.part)
+    default:
+      return true
+  }
+}
+
+/** The caller's mask and mod seen from a call whose head 0 is layer head `by`. */
+function shifted(o: { readonly mask?: Mask; readonly scoreMod?: ScoreMod }, by: number): { mask?: Mask; scoreMod?: ScoreMod } {
+  const m = o.mask
+  const s = o.scoreMod
+  return {
+    ...(m ? { mask: by === 0 || headFree(m) ? m : masks.custom((b, h, pq, pk) => m.test(b, h + by, pq, pk)) } : {}),
+    ...(s ? { scoreMod: by === 0 ? s : scoreMods.custom((x, b, h, pq, pk) => s.apply(x, b, h + by, pq, pk), (x, b, h, pq, pk) => s.derivative(x, b, h + by, pq, pk)) } : {}),
+  }
+}
+
+/**
+ * k/v heads for query heads [x0, x1) of a layer with `g` query heads per kv head, such that the operator's own
+ * grouped-query rule (local head l reads kv head ⌊l / g'⌋) holds: a slice when the run covers whole kv groups or
+ * sits inside one, else each query head gets its own copy of its kv head.
+ */
+function kvFor(x: Tensor, x0: number, x1: number, g: number): Tensor {
+  const k0 = Math.floor(x0 / g)
+  const k1 = Math.floor((x1 - 1) / g) + 1
+  if ((x0 % g === 0 && x1 % g === 0) || k1 - k0 === 1) return k0 === 0 && k1 === x.shape[1] ? x : slice(x, [null, [k0, k1]])
+  const idx = Int32Array.from({ length: x1 - x0 }, (_, i) => Math.floor((x0 + i) / g))
+  return take(x, tensor(idx, [idx.length], 'int32', { backend: x.backend }), 1)
+}
+
+function checkOut(op: string, run: HeadRun, out: Tensor, want: readonly number[]): Tensor {
+  if (out?.rank !== 4 || out.shape.some((d, i) => d !== want[i]))
+    throw new ShapeError({ op, arg: 'attention', expected: `${describe(run.fn)} on heads [${run.h0}, ${run.h1}) to return out [${want.join(', ')}]`, actual: out?.shape })
+  return out
+}
+
+type CallOptions = { readonly causal: boolean; readonly queryOffset: number; readonly keyOffset: number; readonly mask?: Mask; readonly scoreMod?: ScoreMod; readonly scale?: number }
+
+/** No cache: each run of heads calls its operator on its slice of q (and the k/v heads those read). */
+function runGroups(op: string, runs: readonly HeadRun[], q: Tensor, k: Tensor, v: Tensor, o: CallOptions, headDim: number): Tensor {
+  const [B, H, T] = q.shape as [number, number, number]
+  const g = H / k.shape[1]!
+  const outs = runs.map(r => {
+    const whole = r.h0 === 0 && r.h1 === H
+    const qr = whole ? q : slice(q, [null, [r.h0, r.h1]])
+    const { mask: _m, scoreMod: _s, ...rest } = o
+    const res = r.fn(qr, kvFor(k, r.h0, r.h1, g), kvFor(v, r.h0, r.h1, g), { ...rest, ...shifted(o, r.h0), headOffset: r.h0 })
+    return checkOut(op, r, res.out, [B, r.h1 - r.h0, T, headDim])
+  })
+  return outs.length === 1 ? outs[0]! : concat(outs, 1)
+}
+
+/** With a cache: each run of heads over each view (same-policy kv heads) it reads, by the operator's incremental form. */
+function cachedGroups(op: string, runs: readonly HeadRun[], q: Tensor, cache: KvCache, o: Omit<CallOptions, 'causal' | 'keyOffset'>): Tensor {
+  const [B, H, Tq] = q.shape as [number, number, number]
+  const g = H / cache.kvHeads
+  const views = cache.views()
+  const outs: Tensor[] = []
+  for (const r of runs)
+    for (const view of views) {
+      const x0 = Math.max(r.h0, view.heads[0] * g)
+      const x1 = Math.min(r.h1, view.heads[1] * g)
+      if (x0 >= x1) continue
+      const qx = x0 === 0 && x1 === H ? q : slice(q, [null, [x0, x1]])
+      // kv heads of the view are numbered from the view's first one.
+      const local = (x: Tensor): Tensor => kvFor(x, x0 - view.heads[0] * g, x1 - view.heads[0] * g, g)
+      const user = { ...shifted(o, x0), ...(o.scale !== undefined ? { scale: o.scale } : {}), headOffset: x0 }
+      const res = r.fn.incremental === 'prefix' ? prefixCall(op, r, view, qx, local, o.queryOffset, user) : mergeCall(op, r, view, qx, local, o.queryOffset, user)
+      outs.push(checkOut(op, r, res, [B, x1 - x0, Tq, cache.valueDim]))
+    }
+  return outs.length === 1 ? outs[0]! : concat(outs, 1)
+}
+
+function mergeCall(op: string, r: HeadRun, view: KvView, q: Tensor, local: (x: Tensor) => Tensor, queryOffset: number, user: { mask?: Mask; scoreMod?: ScoreMod; scale?: number; headOffset: number }): Tensor {
+  const [B, Hq, Tq] = q.shape as [number, number, number]
+  const keys = local(view.keys)
+  const values = local(view.values)
+  if (view.passes.length === 0) return scope(() => mul0(q, [B, Hq, Tq, values.shape[3]!]))
+  const parts: AttentionResult[] = view.passes.map(pass => {
+    const res = r.fn(q, keys, values, { ...user, causal: true, queryOffset, keyOffset: pass.keyOffset, mask: user.mask ? masks.and(pass.mask, user.mask) : pass.mask })
+    if (res.lse === undefined && view.passes.length > 1)
+      throw new ValueError({ op, arg: 'attention', expected: `${describe(r.fn)} (incremental 'merge') to return lse, to merge the cache's ${view.passes.length} passes`, actual: 'no lse' })
+    return { out: res.out, lse: res.lse ?? res.out }
+  })
+  return parts.length === 1 ? parts[0]!.out : mergeAttention(parts).out
+}
+
+function prefixCall(op: string, r: HeadRun, view: KvView, q: Tensor, local: (x: Tensor) => Tensor, queryOffset: number, user: { mask?: Mask; scoreMod?: ScoreMod; scale?: number; headOffset: number }): Tensor {
+  const range = view.passes.length === 1 && view.passes[0]!.ranges.length === 1 ? view.passes[0]!.ranges[0]! : undefined
+  if (view.policy.kind !== 'full' || range === undefined)
+    throw new ValueError({ op, arg: 'attention', expected: `full-policy kv heads holding one run of consecutive positions for ${describe(r.fn)} (incremental 'prefix')`, actual: `kv heads [${view.heads[0]}, ${view.heads[1]}) with policy '${view.policy.kind}'` })
+  const cut = (x: Tensor): Tensor => slice(local(x), [null, null, [range.slot, range.slot + range.length]])
+  return r.fn(q, cut(view.keys), cut(view.values), { ...user, causal: true, queryOffset, keyOffset: range.position }).out
+}
+
+/** Zeros shaped like an empty attention result, on q's backend. */
+const mul0 = (q: Tensor, shape: readonly number[]): Tensor => tensor(new Float64Array(shape.reduce((a, b) => a * b, 1)), shape, q.dtype, { backend: q.backend })
