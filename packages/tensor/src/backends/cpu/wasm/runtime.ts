@@ -80,7 +80,7 @@ let poolStarting: Promise<void> | undefined
 
 const PAGE = 65536
 
-function createRuntime(s: Settings): WasmRuntime | null {
+function createRuntime(s: Settings): (WasmRuntime & { module: WasmModule }) | null {
   const feats = wasmFeatures()
   const wa = wasmApi()
   if (!feats.simd || !wa) return null
@@ -136,7 +136,6 @@ function createRuntime(s: Settings): WasmRuntime | null {
             for (let j = 0; j < total; j++) fn(j, ...args)
           },
         }
-        if (shared) startPool(rt, s)
         return rt
       } catch {
         // next reservation size / private memory
@@ -169,7 +168,11 @@ function startPool(rt: WasmRuntime & { module: WasmModule }, s: Settings): void 
 /** The runtime, created on first use; null where WebAssembly SIMD is unavailable or the mode is 'off'. */
 export function wasmRuntime(): WasmRuntime | null {
   if (current().mode === 'off') return null
-  if (runtime === undefined) runtime = createRuntime(current())
+  if (runtime === undefined) {
+    const rt = createRuntime(current())
+    runtime = rt
+    if (rt?.shared) startPool(rt, current())
+  }
   return runtime
 }
 
