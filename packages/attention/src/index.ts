@@ -29,3 +29,4 @@ export { mohGates, mohBalanceLoss, mohAttention, activeHeads, type MohRouter, ty
 export { hipAttention, hipSelect, hipMask, hipDecoder, type HipOptions, type HipAttentionOptions, type HipSelection } from './operators/hip.js'
 export { longHeadsAttention, type LongHeadsOptions, type LongHeadsResult } from './operators/longHeads.js'
 export { recycledAttention, recycledPlan, type RecycledOptions, type RecycledPlan, type RecycledResult } from './operators/recycled.js'
+export { pineAttention, pinePlan, pineMask, type PineOptions, type PinePlan, type PineResult, type PineRope } from './operators/pine.js'
