@@ -134,13 +134,15 @@ export function wasmGemm(p: GemmProblem): Float32Array | undefined {
   for (let s = 0; s < aCount; s++) packA(p.a, s * m * k, mem, (aPack + s * aBytes) >> 2, m, k, kp, p.transA)
   for (let s = 0; s < bCount; s++) packB(p.b, s * k * n, mem, (bPack + s * bBytes) >> 2, k, n, kp, p.transB)
 
-  // Row-panel jobs: about four per thread so that a descheduled thread (the machine is shared) costs little.
+  // Row-panel jobs, about eight per thread: on a shared machine a thread can be descheduled holding a job, and the
+  // caller then waits for that job alone. Each job re-reads B from L3 once, which at ≥ 4 panels per job is
+  // small next to the L2 traffic of the micro-kernel.
   const threads = rt.threads()
   const parallel = threads > 1 && macs >= THREAD_MIN_MACS
   let jobsPerBatch = 1
   let panelsPerJob = mPanels
   if (parallel) {
-    jobsPerBatch = Math.min(mPanels, ceilDiv(4 * threads, batches))
+    jobsPerBatch = Math.min(Math.max(1, mPanels >> 2), ceilDiv(8 * threads, batches))
     panelsPerJob = ceilDiv(mPanels, jobsPerBatch)
     jobsPerBatch = ceilDiv(mPanels, panelsPerJob)
   }
