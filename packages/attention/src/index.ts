@@ -30,3 +30,4 @@ export { hipAttention, hipSelect, hipMask, hipDecoder, type HipOptions, type Hip
 export { longHeadsAttention, type LongHeadsOptions, type LongHeadsResult } from './operators/longHeads.js'
 export { recycledAttention, recycledPlan, type RecycledOptions, type RecycledPlan, type RecycledResult } from './operators/recycled.js'
 export { pineAttention, pinePlan, pineMask, type PineOptions, type PinePlan, type PineResult, type PineRope } from './operators/pine.js'
+export { varAttention, visualSinks, VAR_DEFAULTS, type VarOptions, type VarResult } from './operators/var.js'
