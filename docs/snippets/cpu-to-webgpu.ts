@@ -7,8 +7,8 @@ const pipeline = (q: Tensor, k: Tensor, v: Tensor, w: Tensor): Tensor =>
   scope(() => softmax(matmul(scaledDotProductAttention(q, k, v, { causal: true }).out, w), { axis: -1 }))
 
 const rng = random.rng(5)
-const inputs = [random.normal([1, 4, 32, 16], { rng }), random.normal([1, 4, 32, 16], { rng }), random.normal([1, 4, 32, 16], { rng }), random.normal([16, 8], { rng })] as const
-const onCpu = pipeline(...inputs).dataSync()
+const inputs: Tensor[] = [random.normal([1, 4, 32, 16], { rng }), random.normal([1, 4, 32, 16], { rng }), random.normal([1, 4, 32, 16], { rng }), random.normal([16, 8], { rng })]
+const onCpu = pipeline(inputs[0]!, inputs[1]!, inputs[2]!, inputs[3]!).dataSync()
 
 // In a browser this uses navigator.gpu; in Node, Dawn through the optional `webgpu` package. Where neither has an
 // adapter, stay on the CPU: the rest of the code does not change either way.
@@ -26,6 +26,6 @@ console.log(there.every((x, i) => Math.abs(x - onCpu[i]!) < 1e-4)) // => true
 
 // Each backend keeps its own account of live tensors.
 console.log(memory().backends[result.backend]!.tensors > 0) // => true
-dispose([q, k, v, w, result])
+dispose([...inputs, q, k, v, w, result])
 await setBackend('cpu')
 // #endregion recipe

@@ -1,0 +1,108 @@
+/**
+ * The package READMEs are the single source of the operator, model and package pages: the site splits them into
+ * their `## ` sections at build time instead of keeping copies that would drift. Operators that have no README
+ * section yet get the leading TSDoc comment of their source file.
+ */
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const PACKAGES = ['tensor', 'attention', 'memory', 'align', 'fairness'] as const
+export type Pkg = (typeof PACKAGES)[number]
+
+export interface Section {
+  readonly title: string
+  readonly body: string
+}
+
+/** A page cut out of a README section (`heading` matches the start of the `## ` line) or a source file's TSDoc. */
+export interface Topic {
+  readonly slug: string
+  readonly title: string
+  readonly pkg: Pkg
+  readonly heading?: string
+  readonly source?: string
+}
+
+export const OPERATORS: readonly Topic[] = [
+  { slug: 'lightning', title: 'Lightning Attention', pkg: 'attention', heading: 'Lightning Attention' },
+  { slug: 'flow', title: 'Flow-Attention', pkg: 'attention', heading: 'Flow-Attention' },
+  { slug: 'agent', title: 'Agent Attention', pkg: 'attention', heading: 'Agent Attention' },
+  { slug: 'duo', title: 'DuoAttention', pkg: 'attention', heading: 'DuoAttention' },
+  { slug: 'landmark', title: 'Landmark Attention', pkg: 'attention', heading: 'Landmark Attention' },
+  { slug: 's2', title: 'S2-Attention', pkg: 'attention', heading: 'S2-Attention' },
+  { slug: 'moh', title: 'MoH: mixture-of-head attention', pkg: 'attention', heading: 'MoH' },
+  { slug: 'act', title: 'ACT: attention calibration', pkg: 'attention', heading: 'ACT' },
+  { slug: 'hilo', title: 'HiLo attention', pkg: 'attention', source: 'src/operators/hilo.ts' },
+  { slug: 'combiner', title: 'Combiner attention', pkg: 'attention', source: 'src/operators/combiner.ts' },
+  { slug: 'routing', title: 'Routing attention', pkg: 'attention', source: 'src/operators/routing.ts' },
+  { slug: 'hip', title: 'HiP attention', pkg: 'attention', source: 'src/operators/hip.ts' },
+  { slug: 'davit', title: 'DaViT window and channel attention', pkg: 'attention', source: 'src/operators/davit.ts' },
+  { slug: 'longheads', title: 'LongHeads', pkg: 'attention', source: 'src/operators/longHeads.ts' },
+]
+
+export const MODELS: readonly Topic[] = [
+  { slug: 'sparsey', title: 'Sparsey', pkg: 'memory', heading: 'Sparsey' },
+  { slug: 'tensor-brain', title: 'The Tensor Brain', pkg: 'memory', heading: 'Tensor Brain' },
+  { slug: 'titans', title: 'Titans', pkg: 'memory', heading: 'Titans' },
+  { slug: 'hcam', title: 'HCAM', pkg: 'memory', heading: 'HCAM' },
+]
+
+const TOPICS = [...OPERATORS, ...MODELS]
+
+export function readme(pkg: Pkg): { intro: string; sections: Section[] } {
+  const text = readFileSync(join(root, 'packages', pkg, 'README.md'), 'utf8')
+  const [intro = '', ...rest] = text.split(/^## /m)
+  const sections = rest.map(s => {
+    const nl = s.indexOf('\n')
+    return { title: s.slice(0, nl).trim(), body: s.slice(nl + 1).trim() }
+  })
+  return { intro: intro.trim(), sections }
+}
+
+const PAGE_OF_README: Record<string, string> = { '../../README.md': '/', ...Object.fromEntries(PACKAGES.map(p => [`../${p}/README.md`, `/packages/${p}`])) }
+
+/**
+ * README links are relative to packages/<name>/; pages live one level deeper in docs/, which keeps image paths
+ * (../../examples/x.svg) valid as they are. Links to other READMEs become site pages; links to files the site
+ * does not publish become plain text, so the build's dead-link check stays meaningful.
+ */
+export function relink(md: string): string {
+  return md.replace(/(!?)\[([^\]]*)\]\(([^)\s]+)\)/g, (all, bang: string, text: string, href: string) => {
+    if (bang || /^[a-z]+:/i.test(href) || href.startsWith('#') || href.startsWith('/')) return all
+    const page = PAGE_OF_README[href]
+    return page ? `[${text}](${page})` : text
+  })
+}
+
+/** Drops the "Status: …" paragraph: the site tracks status on the home page, and README ones lag behind. */
+const withoutStatus = (md: string): string => md.replace(/^\*\*Status:[^\n]*(\n[^\n]+)*\n*/m, '')
+
+export function topicPage(t: Topic): string {
+  if (t.heading) {
+    const s = readme(t.pkg).sections.find(s => s.title.startsWith(t.heading!))
+    if (!s) throw new Error(`packages/${t.pkg}/README.md has no section starting with "## ${t.heading}"`)
+    return `# ${t.title}\n\n${relink(s.body)}\n\n---\n\nFrom [\`@heed/${t.pkg}\`](/packages/${t.pkg}) (README section "${s.title}"). API: [@heed/${t.pkg} reference](/api/@heed/${t.pkg}/).\n`
+  }
+  const src = readFileSync(join(root, 'packages', t.pkg, t.source!), 'utf8')
+  const m = /\/\*\*\n([\s\S]*?)\*\//.exec(src)
+  if (!m) throw new Error(`packages/${t.pkg}/${t.source} has no leading TSDoc comment`)
+  const doc = m[1]!
+    .split('\n')
+    .map(l => l.replace(/^ \* ?/, '').replace(/^ \*$/, ''))
+    .join('\n')
+    .replace(/\{@link ([^}]+)\}/g, '`$1`')
+  return `# ${t.title}\n\n${doc.trim()}\n\n---\n\nFrom the TSDoc of \`packages/${t.pkg}/${t.source}\` in [\`@heed/${t.pkg}\`](/packages/${t.pkg}); the README section is still to be written. API: [@heed/${t.pkg} reference](/api/@heed/${t.pkg}/).\n`
+}
+
+export function packagePage(pkg: Pkg): string {
+  const { intro, sections } = readme(pkg)
+  const own = TOPICS.filter(t => t.pkg === pkg)
+  const moved = (s: Section) => own.some(t => t.heading && s.title.startsWith(t.heading))
+  const body = sections.filter(s => !moved(s)).map(s => `## ${s.title}\n\n${s.body}`)
+  const links = own.length
+    ? [`## ${pkg === 'memory' ? 'Models' : 'Operators'}\n\n${own.map(t => `- [${t.title}](/${pkg === 'memory' ? 'memory' : 'operators'}/${t.slug})`).join('\n')}`]
+    : []
+  return relink([withoutStatus(intro), ...links, ...body, `## API reference\n\n[Every export of \`@heed/${pkg}\`](/api/@heed/${pkg}/), generated from its TSDoc comments.`].join('\n\n')) + '\n'
+}

@@ -1,0 +1,13 @@
+/** The recipe pages, in sidebar order: each is docs/recipes/<slug>.md around docs/snippets/<slug>.ts. */
+export const RECIPES = [
+  { slug: 'streaming-decode', title: 'Streaming decode with a KV cache' },
+  { slug: 'swap-operators', title: 'Swapping attention operators' },
+  { slug: 'chunked-prefill', title: 'Chunked prefill with attnState.merge' },
+  { slug: 'sparsey-mnist', title: 'Sparsey on MNIST digits' },
+  { slug: 'tensor-brain-recall', title: 'Tensor Brain episodic recall' },
+  { slug: 'titans-long-recall', title: 'Titans long-range recall' },
+  { slug: 'dpo-training', title: 'A DPO training loop' },
+  { slug: 'distraction-adult', title: 'Distraction on UCI Adult' },
+  { slug: 'cpu-to-webgpu', title: 'From CPU to WebGPU' },
+  { slug: 'safetensors-weights', title: 'Loading weights from safetensors' },
+] as const

@@ -1,0 +1,10 @@
+import DefaultTheme from 'vitepress/theme'
+import type { Theme } from 'vitepress'
+import HeedDemo from './HeedDemo.vue'
+
+export default {
+  extends: DefaultTheme,
+  enhanceApp({ app }) {
+    app.component('HeedDemo', HeedDemo)
+  },
+} satisfies Theme
