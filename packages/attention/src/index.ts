@@ -16,6 +16,7 @@ export { multiHeadAttention, type MultiHeadAttention, type MultiHeadAttentionOpt
 export { transformerBlock, rmsNorm, type TransformerBlock, type TransformerBlockOptions, type TransformerBlockParams } from './transformerBlock.js'
 export { attend, type CachedLayer, type CacheSource } from './attend.js'
 export { lightningAttention, lightning, lightningDecay, combineLinearStates, type LinearState, type LightningDecay, type LightningPreset, type LightningOptions, type LightningAttentionOptions, type LightningStateInput, type LightningResult, type LightningOp } from './operators/lightningAttention.js'
+export { agentAttention, agentMaps, agentDwc, type AgentAttentionOptions, type AgentDwc, type AgentMaps, type AgentResult } from './operators/agentAttention.js'
 export { flowAttention, flowStats, type FlowAttentionOptions, type FlowState, type FlowStats, type FlowResult } from './operators/flowAttention.js'
 export { s2Attention, s2Mask, s2Shards, type S2Options, type S2AttentionOptions, type S2Layout, type S2Shards } from './operators/s2.js'
 export { windowAttention, windowIds, channelAttention, channelAttentionWeights, type Grid, type WindowAttentionOptions, type ChannelAttentionOptions } from './operators/davit.js'
