@@ -7,13 +7,15 @@
  * the rejected likelihood. The policy starts as the reference; DPO then trains it against the frozen
  * reference through a preference stream: examples → preferenceBatches → trainStep → progressBar → metrics.
  *
- *   node --conditions=@heed/source --import tsx examples/align-dpo.ts [--steps 150] [--svg examples/align-dpo.svg]
+ *   node --conditions=@heed/source --import tsx examples/align-dpo.ts [--steps 150] [--svg PATH]
+ *   (or `npm run example -- align-dpo`); writes out/align-dpo/align-dpo.svg and metrics.json.
  */
-import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { from, lastValueFrom, last } from 'rxjs'
 import { adam, sgd, dispose, gather, keep, matmul, memory, noGrad, random, scope, sum, tanh, add, tensor, valueAndGrad, mean, neg, type Tensor } from '@heed/tensor'
 import { collectMetrics, dpoLoss, flexDpoLoss, preferenceBatches, progressBar, tokenLogps, trainStep, type MetricsHistory } from '@heed/align'
+import { outDir, writeOutput } from './lib/out.js'
 
 const V = 8 // vocabulary
 const T = 5 // response tokens
@@ -211,11 +213,12 @@ async function main(): Promise<void> {
     return i >= 0 ? args[i + 1] : undefined
   }
   const steps = Number(arg('--steps') ?? 150)
-  const svg = arg('--svg') ?? 'examples/align-dpo.svg'
+  const dir = outDir('align-dpo')
+  const svg = arg('--svg') ?? join(dir, 'align-dpo.svg')
   const t0 = Date.now()
   const r = await run({ steps })
   console.log(report(r))
-  writeFileSync(
+  const shownSvg = writeOutput(
     svg,
     svgChart([
       { title: 'loss', series: { DPO: r.dpo.series['loss']!, 'Flex-DPO': r.flex.series['loss']! } },
@@ -231,7 +234,8 @@ async function main(): Promise<void> {
       },
     ]),
   )
-  console.log(`\nwrote ${svg}; ${((Date.now() - t0) / 1000).toFixed(1)} s; live tensors ${memory().tensors}`)
+  const metrics = writeOutput(join(dir, 'metrics.json'), JSON.stringify({ steps, dpo: r.dpo.series, flex: r.flex.series }))
+  console.log(`\nwrote ${shownSvg} and ${metrics}; ${((Date.now() - t0) / 1000).toFixed(1)} s; live tensors ${memory().tensors}`)
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main()

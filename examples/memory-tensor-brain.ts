@@ -4,10 +4,14 @@
 // stored triple, and semantic memory marginalises over the episodes.
 //
 // Run: node --conditions=@heed/source --import tsx examples/memory-tensor-brain.ts
+//      (or `npm run example -- memory-tensor-brain`); writes out/memory-tensor-brain/noise.svg and result.json.
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { rng } from '@heed/tensor'
 import { TensorBrain, type Triple } from '@heed/memory'
+import { outDir, writeOutput } from './lib/out.js'
+import { chart } from './lib/plot.js'
 
 export interface TbDemoResult {
   readonly triples: number
@@ -72,4 +76,25 @@ export async function runTensorBrainDemo(opts: { noises?: readonly number[]; lim
   return { triples: triples.length, entities: entities.length, noiseCurve, recallExact, oldRecallAfterNew, marginalError }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await runTensorBrainDemo({ log: console.log })
+export function noiseSvg(r: TbDemoResult): string {
+  return chart({
+    title: `Tensor Brain perception, ${r.triples} WordNet triples`,
+    xLabel: 'noise ‖ε‖ / ‖scene‖',
+    yLabel: 'exact triple accuracy',
+    yMin: 0,
+    yMax: 1,
+    series: [
+      { name: 'with top-down feedback', points: r.noiseCurve.map(p => [p.noise, p.accuracy] as const) },
+      { name: 'without feedback', points: r.noiseCurve.map(p => [p.noise, p.accuracyNoFeedback] as const), dashed: true },
+    ],
+  })
+}
+
+async function main(): Promise<void> {
+  const r = await runTensorBrainDemo({ log: console.log })
+  const dir = outDir('memory-tensor-brain')
+  const json = writeOutput(join(dir, 'result.json'), JSON.stringify(r, null, 2))
+  console.log(`wrote ${writeOutput(join(dir, 'noise.svg'), noiseSvg(r))} and ${json}`)
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main()

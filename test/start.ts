@@ -1,11 +1,30 @@
 // `npm start` is the first thing a new user runs after `npm install`; it must work from source, without a build.
+// The suite runs the tour with --quick, which keeps every section but shrinks it, so CI stays fast.
+import { existsSync, readFileSync } from 'node:fs'
+import { isAbsolute, join } from 'node:path'
 import t from 'tap'
 import { describe, root, run } from './helpers/proc.js'
 
-t.test('npm start runs the demo and exits 0', async t => {
-  const r = await run('npm', ['start', '--silent'], root)
+t.test('npm start runs the tour, prints the summary table and writes the HTML report', async t => {
+  const r = await run('npm', ['start', '--silent', '--', '--quick'], root)
   t.equal(r.code, 0, describe(r))
-  t.match(r.stdout, /heed demo on the cpu backend/)
-  t.match(r.stdout, /d\/dx = \[2,-4,6\]/)
-  t.match(r.stdout, /after dispose\s+0 live tensors/)
+  t.match(r.stdout, /heed tour on the cpu backend/)
+  t.match(r.stdout, /^section\s+\|\s+run\s+\|\s+result\s+\|\s+time/m)
+  t.match(r.stdout, /^attention\s+\| full KV cache, streamed .*\| err 0, KV/m, 'streaming through a full cache is exact')
+  t.match(r.stdout, /^attention\s+\| DuoAttention.*\| err 0\.\d+, KV/m)
+  t.match(r.stdout, /^attention\s+\| Lightning.*\| err \d\.\de-\d, KV 4\.0 KiB/m, 'streamed Lightning equals its dense form')
+  t.match(r.stdout, /^memory\s+\| Sparsey MNIST.*\| accuracy \d+\.\d %/m)
+  t.match(r.stdout, /^memory\s+\| Tensor Brain.*\| episodic recall 100\.0 %/m)
+  t.match(r.stdout, /^memory\s+\| Titans passkey.*\| recall \d\/\d/m)
+  t.match(r.stdout, /^align\s+\| DPO.*\| loss 0\.693 → 0\.\d+/m, 'the DPO loss starts at ln 2')
+  t.match(r.stdout, /^fairness\s+\| Distraction.*\| acc 0\.\d+, DP gap 0\.\d+/m)
+  t.match(r.stdout, /live tensors 0$/m)
+  const path = /^report: (.+)$/m.exec(r.stdout)?.[1]
+  t.ok(path, 'names the report')
+  const file = isAbsolute(path!) ? path! : join(root, path!)
+  t.ok(existsSync(file), `${file} exists`)
+  const html = readFileSync(file, 'utf8')
+  t.match(html, /^<!doctype html>/)
+  t.ok((html.match(/<svg /g) ?? []).length >= 5, 'the report inlines its plots')
+  t.match(r.stderr, /attention: /, 'progress goes to stderr')
 })
