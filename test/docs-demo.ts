@@ -59,10 +59,10 @@ async function serve(): Promise<{ server: Server; origin: string }> {
 
 /** Press one of the demo's buttons and wait for the report the page leaves on window. */
 async function press(page: Page, button: 'run-webgpu' | 'run-cpu'): Promise<{ report: DemoReport; printed: string }> {
-  await page.evaluate(() => void ((window as unknown as { __heedDemo?: unknown }).__heedDemo = undefined))
+  await page.evaluate(() => void ((globalThis as unknown as { __heedDemo?: unknown }).__heedDemo = undefined))
   await page.click(`[data-test=${button}]`)
-  await page.waitForFunction(() => (window as unknown as { __heedDemo?: unknown }).__heedDemo !== undefined, undefined, { timeout: 90_000, polling: 200 })
-  const report = await page.evaluate(() => (window as unknown as { __heedDemo: DemoReport }).__heedDemo)
+  await page.waitForFunction(() => (globalThis as unknown as { __heedDemo?: unknown }).__heedDemo !== undefined, undefined, { timeout: 90_000, polling: 200 })
+  const report = await page.evaluate(() => (globalThis as unknown as { __heedDemo: DemoReport }).__heedDemo)
   return { report, printed: await page.textContent('[data-test=output]') ?? '' }
 }
 
@@ -98,7 +98,14 @@ if (!existsSync(CHROMIUM)) {
       await page.goto(`${origin}/demo`, { waitUntil: 'networkidle', timeout: 30_000 })
       t.match(await page.title(), /Live demo/, 'the demo page is served')
       // The buttons work only once Vue has hydrated the server-rendered page.
-      await page.waitForFunction(() => !!document.querySelector('[data-test=run-webgpu]') && !!(document.querySelector('#app') as { __vue_app__?: unknown } | null)?.__vue_app__, undefined, { timeout: 30_000 })
+      await page.waitForFunction(
+        () => {
+          const doc = (globalThis as unknown as { document: { querySelector(s: string): { __vue_app__?: unknown } | null } }).document
+          return !!doc.querySelector('[data-test=run-webgpu]') && !!doc.querySelector('#app')?.__vue_app__
+        },
+        undefined,
+        { timeout: 30_000 },
+      )
 
       const gpu = await press(page, 'run-webgpu')
       t.comment(gpu.printed)
