@@ -32,3 +32,4 @@ export { longHeadsAttention, type LongHeadsOptions, type LongHeadsResult } from 
 export { recycledAttention, recycledPlan, type RecycledOptions, type RecycledPlan, type RecycledResult } from './operators/recycled.js'
 export { pineAttention, pinePlan, pineMask, type PineOptions, type PinePlan, type PineResult, type PineRope } from './operators/pine.js'
 export { varAttention, visualSinks, VAR_DEFAULTS, type VarOptions, type VarResult } from './operators/var.js'
+export { positionalAttention, positionalMaps, positional, type PositionalParams, type PositionalMaps, type PositionalOptions } from './operators/positional.js'
