@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import { matmul, memory, tensor, type DType } from '@heed/tensor'
 import { wasmApi } from '../src/backends/cpu/wasm/api.js'
 import { wasmFeatures } from '../src/backends/cpu/wasm/features.js'
-import { gemmModule } from '../src/backends/cpu/wasm/matmulModule.js'
+import { kernelModule } from '../src/backends/cpu/wasm/matmulModule.js'
 import { nodeWorkerHost, type WorkerHost } from '../src/backends/cpu/wasm/pool.js'
 import { configureCpuWasm, cpuWasmReady, shutdownCpuWasm } from '../src/backends/cpu/wasm/runtime.js'
 import { linalgKernels } from '../src/backends/cpu/kernels/linalg.js'
@@ -125,9 +125,9 @@ t.test('generated modules validate', async t => {
   const wa = wasmApi()!
   const f = wasmFeatures()
   t.ok(f.simd, 'this Node has WebAssembly SIMD')
-  t.ok(wa.validate(gemmModule({ relaxed: false, shared: false, maximumPages: 16 })), 'mul+add, private memory')
-  t.ok(wa.validate(gemmModule({ relaxed: false, shared: true, maximumPages: 16 })), 'mul+add, shared memory')
-  t.equal(wa.validate(gemmModule({ relaxed: true, shared: false, maximumPages: 16 })), f.relaxedSimd, 'relaxed variant validates exactly where detection says so')
+  t.ok(wa.validate(kernelModule({ relaxed: false, shared: false, maximumPages: 16 })), 'mul+add, private memory')
+  t.ok(wa.validate(kernelModule({ relaxed: false, shared: true, maximumPages: 16 })), 'mul+add, shared memory')
+  t.equal(wa.validate(kernelModule({ relaxed: true, shared: false, maximumPages: 16 })), f.relaxedSimd, 'relaxed variant validates exactly where detection says so')
 })
 
 t.test('WebAssembly vs TypeScript vs float64, one thread', async t => {

@@ -2,6 +2,7 @@ import { allocArray, isInt, type AnyTypedArray, type DType } from '../../../dtyp
 import { reducedShape, stridesOf, type Shape } from '../../../shape.js'
 import type { CpuKernelTable, CpuTensor } from '../types.js'
 import { reduceAxes } from '../util.js'
+import { wasmRowSoftmax, type RowOp } from '../wasm/softmax.js'
 
 /** attrs of every reduction kernel: axes (sorted, normalised), keepDims. */
 interface ReduceAttrs {
@@ -116,6 +117,41 @@ const logSumExpOf: SliceFn = (v, b, offs) => {
 
 const maxOf = extreme(gt)
 
+function softmaxSlice(v: AnyTypedArray, out: AnyTypedArray, b: number, offs: Int32Array): void {
+  const m = maxOf(v, b, offs)
+  let s = 0
+  for (let k = 0; k < offs.length; k++) s += Math.exp(v[b + offs[k]!]! - m)
+  for (let k = 0; k < offs.length; k++) out[b + offs[k]!] = Math.exp(v[b + offs[k]!]! - m) / s
+}
+
+function logSoftmaxSlice(v: AnyTypedArray, out: AnyTypedArray, b: number, offs: Int32Array): void {
+  const m = maxOf(v, b, offs)
+  let s = 0
+  for (let k = 0; k < offs.length; k++) s += Math.exp(v[b + offs[k]!]! - m)
+  const ls = Math.log(s)
+  for (let k = 0; k < offs.length; k++) out[b + offs[k]!] = v[b + offs[k]!]! - m - ls
+}
+
+/**
+ * float32 softmax-family ops over trailing axes (each slice one contiguous row) through the WebAssembly kernel,
+ * which computes in float64 lanes like the loops above; undefined where it does not apply. Rows with a non-finite
+ * max come back to the loops above, which own those semantics.
+ */
+function rowWise(x: CpuTensor, axes: readonly number[], op: RowOp, keepDims = false): CpuTensor | undefined {
+  const r = x.shape.length
+  if (x.dtype !== 'float32' || axes.length === 0 || axes.some((a, i) => a !== r - axes.length + i)) return undefined
+  const cols = x.shape.slice(r - axes.length).reduce((p, d) => p * d, 1)
+  const rows = cols === 0 ? 0 : x.values.length / cols
+  const offs = Int32Array.from({ length: cols }, (_, k) => k)
+  const v = x.values
+  const values = wasmRowSoftmax(v as Float32Array, rows, cols, op, (row, out) => {
+    if (op === 'logSumExp') out[row] = logSumExpOf(v, row * cols, offs)
+    else (op === 'softmax' ? softmaxSlice : logSoftmaxSlice)(v, out, row * cols, offs)
+  })
+  if (!values) return undefined
+  return { values, shape: op === 'logSumExp' ? reducedShape(x.shape, axes, keepDims) : x.shape, dtype: x.dtype }
+}
+
 export const reduceKernels: CpuKernelTable = {
   /** Sum, accumulated in float64 whatever the storage dtype (the reference path). attrs: ReduceAttrs, dtype. */
   Sum: ([x], attrs) => {
@@ -155,24 +191,11 @@ export const reduceKernels: CpuKernelTable = {
     return reduceWith(x!, attrs, x!.dtype, (v, b, offs) => Math.sqrt(vf(v, b, offs)))
   },
   /** attrs: ReduceAttrs. */
-  LogSumExp: ([x], attrs) => reduceWith(x!, attrs, x!.dtype, logSumExpOf),
+  LogSumExp: ([x], attrs) => rowWise(x!, (attrs as unknown as ReduceAttrs).axes, 'logSumExp', (attrs as unknown as ReduceAttrs).keepDims) ?? reduceWith(x!, attrs, x!.dtype, logSumExpOf),
   /** Softmax over `axes` (sorted, normalised), max-shifted, in float64. attrs: { axes }. */
-  Softmax: ([x], attrs) =>
-    mapSlices(x!, attrs['axes'] as number[], (v, out, b, offs) => {
-      const m = maxOf(v, b, offs)
-      let s = 0
-      for (let k = 0; k < offs.length; k++) s += Math.exp(v[b + offs[k]!]! - m)
-      for (let k = 0; k < offs.length; k++) out[b + offs[k]!] = Math.exp(v[b + offs[k]!]! - m) / s
-    }),
+  Softmax: ([x], attrs) => rowWise(x!, attrs['axes'] as number[], 'softmax') ?? mapSlices(x!, attrs['axes'] as number[], softmaxSlice),
   /** x - logSumExp(x) computed as (x - max) - log Σ exp(x - max), so large logits lose nothing. attrs: { axes }. */
-  LogSoftmax: ([x], attrs) =>
-    mapSlices(x!, attrs['axes'] as number[], (v, out, b, offs) => {
-      const m = maxOf(v, b, offs)
-      let s = 0
-      for (let k = 0; k < offs.length; k++) s += Math.exp(v[b + offs[k]!]! - m)
-      const ls = Math.log(s)
-      for (let k = 0; k < offs.length; k++) out[b + offs[k]!] = v[b + offs[k]!]! - m - ls
-    }),
+  LogSoftmax: ([x], attrs) => rowWise(x!, attrs['axes'] as number[], 'logSoftmax') ?? mapSlices(x!, attrs['axes'] as number[], logSoftmaxSlice),
   /**
    * Running sum along `axes` (zero or one axis), in float64. `reverse` sums from the end; `exclusive` leaves
    * out the element itself. attrs: { axes, reverse, exclusive }.

@@ -286,6 +286,45 @@ export class FunctionBuilder {
     return this.#op(0x97)
   }
 
+  // ---- f64 ----------------------------------------------------------------------------------------------------
+
+  f64Load(offset = 0): this {
+    return this.#op(0x2b).#memarg(3, offset)
+  }
+  f64Store(offset = 0): this {
+    return this.#op(0x39).#memarg(3, offset)
+  }
+  f64Const(v: number): this {
+    return this.#op(0x44, ...new Uint8Array(new Float64Array([v]).buffer))
+  }
+  f64Add(): this {
+    return this.#op(0xa0)
+  }
+  f64Sub(): this {
+    return this.#op(0xa1)
+  }
+  f64Mul(): this {
+    return this.#op(0xa2)
+  }
+  f64Div(): this {
+    return this.#op(0xa3)
+  }
+  f64Max(): this {
+    return this.#op(0xa5)
+  }
+  f64Lt(): this {
+    return this.#op(0x63)
+  }
+  f64PromoteF32(): this {
+    return this.#op(0xbb)
+  }
+  f32DemoteF64(): this {
+    return this.#op(0xb6)
+  }
+  f32Eq(): this {
+    return this.#op(0x5b)
+  }
+
   // ---- v128 ---------------------------------------------------------------------------------------------------
 
   v128Load(offset = 0): this {
@@ -323,6 +362,61 @@ export class FunctionBuilder {
   f32x4Max(): this {
     return this.#simd(0xe9)
   }
+  /** Two f32 from memory into the low lanes, high lanes zero. */
+  v128Load64Zero(offset = 0): this {
+    return this.#simd(0x5d).#memarg(3, offset)
+  }
+  /** Store the low 64 bits (two f32 lanes). */
+  v128Store64Lane0(offset = 0): this {
+    return this.#simd(0x5b).#memarg(3, offset).#op(0)
+  }
+  f64x2Splat(): this {
+    return this.#simd(0x14)
+  }
+  f64x2ExtractLane(lane: number): this {
+    return this.#simd(0x21).#op(lane)
+  }
+  f64x2Add(): this {
+    return this.#simd(0xf0)
+  }
+  f64x2Sub(): this {
+    return this.#simd(0xf1)
+  }
+  f64x2Mul(): this {
+    return this.#simd(0xf2)
+  }
+  f64x2Div(): this {
+    return this.#simd(0xf3)
+  }
+  /** IEEE maximum: NaN if either lane is NaN. */
+  f64x2Max(): this {
+    return this.#simd(0xf5)
+  }
+  /** The two low f32 lanes widened to f64 (exact). */
+  f64x2PromoteLowF32x4(): this {
+    return this.#simd(0x5f)
+  }
+  /** f64 lanes rounded to f32 into the low lanes, high lanes zero. */
+  f32x4DemoteF64x2Zero(): this {
+    return this.#simd(0x5e)
+  }
+  i64x2Shl(): this {
+    return this.#simd(0xcb)
+  }
+  i64x2Add(): this {
+    return this.#simd(0xce)
+  }
+  v128Const(bytes: Uint8Array): this {
+    this.#simd(0x0c)
+    return this.#op(...bytes)
+  }
+  f64x2Const(a: number, b = a): this {
+    return this.v128Const(new Uint8Array(new Float64Array([a, b]).buffer))
+  }
+  i64x2Const(a: bigint, b = a): this {
+    return this.v128Const(new Uint8Array(new BigInt64Array([a, b]).buffer))
+  }
+
   /** relaxed-SIMD a·b + c (fused where the hardware has FMA); operands pushed as a, b, c. */
   f32x4RelaxedMadd(): this {
     return this.#simd(0x105)

@@ -1,4 +1,5 @@
 import { ModuleBuilder, type FunctionBuilder, type Local } from './encoder.js'
+import { addSoftmax } from './softmaxModule.js'
 
 /**
  * The float32 GEMM module. Operands arrive packed by the host (see matmul.ts):
@@ -39,7 +40,8 @@ export interface GemmModuleOptions {
 /** Exported job signature: mm_job(job, mPanels, nPanels, kp, aTable, bTable, c, cBatchStride, ldc, jobsPerBatch, panelsPerJob, z0). */
 export const MM_JOB_ARGS = 11
 
-export function gemmModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
+/** The CPU kernel module: the GEMM below plus the row-wise softmax family (softmaxModule.ts). */
+export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
   const s = opts.shape ?? GEMM
   const { mr, nr, unroll } = s
   const nv = nr / 4
@@ -144,5 +146,6 @@ export function gemmModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
       })
     })
   }
+  addSoftmax(mod)
   return mod.encode()
 }

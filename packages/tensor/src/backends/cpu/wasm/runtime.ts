@@ -1,6 +1,6 @@
 import { wasmApi, type WasmMemory, type WasmModule } from './api.js'
 import { wasmFeatures } from './features.js'
-import { gemmModule } from './matmulModule.js'
+import { kernelModule } from './matmulModule.js'
 import { nodeWorkerHost, WorkerPool, type WorkerHost } from './pool.js'
 
 /**
@@ -56,7 +56,7 @@ function current(): Settings {
 }
 
 /** Exports every kernel module provides; the pool may run any of these by name. */
-const JOB_NAMES = ['mm_job'] as const
+const JOB_NAMES = ['mm_job', 'sm_stats', 'sm_out'] as const
 export type JobName = (typeof JOB_NAMES)[number]
 
 export interface WasmRuntime {
@@ -91,7 +91,7 @@ function createRuntime(s: Settings): (WasmRuntime & { module: WasmModule }) | nu
     for (const maximumPages of [32768, 16384, 4096]) {
       try {
         const memory = new wa.Memory({ initial: 16, maximum: maximumPages, shared })
-        const module = new wa.Module(gemmModule({ relaxed, shared, maximumPages }))
+        const module = new wa.Module(kernelModule({ relaxed, shared, maximumPages }))
         const inst = new wa.Instance(module, { env: { memory } })
         const exports = inst.exports as unknown as WasmRuntime['exports']
         let f32 = new Float32Array(memory.buffer)
