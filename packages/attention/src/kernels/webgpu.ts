@@ -1,4 +1,5 @@
-import { BackendError, type Attrs, type Backend, type GpuData, type GpuTensor, type WebGpuContext, type WebGpuKernel } from '@heed/tensor'
+import { BackendError, type Attrs, type Backend } from '@heed/tensor'
+import type { GpuData, GpuTensor, WebGpuContext, WebGpuKernel } from '@heed/tensor/webgpu'
 import type { Mask } from '../mask.js'
 import type { ScoreMod } from '../scoreMod.js'
 import type { AttentionAttrs } from './attrs.js'
