@@ -42,6 +42,8 @@ interface Row {
 const rows: Row[] = []
 /** HTML fragments of the report, one per section. */
 const report: string[] = []
+/** Machine-readable results, written beside the report for scripts/results.ts. */
+const summary: Record<string, unknown> = {}
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 const kib = (b: number): string => (b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(2)} MiB` : `${(b / 1024).toFixed(1)} KiB`)
@@ -189,6 +191,7 @@ async function attentionSection(): Promise<void> {
   runs.push({ name: 'Lightning Attention (TNL decay), streamed', err: relErr(lightY, lDense), seconds: lightS, kvBytes: stateBytes, note: 'error vs its own dense form: a different operator (no softmax); the state is fixed-size', elapsed: lElapsed })
   dispose([...lOuts, state!.S, q, k, v, x0, params])
 
+  summary['attention'] = { T, dModel, heads, headDim, chunk, sink, recent, window, retrieval, runs }
   for (const r of runs) rows.push({ section: 'attention', run: r.name, result: `err ${r.note === REF ? 'ref' : r.err === 0 ? '0' : r.err < 1e-3 ? r.err.toExponential(1) : r.err.toFixed(3)}, KV ${kib(r.kvBytes)}`, seconds: r.seconds })
 
   const series: Series[] = runs.filter(r => r.elapsed).map(r => ({ name: r.name, points: [[0, 0] as const, ...r.elapsed!] }))
@@ -365,5 +368,6 @@ ${report.join('\n')}
 </body></html>
 `
 const path = writeOutput(join(outDir('tour'), 'report.html'), html)
+writeOutput(join(outDir('tour'), 'summary.json'), JSON.stringify({ date: new Date().toISOString(), quick, seconds: total, rows, ...summary }, null, 1))
 console.log(`\ntotal ${total.toFixed(1)} s; live tensors ${live}`)
 console.log(`report: ${path}`)

@@ -1,0 +1,284 @@
+/**
+ * `npm run results [-- --quick] [-- --rerun=matmul,attention,fairness,operators|all]`: regenerates
+ * docs/results.md and its plots (docs/results/*.svg, linked relatively so they show both on GitHub and on the
+ * site) from the benchmarks' JSON in bench/out/ and the examples' outputs in out/. heed's figures stand beside
+ * the papers' and beside the peer libraries measured in the same bench run.
+ *
+ * Examples are cheap and always rerun (smaller with --quick). Benchmarks take minutes on a 2-core machine, so a
+ * bench whose JSON is already in bench/out/ is reused (its date is printed on the page) and only a missing one is
+ * run, with --quick passed on when given; --rerun names benches to run anyway. The operators bench is the
+ * heaviest and is only run when named; its figures appear when its JSON exists.
+ */
+import { spawnSync } from 'node:child_process'
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { join } from 'node:path'
+import { duoDeploy, duoKvBytes } from '@heed/attention'
+import { repoRoot } from '../examples/lib/out.js'
+import { bars, chart, type Series } from '../examples/lib/plot.js'
+
+const args = process.argv.slice(2)
+const quick = args.includes('--quick')
+const rerunArg = args.find(a => a.startsWith('--rerun='))?.slice('--rerun='.length).split(',') ?? []
+const rerun = (name: string): boolean => rerunArg.includes(name) || rerunArg.includes('all')
+const benchOut = join(repoRoot, 'bench', 'out')
+const docs = join(repoRoot, 'docs')
+const plots = join(docs, 'results')
+mkdirSync(plots, { recursive: true })
+const started = performance.now()
+
+/** Run a command from the repository root, streaming its output, and fail loudly: a half-made page is worse. */
+function sh(label: string, cmd: string, cmdArgs: readonly string[]): void {
+  process.stderr.write(`\n== ${label}: ${cmd} ${cmdArgs.join(' ')}\n`)
+  const t0 = performance.now()
+  const r = spawnSync(cmd, cmdArgs, { cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit'] })
+  if (r.status !== 0) throw new Error(`${label} failed (exit ${r.status})`)
+  process.stderr.write(`== ${label}: ${((performance.now() - t0) / 1000).toFixed(0)} s\n`)
+}
+const node = (label: string, file: string, fileArgs: readonly string[] = []): void => sh(label, process.execPath, ['--conditions=@heed/source', '--import', 'tsx', file, ...fileArgs])
+const readJson = <T,>(path: string): T | undefined => (existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as T) : undefined)
+
+// ---- run what is needed ------------------------------------------------------------------------------------------
+
+for (const bench of ['matmul', 'attention', 'fairness', 'operators'] as const) {
+  const have = existsSync(join(benchOut, `${bench}.json`))
+  if (rerun(bench) || (!have && bench !== 'operators')) node(`bench ${bench}`, 'bench/run.ts', [bench, ...(quick ? ['--quick'] : [])])
+}
+node('tour', 'examples/demo.ts', quick ? ['--quick'] : [])
+node('DPO example', 'examples/align-dpo.ts', quick ? ['--steps', '40'] : [])
+node('Sparsey MNIST example', 'examples/memory-sparsey-mnist.ts', quick ? ['50', '20'] : [])
+node('Tensor Brain example', 'examples/memory-tensor-brain.ts')
+node('Titans passkey example', 'examples/memory-titans-passkey.ts', quick ? ['2048', '2'] : [])
+
+// ---- read ------------------------------------------------------------------------------------------------------
+
+interface MatmulCell { readonly n: number; readonly gflops?: { readonly median: number }; readonly skipped?: string }
+interface Matmul { readonly date: string; readonly quick: boolean; readonly cpuOnly?: boolean; readonly machine?: { cpu: string; cores: number; node: string; adapter?: string }; readonly adapter?: string; readonly impls: readonly { name: string; failed?: string; cells?: readonly MatmulCell[] }[] }
+interface AttnBench { readonly date: string; readonly rows: readonly { backend: string; T: number; ok?: boolean; ms?: number; gflops?: number; skipped?: string; error?: string; adapter?: string }[] }
+interface FairRow { readonly method: string; readonly eta?: number; readonly epoch: number; readonly accuracy: number; readonly dpGap: number; readonly softDp: number; readonly eoGap: number }
+interface Fairness { readonly date: string; readonly quick: boolean; readonly seconds: number; readonly rows: readonly FairRow[]; readonly distractionEpochs: readonly FairRow[]; readonly front: readonly FairRow[] }
+interface Operators { readonly date: string; readonly rows: readonly { backend: string; op: string; T: number; ok?: boolean; ms?: number; recall?: number; relErr?: number; skipped?: string }[]; readonly linearGrowth?: { target: number; from: number; to: number; results: readonly { backend: string; op: string; ratio?: number; pass?: boolean }[] } }
+interface AttnRun { readonly name: string; readonly err: number; readonly seconds: number; readonly kvBytes: number; readonly note: string; readonly elapsed?: readonly (readonly [number, number])[] }
+interface Tour { readonly date: string; readonly quick: boolean; readonly seconds: number; readonly attention: { T: number; dModel: number; heads: number; headDim: number; chunk: number; sink: number; recent: number; window: number; retrieval: number[]; runs: AttnRun[] } }
+interface Dpo { readonly steps: number; readonly dpo: Record<string, number[]>; readonly flex: Record<string, number[]> }
+interface Mnist { readonly trainPerClass: number; readonly accuracy: number; readonly pixelAccuracy: number; readonly trainSeconds: number; readonly tested: number; readonly trained: number }
+interface Tb { readonly triples: number; readonly entities: number; readonly noiseCurve: readonly { noise: number; accuracy: number; accuracyNoFeedback: number }[]; readonly recallExact: number; readonly oldRecallAfterNew: number }
+interface Passkey { readonly length: number; readonly trials: number; readonly rows: readonly { model: string; name: string; correct: number; trials: number; msPerSequence: number; stateFloats: number }[] }
+
+const matmul = readJson<Matmul>(join(benchOut, 'matmul.json'))
+const attnBench = readJson<AttnBench>(join(benchOut, 'attention.json'))
+const fairness = readJson<Fairness>(join(benchOut, 'fairness.json'))
+const operators = readJson<Operators>(join(benchOut, 'operators.json'))
+const tour = readJson<Tour>(join(repoRoot, 'out', 'tour', 'summary.json'))!
+const dpo = readJson<Dpo>(join(repoRoot, 'out', 'align-dpo', 'metrics.json'))!
+const mnist = readJson<Mnist>(join(repoRoot, 'out', 'memory-sparsey-mnist', 'result.json'))!
+const tb = readJson<Tb>(join(repoRoot, 'out', 'memory-tensor-brain', 'result.json'))!
+const passkey = readJson<Passkey>(join(repoRoot, 'out', 'memory-titans-passkey', 'passkey.json'))!
+
+// ---- render ----------------------------------------------------------------------------------------------------
+
+const md: string[] = []
+const day = (iso: string): string => iso.slice(0, 16).replace('T', ' ') + ' UTC'
+const pct = (x: number): string => `${(100 * x).toFixed(1)} %`
+const f4 = (x: number): string => x.toFixed(4)
+const table = (head: readonly string[], body: readonly (readonly string[])[]): string =>
+  [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...body.map(r => `| ${r.join(' | ')} |`)].join('\n')
+const plot = (name: string, svg: string, alt: string): string => {
+  writeFileSync(join(plots, `${name}.svg`), svg)
+  return `![${alt}](./results/${name}.svg)`
+}
+const kib = (b: number): string => (b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(2)} MiB` : `${(b / 1024).toFixed(1)} KiB`)
+
+// Lightning: time per token over the last quarter of the stream against the first quarter; 1 is a constant cost.
+const runs = tour.attention.runs
+const growth = (r: AttnRun | undefined): number | undefined => {
+  const e = r?.elapsed
+  if (!e || e.length < 4) return undefined
+  const q = Math.floor(e.length / 4)
+  const rate = (a: number, b: number) => (e[b]![1] - (a < 0 ? 0 : e[a]![1])) / (e[b]![0] - (a < 0 ? 0 : e[a]![0]))
+  return rate(e.length - 1 - q, e.length - 1) / rate(-1, q - 1)
+}
+const lightRun = runs.find(r => r.name.startsWith('Lightning'))
+const fullRun = runs.find(r => r.name.startsWith('full KV cache'))
+const duoRun = runs.find(r => r.name.startsWith('DuoAttention'))
+const { T, sink, recent, heads, headDim } = tour.attention
+// The paper's regime: long contexts, where streaming heads' fixed sink + recent is negligible beside T.
+const paperDuo = duoKvBytes(duoDeploy([1, 1, 0, 0], { sink: 128, recent: 256 }), { headDim: 128, seqLen: 32768, dtype: 'float16' })
+const titans = passkey.rows.find(r => r.model === 'titans-linear')
+const windowRow = passkey.rows.find(r => r.model === 'window')
+const fullPk = passkey.rows.find(r => r.model === 'full')
+const distraction = fairness?.rows.filter(r => r.method === 'Distraction') ?? []
+const bestFair = [...(fairness?.front ?? [])].sort((a, b) => a.dpGap - b.dpGap)[0]
+const mlp = fairness?.rows.find(r => r.method.startsWith('MLP'))
+
+md.push(`# Results
+
+<!-- Generated by scripts/results.ts (npm run results); edits here are overwritten. -->
+
+Generated by \`npm run results${quick ? ' -- --quick' : ''}\` on ${day(new Date().toISOString())}: ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'},
+Node ${process.version}${quick ? ' (**--quick**: reduced sizes)' : ''}. The examples and the tour ran in this run; each benchmark section gives the
+date of the bench run it reads (bench/out/*.json; \`npm run results -- --rerun=NAME\` reruns one). Timings come from a
+shared 2-core machine and move by tens of percent between runs; errors, recall and accuracy do not.
+
+## heed beside the papers
+
+${table(['claim (paper)', "paper's figure", 'heed here', 'how'], [
+  ['Sparsey: MNIST single-trial learning', '~91 % (200/class, skeletonised 16×24 input)', `${pct(mnist.accuracy)} (${mnist.trainPerClass}/class, ${mnist.tested} test digits; raw-pixel 5-NN ${pct(mnist.pixelAccuracy)})`, 'examples/memory-sparsey-mnist.ts'],
+  ['Distraction on UCI Adult (sex)', '0.8309 acc at ΔDP 0.000; 0.8361 at 0.010; unfair MLP 0.8485 at 0.188', fairness ? `MLP ${f4(mlp?.accuracy ?? NaN)} at DP ${f4(mlp?.dpGap ?? NaN)}; Distraction ${distraction.map(r => `η ${r.eta}: ${f4(r.accuracy)} at ${f4(r.dpGap)}`).join('; ')}` : 'not measured (npm run bench -- fairness)', 'npm run bench -- fairness'],
+  ["Lightning: constant cost per token ('various lengths, constant speed')", 'flat tokens/s as the sequence grows', lightRun && fullRun ? `last-quarter / first-quarter time per token: Lightning ${growth(lightRun)?.toFixed(2)}, full KV cache ${growth(fullRun)?.toFixed(2)} (T = ${T})` : 'n/a', 'npm start (attention)'],
+  ['DuoAttention: KV memory saving', 'up to 2.55× (MHA), 1.67× (GQA)', duoRun && fullRun ? `${(fullRun.kvBytes / duoRun.kvBytes).toFixed(2)}× measured (T = ${T}, half the heads streaming, cache storage); ${paperDuo.ratio.toFixed(2)}× by \`duoKvBytes\` at 32k tokens, half streaming` : 'n/a', 'npm start (attention)'],
+  ['Titans: long-range recall from a fixed-size memory', 'higher needle-in-a-haystack accuracy than baselines beyond 2M tokens', titans ? `passkey at ${passkey.length} tokens: Titans linear ${titans.correct}/${titans.trials}, window-512 attention ${windowRow?.correct}/${windowRow?.trials}, full attention ${fullPk?.correct}/${fullPk?.trials}` : 'n/a', 'examples/memory-titans-passkey.ts'],
+])}
+
+The Distraction figures are the ones to read with care: these short runs do not reproduce the paper's trade-off
+(see [@heed/fairness](/packages/fairness#benchmark)).
+`)
+
+// Peers
+if (matmul) {
+  const impls = matmul.impls.filter(i => i.cells && i.cells.length > 0)
+  const sizes = [...new Set(impls.flatMap(i => i.cells!.map(c => c.n)))].sort((a, b) => a - b)
+  const cell = (i: (typeof impls)[number], n: number): string => {
+    const c = i.cells!.find(x => x.n === n)
+    return c?.gflops ? c.gflops.median.toFixed(1) : c?.skipped ? '–' : i.failed ? 'n/a' : '–'
+  }
+  const top = sizes[sizes.length - 1]!
+  const machine = matmul.machine
+  const adapter = machine?.adapter ?? matmul.adapter
+  const missing = ['tfjs-backend-wasm', 'tfjs-backend-webgpu', 'jax-js webgpu', 'onnxruntime-node webgpu'].filter(p => !matmul.impls.some(i => i.name === p && i.cells?.some(c => c.gflops)))
+  md.push(`## Matmul beside peer libraries
+
+\`npm run bench -- matmul\`, run ${day(matmul.date)}${matmul.quick ? ' with --quick' : ''}${matmul.cpuOnly ? ' with --cpu (CPU implementations only)' : ''}: float32 C = A·B, GFLOP/s
+(median; call plus readback), every library in the same process on the same machine${adapter && adapter !== 'n/a' ? ` (WebGPU adapter: ${adapter})` : ''}.
+${missing.length > 0 ? `\nNot in this bench run: ${missing.join(', ')} (\`npm run results -- --rerun=matmul\` without \`--cpu\` measures them).\n` : ''}
+${table(['implementation', ...sizes.map(n => `N = ${n}`)], impls.map(i => [i.name, ...sizes.map(n => cell(i, n))]))}
+
+${plot('matmul', bars({ title: `matmul float32, N = ${top}: GFLOP/s (median)`, unit: 'GFLOP/s', rows: impls.map(i => ({ label: i.name, value: i.cells!.find(c => c.n === top)?.gflops?.median ?? NaN, color: i.name.startsWith('heed') ? '#d62728' : '#1f77b4' })) }), 'matmul GFLOP/s by implementation')}
+`)
+}
+
+// Attention
+md.push(`## Attention: cache policies and operators
+
+From the tour (\`npm start\`): one \`multiHeadAttention\` layer (d_model ${tour.attention.dModel}, ${heads} heads of ${headDim}; heads
+1 and 3 built local, 0 and 2 global) streams ${T} tokens in chunks of ${tour.attention.chunk}. Error is ‖y − y_dense‖/‖y_dense‖ against
+dense causal attention (Lightning: against its own dense form, since it is a different operator); KV bytes are the
+cache's storage. DuoAttention's retrieval heads were picked by a calibration pass: heads ${tour.attention.retrieval.join(' and ')}.
+
+${table(['run', 'error vs dense', 'time', 'KV bytes', 'note'], runs.map(r => [r.name, r.err === 0 ? '0' : r.err.toExponential(2), `${r.seconds.toFixed(2)} s`, kib(r.kvBytes), r.note]))}
+
+${plot('attention-streaming', chart({ title: `Time to stream the first n tokens (chunks of ${tour.attention.chunk})`, xLabel: 'tokens streamed', yLabel: 'seconds', yMin: 0, series: runs.filter(r => r.elapsed).map(r => ({ name: r.name, points: [[0, 0] as const, ...r.elapsed!] })) }), 'cumulative streaming time by cache policy')}
+${plot('attention-kv', chart({ title: 'Output error vs KV bytes held', xLabel: 'KV bytes (log)', yLabel: 'relative error vs dense', logX: true, yMin: 0, series: runs.map(r => ({ name: r.name, points: [[r.kvBytes, r.err] as const], line: false })) }), 'error against KV bytes')}
+
+DuoAttention's saving grows with the context: streaming heads keep ${sink} + ${recent} tokens whatever T is, so at
+T = ${T} half the heads streaming saves ${duoRun && fullRun ? (fullRun.kvBytes / duoRun.kvBytes).toFixed(2) : '–'}×, and at 32k tokens (\`duoKvBytes\`, fp16, sink 128, recent 256)
+${paperDuo.ratio.toFixed(2)}×, against the paper's up to 2.55× for MHA models (where more than half the heads stream).
+`)
+if (attnBench) {
+  const series: Series[] = [...new Set(attnBench.rows.map(r => r.backend))].map(b => ({ name: `heed ${b}`, points: attnBench.rows.filter(r => r.backend === b && r.ok && r.ms !== undefined).map(r => [r.T, r.ms! / 1000] as const) }))
+  md.push(`### Causal attention forward by sequence length
+
+\`npm run bench -- attention\`, run ${day(attnBench.date)}: B1 H8 D64 float32, time including readback.
+
+${table(['backend', 'T', 'time', 'GFLOP/s'], attnBench.rows.map(r => [r.backend, String(r.T), r.ok && r.ms !== undefined ? `${(r.ms / 1000).toFixed(2)} s` : (r.skipped ?? r.error ?? 'n/a'), r.gflops !== undefined ? r.gflops.toFixed(2) : '']))}
+
+${plot('attention-forward', chart({ title: 'Causal attention forward time (log-log)', xLabel: 'T', yLabel: 'seconds', logX: true, logY: true, series }), 'attention forward time by T')}
+`)
+}
+if (operators) {
+  const g = operators.linearGrowth
+  const lin = g?.results.filter(r => r.ratio !== undefined) ?? []
+  const ops = [...new Set(operators.rows.map(r => r.op))]
+  const backend = operators.rows[0]?.backend ?? 'cpu'
+  md.push(`### Operators on a needle-retrieval task
+
+\`npm run bench -- operators\`, run ${day(operators.date)} (bench/out/operators.md has the full table). Time by T on ${backend}:
+
+${plot('operators', chart({ title: `attention operators: time vs T (${backend}, log-log)`, xLabel: 'T', yLabel: 'seconds', logX: true, logY: true, series: ops.map(op => ({ name: op, points: operators.rows.filter(r => r.op === op && r.backend === backend && r.ok && r.ms !== undefined).map(r => [r.T, r.ms! / 1000] as const) })).filter(s => s.points.length > 0) }), 'operator time by T')}
+${lin.length > 0 && g ? `\nLinear growth, time(${g.to}) / time(${g.from}) for ${g.to / g.from}× the tokens (constant cost per token gives ${g.to / g.from}; target ≤ ${g.target}):\n\n${table(['operator', 'backend', 'ratio', ''], lin.map(r => [r.op, r.backend, r.ratio!.toFixed(2), r.pass ? 'pass' : 'fail']))}\n` : ''}`)
+}
+
+// Memory
+md.push(`## Memory models
+
+### Sparsey on MNIST
+
+\`examples/memory-sparsey-mnist.ts\`: binarised 28×28 digits, ${mnist.trainPerClass} per class, each learned once (${mnist.trainSeconds.toFixed(1)} s);
+a 2-level hierarchy; 5-NN readout by code overlap on ${mnist.tested} held-out digits.
+
+${table(['readout', 'test accuracy'], [
+  ['heed Sparsey codes, 5-NN', `**${pct(mnist.accuracy)}**`],
+  ['raw binarised pixels, 5-NN', pct(mnist.pixelAccuracy)],
+  ['Sparsey reference (sparsey.com; 200/class, skeletonised 16×24 input)', '~91 %'],
+])}
+
+${plot('sparsey-mnist', readFileSync(join(repoRoot, 'out', 'memory-sparsey-mnist', 'accuracy.svg'), 'utf8'), 'Sparsey MNIST accuracy beside the reference')}
+
+### Tensor Brain on WordNet
+
+\`examples/memory-tensor-brain.ts\`: ${tb.triples} noun relations around *mammal* from WordNet 3.1, ${tb.entities} entities.
+Episodic recall by time index: ${pct(tb.recallExact)} exact; the first half of the episodes is unchanged after the second
+half is stored: ${pct(tb.oldRecallAfterNew)}.
+
+${table(['noise ‖ε‖/‖scene‖', ...tb.noiseCurve.map(p => String(p.noise))], [
+  ['triple accuracy', ...tb.noiseCurve.map(p => pct(p.accuracy))],
+  ['without top-down feedback', ...tb.noiseCurve.map(p => pct(p.accuracyNoFeedback))],
+])}
+
+${plot('tensor-brain', readFileSync(join(repoRoot, 'out', 'memory-tensor-brain', 'noise.svg'), 'utf8'), 'Tensor Brain accuracy under noise')}
+
+### Titans passkey recall
+
+\`examples/memory-titans-passkey.ts\`: ${passkey.length} tokens of filler with "PASS d" planted in the first 80 %, ${passkey.trials} trials; chance is 1/10.
+
+${table(['model', 'correct', 'time per sequence', 'state (floats)'], passkey.rows.map(r => [r.name, `${r.correct}/${r.trials}`, `${(r.msPerSequence / 1000).toFixed(2)} s`, r.stateFloats.toLocaleString('en-US')]))}
+
+${plot('titans-passkey', readFileSync(join(repoRoot, 'out', 'memory-titans-passkey', 'passkey.svg'), 'utf8'), 'passkey recall by model')}
+`)
+
+// Align
+const first = (xs: readonly number[]) => xs[0]!
+const final = (xs: readonly number[]) => xs[xs.length - 1]!
+const dpoLine = (name: string, h: Record<string, number[]>) => [name, `${f4(first(h['loss']!))} → ${f4(final(h['loss']!))}`, `${first(h['rewards/accuracies']!).toFixed(2)} → ${final(h['rewards/accuracies']!).toFixed(2)}`, `${first(h['logps/chosen']!).toFixed(2)} → ${final(h['logps/chosen']!).toFixed(2)}`, `${first(h['logps/rejected']!).toFixed(2)} → ${final(h['logps/rejected']!).toFixed(2)}`]
+copyFileSync(join(repoRoot, 'out', 'align-dpo', 'align-dpo.svg'), join(plots, 'align-dpo.svg'))
+md.push(`## DPO and Flex-DPO
+
+\`examples/align-dpo.ts\`: an embedding + MLP token model, ${dpo.steps} steps of SGD against an off-policy SFT reference. The loss
+starts at ln 2 = 0.6931 because the policy starts as the reference.
+
+${table(['', 'loss', 'reward accuracy', 'logp(chosen)', 'logp(rejected)'], [dpoLine('DPO (β = 0.1)', dpo.dpo), dpoLine('Flex-DPO (β⁺ = 0.1, β⁻ = 0.05)', dpo.flex)])}
+
+![loss, reward accuracy and log-probs of chosen and rejected responses](./results/align-dpo.svg)
+`)
+
+// Fairness
+if (fairness) {
+  copyFileSync(join(benchOut, 'fairness.svg'), join(plots, 'fairness.svg'))
+  md.push(`## Distraction on UCI Adult
+
+\`npm run bench -- fairness\`, run ${day(fairness.date)}${fairness.quick ? ' with --quick (a slice of Adult, one epoch)' : ''} (${fairness.seconds.toFixed(0)} s): test split, sensitive attribute sex.
+
+${table(['method', 'η', 'accuracy', 'DP gap', 'soft DP', 'EO gap'], [
+  ...fairness.rows.map(r => [r.method, r.eta === undefined ? '' : String(r.eta), f4(r.accuracy), f4(r.dpGap), f4(r.softDp), f4(r.eoGap)]),
+  ...(bestFair ? [['Distraction, fairest point of the (η, epoch) front', String(bestFair.eta ?? ''), f4(bestFair.accuracy), f4(bestFair.dpGap), f4(bestFair.softDp), f4(bestFair.eoGap)]] : []),
+  ['paper: Distraction', '', '0.8309 / 0.8361', '', '0.000 / 0.010', ''],
+  ['paper: unfair MLP', '', '0.8485', '', '0.1882', ''],
+])}
+
+![accuracy against the demographic-parity gap, heed and the paper](./results/fairness.svg)
+`)
+} else md.push(`## Distraction on UCI Adult\n\nNot measured in this run: \`npm run results -- --rerun=fairness\`.\n`)
+
+md.push(`## Regenerating this page
+
+\`\`\`sh
+npm run results                         # examples + tour, benches only where bench/out has no JSON
+npm run results -- --quick              # smaller examples; benches that must run get --quick
+npm run results -- --rerun=matmul,fairness   # rerun named benches (or --rerun=all; operators only when named)
+\`\`\`
+
+Page written in ${((performance.now() - started) / 1000).toFixed(0)} s.
+`)
+
+writeFileSync(join(docs, 'results.md'), md.join('\n'))
+process.stderr.write('\nwrote docs/results.md and docs/results/*.svg\n')
