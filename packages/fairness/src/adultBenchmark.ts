@@ -85,7 +85,7 @@ export async function adultBenchmark(opts: AdultBenchmarkOptions = {}): Promise<
   const epochs = opts.epochs ?? 3
   const warmupEpochs = opts.warmupEpochs ?? 2
   const baselineEpochs = opts.baselineEpochs ?? 4
-  const etas = opts.etas ?? [0, 100, 1000]
+  const etas = opts.etas ?? [0, 1000, 10000]
   const seed = opts.seed ?? 0
   const steps = Math.ceil(train.n / batchSize)
   const bar = (label: string, total: number) => (opts.progress === false ? undefined : progressBar({ label: label.padEnd(24), total }))
@@ -102,7 +102,7 @@ export async function adultBenchmark(opts: AdultBenchmarkOptions = {}): Promise<
   finish('Reweighing + MLP', trainMlp(train, { epochs: baselineEpochs, batchSize, seed, sampleWeight: reweighing(train), ...(pb ? { progress: pb } : {}) }), baselineEpochs)
   pb?.done()
   pb = bar('Adversarial debiasing', baselineEpochs * steps)
-  finish('Adversarial debiasing', trainAdversarialDebiasing(train, { epochs: baselineEpochs, batchSize, seed, alpha: 1, ...(pb ? { progress: pb } : {}) }), baselineEpochs)
+  finish('Adversarial debiasing (α = 0.3)', trainAdversarialDebiasing(train, { epochs: baselineEpochs, batchSize, seed, alpha: 0.3, adversaryLr: 1e-2, ...(pb ? { progress: pb } : {}) }), baselineEpochs)
   pb?.done()
 
   const encEpochs = opts.encoderEpochs ?? 2
@@ -114,7 +114,7 @@ export async function adultBenchmark(opts: AdultBenchmarkOptions = {}): Promise<
     for (const eta of etas) {
       pb = bar(`Distraction η=${eta}`, (warmupEpochs + epochs) * steps)
       const m = trainDistraction(train, {
-        encoder, eta, epochs, warmupEpochs, batchSize, seed, lrModule: opts.lrModule ?? 1e-3, decayEvery: 1, decayGamma: 0.9,
+        encoder, eta, epochs, warmupEpochs, batchSize, seed, lrModule: opts.lrModule ?? 1e-4, moduleOptimizer: 'sgd', moduleBiases: 'accuracy', decayEvery: 1, decayGamma: 0.9,
         ...(pb ? { progress: pb } : {}),
         onEpoch: (e, model) => {
           if (e >= warmupEpochs) distractionEpochs.push(evaluate('Distraction', model, test, e + 1 - warmupEpochs, eta))

@@ -1,4 +1,4 @@
-import { adam, add, div, dispose, sum, matmul, mean, mul, reshape, rng as makeRng, scope, sigmoid, softplus, sub, tensor, valueAndGrad, ArgumentError, ShapeError, type Rng, type Tensor } from '@heed/tensor'
+import { adam, sgd, add, div, dispose, sum, matmul, mean, mul, reshape, rng as makeRng, scope, sigmoid, softplus, sub, tensor, valueAndGrad, ArgumentError, ShapeError, ValueError, type Rng, type Tensor } from '@heed/tensor'
 import { decayed, positiveInt, positiveNumber } from './batching.js'
 import { probaInChunks, type Classifier } from './classifier.js'
 import { denseForward, initDense, type DenseLayer } from './dense.js'
@@ -16,8 +16,20 @@ export interface DistractionConfig {
   readonly heads: number
   /** η: weight of the demographic-parity penalty in the module step. */
   readonly eta: number
-  /** Adam learning rate of the Distraction module (fairness step). */
+  /** Learning rate of the Distraction module (fairness step). */
   readonly lrModule: number
+  /**
+   * Optimizer of the module step. `adam` is the authors' code; Adam divides the step by the gradient's own scale,
+   * so η hardly matters there. `sgd` makes the step lr·η·∇DP, so η sets how hard the module pushes.
+   */
+  readonly moduleOptimizer: 'adam' | 'sgd'
+  /**
+   * Which step trains the module's biases. `fairness` (the authors' code) lets the penalty move them; but the key
+   * bias cancels in the softmax and the value and output biases shift every logit alike, so the only way they
+   * lower the penalty is by pushing all scores into the sigmoid's flat tail, which ends in a constant classifier.
+   * `accuracy` hands them to the classifier step and leaves the penalty the weights (attention sharpness and scale).
+   */
+  readonly moduleBiases: 'fairness' | 'accuracy'
   /** Adam learning rate of the classifier (accuracy step). */
   readonly lrClassifier: number
   readonly batchSize: number
@@ -41,7 +53,7 @@ export interface DistractionConfig {
  * swept (1 … 5500).
  */
 export const DISTRACTION_DEFAULTS: DistractionConfig = {
-  hidden: [64, 32], dropout: 0.2, tokenDim: 1, heads: 1, eta: 1, lrModule: 1e-5, lrClassifier: 1e-3,
+  hidden: [64, 32], dropout: 0.2, tokenDim: 1, heads: 1, eta: 1, lrModule: 1e-5, moduleOptimizer: 'adam', moduleBiases: 'fairness', lrClassifier: 1e-3,
   batchSize: 100, epochs: 50, warmupEpochs: 0, decayGamma: 0.9, decayEvery: 20, penaltyReduce: 'sum', seed: 0,
 }
 
@@ -64,6 +76,8 @@ export function distractionConfig(partial: Partial<DistractionConfig> = {}): Dis
   if (!Number.isInteger(c.warmupEpochs) || c.warmupEpochs < 0) throw new ArgumentError({ op: OP, arg: 'warmupEpochs', expected: 'an integer ≥ 0', actual: c.warmupEpochs })
   for (const k of ['lrModule', 'lrClassifier', 'decayGamma'] as const) positiveNumber(OP, k, c[k])
   positiveNumber(OP, 'eta', c.eta, true)
+  if (c.moduleOptimizer !== 'adam' && c.moduleOptimizer !== 'sgd') throw new ValueError({ op: OP, arg: 'moduleOptimizer', expected: "'adam' or 'sgd'", actual: String(c.moduleOptimizer) })
+  if (c.moduleBiases !== 'fairness' && c.moduleBiases !== 'accuracy') throw new ValueError({ op: OP, arg: 'moduleBiases', expected: "'fairness' or 'accuracy'", actual: String(c.moduleBiases) })
   if (!(c.dropout >= 0 && c.dropout < 1)) throw new ArgumentError({ op: OP, arg: 'dropout', expected: 'a rate in [0, 1)', actual: c.dropout })
   if (c.hidden[c.hidden.length - 1]! % c.tokenDim !== 0)
     throw new ShapeError({ op: OP, arg: 'hidden', expected: `a last width divisible by tokenDim ${c.tokenDim}`, actual: c.hidden[c.hidden.length - 1] })
@@ -136,6 +150,9 @@ export interface DistractionTrainer {
   dispose(): void
 }
 
+/** Some of the attention's tensors by name (the trainer splits them between its two steps). */
+type AttentionPart = { [name: string]: Tensor }
+
 /**
  * A trainer over `params` (taken over: the trainer replaces and frees them as it steps). `stepsPerEpoch` sets
  * the learning-rate decay period.
@@ -143,16 +160,24 @@ export interface DistractionTrainer {
 export function distractionTrainer(params: DistractionParams, config: Partial<DistractionConfig> = {}, stepsPerEpoch = 1): DistractionTrainer {
   const c = distractionConfig(config)
   const rng = makeRng(c.seed + 1)
-  const optModule = adam({ lr: decayed(c.lrModule, c.decayGamma, c.decayEvery, stepsPerEpoch) })
+  const moduleLr = decayed(c.lrModule, c.decayGamma, c.decayEvery, stepsPerEpoch)
+  const optModule = c.moduleOptimizer === 'sgd' ? sgd({ lr: moduleLr }) : adam({ lr: moduleLr })
   const optAcc = adam({ lr: decayed(c.lrClassifier, c.decayGamma, c.decayEvery, stepsPerEpoch) })
-  let attention = params.attention
-  let acc = { body: [...params.body], head: params.head }
+  const fairKeys = new Set<string>(c.moduleBiases === 'fairness' ? ['wk', 'bk', 'wv', 'bv', 'wo', 'bo'] : ['wk', 'wv', 'wo'])
+  const split = (a: DistractionAttentionParams): [AttentionPart, AttentionPart] => {
+    const fair: Record<string, Tensor> = {}, rest: Record<string, Tensor> = {}
+    for (const [k, v] of Object.entries(a)) (fairKeys.has(k) ? fair : rest)[k] = v
+    return [fair, rest]
+  }
+  let [attention, restInit] = split(params.attention)
+  let acc = { body: [...params.body], head: params.head, rest: restInit }
+  const full = (f: AttentionPart, a: typeof acc): DistractionParams => ({ body: a.body, head: a.head, attention: { ...f, ...a.rest } as unknown as DistractionAttentionParams })
   let sModule = optModule.init(attention)
   let sAcc = optAcc.init(acc)
-  const fairGrad = valueAndGrad((att: DistractionAttentionParams, b: DistractionBatch) =>
-    dpPenalty(sigmoid(distractionLogits({ ...acc, attention: att }, b.x, b.embedding, { config: c, rng })), b.groups, { eta: c.eta, reduce: c.penaltyReduce }),
+  const fairGrad = valueAndGrad((att: AttentionPart, b: DistractionBatch) =>
+    dpPenalty(sigmoid(distractionLogits(full(att, acc), b.x, b.embedding, { config: c, rng })), b.groups, { eta: c.eta, reduce: c.penaltyReduce }),
   )
-  const accGrad = valueAndGrad((a: typeof acc, b: DistractionBatch) => bceWithLogits(distractionLogits({ ...a, attention }, b.x, b.embedding, { config: c, rng }), b.y))
+  const accGrad = valueAndGrad((a: typeof acc, b: DistractionBatch) => bceWithLogits(distractionLogits(full(attention, a), b.x, b.embedding, { config: c, rng }), b.y))
   const optWarm = adam({ lr: c.lrClassifier })
   let sWarm: ReturnType<typeof optWarm.init<DistractionParams>> | undefined
   const warmGrad = valueAndGrad((p: DistractionParams, b: DistractionBatch) => bceWithLogits(distractionLogits(p, b.x, b.embedding, { config: c, rng }), b.y))
@@ -162,7 +187,7 @@ export function distractionTrainer(params: DistractionParams, config: Partial<Di
   }
   return {
     config: c,
-    params: () => ({ ...acc, attention }),
+    params: () => full(attention, acc),
     step(b) {
       live()
       const [lf, gf] = fairGrad(attention, b)
@@ -175,12 +200,13 @@ export function distractionTrainer(params: DistractionParams, config: Partial<Di
     },
     warmupStep(b) {
       live()
-      sWarm ??= optWarm.init({ ...acc, attention })
-      const [l, g] = warmGrad({ ...acc, attention }, b)
+      const now = full(attention, acc)
+      sWarm ??= optWarm.init(now)
+      const [l, g] = warmGrad(now, b)
       let p: DistractionParams
-      ;[p, sWarm] = optWarm.step(g, sWarm, { ...acc, attention })
-      acc = { body: [...p.body], head: p.head }
-      attention = p.attention
+      ;[p, sWarm] = optWarm.step(g, sWarm, now)
+      ;[attention, acc.rest] = split(p.attention)
+      acc = { body: [...p.body], head: p.head, rest: acc.rest }
       const out = { fairnessLoss: Number.NaN, accuracyLoss: l.dataSync()[0]! }
       dispose([l, g])
       return out
@@ -189,7 +215,7 @@ export function distractionTrainer(params: DistractionParams, config: Partial<Di
       live()
       released = true
       dispose([sModule.slots, sAcc.slots, sWarm?.slots])
-      return { ...acc, attention }
+      return full(attention, acc)
     },
     dispose() {
       if (released) return

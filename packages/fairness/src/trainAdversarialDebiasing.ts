@@ -13,6 +13,8 @@ export interface AdversarialDebiasingOptions {
   /** Weight α of the adversary's loss in the predictor update (AIF360 default 0.1; fairlearn's `alpha` 1). */
   readonly alpha?: number
   readonly lr?: number
+  /** Adversary learning rate (default `lr`). */
+  readonly adversaryLr?: number
   readonly batchSize?: number
   readonly epochs?: number
   readonly seed?: number
@@ -45,7 +47,7 @@ export function trainAdversarialDebiasing(data: TabularData, opts: AdversarialDe
   const [al] = initDense([1, G], rng)
   let adv: Adversary = { c: tensor(1, [], 'float32'), w: al!.w, b: al!.b }
   const optP = adam({ lr })
-  const optA = adam({ lr })
+  const optA = adam({ lr: positiveNumber(op, 'adversaryLr', opts.adversaryLr ?? lr) })
   let sP = optP.init(pred)
   let sA = optA.init(adv)
   const logit = (ls: DenseLayer[], x: Tensor): Tensor => reshape(denseForward(ls, x, { dropout: rate, rng, linearLast: true }), [x.shape[0]!, 1])
@@ -60,7 +62,8 @@ export function trainAdversarialDebiasing(data: TabularData, opts: AdversarialDe
       const { values, d } = takeRows(data.x, data.d, rows)
       const x = tensor(values, [rows.length, d], 'float32')
       const y = tensor(Float32Array.from(rows, i => data.y[i]!), [rows.length], 'float32')
-      const t = oneHot(tensor(Int32Array.from(rows, i => data.groups[i]!), [rows.length], 'int32'), G)
+      // The int32 ids are a temporary of the one-hot: left outside a scope they outlived every step.
+      const t = scope(() => oneHot(tensor(Int32Array.from(rows, i => data.groups[i]!), [rows.length], 'int32'), G))
       const [lp, gp] = vgP(pred, x, y)
       const [la, [gpa, ga]] = vgA(pred, adv, x, t)
       const combined = scope(() =>

@@ -87,25 +87,31 @@ function biased(n: number, seed: number) {
   return tabularData({ x, d: 4, y, groups: g, sensitiveColumns: [3] })
 }
 
-t.test('tiny training on a biased dataset: η shrinks the DP gap, accuracy stays reasonable', async t => {
+t.test('tiny training on a biased dataset: η shrinks the hard DP gap, accuracy stays reasonable', async t => {
   const base = memory().tensors
   const train = biased(1200, 1)
   const test = biased(800, 2)
   const encoder = trainProtectedAttributeEncoder(train, { hidden: [16, 8], epochs: 4, batchSize: 64, lr: 1e-2 })
   t.ok(encoder.accuracy(test) > 0.9, 'the proxy leaks the group')
+  // SGD so that η scales the module's step; biases in the classifier step so the penalty cannot win by
+  // saturating every score (see DistractionConfig.moduleBiases).
   const run = (eta: number) => {
-    const m = trainDistraction(train, { encoder, eta, hidden: [16, 8], epochs: 6, warmupEpochs: 4, batchSize: 64, lrModule: 3e-4, lrClassifier: 3e-3, dropout: 0 })
+    const m = trainDistraction(train, {
+      encoder, eta, hidden: [16, 8], epochs: 6, warmupEpochs: 4, batchSize: 64, lrModule: 1e-3, lrClassifier: 3e-3, dropout: 0,
+      moduleOptimizer: 'sgd', moduleBiases: 'accuracy',
+    })
     const p = m.predictProba(test)
     m.dispose()
     const yp = Array.from(p, v => (v > 0.5 ? 1 : 0))
     return { acc: accuracy(test.y, yp), dp: demographicParityDifference(test.y, yp, { sensitiveFeatures: test.groups }), soft: softDemographicParity(p, test.groups) }
   }
   const free = run(0)
-  const fair = run(30)
-  t.comment(`η=0: ${JSON.stringify(free)}; η=30: ${JSON.stringify(fair)}`)
-  t.ok(free.acc > 0.85, 'unconstrained model learns the task')
-  t.ok(fair.soft < free.soft, 'the penalty shrinks the soft DP gap')
-  t.ok(fair.acc > 0.5, 'accuracy stays above chance')
+  const fair = run(200)
+  t.comment(`η=0: ${JSON.stringify(free)}; η=200: ${JSON.stringify(fair)}`)
+  t.ok(free.acc > 0.9, 'unconstrained model learns the task')
+  t.ok(fair.dp < free.dp - 0.03, 'the penalty shrinks the hard DP gap')
+  t.ok(fair.soft < free.soft, 'and the soft one')
+  t.ok(fair.acc > 0.85, 'accuracy stays reasonable')
   encoder.dispose()
   t.equal(memory().tensors, base, 'no tensor leaks')
 })
