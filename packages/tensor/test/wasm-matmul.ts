@@ -4,7 +4,8 @@ import { matmul, memory, tensor, type DType } from '@heed/tensor'
 import { wasmApi } from '../src/backends/cpu/wasm/api.js'
 import { wasmFeatures } from '../src/backends/cpu/wasm/features.js'
 import { kernelModule } from '../src/backends/cpu/wasm/matmulModule.js'
-import { nodeWorkerHost, type WorkerHost } from '../src/backends/cpu/wasm/pool.js'
+import { ModuleBuilder } from '../src/backends/cpu/wasm/encoder.js'
+import { nodeWorkerHost, WorkerPool, type WorkerHost } from '../src/backends/cpu/wasm/pool.js'
 import { configureCpuWasm, cpuWasmReady, shutdownCpuWasm } from '../src/backends/cpu/wasm/runtime.js'
 import { linalgKernels } from '../src/backends/cpu/kernels/linalg.js'
 import { prng, randomArray, sizeOf } from './helpers/numeric.js'
@@ -160,6 +161,32 @@ t.test('worker pool', async t => {
   const a = operand(rand, [40, 33, 20])
   const b = operand(rand, [40, 20, 37])
   checkF32(t, kernel(a, b, false, false).values, a, b, false, false, 'batched 40× 33×20·20×37')
+})
+
+t.test('pool runs every job once, and reports a job that traps', async t => {
+  const wa = wasmApi()!
+  // job(j, at, trapAt): mem[at + 4j] += j + 1, then 1 / (j − trapAt), which traps at j = trapAt
+  const mod = new ModuleBuilder({ module: 'env', name: 'memory', initialPages: 1, maximumPages: 1, shared: true })
+  const f = mod.function(['i32', 'i32', 'i32'], [], 'job').fn
+  const [j, at, trapAt] = [f.param(0), f.param(1), f.param(2)]
+  const addr = f.local('i32')
+  f.get(j).i32Const(2).i32Shl().get(at).i32Add().set(addr)
+  f.get(addr).get(addr).i32Load().get(j).i32Const(1).i32Add().i32Add().i32Store()
+  f.i32Const(1).get(j).get(trapAt).i32Sub().i32DivS().drop()
+  const module = new wa.Module(mod.encode())
+  const memory = new wa.Memory({ initial: 1, maximum: 1, shared: true })
+  const inst = new wa.Instance(module, { env: { memory } })
+  const pool = new WorkerPool((await nodeWorkerHost())!, module, memory, inst.exports, ['job'], 3)
+  try {
+    const mem = new Int32Array(memory.buffer)
+    for (let round = 0; round < 20; round++) pool.run('job', 1000, [64, -1])
+    t.ok(Array.from({ length: 1000 }, (_, i) => mem[16 + i] === 20 * (i + 1)).every(Boolean), '20 dispatches × 1000 jobs: each ran exactly once per dispatch')
+    t.throws(() => pool.run('job', 50, [8192, 7]), /job failed/, 'a trapping job fails the dispatch')
+    pool.run('job', 10, [16384, -1])
+    t.equal(mem[4096 + 9], 10, 'the pool still works afterwards')
+  } finally {
+    await pool.close()
+  }
 })
 
 t.test('relaxed-SIMD FMA where detected', async t => {

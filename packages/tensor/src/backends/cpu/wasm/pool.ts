@@ -87,6 +87,37 @@ export async function nodeWorkerHost(): Promise<WorkerHost | undefined> {
   }
 }
 
+interface WebWorkerLike {
+  postMessage(data: unknown): void
+  terminate(): void
+  addEventListener(type: 'error', listener: () => void): void
+}
+interface WebGlobals {
+  Worker?: new (url: string) => WebWorkerLike
+  Blob?: new (parts: string[], opts: { type: string }) => object
+  URL?: { createObjectURL(blob: object): string }
+}
+
+/**
+ * Web Worker host for browsers (cross-origin isolated pages, where SharedArrayBuffer exists): each worker runs the
+ * same source from a Blob URL and receives its data by message. Where workers cannot be created (no Worker, a CSP
+ * without blob:), kernels simply stay on the calling thread.
+ */
+export function webWorkerHost(): WorkerHost | undefined {
+  const g = globalThis as WebGlobals
+  const { Worker, Blob, URL } = g
+  if (!Worker || !Blob || !URL) return undefined
+  return {
+    spawn(source, data) {
+      const url = URL.createObjectURL(new Blob([`${source}\nonmessage = e => heedWorkerMain(e.data)`], { type: 'text/javascript' }))
+      const w = new Worker(url)
+      w.addEventListener('error', () => undefined)
+      w.postMessage(data)
+      return w
+    },
+  }
+}
+
 type JobFn = (job: number, ...args: number[]) => void
 
 /** Whether this thread may block in Atomics.wait (not a browser's main thread). */

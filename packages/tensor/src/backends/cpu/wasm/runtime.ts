@@ -1,7 +1,7 @@
 import { wasmApi, type WasmMemory, type WasmModule } from './api.js'
 import { wasmFeatures } from './features.js'
 import { kernelModule } from './matmulModule.js'
-import { nodeWorkerHost, WorkerPool, type WorkerHost } from './pool.js'
+import { nodeWorkerHost, webWorkerHost, WorkerPool, type WorkerHost } from './pool.js'
 
 /**
  * The WebAssembly side of the CPU backend: one kernel module instance over one memory that every call uses as
@@ -20,7 +20,7 @@ export interface CpuWasmOptions {
   readonly mode?: WasmMode
   readonly threads?: number
   readonly relaxed?: boolean
-  /** Where workers come from (default: worker_threads in Node, none elsewhere). */
+  /** Where workers come from (default: worker_threads in Node, Web Workers in browsers). */
   readonly host?: WorkerHost
 }
 
@@ -147,7 +147,7 @@ function createRuntime(s: Settings): (WasmRuntime & { module: WasmModule }) | nu
 
 function startPool(rt: WasmRuntime & { module: WasmModule }, s: Settings): void {
   poolStarting = (async () => {
-    const host = s.host ?? (await nodeWorkerHost())
+    const host = s.host ?? (await nodeWorkerHost()) ?? webWorkerHost()
     if (!host) return
     if (nodeCores === undefined) {
       try {
