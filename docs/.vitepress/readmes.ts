@@ -3,7 +3,7 @@
  * their `## ` sections at build time instead of keeping copies that would drift. Operators that have no README
  * section yet get the leading TSDoc comment of their source file.
  */
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -68,9 +68,11 @@ const PAGE_OF_README: Record<string, string> = { '../../README.md': '/', ...Obje
  * (../../examples/x.svg) valid as they are. Links to other READMEs become site pages; links to files the site
  * does not publish become plain text, so the build's dead-link check stays meaningful.
  */
-export function relink(md: string): string {
+export function relink(md: string, pkg: Pkg): string {
   return md.replace(/(!?)\[([^\]]*)\]\(([^)\s]+)\)/g, (all, bang: string, text: string, href: string) => {
-    if (bang || /^[a-z]+:/i.test(href) || href.startsWith('#') || href.startsWith('/')) return all
+    if (/^[a-z]+:/i.test(href) || href.startsWith('#') || href.startsWith('/')) return all
+    // A figure the README names but nobody has generated (examples write under out/) would fail the build.
+    if (bang) return existsSync(join(root, 'packages', pkg, href)) ? all : `*(figure: ${text}, not generated in this checkout)*`
     const page = PAGE_OF_README[href]
     return page ? `[${text}](${page})` : text
   })
@@ -83,7 +85,7 @@ export function topicPage(t: Topic): string {
   if (t.heading) {
     const s = readme(t.pkg).sections.find(s => s.title.startsWith(t.heading!))
     if (!s) throw new Error(`packages/${t.pkg}/README.md has no section starting with "## ${t.heading}"`)
-    return `# ${t.title}\n\n${relink(s.body)}\n\n---\n\nFrom [\`@heed/${t.pkg}\`](/packages/${t.pkg}) (README section "${s.title}"). API: [@heed/${t.pkg} reference](/api/@heed/${t.pkg}/).\n`
+    return `# ${t.title}\n\n${relink(s.body, t.pkg)}\n\n---\n\nFrom [\`@heed/${t.pkg}\`](/packages/${t.pkg}) (README section "${s.title}"). API: [@heed/${t.pkg} reference](/api/@heed/${t.pkg}/).\n`
   }
   const src = readFileSync(join(root, 'packages', t.pkg, t.source!), 'utf8')
   const m = /\/\*\*\n([\s\S]*?)\*\//.exec(src)
@@ -104,5 +106,5 @@ export function packagePage(pkg: Pkg): string {
   const links = own.length
     ? [`## ${pkg === 'memory' ? 'Models' : 'Operators'}\n\n${own.map(t => `- [${t.title}](/${pkg === 'memory' ? 'memory' : 'operators'}/${t.slug})`).join('\n')}`]
     : []
-  return relink([withoutStatus(intro), ...links, ...body, `## API reference\n\n[Every export of \`@heed/${pkg}\`](/api/@heed/${pkg}/), generated from its TSDoc comments.`].join('\n\n')) + '\n'
+  return relink([withoutStatus(intro), ...links, ...body, `## API reference\n\n[Every export of \`@heed/${pkg}\`](/api/@heed/${pkg}/), generated from its TSDoc comments.`].join('\n\n'), pkg) + '\n'
 }
