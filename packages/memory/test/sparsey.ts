@@ -1,7 +1,7 @@
 import t from 'tap'
 import { rng, ShapeError, ValueError } from '@heed/tensor'
 import { SparseyHierarchy, SparseyMac, codeOverlap, expansivity, gridReceptiveFields } from '@heed/memory'
-import { runMnistDemo } from '../../../examples/memory-sparsey-mnist.js'
+import { runMnistDemo, skeletonise } from '../../../examples/memory-sparsey-mnist.js'
 
 const N_IN = 256
 const ACTIVE = 24
@@ -185,6 +185,17 @@ t.test('hierarchy: every level codes, persistence holds higher codes', async t =
   net.reset()
   const again = net.step(frames[0]!)
   t.equal(codeOverlap(again.codes[0]![0]!, out[0]!.codes[0]![0]!), 6, 'level-1 recall of a stored frame')
+})
+
+t.test('MNIST preprocessing: skeletonising thins a 3-pixel bar to one pixel and keeps its length', async t => {
+  const w = 12
+  const h = 7
+  const bar = new Uint8Array(w * h)
+  for (let y = 2; y <= 4; y++) for (let x = 1; x <= 10; x++) bar[y * w + x] = 1
+  const sk = skeletonise(bar, w, h)
+  const rows = [0, 1, 2, 3, 4, 5, 6].filter(y => sk.slice(y * w, (y + 1) * w).some(v => v === 1))
+  t.same(rows, [3], 'one row left')
+  t.ok(sk.reduce((a, v) => a + v, 0) >= 6, 'the stroke survives')
 })
 
 t.test('MNIST demo, reduced run', async t => {
