@@ -33,3 +33,5 @@ export { recycledAttention, recycledPlan, type RecycledOptions, type RecycledPla
 export { pineAttention, pinePlan, pineMask, type PineOptions, type PinePlan, type PineResult, type PineRope } from './operators/pine.js'
 export { varAttention, visualSinks, VAR_DEFAULTS, type VarOptions, type VarResult } from './operators/var.js'
 export { positionalAttention, positionalMaps, positional, type PositionalParams, type PositionalMaps, type PositionalOptions } from './operators/positional.js'
+export { retrievalScore, retrievalScoreFromArgmax, headDivergence, vhrScales, scaleHeads, RETRIEVAL_THRESHOLD, type RetrievalScoreOptions } from './operators/observers.js'
+export { taskKvAttention, taskKvPlan, taskKvHeads, TASKKV_DEFAULTS, type TaskKvOptions, type TaskKvPlan, type TaskKvResult, type TaskKvHeads, type TaskKvDistance, type TaskKvSeparator } from './operators/taskKv.js'
