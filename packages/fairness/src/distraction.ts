@@ -1,4 +1,4 @@
-import { adam, sgd, add, div, dispose, sum, matmul, mean, mul, reshape, rng as makeRng, scope, sigmoid, softplus, sub, tensor, valueAndGrad, ArgumentError, ShapeError, ValueError, type Rng, type Tensor } from '@heed/tensor'
+import { adam, sgd, add, eye, zeros, div, dispose, sum, matmul, mean, mul, reshape, rng as makeRng, scope, sigmoid, softplus, sub, tensor, valueAndGrad, ArgumentError, ShapeError, ValueError, type Rng, type Tensor } from '@heed/tensor'
 import { decayed, positiveInt, positiveNumber } from './batching.js'
 import { probaInChunks, type Classifier } from './classifier.js'
 import { denseForward, initDense, type DenseLayer } from './dense.js'
@@ -9,6 +9,24 @@ import type { TabularData } from './tabularData.js'
 
 /** Hyper-parameters of the Distraction classifier and its alternating training. */
 export interface DistractionConfig {
+  /**
+   * The θ_fair part. `attention` is the paper's Distraction module (query = the frozen encoder's embedding).
+   * `layers` is the later "fairness layers" generalisation (the v3 ablation and FairBiNN): a block of square
+   * Linear+ReLU layers inside the classifier, moved only by the penalty. The 6-parameter attention can only change
+   * a scale and a sharpness, which the classifier step undoes; a width×width block can rotate away the directions
+   * that carry the group, so the classifier has something it cannot simply undo. The encoder is unused there.
+   */
+  readonly module: 'attention' | 'layers'
+  /** Number of fairness layers (module `layers`). */
+  readonly fairnessLayers: number
+  /** How many body layers come before the fairness block (module `layers`; default after the last one). */
+  readonly fairnessPosition?: number
+  /**
+   * Start of the fairness layers. `identity` (zero bias): on ReLU activations the block is then exactly a no-op,
+   * so at η = 0 the model is the plain MLP and any change is the penalty's doing. `xavier`: Glorot-uniform as
+   * every other layer (the authors' `nn.Linear` block is randomly initialised).
+   */
+  readonly fairnessInit: 'identity' | 'xavier'
   /** Hidden widths of the classifier body; the last one is the number of attention tokens × tokenDim. */
   readonly hidden: readonly number[]
   readonly dropout: number
@@ -53,14 +71,19 @@ export interface DistractionConfig {
  * swept (1 … 5500).
  */
 export const DISTRACTION_DEFAULTS: DistractionConfig = {
+  module: 'attention', fairnessLayers: 2, fairnessInit: 'identity',
   hidden: [64, 32], dropout: 0.2, tokenDim: 1, heads: 1, eta: 1, lrModule: 1e-5, moduleOptimizer: 'adam', moduleBiases: 'fairness', lrClassifier: 1e-3,
   batchSize: 100, epochs: 50, warmupEpochs: 0, decayGamma: 0.9, decayEvery: 20, penaltyReduce: 'sum', seed: 0,
 }
 
-/** Parameters of a Distraction classifier: body (θ_acc), attention module (θ_fair), output layer (θ_acc). */
+/**
+ * Parameters of a Distraction classifier: body and output layer (θ_acc), and θ_fair: the attention module
+ * (module `attention`) or the fairness layers (module `layers`); exactly one of the two is present.
+ */
 export interface DistractionParams {
   readonly body: readonly DenseLayer[]
-  readonly attention: DistractionAttentionParams
+  readonly attention?: DistractionAttentionParams
+  readonly fairness?: readonly DenseLayer[]
   readonly head: DenseLayer
 }
 
@@ -77,9 +100,15 @@ export function distractionConfig(partial: Partial<DistractionConfig> = {}): Dis
   for (const k of ['lrModule', 'lrClassifier', 'decayGamma'] as const) positiveNumber(OP, k, c[k])
   positiveNumber(OP, 'eta', c.eta, true)
   if (c.moduleOptimizer !== 'adam' && c.moduleOptimizer !== 'sgd') throw new ValueError({ op: OP, arg: 'moduleOptimizer', expected: "'adam' or 'sgd'", actual: String(c.moduleOptimizer) })
+  if (c.module !== 'attention' && c.module !== 'layers') throw new ValueError({ op: OP, arg: 'module', expected: "'attention' or 'layers'", actual: String(c.module) })
+  if (c.fairnessInit !== 'identity' && c.fairnessInit !== 'xavier') throw new ValueError({ op: OP, arg: 'fairnessInit', expected: "'identity' or 'xavier'", actual: String(c.fairnessInit) })
+  positiveInt(OP, 'fairnessLayers', c.fairnessLayers)
+  const pos = c.fairnessPosition ?? c.hidden.length
+  if (!Number.isInteger(pos) || pos < 1 || pos > c.hidden.length)
+    throw new ArgumentError({ op: OP, arg: 'fairnessPosition', expected: `an integer in [1, ${c.hidden.length}] (a hidden layer's output)`, actual: String(c.fairnessPosition) })
   if (c.moduleBiases !== 'fairness' && c.moduleBiases !== 'accuracy') throw new ValueError({ op: OP, arg: 'moduleBiases', expected: "'fairness' or 'accuracy'", actual: String(c.moduleBiases) })
   if (!(c.dropout >= 0 && c.dropout < 1)) throw new ArgumentError({ op: OP, arg: 'dropout', expected: 'a rate in [0, 1)', actual: c.dropout })
-  if (c.hidden[c.hidden.length - 1]! % c.tokenDim !== 0)
+  if (c.module === 'attention' && c.hidden[c.hidden.length - 1]! % c.tokenDim !== 0)
     throw new ShapeError({ op: OP, arg: 'hidden', expected: `a last width divisible by tokenDim ${c.tokenDim}`, actual: c.hidden[c.hidden.length - 1] })
   return c
 }
@@ -92,19 +121,41 @@ export function initDistraction(inputDim: number, embeddingDim: number, config: 
   if (embeddingDim % c.tokenDim !== 0) throw new ShapeError({ op: OP, arg: 'embeddingDim', expected: `a multiple of tokenDim ${c.tokenDim}`, actual: embeddingDim })
   const rng = makeRng(c.seed)
   const body = initDense([inputDim, ...c.hidden], rng)
+  if (c.module === 'layers') {
+    const width = c.hidden[fairnessPosition(c) - 1]!
+    const fairness = c.fairnessInit === 'xavier' ? initDense(Array.from({ length: c.fairnessLayers + 1 }, () => width), rng) : Array.from({ length: c.fairnessLayers }, () => ({ w: eye(width, width, { dtype: 'float32' }), b: zeros([width], { dtype: 'float32' }) }))
+    const [head] = initDense([c.hidden[c.hidden.length - 1]!, 1], rng)
+    return { body, fairness, head: head! }
+  }
   const attention = initDistractionAttention({ tokenDim: c.tokenDim, heads: c.heads, rng })
   // The attention emits one output token per query token, so the output layer's width follows the embedding.
   const [head] = initDense([embeddingDim, 1], rng)
   return { body, attention, head: head! }
 }
 
-/** Logits `[B]` of the Distraction classifier: body → Distraction attention (query = embedding) → output layer. */
-export function distractionLogits(params: DistractionParams, x: Tensor, embedding: Tensor, opts: { readonly config?: Partial<DistractionConfig>; readonly rng?: Rng } = {}): Tensor {
+const fairnessPosition = (c: DistractionConfig): number => c.fairnessPosition ?? c.hidden.length
+
+/**
+ * Logits `[B]` of the Distraction classifier. Module `attention`: body → attention (query = `embedding`) → output
+ * layer. Module `layers`: body up to `fairnessPosition` → fairness layers → rest of the body → output layer
+ * (`embedding` is not read).
+ */
+export function distractionLogits(params: DistractionParams, x: Tensor, embedding: Tensor | undefined, opts: { readonly config?: Partial<DistractionConfig>; readonly rng?: Rng } = {}): Tensor {
   const c = distractionConfig(opts.config)
+  const drop = { dropout: c.dropout, rng: opts.rng }
   return scope(() => {
-    const h = denseForward(params.body, x, { dropout: c.dropout, rng: opts.rng })
-    const a = distractionAttention(params.attention, h, embedding, { tokenDim: c.tokenDim, heads: c.heads })
-    return reshape(add(matmul(a, params.head.w), params.head.b), [x.shape[0]!])
+    let h: Tensor
+    if (c.module === 'layers') {
+      if (params.fairness === undefined) throw new ArgumentError({ op: OP, arg: 'params', expected: "fairness layers (module 'layers')", actual: 'none' })
+      const k = fairnessPosition(c)
+      // No dropout inside the block: it would make the penalty chase the dropout mask's noise.
+      h = denseForward(params.body.slice(k), denseForward(params.fairness, denseForward(params.body.slice(0, k), x, drop)), drop)
+    } else {
+      if (params.attention === undefined) throw new ArgumentError({ op: OP, arg: 'params', expected: "attention parameters (module 'attention')", actual: 'none' })
+      if (embedding === undefined) throw new ArgumentError({ op: OP, arg: 'embedding', expected: "the encoder embedding (module 'attention')", actual: 'undefined' })
+      h = distractionAttention(params.attention, denseForward(params.body, x, drop), embedding, { tokenDim: c.tokenDim, heads: c.heads })
+    }
+    return reshape(add(matmul(h, params.head.w), params.head.b), [x.shape[0]!])
   })
 }
 
@@ -150,8 +201,15 @@ export interface DistractionTrainer {
   dispose(): void
 }
 
-/** Some of the attention's tensors by name (the trainer splits them between its two steps). */
-type AttentionPart = { [name: string]: Tensor }
+/** Some of θ_fair's tensors by name (the trainer splits them between its two steps). */
+type ModulePart = { [name: string]: Tensor }
+
+/** θ_fair as named tensors: the attention's own names, or `w0, b0, w1, …` for the fairness layers. */
+function moduleTensors(p: DistractionParams): ModulePart {
+  if (p.fairness !== undefined) return Object.fromEntries(p.fairness.flatMap((l, i) => [[`w${i}`, l.w], [`b${i}`, l.b]]))
+  if (p.attention !== undefined) return { ...p.attention }
+  throw new ArgumentError({ op: 'distractionTrainer', arg: 'params', expected: 'attention parameters or fairness layers', actual: 'neither' })
+}
 
 /**
  * A trainer over `params` (taken over: the trainer replaces and frees them as it steps). `stepsPerEpoch` sets
@@ -163,24 +221,30 @@ export function distractionTrainer(params: DistractionParams, config: Partial<Di
   const moduleLr = decayed(c.lrModule, c.decayGamma, c.decayEvery, stepsPerEpoch)
   const optModule = c.moduleOptimizer === 'sgd' ? sgd({ lr: moduleLr }) : adam({ lr: moduleLr })
   const optAcc = adam({ lr: decayed(c.lrClassifier, c.decayGamma, c.decayEvery, stepsPerEpoch) })
-  const fairKeys = new Set<string>(c.moduleBiases === 'fairness' ? ['wk', 'bk', 'wv', 'bv', 'wo', 'bo'] : ['wk', 'wv', 'wo'])
-  const split = (a: DistractionAttentionParams): [AttentionPart, AttentionPart] => {
+  const nLayers = params.fairness?.length ?? 0
+  const isFair = (k: string): boolean => (c.moduleBiases === 'fairness' ? true : k.startsWith('w'))
+  const split = (m: ModulePart): [ModulePart, ModulePart] => {
     const fair: Record<string, Tensor> = {}, rest: Record<string, Tensor> = {}
-    for (const [k, v] of Object.entries(a)) (fairKeys.has(k) ? fair : rest)[k] = v
+    for (const [k, v] of Object.entries(m)) (isFair(k) ? fair : rest)[k] = v
     return [fair, rest]
   }
-  let [attention, restInit] = split(params.attention)
+  const moduleOf = (m: ModulePart): Pick<DistractionParams, 'attention' | 'fairness'> =>
+    params.fairness !== undefined
+      ? { fairness: Array.from({ length: nLayers }, (_, i) => ({ w: m[`w${i}`]!, b: m[`b${i}`]! })) }
+      : { attention: m as unknown as DistractionAttentionParams }
+  let [attention, restInit] = split(moduleTensors(params))
   let acc = { body: [...params.body], head: params.head, rest: restInit }
-  const full = (f: AttentionPart, a: typeof acc): DistractionParams => ({ body: a.body, head: a.head, attention: { ...f, ...a.rest } as unknown as DistractionAttentionParams })
+  const full = (f: ModulePart, a: typeof acc): DistractionParams => ({ body: a.body, head: a.head, ...moduleOf({ ...f, ...a.rest }) })
   let sModule = optModule.init(attention)
   let sAcc = optAcc.init(acc)
-  const fairGrad = valueAndGrad((att: AttentionPart, b: DistractionBatch) =>
+  const fairGrad = valueAndGrad((att: ModulePart, b: DistractionBatch) =>
     dpPenalty(sigmoid(distractionLogits(full(att, acc), b.x, b.embedding, { config: c, rng })), b.groups, { eta: c.eta, reduce: c.penaltyReduce }),
   )
   const accGrad = valueAndGrad((a: typeof acc, b: DistractionBatch) => bceWithLogits(distractionLogits(full(attention, a), b.x, b.embedding, { config: c, rng }), b.y))
   const optWarm = adam({ lr: c.lrClassifier })
-  let sWarm: ReturnType<typeof optWarm.init<DistractionParams>> | undefined
-  const warmGrad = valueAndGrad((p: DistractionParams, b: DistractionBatch) => bceWithLogits(distractionLogits(p, b.x, b.embedding, { config: c, rng }), b.y))
+  type Everything = { fair: ModulePart; acc: typeof acc }
+  let sWarm: ReturnType<typeof optWarm.init<Everything>> | undefined
+  const warmGrad = valueAndGrad((p: Everything, b: DistractionBatch) => bceWithLogits(distractionLogits(full(p.fair, p.acc), b.x, b.embedding, { config: c, rng }), b.y))
   let released = false
   const live = (): void => {
     if (released) throw new ArgumentError({ op: 'distractionTrainer', arg: 'trainer', expected: 'a trainer whose parameters were not released', actual: 'released' })
@@ -200,13 +264,13 @@ export function distractionTrainer(params: DistractionParams, config: Partial<Di
     },
     warmupStep(b) {
       live()
-      const now = full(attention, acc)
+      const now: Everything = { fair: attention, acc }
       sWarm ??= optWarm.init(now)
       const [l, g] = warmGrad(now, b)
-      let p: DistractionParams
+      let p: Everything
       ;[p, sWarm] = optWarm.step(g, sWarm, now)
-      ;[attention, acc.rest] = split(p.attention)
-      acc = { body: [...p.body], head: p.head, rest: acc.rest }
+      attention = p.fair
+      acc = p.acc
       const out = { fairnessLoss: Number.NaN, accuracyLoss: l.dataSync()[0]! }
       dispose([l, g])
       return out

@@ -44,7 +44,7 @@ export {
   type DistractionConfig, type DistractionParams, type DistractionBatch, type DistractionStepResult, type DistractionTrainer, type DistractionModel,
 } from './distraction.js'
 export { trainDistraction, type TrainDistractionOptions } from './trainDistraction.js'
-export { trainMlp, type MlpOptions } from './trainMlp.js'
+export { trainMlp, trainLagrangian, type MlpOptions } from './trainMlp.js'
 export { reweighing } from './reweighing.js'
 export { trainAdversarialDebiasing, type AdversarialDebiasingOptions } from './trainAdversarialDebiasing.js'
 

@@ -1,8 +1,9 @@
-import { adam, dispose, reshape, rng as makeRng, scope, tensor, valueAndGrad, ShapeError, type Tensor } from '@heed/tensor'
+import { adam, add, dispose, sigmoid, reshape, rng as makeRng, scope, tensor, valueAndGrad, ShapeError, type Tensor } from '@heed/tensor'
 import { positiveInt, positiveNumber, shuffledBatches } from './batching.js'
 import { probaInChunks, type Classifier } from './classifier.js'
 import { denseForward, initDense, type DenseLayer } from './dense.js'
 import { bceWithLogits } from './distraction.js'
+import { dpPenalty } from './dpPenalty.js'
 import type { Progress } from './progressBar.js'
 import { takeRows, type TabularData } from './tabularData.js'
 
@@ -16,6 +17,11 @@ export interface MlpOptions {
   readonly seed?: number
   /** Per-row weights of the cross-entropy (e.g. from `reweighing`). */
   readonly sampleWeight?: ArrayLike<number>
+  /**
+   * η of the Lagrangian baseline (FairBiNN's `mode='reg'`): one network, one optimizer, on BCE + η·dpPenalty
+   * over the batch's probabilities. 0 (default) is the plain MLP.
+   */
+  readonly dpEta?: number
   readonly onEpoch?: (epoch: number, model: Classifier) => void
   readonly progress?: Progress
 }
@@ -35,13 +41,16 @@ export function trainMlp(data: TabularData, opts: MlpOptions = {}): Classifier {
   const rate = opts.dropout ?? 0.2
   const sw = opts.sampleWeight
   if (sw !== undefined && sw.length !== data.n) throw new ShapeError({ op, arg: 'sampleWeight', expected: `length ${data.n}`, actual: `length ${sw.length}` })
+  const eta = positiveNumber(op, 'dpEta', opts.dpEta ?? 0, true)
   const rng = makeRng(opts.seed ?? 0)
   let layers = initDense([data.d, ...hidden, 1], rng)
   const opt = adam({ lr })
   let state = opt.init(layers)
-  const vg = valueAndGrad((ls: DenseLayer[], x: Tensor, y: Tensor, w: Tensor | undefined) =>
-    bceWithLogits(reshape(denseForward(ls, x, { dropout: rate, rng, linearLast: true }), [x.shape[0]!]), y, w),
-  )
+  const vg = valueAndGrad((ls: DenseLayer[], x: Tensor, y: Tensor, w: Tensor | undefined, groups: Int32Array) => {
+    const z = reshape(denseForward(ls, x, { dropout: rate, rng, linearLast: true }), [x.shape[0]!])
+    const bce = bceWithLogits(z, y, w)
+    return eta === 0 ? bce : add(bce, dpPenalty(sigmoid(z), groups, { eta }))
+  })
   for (let e = 0; e < epochs; e++) {
     for (const rows of shuffledBatches(data.n, batchSize, rng)) {
       const [l, g] = scope(() => {
@@ -49,7 +58,7 @@ export function trainMlp(data: TabularData, opts: MlpOptions = {}): Classifier {
         const x = tensor(values, [rows.length, d], 'float32')
         const y = tensor(Float32Array.from(rows, i => data.y[i]!), [rows.length], 'float32')
         const w = sw === undefined ? undefined : tensor(Float32Array.from(rows, i => sw[i]!), [rows.length], 'float32')
-        return vg(layers, x, y, w)
+        return vg(layers, x, y, w, Int32Array.from(rows, i => data.groups[i]!))
       })
       ;[layers, state] = opt.step(g, state, layers)
       opts.progress?.tick(1, `epoch ${e + 1} bce ${l.dataSync()[0]!.toFixed(3)}`)
@@ -59,4 +68,13 @@ export function trainMlp(data: TabularData, opts: MlpOptions = {}): Classifier {
   }
   dispose(state.slots)
   return mlpClassifier(layers)
+}
+
+/**
+ * The Lagrangian baseline FairBiNN compares against: a single MLP trained on BCE + η·DP penalty (the same
+ * penalty the Distraction module step uses), both terms moving every parameter.
+ */
+export function trainLagrangian(data: TabularData, opts: MlpOptions & { readonly eta: number }): Classifier {
+  const { eta, ...rest } = opts
+  return trainMlp(data, { ...rest, dpEta: positiveNumber('trainLagrangian', 'eta', eta, true) })
 }

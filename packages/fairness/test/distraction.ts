@@ -1,6 +1,6 @@
 import t from 'tap'
 import { firstValueFrom, toArray } from 'rxjs'
-import { memory, scope, tensor, ShapeError, ValueError, type Tensor } from '@heed/tensor'
+import { dispose, memory, scope, tensor, ShapeError, ValueError, type Tensor } from '@heed/tensor'
 import {
   accuracy, demographicParityDifference, distractionAttention, dpPenalty, initDistractionAttention, softDemographicParity, tabularData,
   trainDistraction, trainProtectedAttributeEncoder, type DistractionAttentionParams,
@@ -130,8 +130,7 @@ t.test('the RxJS pipeline trains over a batch stream and hands the parameters ov
   t.same(events.slice(0, 8).map(e => e.type === 'step' && e.warmup), [true, true, true, true, false, false, false, false])
   const last = events[8]!
   t.equal(last.type, 'done')
-  if (last.type === 'done') for (const x of [...last.params.body, last.params.head]) (x.w.dispose(), x.b.dispose())
-  if (last.type === 'done') Object.values(last.params.attention).forEach(x => x.dispose())
+  if (last.type === 'done') dispose(last.params)
   t.throws(() => distractionTraining({ eta: -1, inputDim: 4, embeddingDim: 4 }), ValueError)
   encoder.dispose()
   t.equal(memory().tensors, base)
