@@ -8,6 +8,7 @@ import { ModuleBuilder } from '../src/backends/cpu/wasm/encoder.js'
 import { nodeWorkerHost, WorkerPool, type WorkerHost } from '../src/backends/cpu/wasm/pool.js'
 import { configureCpuWasm, cpuWasmReady, shutdownCpuWasm } from '../src/backends/cpu/wasm/runtime.js'
 import { linalgKernels } from '../src/backends/cpu/kernels/linalg.js'
+import { wasmGemm } from '../src/backends/cpu/wasm/matmul.js'
 import { prng, randomArray, sizeOf } from './helpers/numeric.js'
 
 // Node 20 ships relaxed SIMD behind a flag (later versions by default): turning it on before the first probe lets
@@ -186,6 +187,23 @@ t.test('pool runs every job once, and reports a job that traps', async t => {
     t.equal(mem[4096 + 9], 10, 'the pool still works afterwards')
   } finally {
     await pool.close()
+  }
+})
+
+t.test('a result larger than the scratch bound is computed in slices', async t => {
+  for (const threads of [1, 2]) {
+    await configureCpuWasm({ mode: 'force', threads, relaxed: false })
+    await cpuWasmReady()
+    const rand = prng(17)
+    // [3, 37, 9]ᵀ·[9, 45] with B broadcast: slices of whole batches, then of row panels within one batch
+    const a = operand(rand, [3, 9, 37])
+    const b = operand(rand, [9, 45])
+    const ref = kernel(a, b, true, false)
+    for (const scratchBytes of [2 * 40 * 48 * 4, 3 * 4 * 48 * 4, 1]) {
+      const got = wasmGemm({ a: a.v, b: b.v, m: 37, k: 9, n: 45, transA: true, transB: false, batches: 3, ib: new Int32Array(3), scratchBytes })!
+      checkF32(t, got, a, b, true, false, `${threads}t, scratch ${scratchBytes} bytes`)
+      t.same(got, ref.values, 'same values as in one piece')
+    }
   }
 })
 

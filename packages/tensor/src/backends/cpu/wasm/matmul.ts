@@ -21,6 +21,8 @@ export interface GemmProblem {
   readonly batches: number
   readonly ia?: Int32Array | undefined
   readonly ib?: Int32Array | undefined
+  /** Bound on the result bytes held in the module's memory at once (default C_SCRATCH; tests lower it). */
+  readonly scratchBytes?: number
 }
 
 /**
@@ -30,6 +32,8 @@ export interface GemmProblem {
 export const WASM_MIN_MACS = 4096
 /** Below this many multiply-adds waking workers costs more than it saves. */
 export const THREAD_MIN_MACS = 1 << 20
+/** Most bytes of the result held in the module's memory at once. */
+export const C_SCRATCH = 32 << 20
 
 const { mr: MR, nr: NR, unroll: U } = GEMM
 
@@ -115,14 +119,23 @@ export function wasmGemm(p: GemmProblem): Float32Array | undefined {
   const aBytes = mPanels * kp * MR * 4
   const bBytes = nPanels * kp * NR * 4
   const cBytes = mPad * nPad * 4
+  const panelBytes = MR * nPad * 4
 
-  // layout: [64-byte header][A table][B table][packed A batches][packed B batches][C batches]
+  // The result is computed in slices of at most C_SCRATCH bytes (whole batches, or row panels of one batch) and
+  // copied out after each: the module's memory never shrinks, and a result far larger than its operands
+  // (attention scores, k ≪ m, n) would otherwise stay reserved after the call.
+  const scratch = p.scratchBytes ?? C_SCRATCH
+  const chunkPanels = Math.max(1, Math.min(mPanels, Math.floor(scratch / panelBytes)))
+  const chunkBatches = chunkPanels === mPanels ? Math.max(1, Math.min(batches, Math.floor(scratch / cBytes))) : 1
+  const cRegion = chunkBatches * chunkPanels * panelBytes
+
+  // layout: [64-byte header][A table][B table][packed A batches][packed B batches][C slice]
   const aTable = 64
   const bTable = aTable + batches * 4
   const aPack = align(bTable + batches * 4)
   const bPack = align(aPack + aCount * aBytes)
   const cBase = align(bPack + bCount * bBytes)
-  const total = cBase + batches * cBytes
+  const total = cBase + cRegion
   if (!Number.isSafeInteger(total) || total >= 2 ** 31 || !rt.reserve(total)) return undefined
 
   const mem = rt.f32()
@@ -139,27 +152,34 @@ export function wasmGemm(p: GemmProblem): Float32Array | undefined {
   // small next to the L2 traffic of the micro-kernel.
   const threads = rt.threads()
   const parallel = threads > 1 && macs >= THREAD_MIN_MACS
-  let jobsPerBatch = 1
-  let panelsPerJob = mPanels
-  if (parallel) {
-    jobsPerBatch = Math.min(Math.max(1, mPanels >> 2), ceilDiv(8 * threads, batches))
-    panelsPerJob = ceilDiv(mPanels, jobsPerBatch)
-    jobsPerBatch = ceilDiv(mPanels, panelsPerJob)
-  }
-  const perDispatch = Math.max(1, Math.floor(MAX_JOBS / jobsPerBatch))
-  for (let z0 = 0; z0 < batches; z0 += perDispatch) {
-    const zs = Math.min(perDispatch, batches - z0)
-    const args = [mPanels, nPanels, kp, aTable, bTable, cBase, cBytes, nPad * 4, jobsPerBatch, panelsPerJob, z0]
-    if (args.length !== MM_JOB_ARGS) throw new Error('mm_job: argument count')
-    rt.run('mm_job', zs * jobsPerBatch, args, parallel)
-  }
-
   const out = new Float32Array(batches * m * n)
-  const view = rt.f32()
-  for (let z = 0; z < batches; z++) {
-    const c0 = (cBase + z * cBytes) >> 2
-    if (n === nPad) out.set(view.subarray(c0, c0 + m * n), z * m * n)
-    else for (let i = 0; i < m; i++) out.set(view.subarray(c0 + i * nPad, c0 + i * nPad + n), (z * m + i) * n)
+  const cStride = chunkPanels * panelBytes
+  for (let pBase = 0; pBase < mPanels; pBase += chunkPanels) {
+    const pEnd = Math.min(pBase + chunkPanels, mPanels)
+    const panels = pEnd - pBase
+    let jobsPerBatch = 1
+    let panelsPerJob = panels
+    if (parallel) {
+      jobsPerBatch = Math.min(Math.max(1, panels >> 2), ceilDiv(8 * threads, chunkBatches))
+      panelsPerJob = ceilDiv(panels, jobsPerBatch)
+      jobsPerBatch = ceilDiv(panels, panelsPerJob)
+    }
+    const perDispatch = Math.max(1, Math.min(chunkBatches, Math.floor(MAX_JOBS / jobsPerBatch)))
+    for (let z0 = 0; z0 < batches; z0 += perDispatch) {
+      const zs = Math.min(perDispatch, batches - z0)
+      const args = [pBase, pEnd, nPanels, kp, aTable, bTable, cBase, cStride, nPad * 4, jobsPerBatch, panelsPerJob, z0]
+      if (args.length !== MM_JOB_ARGS) throw new Error('mm_job: argument count')
+      rt.run('mm_job', zs * jobsPerBatch, args, parallel)
+      const view = rt.f32()
+      const r0 = pBase * MR
+      const rows = Math.min(pEnd * MR, m) - r0
+      for (let z = 0; z < zs; z++) {
+        const c0 = (cBase + z * cStride) >> 2
+        const o0 = ((z0 + z) * m + r0) * n
+        if (n === nPad) out.set(view.subarray(c0, c0 + rows * n), o0)
+        else for (let i = 0; i < rows; i++) out.set(view.subarray(c0 + i * nPad, c0 + i * nPad + n), o0 + i * n)
+      }
+    }
   }
   return out
 }

@@ -37,8 +37,8 @@ export interface GemmModuleOptions {
   readonly maximumPages: number
 }
 
-/** Exported job signature: mm_job(job, mPanels, nPanels, kp, aTable, bTable, c, cBatchStride, ldc, jobsPerBatch, panelsPerJob, z0). */
-export const MM_JOB_ARGS = 11
+/** Exported job signature: mm_job(job, pBase, pEnd, nPanels, kp, aTable, bTable, c, cBatchStride, ldc, jobsPerBatch, panelsPerJob, z0). */
+export const MM_JOB_ARGS = 12
 
 /** The CPU kernel module: the GEMM below plus the row-wise softmax family (softmaxModule.ts). */
 export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
@@ -102,12 +102,14 @@ export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
   }
 
   // ---- job: a range of row panels of one batch, blocked over k and n ---------------------------------------
-  // mm_job(job, mPanels, nPanels, kp, aTable, bTable, c, cBatchStride, ldc, jobsPerBatch, panelsPerJob, z0)
-  // aTable/bTable hold, per batch index z, the byte address of that batch's packed A/B (broadcast batches share).
+  // mm_job(job, pBase, pEnd, nPanels, kp, aTable, bTable, c, cBatchStride, ldc, jobsPerBatch, panelsPerJob, z0)
+  // A dispatch covers row panels [pBase, pEnd) of batches z0…; c holds just those rows (so the host can bound the
+  // C scratch by computing a large result in slices). aTable/bTable hold, per batch index z, the byte address of
+  // that batch's packed A/B (broadcast batches share one).
   {
     const f = mod.function(new Array(MM_JOB_ARGS + 1).fill('i32'), [], 'mm_job').fn
-    const [job, mPanels, nPanels, kp, aTable, bTable, c, cStride, ldc, jpb, ppj, z0] = Array.from({ length: MM_JOB_ARGS + 1 }, (_, i) => f.param(i)) as Local[] as [
-      Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local,
+    const [job, pBase, pEnd, nPanels, kp, aTable, bTable, c, cStride, ldc, jpb, ppj, z0] = Array.from({ length: MM_JOB_ARGS + 1 }, (_, i) => f.param(i)) as Local[] as [
+      Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local,
     ]
     const z = f.local('i32')
     const p0 = f.local('i32')
@@ -122,12 +124,13 @@ export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
     const i = f.local('i32')
     f.get(job).get(jpb).i32DivS().set(z)
     // first row panel of this job, and one past its last
-    f.get(job).get(z).get(jpb).i32Mul().i32Sub().get(ppj).i32Mul().tee(p0)
-    f.get(ppj).i32Add().tee(p1).get(mPanels).get(p1).get(mPanels).i32LtS().select().set(p1)
+    f.get(job).get(z).get(jpb).i32Mul().i32Sub().get(ppj).i32Mul().get(pBase).i32Add().tee(p0)
+    f.get(ppj).i32Add().tee(p1).get(pEnd).get(p1).get(pEnd).i32LtS().select().set(p1)
+    // c holds only this dispatch's batches: index it before offsetting z to the absolute batch
+    f.get(c).get(z).get(cStride).i32Mul().i32Add().set(cZ)
     f.get(z).get(z0).i32Add().set(z)
     f.get(aTable).get(z).i32Const(2).i32Shl().i32Add().i32Load().set(aZ)
     f.get(bTable).get(z).i32Const(2).i32Shl().i32Add().i32Load().set(bZ)
-    f.get(c).get(z).get(cStride).i32Mul().i32Add().set(cZ)
     f.forRange(k0, () => f.i32Const(0), () => f.get(kp), s.kc, () => {
       // kcur = min(kc, kp − k0)
       f.get(kp).get(k0).i32Sub().tee(kcur).i32Const(s.kc).get(kcur).i32Const(s.kc).i32LtS().select().set(kcur)
@@ -138,8 +141,8 @@ export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
           f.get(aZ).get(i).get(kp).i32Mul().get(k0).i32Add().i32Const(mr * 4).i32Mul().i32Add()
           // B panel j0 at k0: bZ + (j0·kp + k0)·nr·4
           f.get(bZ).get(j0).get(kp).i32Mul().get(k0).i32Add().i32Const(nr * 4).i32Mul().i32Add()
-          // C tile: cZ + i·mr·ldc + j0·nr·4
-          f.get(cZ).get(i).i32Const(mr).i32Mul().get(ldc).i32Mul().i32Add().get(j0).i32Const(nr * 4).i32Mul().i32Add()
+          // C tile: cZ + (i − pBase)·mr·ldc + j0·nr·4
+          f.get(cZ).get(i).get(pBase).i32Sub().i32Const(mr).i32Mul().get(ldc).i32Mul().i32Add().get(j0).i32Const(nr * 4).i32Mul().i32Add()
           f.get(kcur).get(nj).get(kp).i32Const(nr * 4).i32Mul().get(ldc).get(k0).i32Const(0).i32Ne()
           f.call(micro.index)
         })
