@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<{ run: (args: readonly string[]) => 
   matmul: () => import('./matmul.js'),
   fairness: () => import('./fairness.js'),
   attention: () => import('./attention.js'),
+  operators: () => import('./operators.js'),
 }
 
 const args = process.argv.slice(2)
