@@ -34,3 +34,4 @@ export { preferenceBatches, type PreferenceBatchesOptions } from './preferenceBa
 export { trainStep, type TrainStepOptions, type TrainLoss, type StepResult } from './trainStep.js'
 export { progressBar, progressLine, type ProgressBarOptions } from './progressBar.js'
 export { collectMetrics, type MetricsHistory } from './collectMetrics.js'
+export { imageAttentionShares } from './imageAttentionShares.js'
