@@ -131,7 +131,15 @@ function createRuntime(s: Settings): (WasmRuntime & { module: WasmModule }) | nu
           },
           threads: () => (pool ? pool.threads : 1),
           run(name, total, args, parallel) {
-            if (parallel && pool && total > 1) return pool.run(name, total, args)
+            if (parallel && pool && total > 1) {
+              try {
+                return pool.run(name, total, args)
+              } catch {
+                // A job failed somewhere. Every job rewrites its whole output, so the dispatch is redone here: a
+                // worker-only failure (one that had not yet seen a memory growth, say) costs time, not the result,
+                // and a genuine fault throws again below.
+              }
+            }
             const fn = exports[name]
             for (let j = 0; j < total; j++) fn(j, ...args)
           },
