@@ -238,7 +238,7 @@ async function memorySection(): Promise<void> {
 
   report.push(`<h2>Memory</h2>
 ${htmlTable(['model', 'task', 'result', 'reference', 'time'], [
-  ['Sparsey (2-level hierarchy)', `MNIST, ${perClass}/class stored in one pass, 5-NN on recalled codes`, `${pct(mn.accuracy)} (raw-pixel 5-NN ${pct(mn.pixelAccuracy)})`, '~91 % at 200/class (sparsey.com)', `${mnS.toFixed(1)} s`],
+  ['Sparsey (2-level hierarchy)', `MNIST, ${perClass}/class stored in one pass, 5-NN on recalled codes`, `${pct(mn.accuracy)} (5-NN on its input pixels ${pct(mn.pixelAccuracy)})`, '~91 % at 200/class (sparsey.com)', `${mnS.toFixed(1)} s`],
   ['Tensor Brain', `${tb.triples} WordNet triples as episodes, recall by time index`, `${pct(tb.recallExact)} exact; old episodes unchanged ${pct(tb.oldRecallAfterNew)}`, 'exact recall when episodes ≪ n', `${tbS.toFixed(1)} s`],
   ...pk.rows.map(r => [r.name, `passkey at ${length} tokens`, `${r.correct}/${r.trials}`, r.model === 'window' ? 'cannot see the passkey' : 'chance 1/10', `${r.msPerSequence.toFixed(0)} ms/seq`]),
 ])}
