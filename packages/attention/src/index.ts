@@ -35,3 +35,5 @@ export { varAttention, visualSinks, VAR_DEFAULTS, type VarOptions, type VarResul
 export { positionalAttention, positionalMaps, positional, type PositionalParams, type PositionalMaps, type PositionalOptions } from './operators/positional.js'
 export { retrievalScore, retrievalScoreFromArgmax, headDivergence, vhrScales, scaleHeads, RETRIEVAL_THRESHOLD, type RetrievalScoreOptions } from './operators/observers.js'
 export { taskKvAttention, taskKvPlan, taskKvHeads, TASKKV_DEFAULTS, type TaskKvOptions, type TaskKvPlan, type TaskKvResult, type TaskKvHeads, type TaskKvDistance, type TaskKvSeparator } from './operators/taskKv.js'
+export { operators } from './operators/layerOps.js'
+export type { AttentionFn, AttentionFnOptions } from './multiHeadAttention.js'

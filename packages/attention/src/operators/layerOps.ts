@@ -1,0 +1,98 @@
+import { ValueError, type Tensor } from '@heed/tensor'
+import type { AttentionFn, AttentionFnOptions } from '../multiHeadAttention.js'
+import { scaledDotProductAttention } from '../sdpa.js'
+import { actAttention, type ActOptions } from './act.js'
+import { flowAttention, type FlowAttentionOptions } from './flowAttention.js'
+import { lightningAttention, type LightningOptions } from './lightningAttention.js'
+import { scaleHeads } from './observers.js'
+import { pineAttention, type PineOptions } from './pine.js'
+import { positional, type PositionalMaps } from './positional.js'
+import { recycledAttention, type RecycledOptions } from './recycled.js'
+import { taskKvAttention, type TaskKvOptions } from './taskKv.js'
+import { varAttention, type VarOptions } from './var.js'
+
+const noMask = (op: string, o: AttentionFnOptions): void => {
+  if (o.mask !== undefined || o.scoreMod !== undefined) throw new ValueError({ op, arg: 'mask', expected: 'no mask or score mod (the operator has no softmax scores to mask)', actual: o.mask ? 'a mask' : 'a score mod' })
+}
+
+/** Name a closure (for the layer's error messages) and attach its incremental form. */
+function named(name: string, fn: (q: Tensor, k: Tensor, v: Tensor, o: AttentionFnOptions) => { out: Tensor; lse?: Tensor }, incremental?: 'merge' | 'prefix'): AttentionFn {
+  Object.defineProperty(fn, 'name', { value: name })
+  return incremental ? Object.assign(fn, { incremental }) : fn
+}
+
+/** The caller's sdpa options without the layer-only `headOffset`. */
+const sdpaOf = ({ headOffset: _h, ...o }: AttentionFnOptions) => o
+
+/**
+ * The library's operators as `AttentionFn`s for `multiHeadAttention({ attention })`, one factory per operator with
+ * its own options bound. Each says whether (and how) it runs against a KV cache.
+ */
+export const operators = {
+  /** Softmax attention (the default); runs against any cache. */
+  sdpa: (opts: { readonly blockSize?: number } = {}): AttentionFn => named('sdpa', (q, k, v, o) => scaledDotProductAttention(q, k, v, { ...sdpaOf(o), ...opts }), 'merge'),
+  /** Lightning attention (causal, decayed linear); against a full cache it rebuilds its state from the prefix. */
+  lightning: (opts: LightningOptions): AttentionFn =>
+    named(
+      'lightning',
+      (q, k, v, o) => {
+        noMask('operators.lightning', o)
+        const causal = o.causal ?? true
+        if (causal) {
+          const [Tq, Tk] = [q.shape[2]!, k.shape[2]!]
+          const qOff = o.queryOffset ?? Math.max(0, Tk - Tq)
+          if (qOff + Tq !== (o.keyOffset ?? 0) + Tk)
+            throw new ValueError({ op: 'operators.lightning', arg: 'queryOffset', expected: `the last query at the last key (position ${(o.keyOffset ?? 0) + Tk - 1})`, actual: qOff + Tq - 1 })
+        }
+        return { out: lightningAttention(q, k, v, { ...opts, causal }).out }
+      },
+      'prefix',
+    ),
+  /** Flow-Attention (no incremental form through a KV cache). */
+  flow: (opts: Omit<FlowAttentionOptions, 'causal' | 'state'> = {}): AttentionFn =>
+    named('flow', (q, k, v, o) => {
+      noMask('operators.flow', o)
+      return { out: flowAttention(q, k, v, { ...opts, causal: o.causal ?? true }).out }
+    }),
+  /** ACT calibration with a given sink set (an output mix, not a softmax state: no incremental form). */
+  act: (opts: Omit<ActOptions, 'heads'> & { readonly sinks: readonly number[] }): AttentionFn =>
+    named('act', (q, k, v, o) => {
+      const r = actAttention(q, k, v, { ...sdpaOf(o), ...opts })
+      r.sinkMass.dispose()
+      return { out: r.out }
+    }),
+  /** Recycled Attention over the call's rows. */
+  recycled: (opts: Omit<RecycledOptions, 'plan' | 'causal'>): AttentionFn =>
+    named('recycled', (q, k, v, o) => {
+      const { causal: _c, ...rest } = sdpaOf(o)
+      const r = recycledAttention(q, k, v, { ...rest, ...opts })
+      return { out: r.out, lse: r.lse }
+    }),
+  /** PINE (the layer must not apply its own RoPE: PINE rotates the raw q and k). */
+  pine: (opts: Omit<PineOptions, 'plan' | 'mask'>): AttentionFn =>
+    named('pine', (q, k, v, o) => {
+      const r = pineAttention(q, k, v, { ...opts, ...(o.mask ? { mask: o.mask } : {}), ...(o.scale !== undefined && opts.scale === undefined ? { scale: o.scale } : {}) })
+      return { out: r.out, lse: r.lse }
+    }),
+  /** VAR with explicit heads numbered in the layer (shifted by the call's head offset). */
+  var: (opts: Omit<VarOptions, keyof import('../sdpa.js').SdpaOptions | 'heads'> & { readonly heads?: readonly number[] }): AttentionFn =>
+    named('var', (q, k, v, o) => {
+      const h0 = o.headOffset ?? 0
+      const heads = opts.heads?.map(h => h - h0).filter(h => h >= 0 && h < q.shape[1]!)
+      const r = varAttention(q, k, v, { ...sdpaOf(o), ...opts, ...(heads ? { heads } : {}) })
+      r.masses.dispose()
+      return { out: r.out }
+    }),
+  /** Task-KV with one flag per kv head of the layer (shifted by the call's head offset). */
+  taskKv: (opts: Omit<TaskKvOptions, keyof import('../sdpa.js').SdpaOptions | 'plan'>): AttentionFn =>
+    named('taskKv', (q, k, v, o) => {
+      const g = Math.max(1, q.shape[1]! / k.shape[1]!)
+      const kh0 = Math.floor((o.headOffset ?? 0) / g)
+      const r = taskKvAttention(q, k, v, { ...sdpaOf(o), ...opts, heterogeneous: opts.heterogeneous.slice(kh0, kh0 + k.shape[1]!) })
+      return { out: r.out, lse: r.lse }
+    }),
+  /** Positional attention from precomputed maps (see `positional`). */
+  positional: (maps: PositionalMaps): AttentionFn => positional(maps),
+  /** Scale each head's output (VHR, ablation); keeps the wrapped operator's incremental form. */
+  scaled: (fn: AttentionFn, scales: readonly number[]): AttentionFn => scaleHeads(fn, scales),
+}

@@ -1,0 +1,97 @@
+import t from 'tap'
+import { from, lastValueFrom, toArray } from 'rxjs'
+import { concat, matmul, memory, permute, reshape, scope, slice, tensor, type Tensor } from '@heed/tensor'
+import type { TokenChunk } from '@heed/tensor/stream'
+import { attend, headPolicy, mask, lightningAttention, multiHeadAttention, operators, positionalMaps, recycledAttention, scaledDotProductAttention, type AttentionFn, type MhaParams } from '@heed/attention'
+import { assertClose, prng, randomArray } from '../../tensor/test/helpers/numeric.js'
+
+const rand = prng(77)
+const [dModel, H, Hkv, hd, T] = [8, 4, 2, 4, 9]
+
+/** q, k, v of the layer by hand (no RoPE): x·W split into heads. */
+function heads(p: MhaParams, x: Tensor): [Tensor, Tensor, Tensor] {
+  const split = (y: Tensor, n: number) => permute(reshape(y, [1, T, n, hd]), [0, 2, 1, 3])
+  return [split(matmul(x, p.Wq), H), split(matmul(x, p.Wk), Hkv), split(matmul(x, p.Wv), Hkv)]
+}
+const outProj = (p: MhaParams, o: Tensor) => matmul(reshape(permute(o, [0, 2, 1, 3]), [1, T, H * hd]), p.Wo)
+const kvHead = (x: Tensor, h: number) => slice(x, [null, [Math.floor(h / 2), Math.floor(h / 2) + 1]])
+const qHead = (x: Tensor, h: number) => slice(x, [null, [h, h + 1]])
+
+t.test('per-head operators in the layer = the operators called per head by hand', async t => {
+  const before = memory().tensors
+  const layer0 = multiHeadAttention({ dModel, heads: H, kvHeads: Hkv, headDim: hd })
+  const params = layer0.init({ seed: 2, dtype: 'float64' })
+  const x = tensor(randomArray(rand, T * dModel), [1, T, dModel], 'float64')
+  const lightning = operators.lightning({ decay: 0.9 })
+  const recycled = operators.recycled({ stride: 3, keep: 2 })
+  // Head 0 alone (splits kv head 0's group), heads 1–2 (straddle both kv heads), head 3 its own.
+  const per: AttentionFn[] = [lightning, recycled, recycled, operators.sdpa()]
+  const layer = multiHeadAttention({ dModel, heads: H, kvHeads: Hkv, headDim: hd, attention: (h: number) => per[h]! })
+  t.equal(layer.attention?.length, H)
+  const got = scope(() => layer.forward(params, x).dataSync())
+  const want = scope(() => {
+    const [q, k, v] = heads(params, x)
+    const o0 = lightningAttention(qHead(q, 0), kvHead(k, 0), kvHead(v, 0), { decay: 0.9 }).out
+    // Recycled on heads 1–2 with each head reading its own kv head (its small cache votes per head).
+    const q12 = slice(q, [null, [1, 3]])
+    const k12 = concat([kvHead(k, 1), kvHead(k, 2)], 1)
+    const v12 = concat([kvHead(v, 1), kvHead(v, 2)], 1)
+    const o12 = recycledAttention(q12, k12, v12, { stride: 3, keep: 2, queryOffset: 0, keyOffset: 0 }).out
+    const o3 = scaledDotProductAttention(qHead(q, 3), kvHead(k, 3), kvHead(v, 3), { causal: true }).out
+    return outProj(params, concat([o0, o12, o3], 1)).dataSync()
+  })
+  assertClose(t, got, want, { atol: 1e-12, rtol: 1e-11, msg: 'layer = per-head calls' })
+  // One operator for every head: the same as the default layer when it is sdpa.
+  const same = multiHeadAttention({ dModel, heads: H, kvHeads: Hkv, headDim: hd, attention: operators.sdpa() })
+  assertClose(t, scope(() => same.forward(params, x).dataSync()), scope(() => layer0.forward(params, x).dataSync()), { atol: 1e-12, rtol: 1e-12, msg: 'attention: sdpa = default' })
+  for (const w of [x, ...Object.values(params)]) (w as Tensor).dispose()
+  t.equal(memory().tensors, before, 'no leaks')
+})
+
+t.test('attend through a layer with streaming-capable operators equals one-shot', async t => {
+  const before = memory().tensors
+  const maps = scope(() => positionalMaps(tensor(randomArray(rand, 40 * 3), [40, 3], 'float32'), { Wq: tensor(randomArray(rand, 3 * H * hd), [3, H * hd], 'float32'), Wk: tensor(randomArray(rand, 3 * H * hd), [3, H * hd], 'float32') }, { heads: H }))
+  const cases: [string, AttentionFn | ((h: number) => AttentionFn), (readonly ReturnType<typeof headPolicy.full>[]) | undefined][] = [
+    ['lightning (prefix form)', operators.lightning({ decay: 'tnl' }), undefined],
+    ['sdpa heads 0–1, lightning heads 2–3', (h: number) => (h < 2 ? operators.sdpa() : operators.lightning({ decay: 0.8 })), undefined],
+    ['positional maps (merge form)', operators.positional(maps), undefined],
+    ['sdpa over a streaming kv head (merged passes)', operators.sdpa(), [headPolicy.full(), headPolicy.streaming(2, 4)]],
+  ]
+  for (const [name, attention, policies] of cases) {
+    const layer = multiHeadAttention({ dModel, heads: H, kvHeads: Hkv, headDim: hd, attention })
+    const params = layer.init({ seed: 5 })
+    const N = 30
+    const xs = Float32Array.from(randomArray(rand, N * dModel))
+    const chunks: TokenChunk[] = [{ tokens: tensor(xs.subarray(0, 7 * dModel), [7, dModel], 'float32'), positions: 0 }]
+    for (let p = 7; p < N; p += 4) chunks.push({ tokens: tensor(xs.subarray(p * dModel, Math.min(N, p + 4) * dModel), [Math.min(N, p + 4) - p, dModel], 'float32'), positions: p })
+    const outs = await lastValueFrom(from(chunks).pipe(attend(layer, () => layer.cache({ batch: 1, capacity: N, chunk: 4, ...(policies ? { policies } : {}) }), params), toArray()))
+    const got = outs.flatMap(y => Array.from(y.dataSync()))
+    for (const y of outs) y.dispose()
+    const x = tensor(xs, [N, dModel], 'float32')
+    // The streaming kv head (query heads 2–3) sees sinks + recent; the full one everything.
+    const m = policies ? mask.perHead(H, h => (h < 2 ? mask.all : mask.streaming(2, 4))) : undefined
+    const one = scope(() => layer.forward(params, x, m ? { mask: m } : {}).dataSync())
+    assertClose(t, got, one, { atol: 3e-5, rtol: 3e-4, msg: `${name}: stream = one-shot` })
+    for (const w of [x, ...Object.values(params)]) (w as Tensor).dispose()
+  }
+  maps.q.dispose()
+  maps.k.dispose()
+  t.equal(memory().tensors, before, 'no leaks')
+})
+
+t.test('a cache with an operator that has no incremental form is a clear error', async t => {
+  const layer = multiHeadAttention({ dModel, heads: H, kvHeads: Hkv, headDim: hd, attention: (h: number) => (h === 3 ? operators.flow() : operators.sdpa()) })
+  const params = layer.init({ seed: 1 })
+  const x = tensor(randomArray(rand, 3 * dModel), [3, dModel], 'float32')
+  const cache = layer.cache({ batch: 1, capacity: 8 })
+  t.throws(() => layer.forward(params, x, { cache }), { name: 'ValueError', message: /flow.*heads \[3, 4\)|heads \[3, 4\).*flow/ })
+  const lin = multiHeadAttention({ dModel, heads: H, kvHeads: Hkv, headDim: hd, attention: operators.lightning({ decay: 0.9 }) })
+  const streaming = lin.cache({ batch: 1, capacity: 8, policies: [headPolicy.streaming(1, 2), headPolicy.full()] })
+  t.throws(() => lin.forward(params, x, { cache: streaming }), /full-policy/)
+  t.throws(() => multiHeadAttention({ dModel, heads: H, attention: 3 as never }), { name: 'ArgumentError' })
+  t.throws(() => multiHeadAttention({ dModel, heads: H, attention: () => 1 as never }), /factory/)
+  t.throws(() => multiHeadAttention({ dModel, heads: H, kvHeads: Hkv, headDim: hd, attention: operators.flow() }).forward(params, x, { causal: true, mask: mask.causal }), /mask/)
+  for (const w of [x, ...Object.values(params)]) (w as Tensor).dispose()
+  cache.dispose()
+  streaming.dispose()
+})
