@@ -50,4 +50,4 @@ export { trainAdversarialDebiasing, type AdversarialDebiasingOptions } from './t
 
 // Benchmark
 export { progressBar, type Progress, type ProgressOptions } from './progressBar.js'
-export { adultBenchmark, PAPER_ADULT, type AdultBenchmarkOptions, type AdultBenchmarkResult, type BenchmarkRow } from './adultBenchmark.js'
+export { adultBenchmark, PAPER_ADULT, TARGET_GAP, type AdultBenchmarkOptions, type AdultBenchmarkResult, type BenchmarkRow, type SplitScores } from './adultBenchmark.js'
