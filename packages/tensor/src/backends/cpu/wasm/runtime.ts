@@ -80,6 +80,13 @@ let poolStarting: Promise<void> | undefined
 
 const PAGE = 65536
 
+/**
+ * Compiled modules outlive runtimes (a reconfiguration or shutdown drops only the memory and the workers): V8
+ * compiles a module with its baseline tier first and optimises hot functions later, so a fresh compile would run
+ * its first kernels slower.
+ */
+const compiled = new Map<string, WasmModule>()
+
 function createRuntime(s: Settings): (WasmRuntime & { module: WasmModule }) | null {
   const feats = wasmFeatures()
   const wa = wasmApi()
@@ -91,7 +98,9 @@ function createRuntime(s: Settings): (WasmRuntime & { module: WasmModule }) | nu
     for (const maximumPages of [32768, 16384, 4096]) {
       try {
         const memory = new wa.Memory({ initial: 16, maximum: maximumPages, shared })
-        const module = new wa.Module(kernelModule({ relaxed, shared, maximumPages }))
+        const key = `${relaxed}/${shared}/${maximumPages}`
+        const module = compiled.get(key) ?? new wa.Module(kernelModule({ relaxed, shared, maximumPages }))
+        compiled.set(key, module)
         const inst = new wa.Instance(module, { env: { memory } })
         const exports = inst.exports as unknown as WasmRuntime['exports']
         let f32 = new Float32Array(memory.buffer)
