@@ -61,7 +61,7 @@ async function serve(): Promise<{ server: Server; origin: string }> {
 async function press(page: Page, button: 'run-webgpu' | 'run-cpu'): Promise<{ report: DemoReport; printed: string }> {
   await page.evaluate(() => void ((globalThis as unknown as { __heedDemo?: unknown }).__heedDemo = undefined))
   await page.click(`[data-test=${button}]`)
-  await page.waitForFunction(() => (globalThis as unknown as { __heedDemo?: unknown }).__heedDemo !== undefined, undefined, { timeout: 90_000, polling: 200 })
+  await page.waitForFunction(() => (globalThis as unknown as { __heedDemo?: unknown }).__heedDemo !== undefined, undefined, { timeout: 240_000, polling: 200 })
   const report = await page.evaluate(() => (globalThis as unknown as { __heedDemo: DemoReport }).__heedDemo)
   return { report, printed: await page.textContent('[data-test=output]') ?? '' }
 }
@@ -110,7 +110,7 @@ if (!existsSync(CHROMIUM)) {
       const gpu = await press(page, 'run-webgpu')
       t.comment(gpu.printed)
       t.equal(gpu.report.error, undefined, 'the WebGPU run threw nothing')
-      t.equal(gpu.report.tokens, 256, 'every token went through the pipeline')
+      t.equal(gpu.report.tokens, 40, 'every token went through the pipeline')
       t.ok(gpu.report.ok && (gpu.report.maxAbsDiff ?? Infinity) < 1e-3, `stream = one-shot (max |Δ| ${gpu.report.maxAbsDiff})`)
       t.match(gpu.printed, /stream = one-shot: the KV cache is exact/, 'the page prints the verdict')
       t.match(gpu.printed, new RegExp(`backend: ${gpu.report.backend}`), 'the page prints the backend it ran on')
