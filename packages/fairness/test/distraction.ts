@@ -1,9 +1,9 @@
 import t from 'tap'
 import { firstValueFrom, toArray } from 'rxjs'
-import { dispose, memory, scope, tensor, ShapeError, ValueError, type Tensor } from '@heed/tensor'
+import { add as addT, dispose, matmul as matmulT, memory, relu, scope, tensor, ArgumentError, ShapeError, ValueError, type Tensor } from '@heed/tensor'
 import {
   accuracy, demographicParityDifference, distractionAttention, dpPenalty, initDistractionAttention, softDemographicParity, tabularData,
-  trainDistraction, trainProtectedAttributeEncoder, type DistractionAttentionParams,
+  distractionLogits, distractionTrainer, initDistraction, trainDistraction, trainLagrangian, trainProtectedAttributeEncoder, type DistractionAttentionParams, type DistractionParams,
 } from '@heed/fairness'
 import { distractionBatches, distractionTraining } from '@heed/fairness/stream'
 import { assertClose, checkGrad, prng } from '../../tensor/test/helpers/numeric.js'
@@ -112,6 +112,71 @@ t.test('tiny training on a biased dataset: η shrinks the hard DP gap, accuracy 
   t.ok(fair.dp < free.dp - 0.03, 'the penalty shrinks the hard DP gap')
   t.ok(fair.soft < free.soft, 'and the soft one')
   t.ok(fair.acc > 0.85, 'accuracy stays reasonable')
+  encoder.dispose()
+  t.equal(memory().tensors, base, 'no tensor leaks')
+})
+
+t.test("module 'layers': shape, identity start, and only θ_fair sees the penalty", async t => {
+  const base = memory().tensors
+  const config = { module: 'layers' as const, hidden: [8, 6], fairnessLayers: 2, dropout: 0 }
+  const p = initDistraction(5, 4, config)
+  t.equal(p.attention, undefined)
+  t.same(p.fairness!.map(l => l.w.shape), [[6, 6], [6, 6]])
+  const x = tensor(Float32Array.from({ length: 3 * 5 }, (_, i) => Math.sin(i)), [3, 5], 'float32')
+  const z = distractionLogits(p, x, undefined, { config })
+  t.same(z.shape, [3])
+  // With identity fairness layers the model is exactly the MLP body → head.
+  const plain = scope(() => {
+    let h: Tensor = x
+    for (const l of p.body) h = relu(addT(matmulT(h, l.w), l.b))
+    return addT(matmulT(h, p.head.w), p.head.b)
+  })
+  assertClose(t, Array.from(z.dataSync()), Array.from(plain.dataSync()), { atol: 1e-6, msg: 'identity start is a no-op' })
+  t.throws(() => distractionLogits(p, x, undefined, { config: { ...config, module: 'attention' } }), ArgumentError)
+  t.throws(() => initDistraction(5, 4, { ...config, fairnessPosition: 3 }), ArgumentError)
+  t.throws(() => initDistraction(5, 4, { ...config, module: 'mlp' as 'layers' }), ValueError)
+  dispose([z, plain])
+  // One alternating step: the fairness step moves only the fairness layers; the classifier step only the rest.
+  const snap = (q: DistractionParams) => ({ fair: q.fairness!.flatMap(l => [...l.w.dataSync(), ...l.b.dataSync()]), acc: [...q.body, q.head].flatMap(l => [...l.w.dataSync(), ...l.b.dataSync()]) })
+  const y = tensor([1, 0, 1], [3], 'float32')
+  const batch = { x, embedding: tensor(new Float32Array(12), [3, 4], 'float32'), y, groups: [0, 1, 1] }
+  const before = snap(p)
+  const onlyFair = distractionTrainer(p, { ...config, eta: 100, lrClassifier: 1e-30, moduleBiases: 'fairness', lrModule: 1e-2 })
+  onlyFair.step(batch)
+  const mid = snap(onlyFair.params())
+  t.ok(mid.fair.some((v, i) => Math.abs(v - before.fair[i]!) > 1e-4), 'the penalty moves θ_fair')
+  assertClose(t, mid.acc, before.acc, { atol: 1e-12, msg: 'θ_acc untouched by the penalty (its own step has lr ≈ 0)' })
+  const q = onlyFair.release()
+  const onlyAcc = distractionTrainer(q, { ...config, eta: 0, lrModule: 1e-2, moduleBiases: 'fairness' })
+  onlyAcc.step(batch)
+  const after = snap(onlyAcc.params())
+  assertClose(t, after.fair, mid.fair, { atol: 1e-12, msg: 'η = 0: the fairness step changes nothing, the BCE never reaches θ_fair' })
+  t.ok(after.acc.some((v, i) => Math.abs(v - mid.acc[i]!) > 1e-5), 'BCE moves θ_acc')
+  onlyAcc.dispose()
+  dispose([x, y, batch.embedding])
+  t.equal(memory().tensors, base, 'no tensor leaks')
+})
+
+t.test("module 'layers' on the biased dataset: the penalty shrinks the gap; the Lagrangian baseline too", async t => {
+  const base = memory().tensors
+  const train = biased(1200, 1)
+  const test = biased(800, 2)
+  const encoder = trainProtectedAttributeEncoder(train, { hidden: [8, 4], epochs: 1, batchSize: 64 })
+  const score = (m: { predictProba(d: typeof test): Float32Array; dispose(): void }) => {
+    const p = m.predictProba(test)
+    m.dispose()
+    const yp = Array.from(p, v => (v > 0.5 ? 1 : 0))
+    return { acc: accuracy(test.y, yp), soft: softDemographicParity(p, test.groups) }
+  }
+  const run = (eta: number) =>
+    score(trainDistraction(train, { encoder, module: 'layers', eta, hidden: [16, 8], epochs: 4, warmupEpochs: 4, batchSize: 64, lrModule: 3e-3, lrClassifier: 3e-3, dropout: 0, moduleBiases: 'accuracy' }))
+  const free = run(0)
+  const fair = run(100)
+  const lag = score(trainLagrangian(train, { eta: 30, hidden: [16, 8], epochs: 8, batchSize: 64, lr: 3e-3, dropout: 0 }))
+  t.comment(`layers η=0: ${JSON.stringify(free)}; η=100: ${JSON.stringify(fair)}; Lagrangian η=30: ${JSON.stringify(lag)}`)
+  t.ok(free.acc > 0.9, 'unconstrained model learns the task')
+  t.ok(fair.soft < free.soft - 0.05, 'the fairness layers shrink the soft DP gap')
+  t.ok(lag.soft < free.soft - 0.05, 'so does the Lagrangian')
   encoder.dispose()
   t.equal(memory().tensors, base, 'no tensor leaks')
 })
