@@ -38,14 +38,19 @@ export function fmtTick(v: number): string {
   if (a === 0) return '0'
   if (a >= 1e6) return `${+(v / 1e6).toPrecision(3)}M`
   if (a >= 1e4) return `${+(v / 1e3).toPrecision(3)}k`
+  if (Number.isInteger(v)) return String(v)
   if (a >= 0.01) return String(+v.toPrecision(3))
   return v.toExponential(0)
 }
 
 function ticks(lo: number, hi: number, log: boolean): number[] {
   if (log) {
+    // Powers of ten when the range spans a few decades, else 1-2-5 steps so a short range still gets ticks.
+    const decades = Math.log10(hi / lo)
+    const mantissas = decades > 3 ? [1] : decades > 1 ? [1, 2, 5] : [1, 1.5, 2, 3, 5, 7]
     const out: number[] = []
-    for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) if (10 ** e >= lo * 0.999 && 10 ** e <= hi * 1.001) out.push(10 ** e)
+    for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++)
+      for (const m of mantissas) if (m * 10 ** e >= lo * 0.999 && m * 10 ** e <= hi * 1.001) out.push(m * 10 ** e)
     return out.length >= 2 ? out : [lo, hi]
   }
   const span = hi - lo || 1
