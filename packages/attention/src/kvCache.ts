@@ -27,7 +27,7 @@ import {
   type Tensor,
 } from '@heed/tensor'
 import { Mask, mask as masks } from './mask.js'
-import { ScoreMod, scoreMod as scoreMods } from './scoreMod.js'
+import { ScoreMod } from './scoreMod.js'
 import { scaledDotProductAttention, type AttentionResult } from './sdpa.js'
 
 /**
@@ -491,8 +491,8 @@ export function cachedAttention(q: Tensor, cache: KvCache, opts: CachedAttention
       const qh0 = h0 * g
       const qg = views.length === 1 ? q : slice(q, [null, [qh0, h1 * g]])
       // Each run's sdpa numbers its query heads from 0: shift them back for head-aware masks and mods.
-      const userMask = opts.mask && qh0 > 0 ? shiftMask(opts.mask, qh0) : opts.mask
-      const userMod = opts.scoreMod && qh0 > 0 ? scoreMods.custom((s, b, h, pq, pk) => opts.scoreMod!.apply(s, b, h + qh0, pq, pk), (s, b, h, pq, pk) => opts.scoreMod!.derivative(s, b, h + qh0, pq, pk)) : opts.scoreMod
+      const userMask = opts.mask?.shiftHeads(qh0)
+      const userMod = opts.scoreMod?.shiftHeads(qh0)
       if (view.passes.length === 0) {
         const out = zeros([cache.batch, qg.shape[1]!, Tq, cache.valueDim], { dtype: q.dtype, backend: q.backend })
         return { out, lse: full([cache.batch, qg.shape[1]!, Tq], -Infinity, { dtype: q.dtype, backend: q.backend }) }
@@ -515,20 +515,3 @@ export function cachedAttention(q: Tensor, cache: KvCache, opts: CachedAttention
   })
 }
 
-const headFree = (m: Mask): boolean => {
-  const n = m.node
-  switch (n.kind) {
-    case 'perHead':
-    case 'custom':
-      return false
-    case 'and':
-    case 'or':
-      return n.parts.every(headFree)
-    case 'not':
-      return headFree(n.part)
-    default:
-      return true
-  }
-}
-
-const shiftMask = (m: Mask, by: number): Mask => (headFree(m) ? m : masks.custom((b, h, pq, pk) => m.test(b, h + by, pq, pk)))

@@ -126,6 +126,34 @@ export class Mask {
     }
   }
 
+  /**
+   * The same mask seen by a call whose head 0 is head `by` of the caller (a layer running a slice of its heads).
+   * Structural, so a shifted library mask stays compilable to WGSL; only custom closures are wrapped.
+   */
+  shiftHeads(by: number): Mask {
+    if (by === 0) return this
+    const n = this.node
+    switch (n.kind) {
+      case 'and':
+      case 'or':
+        return new Mask({ kind: n.kind, parts: n.parts.map(m => m.shiftHeads(by)) })
+      case 'not':
+        return new Mask({ kind: 'not', part: n.part.shiftHeads(by) })
+      case 'perHead': {
+        // head h of the slice is head h + by of the caller; past the end the last mask applies, as in test()
+        const last = n.heads[n.heads.length - 1]!
+        const heads = n.heads.slice(by)
+        return new Mask({ kind: 'perHead', heads: heads.length > 0 ? heads : [last] })
+      }
+      case 'custom': {
+        const fn = n.fn
+        return new Mask({ kind: 'custom', fn: (b, h, pq, pk) => fn(b, h + by, pq, pk) })
+      }
+      default:
+        return this
+    }
+  }
+
   /** True when the mask (and all its parts) can be compiled to WGSL; custom closures cannot. */
   get compilable(): boolean {
     const n = this.node

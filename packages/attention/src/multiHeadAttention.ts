@@ -2,7 +2,7 @@ import { ArgumentError, concat, DTypeError, matmul, permute, random, reshape, sc
 import { cachedAttention, chunkPositions, kvCache, mergeAttention, type HeadPolicy, type KvCache, type KvView } from './kvCache.js'
 import { mask as masks, type Mask } from './mask.js'
 import { rope, type RopeOptions } from './rope.js'
-import { scoreMod as scoreMods, type ScoreMod } from './scoreMod.js'
+import type { ScoreMod } from './scoreMod.js'
 import { scaledDotProductAttention, type AttentionResult } from './sdpa.js'
 
 /**
@@ -257,29 +257,13 @@ function headRuns(fns: readonly AttentionFn[]): HeadRun[] {
   return runs
 }
 
-const headFree = (m: Mask): boolean => {
-  const n = m.node
-  switch (n.kind) {
-    case 'perHead':
-    case 'custom':
-      return false
-    case 'and':
-    case 'or':
-      return n.parts.every(headFree)
-    case 'not':
-      return headFree(n.part)
-    default:
-      return true
-  }
-}
-
 /** The caller's mask and mod seen from a call whose head 0 is layer head `by`. */
 function shifted(o: { readonly mask?: Mask; readonly scoreMod?: ScoreMod }, by: number): { mask?: Mask; scoreMod?: ScoreMod } {
   const m = o.mask
   const s = o.scoreMod
   return {
-    ...(m ? { mask: by === 0 || headFree(m) ? m : masks.custom((b, h, pq, pk) => m.test(b, h + by, pq, pk)) } : {}),
-    ...(s ? { scoreMod: by === 0 ? s : scoreMods.custom((x, b, h, pq, pk) => s.apply(x, b, h + by, pq, pk), (x, b, h, pq, pk) => s.derivative(x, b, h + by, pq, pk)) } : {}),
+    ...(m ? { mask: m.shiftHeads(by) } : {}),
+    ...(s ? { scoreMod: s.shiftHeads(by) } : {}),
   }
 }
 

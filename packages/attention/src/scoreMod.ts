@@ -69,6 +69,36 @@ export class ScoreMod {
     }
   }
 
+  /** The same modifier seen by a call whose head 0 is head `by` of the caller (see Mask.shiftHeads). */
+  shiftHeads(by: number): ScoreMod {
+    if (by === 0) return this
+    const n = this.node
+    switch (n.kind) {
+      case 'alibi': {
+        const L = n.slopes.length
+        return new ScoreMod({ kind: 'alibi', slopes: Float64Array.from({ length: L }, (_, h) => n.slopes[(h + by) % L]!) })
+      }
+      case 'relativeBias': {
+        const w = 2 * n.maxDistance + 1
+        const table = new Float64Array(n.table.length)
+        for (let h = 0; h < n.heads; h++) table.set(n.table.subarray(((h + by) % n.heads) * w, ((h + by) % n.heads + 1) * w), h * w)
+        return new ScoreMod({ kind: 'relativeBias', table, heads: n.heads, maxDistance: n.maxDistance })
+      }
+      case 'compose':
+        return new ScoreMod({ kind: 'compose', mods: n.mods.map(m => m.shiftHeads(by)) })
+      case 'custom': {
+        const { fn, grad } = n
+        return new ScoreMod({
+          kind: 'custom',
+          fn: (s, b, h, pq, pk) => fn(s, b, h + by, pq, pk),
+          grad: grad && ((s, b, h, pq, pk) => grad(s, b, h + by, pq, pk)),
+        })
+      }
+      default:
+        return this
+    }
+  }
+
   get compilable(): boolean {
     const n = this.node
     return n.kind === 'custom' ? false : n.kind === 'compose' ? n.mods.every(m => m.compilable) : true

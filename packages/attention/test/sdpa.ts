@@ -89,3 +89,18 @@ t.test('validation names the op, the argument and the shapes', async t => {
   t.throws(() => scaledDotProductAttention(r3, r3, r3), /q: expected rank 4/)
   for (const x of [q, k, k2, r3]) x.dispose()
 })
+
+t.test('shiftHeads sees a slice of heads structurally (stays compilable)', async t => {
+  const m = mask.perHead(4, h => (h < 2 ? mask.causal : mask.window(2)))
+  const s = m.shiftHeads(2)
+  t.ok(s.compilable, 'a shifted library mask is still data')
+  for (let h = 0; h < 2; h++)
+    for (let pq = 0; pq < 6; pq++) for (let pk = 0; pk < 6; pk++) t.equal(s.test(0, h, pq, pk), m.test(0, h + 2, pq, pk))
+  const a = scoreMod.compose(scoreMod.alibi(4), scoreMod.relativeBias([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], { heads: 4, maxDistance: 1 }))
+  const b = a.shiftHeads(1)
+  t.ok(b.compilable)
+  for (let h = 0; h < 3; h++) t.equal(b.apply(0.5, 0, h, 5, 4), a.apply(0.5, 0, h + 1, 5, 4))
+  const c = mask.custom((_b, h, pq, pk) => h === 3 && pk <= pq).shiftHeads(3)
+  t.equal(c.test(0, 0, 2, 1), true)
+  t.equal(c.test(0, 1, 2, 1), false)
+})
