@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<{ run: (args: readonly string[]) => 
   fairness: () => import('./fairness.js'),
   attention: () => import('./attention.js'),
   operators: () => import('./operators.js'),
+  'attention-peers': () => import('./attention-vs-peers.js'),
 }
 
 const args = process.argv.slice(2)
