@@ -1,4 +1,4 @@
-import type { Attrs, CpuKernel, CpuTensor } from '@heed/tensor'
+import { cpuWasmAttention, type Attrs, type CpuKernel, type CpuTensor, type CpuWasmAttention } from '@heed/tensor'
 import type { Mask } from '../mask.js'
 import type { ScoreMod } from '../scoreMod.js'
 import type { AttentionAttrs } from './attrs.js'
@@ -10,7 +10,9 @@ import type { AttentionAttrs } from './attrs.js'
  * recomputation from the saved logsumexp, so no probability matrix is ever stored.
  * Arithmetic is float64 throughout; results are rounded once on store. Every sum runs in the same order as the
  * one-row-at-a-time formulation (dot products over d, then tiles and keys in order), so blocking changes speed, not
- * results.
+ * results. The float32 forward runs its two inner products in WebAssembly (f64x2, see the tensor package's
+ * attentionModule.ts) where available: P·V sums in the same order, Q·Kᵀ as two interleaved halves, a float64
+ * reordering far below the float32 rounding of the output.
  * Layout: q [B,H,Tq,D], k [B,Hkv,Tk,D], v [B,Hkv,Tk,Dv]; query head h reads kv head ⌊h / (H/Hkv)⌋.
  */
 
@@ -59,9 +61,11 @@ class HeadView {
   constructor(
     private readonly src: ArrayLike<number>,
     private readonly len: number,
+    /** where float32 heads are converted to (WebAssembly memory, when the kernel reads them from there) */
+    into?: Float64Array,
   ) {
     this.f64 = src instanceof Float64Array ? src : undefined
-    this.scratch = this.f64 ? undefined : new Float64Array(len)
+    this.scratch = this.f64 ? undefined : (into ?? new Float64Array(len))
   }
   /** The array holding the head that starts at `base` of the source; its first element is at `offset`. */
   at(base: number): Float64Array {
@@ -75,6 +79,36 @@ class HeadView {
     }
     this.offset = 0
     return this.scratch!
+  }
+}
+
+/**
+ * The forward's scratch laid out in the WebAssembly module's memory (byte addresses for the calls, float64 views for
+ * the TypeScript softmax between them): query block, score tile, output accumulator, one kv head of k and of v.
+ */
+class WasmScratch {
+  readonly qb: Float64Array
+  readonly s: Float64Array
+  readonly acc: Float64Array
+  readonly k: Float64Array
+  readonly v: Float64Array
+  readonly qbAt: number
+  readonly sAt: number
+  readonly accAt: number
+  readonly kAt: number
+  readonly vAt: number
+  constructor(w: CpuWasmAttention, BQ: number, BK: number, Tk: number, D: number, Dv: number) {
+    let at = 0
+    const take = (n: number): [Float64Array, number] => {
+      const view = w.f64.subarray(at, at + n)
+      at += n
+      return [view, (at - n) * 8]
+    }
+    ;[this.qb, this.qbAt] = take(BQ * D)
+    ;[this.s, this.sAt] = take(BQ * BK)
+    ;[this.acc, this.accAt] = take(BQ * Dv)
+    ;[this.k, this.kAt] = take(Tk * D)
+    ;[this.v, this.vAt] = take(Tk * Dv)
   }
 }
 
@@ -272,11 +306,15 @@ const forward: CpuKernel = ([q, k, v], attrs: Attrs) => {
   const lse = q!.dtype === 'float64' ? new Float64Array(B * H * Tq) : new Float32Array(B * H * Tq)
   const BK = Math.max(1, Math.min(a.blockSize, Tk))
   const BQ = Math.max(1, Math.min(QUERY_BLOCK, Tq))
-  const qb = new Float64Array(BQ * D)
-  const kHead = new HeadView(k!.values, Tk * D)
-  const vHead = new HeadView(v!.values, Tk * Dv)
-  const S = new Float64Array(BQ * BK)
-  const acc = new Float64Array(BQ * Dv)
+  // float32 inputs get the WebAssembly inner products (same float64 arithmetic, SIMD); float64 inputs keep the
+  // TypeScript loops, which read those tensors in place instead of copying whole heads into the module's memory
+  const wasm = q!.dtype === 'float32' && D % 2 === 0 && Dv % 2 === 0 ? cpuWasmAttention(8 * (BQ * D + BQ * BK + BQ * Dv + Tk * D + Tk * Dv)) : null
+  const scratch = wasm ? new WasmScratch(wasm, BQ, BK, Tk, D, Dv) : undefined
+  const qb = scratch ? scratch.qb : new Float64Array(BQ * D)
+  const kHead = new HeadView(k!.values, Tk * D, scratch?.k)
+  const vHead = new HeadView(v!.values, Tk * Dv, scratch?.v)
+  const S = scratch ? scratch.s : new Float64Array(BQ * BK)
+  const acc = scratch ? scratch.acc : new Float64Array(BQ * Dv)
   const mRow = new Float64Array(BQ)
   const lRow = new Float64Array(BQ)
   const { mask: msk, scoreMod: mod, scale, qOffset, kOffset } = a
@@ -303,7 +341,8 @@ const forward: CpuKernel = ([q, k, v], attrs: Attrs) => {
           const pk0 = kOffset + k0
           const cls = msk.classify(h, { q0: pq0, q1: pq0 + nq - 1, k0: pk0, k1: pk0 + nk - 1 })
           if (cls === 'none') continue
-          dots(qb, nq, kt, kt0 + k0 * D, nk, D, S, BK, scale)
+          if (scratch) wasm!.dots(scratch.qbAt, nq, scratch.kAt + 8 * (kt0 + k0 * D), nk, D, scratch.sAt, BK, scale)
+          else dots(qb, nq, kt, kt0 + k0 * D, nk, D, S, BK, scale)
           if (cls !== 'full' || mod) maskAndMod(S, BK, undefined, msk, mod, cls === 'full', b, h, pq0, nq, pk0, nk)
           // online softmax per row; S becomes P (0 where masked, and on rows this tile leaves untouched)
           for (let r = 0; r < nq; r++) {
@@ -333,7 +372,8 @@ const forward: CpuKernel = ([q, k, v], attrs: Attrs) => {
             lRow[r] = l
             mRow[r] = mt
           }
-          accumulate(acc, 0, S, BK, 1, nq, nk, vt, vt0 + k0 * Dv, Dv)
+          if (scratch) wasm!.pv(scratch.accAt, scratch.sAt, BK, nq, nk, scratch.vAt + 8 * (vt0 + k0 * Dv), Dv)
+          else accumulate(acc, 0, S, BK, 1, nq, nk, vt, vt0 + k0 * Dv, Dv)
         }
         for (let r = 0; r < nq; r++) {
           const l = lRow[r]!

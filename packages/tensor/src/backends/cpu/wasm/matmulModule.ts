@@ -1,4 +1,5 @@
 import { ModuleBuilder, type FunctionBuilder, type Local } from './encoder.js'
+import { addAttention } from './attentionModule.js'
 import { addSoftmax } from './softmaxModule.js'
 
 /**
@@ -40,7 +41,7 @@ export interface GemmModuleOptions {
 /** Exported job signature: mm_job(job, pBase, pEnd, nPanels, kp, aTable, bTable, c, cBatchStride, ldc, jobsPerBatch, panelsPerJob, z0). */
 export const MM_JOB_ARGS = 12
 
-/** The CPU kernel module: the GEMM below plus the row-wise softmax family (softmaxModule.ts). */
+/** The CPU kernel module: the GEMM below, the row-wise softmax family (softmaxModule.ts) and attention's inner products (attentionModule.ts). */
 export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
   const s = opts.shape ?? GEMM
   const { mr, nr, unroll } = s
@@ -150,5 +151,6 @@ export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
     })
   }
   addSoftmax(mod)
+  addAttention(mod)
   return mod.encode()
 }
