@@ -23,6 +23,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import '@tensorflow/tfjs-backend-wasm'
 import { cpuWasmReady, dispose, logSoftmax, matmul, mean, memory, mul, neg, relu, add, setBackend, sgd, tensor, valueAndGrad, type Tensor } from '@heed/tensor'
 import { scaledDotProductAttention } from '@heed/attention'
+import { onnxModel, type OrtModule } from './onnx.js'
 
 const H = 8
 const D = 64
@@ -78,53 +79,18 @@ const maxDiff = (a: Float32Array, b: Float32Array): number => {
 // ---- ONNX: O = MatMul(Softmax(Add(MatMul(Q, KT), M)), V), encoded by hand (protobuf wire format) -----------------
 
 function onnxAttentionModel(): Uint8Array {
-  const varint = (out: number[], v: number): void => {
-    while (v > 0x7f) {
-      out.push((v & 0x7f) | 0x80)
-      v >>>= 7
-    }
-    out.push(v)
-  }
-  const field = (no: number, payload: number[] | string): number[] => {
-    const body = typeof payload === 'string' ? [...new TextEncoder().encode(payload)] : payload
-    const out: number[] = []
-    varint(out, (no << 3) | 2)
-    varint(out, body.length)
-    return [...out, ...body]
-  }
-  const int = (no: number, v: number): number[] => {
-    const out: number[] = []
-    varint(out, no << 3)
-    varint(out, v)
-    return out
-  }
-  // symbolic dims keep one model for every T
-  const dims = (names: readonly string[]): number[] => names.flatMap(n => field(1, field(2, n)))
-  const valueInfo = (name: string, d: readonly string[]): number[] => [...field(1, name), ...field(2, field(1, [...int(1, 1 /* FLOAT */), ...field(2, dims(d))]))]
-  const node = (inputs: readonly string[], output: string, op: string): number[] => field(1, [...inputs.flatMap(i => field(1, i)), ...field(2, output), ...field(4, op)])
-  const graph = [
-    ...node(['Q', 'KT'], 'S', 'MatMul'),
-    ...node(['S', 'M'], 'SM', 'Add'),
+  return onnxModel({
+    name: 'attn',
     // opset 13: Softmax's axis defaults to −1, so the node needs no attribute
-    ...node(['SM'], 'P', 'Softmax'),
-    ...node(['P', 'V'], 'O', 'MatMul'),
-    ...field(2, 'attn'),
-    ...field(11, valueInfo('Q', ['B', 'H', 'T', 'D'])),
-    ...field(11, valueInfo('KT', ['B', 'H', 'D', 'T'])),
-    ...field(11, valueInfo('V', ['B', 'H', 'T', 'D'])),
-    ...field(11, valueInfo('M', ['T', 'T'])),
-    ...field(12, valueInfo('O', ['B', 'H', 'T', 'D'])),
-  ]
-  return Uint8Array.from([...int(1, 8), ...field(7, graph), ...field(8, [...field(1, ''), ...int(2, 13)])])
-}
-
-interface OrtTensor {
-  readonly data: ArrayLike<number>
-  dispose?(): void
-}
-interface OrtModule {
-  Tensor: new (type: string, data: Float32Array, dims: number[]) => OrtTensor
-  InferenceSession: { create(model: Uint8Array, opts: object): Promise<{ run(feeds: object): Promise<Record<string, OrtTensor>>; release(): Promise<void> }> }
+    nodes: [
+      { inputs: ['Q', 'KT'], output: 'S', op: 'MatMul' },
+      { inputs: ['S', 'M'], output: 'SM', op: 'Add' },
+      { inputs: ['SM'], output: 'P', op: 'Softmax' },
+      { inputs: ['P', 'V'], output: 'O', op: 'MatMul' },
+    ],
+    inputs: { Q: ['B', 'H', 'T', 'D'], KT: ['B', 'H', 'D', 'T'], V: ['B', 'H', 'T', 'D'], M: ['T', 'T'] },
+    outputs: { O: ['B', 'H', 'T', 'D'] },
+  })
 }
 
 // ---- attention -----------------------------------------------------------------------------------------------

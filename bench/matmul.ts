@@ -23,6 +23,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import '@tensorflow/tfjs-backend-wasm'
 import { getBackend, matmul, memory, setBackend, tensor } from '@heed/tensor'
 import { configureCpuWasm, cpuWasmReady, type CpuWasmOptions } from '../packages/tensor/src/backends/cpu/wasm/runtime.js'
+import { onnxModel, type OrtModule } from './onnx.js'
 
 interface Timing {
   /** median process CPU time (all threads) per run: robust to other load on a shared machine */
@@ -289,47 +290,9 @@ function jaxImpl(): Impl {
   return impl
 }
 
-// A one-node ONNX graph C = MatMul(A, B) with symbolic dims, encoded by hand (protobuf wire format) so the bench
-// needs no ONNX tooling.
-function onnxMatMulModel(): Uint8Array {
-  const bytes: number[] = []
-  const varint = (out: number[], v: number): void => {
-    while (v > 0x7f) {
-      out.push((v & 0x7f) | 0x80)
-      v >>>= 7
-    }
-    out.push(v)
-  }
-  const field = (no: number, payload: number[] | string): number[] => {
-    const body = typeof payload === 'string' ? [...new TextEncoder().encode(payload)] : payload
-    const out: number[] = []
-    varint(out, (no << 3) | 2)
-    varint(out, body.length)
-    return [...out, ...body]
-  }
-  const int = (no: number, v: number): number[] => {
-    const out: number[] = []
-    varint(out, no << 3)
-    varint(out, v)
-    return out
-  }
-  const dim = (param: string): number[] => field(1, field(2, param))
-  const valueInfo = (name: string, d0: string, d1: string): number[] =>
-    field(1, name).concat(field(2, field(1, [...int(1, 1 /* FLOAT */), ...field(2, [...dim(d0), ...dim(d1)])])))
-  const node = [...field(1, 'A'), ...field(1, 'B'), ...field(2, 'C'), ...field(4, 'MatMul')]
-  const graph = [...field(1, node), ...field(2, 'mm'), ...field(11, valueInfo('A', 'M', 'K')), ...field(11, valueInfo('B', 'K', 'N')), ...field(12, valueInfo('C', 'M', 'N'))]
-  bytes.push(...int(1, 8), ...field(7, graph), ...field(8, [...field(1, ''), ...int(2, 13)]))
-  return Uint8Array.from(bytes)
-}
-
-interface OrtTensor {
-  readonly data: ArrayLike<number>
-  dispose?(): void
-}
-interface OrtModule {
-  Tensor: new (type: string, data: Float32Array, dims: number[]) => OrtTensor
-  InferenceSession: { create(model: Uint8Array, opts: object): Promise<{ run(feeds: object): Promise<Record<string, OrtTensor>>; release(): Promise<void> }> }
-}
+// A one-node ONNX graph C = MatMul(A, B) with symbolic dims, so the bench needs no ONNX tooling.
+const onnxMatMulModel = (): Uint8Array =>
+  onnxModel({ name: 'mm', nodes: [{ inputs: ['A', 'B'], output: 'C', op: 'MatMul' }], inputs: { A: ['M', 'K'], B: ['K', 'N'] }, outputs: { C: ['M', 'N'] } })
 
 /** onnxruntime-node with the WebGPU EP, or its CPU EP (MLAS) with `threads` intra-op threads (0: its default). */
 function ortImpl(ep: 'webgpu' | 'cpu', threads = 0): Impl {
