@@ -13,3 +13,21 @@ export interface AttentionAttrs {
   /** Key tile size of the online softmax. */
   readonly blockSize: number
 }
+
+/** Sizes of an attention call read off q [B,H,Tq,D], k [B,Hkv,Tk,D], v [B,Hkv,Tk,Dv]; g query heads per kv head. */
+export interface AttentionGeometry {
+  readonly B: number
+  readonly H: number
+  readonly Hkv: number
+  readonly Tq: number
+  readonly Tk: number
+  readonly D: number
+  readonly Dv: number
+  readonly g: number
+}
+
+export function attentionGeometry(q: { readonly shape: readonly number[] }, k: { readonly shape: readonly number[] }, v: { readonly shape: readonly number[] }): AttentionGeometry {
+  const [B, H, Tq, D] = q.shape as [number, number, number, number]
+  const [, Hkv, Tk] = k.shape as [number, number, number, number]
+  return { B, H, Hkv, Tq, Tk, D, Dv: v.shape[3]!, g: H / Hkv }
+}

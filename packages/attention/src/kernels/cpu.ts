@@ -1,7 +1,7 @@
 import { cpuWasmAttention, type Attrs, type CpuKernel, type CpuTensor, type CpuWasmAttention } from '@heed/tensor'
 import type { Mask } from '../mask.js'
 import type { ScoreMod } from '../scoreMod.js'
-import type { AttentionAttrs } from './attrs.js'
+import { attentionGeometry, type AttentionAttrs, type AttentionGeometry } from './attrs.js'
 
 /**
  * CPU kernels of scaled dot-product attention. Forward: FlashAttention's online softmax over key tiles, a block of
@@ -16,23 +16,8 @@ import type { AttentionAttrs } from './attrs.js'
  * Layout: q [B,H,Tq,D], k [B,Hkv,Tk,D], v [B,Hkv,Tk,Dv]; query head h reads kv head ⌊h / (H/Hkv)⌋.
  */
 
-interface Geometry {
-  B: number
-  H: number
-  Hkv: number
-  Tq: number
-  Tk: number
-  D: number
-  Dv: number
-  g: number
-}
-
-const geometry = (q: CpuTensor, k: CpuTensor, v: CpuTensor): Geometry => {
-  const [B, H, Tq, D] = q.shape as [number, number, number, number]
-  const [, Hkv, Tk] = k.shape as [number, number, number, number]
-  const Dv = v.shape[3]!
-  return { B, H, Hkv, Tq, Tk, D, Dv, g: H / Hkv }
-}
+type Geometry = AttentionGeometry
+const geometry = attentionGeometry
 
 /**
  * Query rows per block. Each key tile is classified once and read from cache for all of them; 48 divides by the 3-

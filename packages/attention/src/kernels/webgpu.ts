@@ -2,7 +2,7 @@ import { BackendError, type Attrs, type Backend } from '@heed/tensor'
 import type { GpuData, GpuTensor, WebGpuContext, WebGpuKernel } from '@heed/tensor/webgpu'
 import type { Mask } from '../mask.js'
 import type { ScoreMod } from '../scoreMod.js'
-import type { AttentionAttrs } from './attrs.js'
+import { attentionGeometry, type AttentionAttrs, type AttentionGeometry } from './attrs.js'
 
 /**
  * WebGPU kernels of scaled dot-product attention, with the CPU kernels' names, inputs, outputs and semantics.
@@ -208,26 +208,17 @@ const customModError = (): BackendError =>
 
 // ---- host side -------------------------------------------------------------------------------------------------
 
-interface Geometry {
-  B: number
-  H: number
-  Hkv: number
-  Tq: number
-  Tk: number
-  D: number
-  Dv: number
-  g: number
+interface Geometry extends AttentionGeometry {
+  /** Tile size shared by every pass, and the number of query and key tiles. */
   T: number
   nQT: number
   nKT: number
 }
 
 const geometry = (q: GpuTensor, k: GpuTensor, v: GpuTensor): Geometry => {
-  const [B, H, Tq, D] = q.shape as [number, number, number, number]
-  const [, Hkv, Tk] = k.shape as [number, number, number, number]
-  const Dv = v.shape[3]!
-  const T = attentionTile(D, Dv)
-  return { B, H, Hkv, Tq, Tk, D, Dv, g: H / Hkv, T, nQT: Math.ceil(Tq / T), nKT: Math.ceil(Tk / T) }
+  const base = attentionGeometry(q, k, v)
+  const T = attentionTile(base.D, base.Dv)
+  return { ...base, T, nQT: Math.ceil(base.Tq / T), nKT: Math.ceil(base.Tk / T) }
 }
 
 /** What a kernel needs beyond WebGpuContext: host uploads and releases of its scratch buffers. */
