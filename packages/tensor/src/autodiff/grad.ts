@@ -43,7 +43,8 @@ function backward(tape: Tape, y: Tensor, sources: readonly Tensor[]): Map<Tensor
     const node = tape.nodes[i]!
     if (!node.outputs.some(o => cot.has(o))) continue
     const dys = node.outputs.map(o => cot.get(o) ?? zerosLike(o))
-    const dxs = node.grad(dys, { inputs: node.savedInputs, outputs: node.savedOutputs, attrs: node.attrs })
+    const needs = node.inputs.map(x => tape.watched.has(x))
+    const dxs = node.grad(dys, { inputs: node.savedInputs, outputs: node.savedOutputs, attrs: node.attrs, needs })
     node.inputs.forEach((x, j) => {
       const dx = dxs[j]
       if (!dx || !tape.watched.has(x)) return

@@ -8,7 +8,16 @@ import type { Tensor } from '../Tensor.js'
  */
 export type GradFn = (
   dys: readonly Tensor[],
-  saved: { readonly inputs: readonly Tensor[]; readonly outputs: readonly Tensor[]; readonly attrs: Attrs },
+  saved: {
+    readonly inputs: readonly Tensor[]
+    readonly outputs: readonly Tensor[]
+    readonly attrs: Attrs
+    /**
+     * Per input, whether its cotangent is used (false where no differentiated argument reaches that input, such
+     * as a network's input batch). A rule may return null for those and skip the work; absent means all are.
+     */
+    readonly needs?: readonly boolean[]
+  },
 ) => readonly (Tensor | null | undefined)[]
 
 export interface TapeNode {

@@ -53,7 +53,7 @@ const DTYPES: readonly DType[] = ['float32', 'float16', 'float64', 'int32']
  * `b` is [k, 1], and the cotangent gets those dims back. Each product below is the usual dA = dY·Bᵀ, dB = Aᵀ·dY
  * rearranged so that no transposed copy is made outside the kernel; unbroadcast sums over broadcast batch dims.
  */
-const matmulGrad: GradFn = (dys, { inputs, attrs }) => {
+const matmulGrad: GradFn = (dys, { inputs, attrs, needs }) => {
   const a = inputs[0]!
   const b = inputs[1]!
   const dy = dys[0]!
@@ -67,24 +67,27 @@ const matmulGrad: GradFn = (dys, { inputs, attrs }) => {
   const m = a1 ? 1 : dy.shape[batch.length]!
   const n = b1 ? 1 : dy.shape[dy.rank - 1]!
   const g = a1 || b1 ? reshape(dy, [...batch, m, n]) : dy
-  let ga: Tensor
-  let gb: Tensor
+  // a product per operand, and each is as large as the forward one: skip the operand nothing differentiates
+  const wantA = needs?.[0] ?? true
+  const wantB = needs?.[1] ?? true
+  let ga: Tensor | null = null
+  let gb: Tensor | null = null
   if (!tA && !tB) {
-    ga = mm(g, b2, false, true)
-    gb = mm(a2, g, true, false)
+    if (wantA) ga = mm(g, b2, false, true)
+    if (wantB) gb = mm(a2, g, true, false)
   } else if (!tA && tB) {
-    ga = mm(g, b2, false, false)
-    gb = mm(g, a2, true, false)
+    if (wantA) ga = mm(g, b2, false, false)
+    if (wantB) gb = mm(g, a2, true, false)
   } else if (tA && !tB) {
-    ga = mm(b2, g, false, true)
-    gb = mm(a2, g, false, false)
+    if (wantA) ga = mm(b2, g, false, true)
+    if (wantB) gb = mm(a2, g, false, false)
   } else {
-    ga = mm(b2, g, true, true)
-    gb = mm(g, a2, true, true)
+    if (wantA) ga = mm(b2, g, true, true)
+    if (wantB) gb = mm(g, a2, true, true)
   }
-  ga = unbroadcast(ga, a2.shape)
-  gb = unbroadcast(gb, b2.shape)
-  return [a1 ? reshape(ga, a.shape) : ga, b1 ? reshape(gb, b.shape) : gb]
+  if (ga) ga = unbroadcast(ga, a2.shape)
+  if (gb) gb = unbroadcast(gb, b2.shape)
+  return [ga && (a1 ? reshape(ga, a.shape) : ga), gb && (b1 ? reshape(gb, b.shape) : gb)]
 }
 
 /** @internal validated inputs only. Records the gradient (itself made of matmuls, so higher orders work). */

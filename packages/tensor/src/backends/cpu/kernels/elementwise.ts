@@ -6,6 +6,9 @@ import type { CpuKernelTable, CpuTensor } from '../types.js'
 import { allocArray } from '../../../dtype.js'
 import { sizeOf } from '../../../shape.js'
 import { broadcastOffsets, mapBinary, mapTernary, mapUnary } from '../util.js'
+import { broadcastPattern } from '../broadcastPattern.js'
+import { float32Binary } from '../float32Binary.js'
+import { float32Unary } from '../float32Unary.js'
 
 const SQRT1_2 = Math.SQRT1_2
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI)
@@ -100,6 +103,8 @@ export const elementwiseKernels: CpuKernelTable = {
   Unary: ([x], attrs) => {
     const fn = attr<string>(attrs, 'fn')
     const dtype = attr<DType | undefined>(attrs, 'dtype') ?? x!.dtype
+    const fast = dtype === 'float32' ? float32Unary(fn, x!) : undefined
+    if (fast) return fast
     const f = fn === 'square' && isIntDType(x!.dtype) ? (v: number) => intMul(x!.dtype)(v, v) : unaryFns[fn]!
     return mapUnary(x!, dtype, f)
   },
@@ -107,9 +112,12 @@ export const elementwiseKernels: CpuKernelTable = {
   Binary: ([a, b], attrs) => {
     const dtype = attr<DType>(attrs, 'dtype')
     const name = attr<string>(attrs, 'fn')
+    const shape = attr<Shape>(attrs, 'shape')
+    const fast = dtype === 'float32' ? float32Binary(name, a!, b!, shape) : undefined
+    if (fast) return fast
     const fn = binaryFns[name]!
     const f = !isIntDType(a!.dtype) ? fn : name === 'mul' ? intMul(a!.dtype) : trunc32(dtype, fn)
-    return mapBinary(a!, b!, attr<Shape>(attrs, 'shape'), dtype, f)
+    return mapBinary(a!, b!, shape, dtype, f)
   },
   /** where(cond, a, b); attrs: shape. */
   Where: ([c, a, b], attrs) => mapTernary(c!, a!, b!, attr<Shape>(attrs, 'shape'), a!.dtype, (p, x, y) => (p ? x : y)),
@@ -134,6 +142,14 @@ export const elementwiseKernels: CpuKernelTable = {
     const shape = attr<Shape>(attrs, 'shape')
     const n = sizeOf(shape)
     const out = allocArray(x!.dtype, n)
+    // the common patterns as block copies and fills (a bias row, a column, a scalar gradient spread over a batch)
+    const p = broadcastPattern(x!.shape, shape)
+    const xv = x!.values
+    if (p?.kind === 'full') out.set(xv)
+    else if (p?.kind === 'scalar') out.fill(n > 0 ? xv[0]! : 0)
+    else if (p?.kind === 'inner') for (let o = 0; o < n; o += p.period) out.set(xv, o)
+    else if (p?.kind === 'outer') for (let o = 0, r = 0; o < n; o += p.period, r++) out.fill(xv[r]!, o, o + p.period)
+    if (p) return { values: out, shape, dtype: x!.dtype }
     const idx = broadcastOffsets(x!.shape, shape)
     for (let i = 0; i < n; i++) out[i] = x!.values[idx ? idx[i]! : i]!
     return { values: out, shape, dtype: x!.dtype }

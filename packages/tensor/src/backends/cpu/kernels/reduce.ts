@@ -3,6 +3,7 @@ import { reducedShape, stridesOf, type Shape } from '../../../shape.js'
 import type { CpuKernelTable, CpuTensor } from '../types.js'
 import { reduceAxes } from '../util.js'
 import { wasmRowSoftmax, type RowOp } from '../wasm/softmax.js'
+import { float32Sum } from '../float32Sum.js'
 
 /** attrs of every reduction kernel: axes (sorted, normalised), keepDims. */
 interface ReduceAttrs {
@@ -157,6 +158,8 @@ export const reduceKernels: CpuKernelTable = {
   Sum: ([x], attrs) => {
     const { axes, keepDims } = attrs as unknown as ReduceAttrs
     const dtype = (attrs['dtype'] as DType | undefined) ?? x!.dtype
+    const fast = dtype === 'float32' ? float32Sum(x!, axes) : undefined
+    if (fast) return { values: fast, shape: reducedShape(x!.shape, axes, keepDims), dtype }
     const values = reduceAxes(
       x!,
       axes,
