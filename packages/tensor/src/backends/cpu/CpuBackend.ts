@@ -1,6 +1,7 @@
 import type { Attrs, Backend, DataId, TensorInfo } from '../../backend.js'
 import { allocArray, bytesPerElement, f16Round, type AnyTypedArray, type DType } from '../../dtype.js'
 import { BackendError } from '../../errors.js'
+import { adoptValues, releaseValues, takeFloat32 } from './float32Pool.js'
 import { cpuKernels } from './kernels/index.js'
 import type { CpuKernel, CpuTensor } from './types.js'
 
@@ -32,7 +33,7 @@ export class CpuBackend implements Backend {
   }
 
   allocate(dtype: DType, size: number, values?: AnyTypedArray): DataId {
-    const arr = allocArray(dtype, size)
+    const arr = values !== undefined && values.length === size && dtype === 'float32' ? takeFloat32(size) : allocArray(dtype, size)
     if (values !== undefined) {
       arr.set(values)
       if (dtype === 'float16') roundF16(arr)
@@ -44,6 +45,7 @@ export class CpuBackend implements Backend {
     const bytes = values.length * bytesPerElement(dtype)
     this.#buffers++
     this.#bytes += bytes
+    adoptValues(values)
     return { values, bytes }
   }
 
@@ -64,6 +66,7 @@ export class CpuBackend implements Backend {
     const d = dataId as CpuData
     this.#buffers--
     this.#bytes -= d.bytes
+    releaseValues(d.values)
     d.values = new Float32Array(0)
   }
 

@@ -1,5 +1,6 @@
 import { sizeOf, type Shape } from '../../shape.js'
 import { broadcastPattern } from './broadcastPattern.js'
+import { takeFloat32 } from './float32Pool.js'
 import type { CpuTensor } from './types.js'
 
 /**
@@ -118,7 +119,7 @@ export function float32Binary(name: string, a: CpuTensor, b: CpuTensor, outShape
   const av = a.values as Float32Array
   const bv = b.values as Float32Array
   const n = sizeOf(outShape)
-  const out = new Float32Array(n)
+  const out = takeFloat32(n)
   const result: CpuTensor = { values: out, shape: outShape, dtype: 'float32' }
   if (n === 0) return result
   if (pa.kind === 'full') {

@@ -1,3 +1,4 @@
+import { takeFloat32 } from './float32Pool.js'
 import type { CpuTensor } from './types.js'
 
 /**
@@ -21,7 +22,7 @@ export function float32Sum(x: CpuTensor, axes: readonly number[]): Float32Array 
     else inner *= d
   })
   const v = x.values as Float32Array
-  const out = new Float32Array(outer * inner)
+  const out = takeFloat32(outer * inner)
   if (inner === 1) {
     for (let o = 0; o < outer; o++) {
       let s = 0

@@ -1,3 +1,4 @@
+import { takeFloat32 } from './float32Pool.js'
 import type { CpuTensor } from './types.js'
 
 /**
@@ -29,7 +30,7 @@ export function float32Unary(fn: string, x: CpuTensor): CpuTensor | undefined {
   if (x.dtype !== 'float32' || !(FNS as readonly string[]).includes(fn)) return undefined
   const v = x.values as Float32Array
   const n = v.length
-  const out = new Float32Array(n)
+  const out = takeFloat32(n)
   switch (fn as (typeof FNS)[number]) {
     case 'relu': {
       const bits = asInt32(v)

@@ -1,3 +1,4 @@
+import { takeFloat32 } from '../float32Pool.js'
 import { GEMM, MM_JOB_ARGS } from './matmulModule.js'
 import { MAX_JOBS } from './pool.js'
 import { wasmMode, wasmRuntime } from './runtime.js'
@@ -152,7 +153,8 @@ export function wasmGemm(p: GemmProblem): Float32Array | undefined {
   // small next to the L2 traffic of the micro-kernel.
   const threads = rt.threads()
   const parallel = threads > 1 && macs >= THREAD_MIN_MACS
-  const out = new Float32Array(batches * m * n)
+  // every row of every batch is copied out below, so a recycled (dirty) array will do
+  const out = takeFloat32(batches * m * n)
   const cStride = chunkPanels * panelBytes
   for (let pBase = 0; pBase < mPanels; pBase += chunkPanels) {
     const pEnd = Math.min(pBase + chunkPanels, mPanels)
