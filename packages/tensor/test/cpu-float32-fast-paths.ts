@@ -1,7 +1,8 @@
 import t, { type Test } from 'tap'
-import { add, broadcastTo, div, matmul, maximum, memory, minimum, mul, profile, scope, sub, sum, tensor, valueAndGrad, type Tensor } from '@heed/tensor'
+import { add, broadcastTo, div, logSoftmax, logSumExp, matmul, maximum, memory, minimum, mul, profile, scope, softmax, sub, sum, tensor, valueAndGrad, type Tensor } from '@heed/tensor'
 import { broadcastPattern } from '../src/backends/cpu/broadcastPattern.js'
 import { float32Binary } from '../src/backends/cpu/float32Binary.js'
+import { float32RowSoftmax } from '../src/backends/cpu/float32RowSoftmax.js'
 import { float32Sum } from '../src/backends/cpu/float32Sum.js'
 import { float32Unary } from '../src/backends/cpu/float32Unary.js'
 import { binaryFns, unaryFns } from '../src/backends/cpu/kernels/elementwise.js'
@@ -259,4 +260,29 @@ t.test('matmul gradient skips the product for an operand nothing differentiates'
   await checkGrad(t, ww => scope(() => sum(mul(matmul(ww, ct, { transposeA: true }), matmul(ww, ct, { transposeA: true })))), [{ v: randomArray(rand, 3 * 2), shape: [3, 2] }])
   ct.dispose()
   xc.dispose()
+})
+
+t.test('float32 row softmax family below the WebAssembly threshold: bit-identical to float64 then one rounding', async t => {
+  const rand = prng(23)
+  for (const [rows, cols] of [[1, 1], [6, 10], [5, 33], [3, 2]] as const) {
+    const v = Float32Array.from(randomArray(rand, rows * cols, -1, 1).map((x, i) => x * 10 ** ((i % 7) - 3)))
+    if (rows >= 5) {
+      // a NaN mid-row, a +Infinity row, an all −Infinity row, a −Infinity among finite values, ±1e4 logits
+      v[1 * cols + 3] = NaN
+      v[2 * cols + cols - 1] = Infinity
+      v.fill(-Infinity, 3 * cols, 4 * cols)
+      v[0] = -Infinity
+      v[4 * cols] = 1e4
+      v[4 * cols + 1] = -1e4
+    }
+    const x64 = tensor(Float64Array.from(v), [rows, cols], 'float64')
+    for (const op of ['softmax', 'logSoftmax', 'logSumExp'] as const) {
+      const f = op === 'softmax' ? softmax : op === 'logSoftmax' ? logSoftmax : (u: Tensor) => logSumExp(u, { axis: -1 })
+      const ref = f(x64)
+      const expected = Array.from(await ref.data(), Math.fround)
+      ref.dispose()
+      sameBits(t, float32RowSoftmax(v, rows, cols, op), expected, `${op} ${rows}×${cols}`)
+    }
+    x64.dispose()
+  }
 })

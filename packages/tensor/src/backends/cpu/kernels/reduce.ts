@@ -3,6 +3,7 @@ import { reducedShape, stridesOf, type Shape } from '../../../shape.js'
 import type { CpuKernelTable, CpuTensor } from '../types.js'
 import { reduceAxes } from '../util.js'
 import { wasmRowSoftmax, type RowOp } from '../wasm/softmax.js'
+import { float32RowSoftmax } from '../float32RowSoftmax.js'
 import { float32Sum } from '../float32Sum.js'
 
 /** attrs of every reduction kernel: axes (sorted, normalised), keepDims. */
@@ -143,13 +144,15 @@ function rowWise(x: CpuTensor, axes: readonly number[], op: RowOp, keepDims = fa
   if (x.dtype !== 'float32' || axes.length === 0 || axes.some((a, i) => a !== r - axes.length + i)) return undefined
   const cols = x.shape.slice(r - axes.length).reduce((p, d) => p * d, 1)
   const rows = cols === 0 ? 0 : x.values.length / cols
+  // empty rows or an empty batch: the general loops own those shapes
+  if (rows === 0) return undefined
   const offs = Int32Array.from({ length: cols }, (_, k) => k)
   const v = x.values
-  const values = wasmRowSoftmax(v as Float32Array, rows, cols, op, (row, out) => {
-    if (op === 'logSumExp') out[row] = logSumExpOf(v, row * cols, offs)
-    else (op === 'softmax' ? softmaxSlice : logSoftmaxSlice)(v, out, row * cols, offs)
-  })
-  if (!values) return undefined
+  const values =
+    wasmRowSoftmax(v as Float32Array, rows, cols, op, (row, out) => {
+      if (op === 'logSumExp') out[row] = logSumExpOf(v, row * cols, offs)
+      else (op === 'softmax' ? softmaxSlice : logSoftmaxSlice)(v, out, row * cols, offs)
+    }) ?? float32RowSoftmax(v as Float32Array, rows, cols, op)
   return { values, shape: op === 'logSumExp' ? reducedShape(x.shape, axes, keepDims) : x.shape, dtype: x.dtype }
 }
 
