@@ -33,13 +33,23 @@ export function takeFloat32(n: number): Float32Array {
   return new Float32Array(n)
 }
 
+/**
+ * V8 keeps typed arrays of at most 64 bytes inside the JS heap and moves one out (a new backing store) the first
+ * time its `.buffer` is read, so counting their buffers would cost more than the small kernels themselves. They are
+ * never pooled; the one case this misses, a kernel returning a ≤ 64-byte view at offset 0 of a pooled input's
+ * memory, is outside the CpuKernel contract (types.ts).
+ */
+const untracked = (values: AnyTypedArray): boolean => values.byteLength <= 64 && values.byteOffset === 0
+
 /** The backend now keeps `values` as a storage's memory. */
 export function adoptValues(values: AnyTypedArray): void {
+  if (untracked(values)) return
   owners.set(values.buffer, (owners.get(values.buffer) ?? 0) + 1)
 }
 
 /** A storage holding `values` was freed: reuse the array once no storage sees its buffer. */
 export function releaseValues(values: AnyTypedArray): void {
+  if (untracked(values)) return
   const n = (owners.get(values.buffer) ?? 1) - 1
   if (n > 0) {
     owners.set(values.buffer, n)

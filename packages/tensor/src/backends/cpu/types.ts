@@ -11,7 +11,9 @@ export interface CpuTensor {
 
 /**
  * A CPU kernel. Returning an input's `values` array unchanged makes the output share that input's storage
- * (reshape, identity); otherwise the returned arrays become new allocations owned by the backend.
+ * (reshape, identity); otherwise the returned arrays become new allocations owned by the backend. The backend
+ * reuses freed float32 arrays, so an output that views an input's memory through another array must be larger
+ * than 64 bytes or start past its buffer's first byte (then the backend sees the sharing); better, copy.
  */
 export type CpuKernel = (inputs: readonly CpuTensor[], attrs: Attrs) => CpuTensor | readonly CpuTensor[]
 
