@@ -1,4 +1,4 @@
-import { cpuWasmAttention, type Attrs, type CpuKernel, type CpuTensor, type CpuWasmAttention } from '@heed/tensor'
+import { cpuWasmAttention, wasmAttentionForward, type Attrs, type CpuKernel, type CpuTensor, type CpuWasmAttention } from '@heed/tensor'
 import type { Mask } from '../mask.js'
 import type { ScoreMod } from '../scoreMod.js'
 import { attentionGeometry, type AttentionAttrs, type AttentionGeometry } from './attrs.js'
@@ -284,9 +284,37 @@ function maskAndMod(
   }
 }
 
+/**
+ * float32 without a score mod, unmasked or causal: the float32 WebAssembly forward (the tensor package's
+ * attentionForward.ts), which runs both products with the GEMM micro-kernel across the worker pool. Undefined where
+ * it does not apply (other masks, small problems, inputs whose float32 scores could overflow, no WebAssembly).
+ */
+function fastForward(q: CpuTensor, k: CpuTensor, v: CpuTensor, a: AttentionAttrs, geo: Geometry): CpuTensor[] | undefined {
+  const kind = a.mask.node.kind
+  if (q.dtype !== 'float32' || a.scoreMod || (kind !== 'causal' && kind !== 'all')) return undefined
+  const { B, H, Hkv, Tq, Tk, D, Dv } = geo
+  const r = wasmAttentionForward({
+    q: q.values as Float32Array,
+    k: k.values as Float32Array,
+    v: v.values as Float32Array,
+    B, H, Hkv, Tq, Tk, D, Dv,
+    scale: a.scale,
+    causal: kind === 'causal',
+    delta: a.qOffset - a.kOffset,
+  })
+  if (!r) return undefined
+  return [
+    { values: r.out, shape: [B, H, Tq, Dv], dtype: 'float32' },
+    { values: r.lse, shape: [B, H, Tq], dtype: 'float32' },
+  ]
+}
+
 const forward: CpuKernel = ([q, k, v], attrs: Attrs) => {
   const a = attrs as unknown as AttentionAttrs
-  const { B, H, Hkv, Tq, Tk, D, Dv, g } = geometry(q!, k!, v!)
+  const geo = geometry(q!, k!, v!)
+  const fast = fastForward(q!, k!, v!, a, geo)
+  if (fast) return fast
+  const { B, H, Hkv, Tq, Tk, D, Dv, g } = geo
   const out = q!.dtype === 'float64' ? new Float64Array(B * H * Tq * Dv) : new Float32Array(B * H * Tq * Dv)
   const lse = q!.dtype === 'float64' ? new Float64Array(B * H * Tq) : new Float32Array(B * H * Tq)
   const BK = Math.max(1, Math.min(a.blockSize, Tk))

@@ -253,6 +253,9 @@ export class FunctionBuilder {
   i32And(): this {
     return this.#op(0x71)
   }
+  i32ShrS(): this {
+    return this.#op(0x75)
+  }
   i32Shl(): this {
     return this.#op(0x74)
   }
@@ -323,6 +326,9 @@ export class FunctionBuilder {
   }
   f32Eq(): this {
     return this.#op(0x5b)
+  }
+  f32Gt(): this {
+    return this.#op(0x5e)
   }
 
   // ---- v128 ---------------------------------------------------------------------------------------------------
@@ -415,6 +421,44 @@ export class FunctionBuilder {
   }
   i64x2Const(a: bigint, b = a): this {
     return this.v128Const(new Uint8Array(new BigInt64Array([a, b]).buffer))
+  }
+
+  /** Pseudo-maximum b < a ? a : b per lane (operands a, b): no NaN handling, so a plain maxps on x64. */
+  f32x4Pmax(): this {
+    return this.#simd(0xeb)
+  }
+  /** Round to nearest, ties to even. */
+  f32x4Nearest(): this {
+    return this.#simd(0x6a)
+  }
+  /** Lane mask (all ones / zeros) of a ≥ b. */
+  f32x4Ge(): this {
+    return this.#simd(0x46)
+  }
+  i32x4TruncSatF32x4S(): this {
+    return this.#simd(0xf8)
+  }
+  i32x4Shl(): this {
+    return this.#simd(0xab)
+  }
+  i32x4Add(): this {
+    return this.#simd(0xae)
+  }
+  v128And(): this {
+    return this.#simd(0x4e)
+  }
+  f32x4Const(a: number, b = a, c = a, d = a): this {
+    return this.v128Const(new Uint8Array(new Float32Array([a, b, c, d]).buffer))
+  }
+  i32x4Const(a: number, b = a, c = a, d = a): this {
+    return this.v128Const(new Uint8Array(new Int32Array([a, b, c, d]).buffer))
+  }
+
+  /** i32.atomic.rmw.add: adds to the i32 at the address and leaves its previous value (operands: address, value). */
+  i32AtomicRmwAdd(offset = 0): this {
+    this.#op(0xfe)
+    uleb(this.#code, 0x1e)
+    return this.#memarg(2, offset)
   }
 
   /** relaxed-SIMD a·b + c (fused where the hardware has FMA); operands pushed as a, b, c. */

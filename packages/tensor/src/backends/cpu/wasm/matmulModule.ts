@@ -1,5 +1,6 @@
 import { ModuleBuilder, type FunctionBuilder, type Local } from './encoder.js'
 import { addAttention } from './attentionModule.js'
+import { addAttentionForward } from './attentionForwardModule.js'
 import { addSoftmax } from './softmaxModule.js'
 
 /**
@@ -41,66 +42,93 @@ export interface GemmModuleOptions {
 /** Exported job signature: mm_job(job, pBase, pEnd, nPanels, kp, aTable, bTable, c, cBatchStride, ldc, jobsPerBatch, panelsPerJob, z0). */
 export const MM_JOB_ARGS = 12
 
+/**
+ * The register-blocked micro-kernel: one A panel against nPanels consecutive B panels, each tile an mr × nr block of
+ * C at row stride ldc.
+ * micro(a, b, c, kc, nPanels, bStride, ldc, accumulate): the tile's nv vectors of a row are adjacent (row-major C),
+ *   and the next B panel's tile starts nr floats to the right.
+ * With `panelOut`, a ninth parameter vStride puts vector v of every tile row at + v·vStride and the next tile at
+ *   + nv·vStride, so C can be written as 4-column panels (what attention stores its transposed scores as: each
+ *   panel is then a packed A operand for the next product).
+ */
+function addMicroKernel(mod: ModuleBuilder, s: GemmShape, relaxed: boolean, panelOut: boolean): { index: number } {
+  const { mr, nr, unroll } = s
+  const nv = nr / 4
+  const params = panelOut ? 9 : 8
+  const micro = mod.function(new Array<'i32'>(params).fill('i32'), [], panelOut ? 'mm_micro_panels' : 'mm_micro')
+  const f: FunctionBuilder = micro.fn
+  const [a, b, c, kc, nPanels, bStride, ldc, accumulate] = [0, 1, 2, 3, 4, 5, 6, 7].map(i => f.param(i)) as [Local, Local, Local, Local, Local, Local, Local, Local]
+  const vStride = panelOut ? f.param(8) : undefined
+  const pa = f.local('i32')
+  const pb = f.local('i32')
+  const end = f.local('i32')
+  const row = f.local('i32')
+  const acc: Local[][] = []
+  for (let r = 0; r < mr; r++) acc.push(Array.from({ length: nv }, () => f.local('v128')))
+  const bv = Array.from({ length: nv }, () => f.local('v128'))
+  const splat = f.local('v128')
+  // address of vector v of the tile row in `row`, and the memarg offset to use with it
+  const vecAt = (v: number): number => {
+    if (!vStride) {
+      f.get(row)
+      return v * 16
+    }
+    if (v === 0) f.get(row)
+    else f.get(row).get(vStride).i32Const(v).i32Mul().i32Add()
+    return 0
+  }
+  f.block(done => {
+    f.get(nPanels).i32Eqz().brIf(done)
+    f.loop(nextPanel => {
+      for (const r of acc) for (const x of r) f.v128Zero().set(x)
+      f.get(a).set(pa)
+      f.get(b).tee(pb).get(kc).i32Const(nr * 4).i32Mul().i32Add().set(end)
+      f.loop(nextK => {
+        for (let u = 0; u < unroll; u++) {
+          for (let v = 0; v < nv; v++) f.get(pb).v128Load(u * nr * 4 + v * 16).set(bv[v]!)
+          for (let r = 0; r < mr; r++) {
+            f.get(pa).v128Load32Splat((u * mr + r) * 4).set(splat)
+            for (let v = 0; v < nv; v++) {
+              const x = acc[r]![v]!
+              if (relaxed) f.get(splat).get(bv[v]!).get(x).f32x4RelaxedMadd().set(x)
+              else f.get(x).get(splat).get(bv[v]!).f32x4Mul().f32x4Add().set(x)
+            }
+          }
+        }
+        f.get(pa).i32Const(unroll * mr * 4).i32Add().set(pa)
+        f.get(pb).i32Const(unroll * nr * 4).i32Add().tee(pb).get(end).i32LtU().brIf(nextK)
+      })
+      // a later k-block adds its partial sums to the tile the earlier ones stored
+      f.get(c).set(row)
+      for (let r = 0; r < mr; r++) {
+        for (let v = 0; v < nv; v++) {
+          const x = acc[r]![v]!
+          f.get(accumulate).if(() => {
+            const off = vecAt(v)
+            f.v128Load(off).get(x).f32x4Add().set(x)
+          })
+          const off = vecAt(v)
+          f.get(x).v128Store(off)
+        }
+        if (r + 1 < mr) f.get(row).get(ldc).i32Add().set(row)
+      }
+      f.get(b).get(bStride).i32Add().set(b)
+      if (vStride) f.get(c).get(vStride).i32Const(nv).i32Mul().i32Add().set(c)
+      else f.get(c).i32Const(nr * 4).i32Add().set(c)
+      f.get(nPanels).i32Const(1).i32Sub().tee(nPanels).brIf(nextPanel)
+    })
+  })
+  return micro
+}
+
 /** The CPU kernel module: the GEMM below, the row-wise softmax family (softmaxModule.ts) and attention's inner products (attentionModule.ts). */
 export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
   const s = opts.shape ?? GEMM
-  const { mr, nr, unroll } = s
-  const nv = nr / 4
+  const { mr, nr } = s
   const mod = new ModuleBuilder({ module: 'env', name: 'memory', initialPages: 1, maximumPages: opts.maximumPages, shared: opts.shared })
 
-  // ---- micro-kernel: one A panel against nPanels consecutive B panels --------------------------------------
-  // micro(a, b, c, kc, nPanels, bStride, ldc, accumulate)
-  const micro = mod.function(['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'], [], 'mm_micro')
-  {
-    const f: FunctionBuilder = micro.fn
-    const [a, b, c, kc, nPanels, bStride, ldc, accumulate] = [0, 1, 2, 3, 4, 5, 6, 7].map(i => f.param(i)) as [Local, Local, Local, Local, Local, Local, Local, Local]
-    const pa = f.local('i32')
-    const pb = f.local('i32')
-    const end = f.local('i32')
-    const row = f.local('i32')
-    const acc: Local[][] = []
-    for (let r = 0; r < mr; r++) acc.push(Array.from({ length: nv }, () => f.local('v128')))
-    const bv = Array.from({ length: nv }, () => f.local('v128'))
-    const splat = f.local('v128')
-    f.block(done => {
-      f.get(nPanels).i32Eqz().brIf(done)
-      f.loop(nextPanel => {
-        for (const r of acc) for (const x of r) f.v128Zero().set(x)
-        f.get(a).set(pa)
-        f.get(b).tee(pb).get(kc).i32Const(nr * 4).i32Mul().i32Add().set(end)
-        f.loop(nextK => {
-          for (let u = 0; u < unroll; u++) {
-            for (let v = 0; v < nv; v++) f.get(pb).v128Load(u * nr * 4 + v * 16).set(bv[v]!)
-            for (let r = 0; r < mr; r++) {
-              f.get(pa).v128Load32Splat((u * mr + r) * 4).set(splat)
-              for (let v = 0; v < nv; v++) {
-                const x = acc[r]![v]!
-                if (opts.relaxed) f.get(splat).get(bv[v]!).get(x).f32x4RelaxedMadd().set(x)
-                else f.get(x).get(splat).get(bv[v]!).f32x4Mul().f32x4Add().set(x)
-              }
-            }
-          }
-          f.get(pa).i32Const(unroll * mr * 4).i32Add().set(pa)
-          f.get(pb).i32Const(unroll * nr * 4).i32Add().tee(pb).get(end).i32LtU().brIf(nextK)
-        })
-        // a later k-block adds its partial sums to the tile the earlier ones stored
-        f.get(c).set(row)
-        for (let r = 0; r < mr; r++) {
-          for (let v = 0; v < nv; v++) {
-            const x = acc[r]![v]!
-            f.get(accumulate).if(() => {
-              f.get(x).get(row).v128Load(v * 16).f32x4Add().set(x)
-            })
-            f.get(row).get(x).v128Store(v * 16)
-          }
-          if (r + 1 < mr) f.get(row).get(ldc).i32Add().set(row)
-        }
-        f.get(b).get(bStride).i32Add().set(b)
-        f.get(c).i32Const(nr * 4).i32Add().set(c)
-        f.get(nPanels).i32Const(1).i32Sub().tee(nPanels).brIf(nextPanel)
-      })
-    })
-  }
+  const micro = addMicroKernel(mod, s, opts.relaxed, false)
+  const microPanels = addMicroKernel(mod, s, opts.relaxed, true)
 
   // ---- job: a range of row panels of one batch, blocked over k and n ---------------------------------------
   // mm_job(job, pBase, pEnd, nPanels, kp, aTable, bTable, c, cBatchStride, ldc, jobsPerBatch, panelsPerJob, z0)
@@ -152,5 +180,6 @@ export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
   }
   addSoftmax(mod)
   addAttention(mod)
+  addAttentionForward(mod, { micro: micro.index, microPanels: microPanels.index, shape: s, shared: opts.shared })
   return mod.encode()
 }

@@ -56,7 +56,7 @@ function current(): Settings {
 }
 
 /** Exports every kernel module provides; the pool may run any of these by name. */
-const JOB_NAMES = ['mm_job', 'sm_stats', 'sm_out'] as const
+const JOB_NAMES = ['mm_job', 'sm_stats', 'sm_out', 'att_fwd'] as const
 export type JobName = (typeof JOB_NAMES)[number]
 
 export interface WasmRuntime {
@@ -70,8 +70,11 @@ export interface WasmRuntime {
   i32(): Int32Array
   /** Threads available right now (1 until the workers are started). */
   threads(): number
-  /** Run exports[name](job, ...args) for job in [0, total): across the pool when `parallel` and there is one. */
-  run(name: JobName, total: number, args: readonly number[], parallel: boolean): void
+  /**
+   * Run exports[name](job, ...args) for job in [0, total): across the pool when `parallel` and there is one.
+   * `reset` runs before each attempt (jobs that share state in memory, such as a work counter, start it afresh).
+   */
+  run(name: JobName, total: number, args: readonly number[], parallel: boolean, reset?: () => void): void
 }
 
 let runtime: WasmRuntime | null | undefined
@@ -139,9 +142,10 @@ function createRuntime(s: Settings): (WasmRuntime & { module: WasmModule }) | nu
             return i32
           },
           threads: () => (pool ? pool.threads : 1),
-          run(name, total, args, parallel) {
+          run(name, total, args, parallel, reset) {
             if (parallel && pool && total > 1) {
               try {
+                reset?.()
                 return pool.run(name, total, args)
               } catch {
                 // A job failed somewhere. Every job rewrites its whole output, so the dispatch is redone here: a
@@ -149,6 +153,7 @@ function createRuntime(s: Settings): (WasmRuntime & { module: WasmModule }) | nu
                 // and a genuine fault throws again below.
               }
             }
+            reset?.()
             const fn = exports[name]
             for (let j = 0; j < total; j++) fn(j, ...args)
           },

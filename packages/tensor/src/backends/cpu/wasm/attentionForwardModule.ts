@@ -1,0 +1,306 @@
+import type { FunctionBuilder, Local, ModuleBuilder } from './encoder.js'
+import type { GemmShape } from './matmulModule.js'
+
+/**
+ * The float32 attention forward (no mask or causal), for attentionForward.ts. One work unit is a block of BQ query
+ * rows of one head; a job claims units from a shared counter until none are left, so the pool balances the causal
+ * triangle by itself (the host lists the costly units first). Per unit, in the job's own scratch slot:
+ *
+ * 1. Sᵀ = K·(scale·Q_blk)ᵀ for the keys the block can see, with the GEMM micro-kernel: the packed K panels are its
+ *    A operand and the block's queries, packed k-major in 8-column panels, its B. The tiles are stored as 4-query
+ *    panels ([query panel][key][4 lanes]), which is exactly the packed A layout P·V needs, so P is never repacked.
+ * 2. Per 4-query panel: causal cut (keys past the panel's last query are never touched; the ≤ 3 keys inside its
+ *    diagonal get −∞ per lane), row max, p = exp(s − max) in place and the row sum, all 4 rows in one vector.
+ * 3. O = P·V with the micro-kernel over key chunks of KC (a chunk of packed V stays in L2 for every query panel),
+ *    then out = O / l, and (max, l) per row for the host's lse = max + log l.
+ *
+ * Everything is float32 with float32 accumulation: sums over keys are blocked (the row sum per chunk of KC, P·V per
+ * micro-kernel call of KC keys), so their rounding error grows with KC + Tk/KC rather than with Tk.
+ *
+ * att_fwd(job, params): `params` is the byte address of the i32 table below (more fields than the pool passes).
+ */
+export const enum AttParam {
+  Units,
+  Counter,
+  UnitTable,
+  Tq,
+  Tk,
+  D,
+  DvPad,
+  Dv,
+  BQ,
+  Causal,
+  /** qOffset − kOffset: query i may see key j when j ≤ i + delta. */
+  Delta,
+  Q,
+  K,
+  V,
+  Out,
+  M,
+  L,
+  TqPad,
+  Scratch,
+  SlotBytes,
+  /** float32 bits of the score scale */
+  Scale,
+  Count,
+}
+
+/** Words per unit in the unit table: head row (b·H + h), first query row, kv head (b·Hkv + h/g), unused. */
+export const UNIT_WORDS = 4
+/** Keys per P·V micro-kernel call and per partial row sum. */
+export const ATT_KC = 256
+
+const LOG2E = Math.LOG2E
+// ln 2 = LN2_HI + LN2_LO with LN2_HI short enough (9 bits) that n·LN2_HI is exact for the |n| ≤ 127 used here
+const LN2_HI = 0.693359375
+const LN2_LO = -2.12194440e-4
+// below this exp(x) < 2^-126: the exponent trick then builds 0 (n = −127), which is what a masked −∞ must give
+const EXP_MIN = -88
+
+/**
+ * exp of the f32x4 in `x` (clobbered; lanes ≤ 0 or −∞), left on the stack. Range reduction x = n·ln2 + r with
+ * |r| ≤ ln2/2, a degree-7 Taylor polynomial for e^r (truncation < 6e-9 relative, under the float32 rounding), and
+ * 2^n built in the exponent bits.
+ */
+function emitExp(f: FunctionBuilder, x: Local, n: Local): void {
+  f.get(x).f32x4Const(EXP_MIN).f32x4Pmax().set(x)
+  f.get(x).f32x4Const(LOG2E).f32x4Mul().f32x4Nearest().set(n)
+  f.get(x).get(n).f32x4Const(LN2_HI).f32x4Mul().f32x4Sub().get(n).f32x4Const(LN2_LO).f32x4Mul().f32x4Sub().set(x)
+  let fact = 1
+  for (let i = 2; i <= 7; i++) fact *= i
+  f.f32x4Const(1 / fact)
+  for (let i = 6; i >= 0; i--) {
+    fact /= i + 1
+    f.get(x).f32x4Mul().f32x4Const(1 / fact).f32x4Add()
+  }
+  f.get(n).i32x4TruncSatF32x4S().i32x4Const(127).i32x4Add().i32Const(23).i32x4Shl().f32x4Mul()
+}
+
+export interface AttentionForwardOptions {
+  readonly micro: number
+  readonly microPanels: number
+  readonly shape: GemmShape
+  readonly shared: boolean
+}
+
+export function addAttentionForward(mod: ModuleBuilder, opts: AttentionForwardOptions): void {
+  const { mr, nr } = opts.shape
+  if (mr !== 4 || nr !== 8) throw new Error('att_fwd: written for the 4×8 micro-kernel')
+  const f = mod.function(['i32', 'i32'], [], 'att_fwd').fn
+  const job = f.param(0)
+  const params = f.param(1)
+  // parameters read from the table
+  const field = (k: AttParam): Local => {
+    const l = f.local('i32')
+    f.get(params).i32Load(k * 4).set(l)
+    return l
+  }
+  const units = field(AttParam.Units)
+  const counter = field(AttParam.Counter)
+  const table = field(AttParam.UnitTable)
+  const Tq = field(AttParam.Tq)
+  const Tk = field(AttParam.Tk)
+  const D = field(AttParam.D)
+  const DvPad = field(AttParam.DvPad)
+  const Dv = field(AttParam.Dv)
+  const BQ = field(AttParam.BQ)
+  const causal = field(AttParam.Causal)
+  const delta = field(AttParam.Delta)
+  const qA = field(AttParam.Q)
+  const kA = field(AttParam.K)
+  const vA = field(AttParam.V)
+  const outA = field(AttParam.Out)
+  const mA = field(AttParam.M)
+  const lA = field(AttParam.L)
+  const TqPad = field(AttParam.TqPad)
+  const i32 = (): Local => f.local('i32')
+  // unit: head row, first query, kv head, rows; keys seen by the block
+  const u = i32(), bh = i32(), i0 = i32(), z = i32(), nq = i32(), kend = i32()
+  // scratch: packed queries, O, Sᵀ panels, bytes per 4-query panel
+  const qpack = i32(), oBuf = i32(), sBuf = i32(), qps = i32()
+  // loop counters and addresses
+  const c = i32(), d = i32(), j = i32(), qp = i32(), kq = i32(), k0 = i32(), base = i32(), lim = i32(), r = i32(), p = i32(), pEnd = i32(), chunkEnd = i32()
+  const scale = f.local('f32')
+  const lval = f.local('f32')
+  const v128 = (): Local => f.local('v128')
+  const mv = v128(), lv = v128(), lc = v128(), x = v128(), n = v128()
+  f.get(params).f32Load(AttParam.Scale * 4).set(scale)
+  // this job's scratch slot: packed queries (D × BQ), O (BQ × DvPad), Sᵀ panels (BQ/4 × kPad × 4)
+  f.get(params).i32Load(AttParam.Scratch * 4).get(job).get(params).i32Load(AttParam.SlotBytes * 4).i32Mul().i32Add().tee(qpack)
+  f.get(D).get(BQ).i32Mul().i32Const(2).i32Shl().i32Add().tee(oBuf)
+  f.get(BQ).get(DvPad).i32Mul().i32Const(2).i32Shl().i32Add().set(sBuf)
+  // bytes per 4-query panel of Sᵀ: every key of the head, rounded up to the 4-key tiles
+  f.get(Tk).i32Const(3).i32Add().i32Const(-4).i32And().i32Const(4).i32Shl().set(qps)
+  const min = (a: () => void, b: () => void, into: Local): void => {
+    a()
+    b()
+    a()
+    b()
+    f.i32LtS().select().set(into)
+  }
+
+  f.block(done => {
+    f.loop(next => {
+      // claim a unit
+      if (opts.shared) f.get(counter).i32Const(1).i32AtomicRmwAdd().tee(u)
+      else f.get(counter).i32Load().tee(u).get(counter).get(u).i32Const(1).i32Add().i32Store()
+      f.get(units).i32GeS().brIf(done)
+      f.get(table).get(u).i32Const(UNIT_WORDS * 4).i32Mul().i32Add().tee(p).i32Load(0).set(bh)
+      f.get(p).i32Load(4).set(i0)
+      f.get(p).i32Load(8).set(z)
+      min(() => f.get(BQ), () => f.get(Tq).get(i0).i32Sub(), nq)
+      // keys the block can see: [0, kend)
+      f.get(causal).if(
+        () => min(() => f.get(Tk), () => f.get(i0).get(nq).i32Add().get(delta).i32Add(), kend),
+        () => f.get(Tk).set(kend),
+      )
+
+      // ---- pack scale·Q_blk as B panels: [query/8][d][query%8], zero past nq ---------------------------------
+      f.forRange(c, () => f.i32Const(0), () => f.get(BQ), 1, () => {
+        // destination of (c, d = 0), and the source row (when c < nq)
+        f.get(qpack).get(c).get(c).i32Const(7).i32And().i32Sub().get(D).i32Mul().get(c).i32Const(7).i32And().i32Add().i32Const(2).i32Shl().i32Add().set(p)
+        f.get(c).get(nq).i32LtS()
+        f.if(
+          () => {
+            f.get(qA).get(bh).get(Tq).i32Mul().get(i0).i32Add().get(c).i32Add().get(D).i32Mul().i32Const(2).i32Shl().i32Add().set(base)
+            f.forRange(d, () => f.i32Const(0), () => f.get(D), 1, () => {
+              f.get(p).get(base).f32Load().get(scale).f32Mul().f32Store()
+              f.get(base).i32Const(4).i32Add().set(base)
+              f.get(p).i32Const(32).i32Add().set(p)
+            })
+          },
+          () => {
+            f.forRange(d, () => f.i32Const(0), () => f.get(D), 1, () => {
+              f.get(p).f32Const(0).f32Store()
+              f.get(p).i32Const(32).i32Add().set(p)
+            })
+          },
+        )
+      })
+
+      // ---- Sᵀ = K·Qᵀ, 4 keys per micro-kernel call, into 4-query panels ----------------------------------------
+      f.get(kend).i32Const(0).i32GtS()
+      f.if(() => {
+        // K panels of this kv head: z · kPad · D floats in
+        f.get(kA).get(z).get(qps).i32Const(2).i32ShrS().get(D).i32Mul().i32Mul().i32Add().set(base)
+        f.forRange(j, () => f.i32Const(0), () => f.get(kend), 4, () => {
+          f.get(base).get(j).get(D).i32Mul().i32Const(2).i32Shl().i32Add() // a: key panel j/4 (4·D floats each)
+          f.get(qpack) // b
+          f.get(sBuf).get(j).i32Const(4).i32Shl().i32Add() // c: key j of query panel 0
+          f.get(D) // kc
+          f.get(BQ).i32Const(3).i32ShrS() // B panels
+          f.get(D).i32Const(5).i32Shl() // bStride
+          f.i32Const(16) // ldc: next key
+          f.i32Const(0) // accumulate
+          f.get(qps) // vStride: next 4-query panel
+          f.call(opts.microPanels)
+        })
+      })
+
+      // ---- softmax per 4-query panel ----------------------------------------------------------------------------
+      f.forRange(qp, () => f.i32Const(0), () => f.get(nq), 4, () => {
+        // qp is the panel's first query (a multiple of 4); its lanes are queries qp … qp+3
+        f.get(sBuf).get(qp).i32Const(2).i32ShrS().get(qps).i32Mul().i32Add().set(base)
+        f.get(causal).if(
+          () => min(() => f.get(Tk), () => f.get(i0).get(qp).i32Add().i32Const(4).i32Add().get(delta).i32Add(), kq),
+          () => f.get(Tk).set(kq),
+        )
+        f.f32x4Const(-Infinity).set(mv)
+        f.v128Zero().set(lv)
+        f.get(kq).i32Const(0).i32GtS()
+        f.if(() => {
+          // diagonal: key j is masked for lane l when j > i0 + qp + l + delta
+          f.get(causal).if(() => {
+            f.get(i0).get(qp).i32Add().get(delta).i32Add().i32Const(1).i32Add().set(j)
+            f.get(j).i32Const(0).get(j).i32Const(0).i32GtS().select().set(j)
+            f.forRange(j, () => f.get(j), () => f.get(kq), 1, () => {
+              f.get(i0).get(qp).i32Add().get(delta).i32Add().set(lim)
+              f.forRange(r, () => f.i32Const(0), () => f.i32Const(4), 1, () => {
+                f.get(j).get(lim).get(r).i32Add().i32GtS()
+                f.if(() => {
+                  f.get(base).get(j).i32Const(4).i32Shl().i32Add().get(r).i32Const(2).i32Shl().i32Add().f32Const(-Infinity).f32Store()
+                })
+              })
+            })
+          })
+          f.get(base).get(kq).i32Const(4).i32Shl().i32Add().set(pEnd)
+          f.forRange(p, () => f.get(base), () => f.get(pEnd), 16, () => {
+            f.get(mv).get(p).v128Load().f32x4Pmax().set(mv)
+          })
+          // a row with every key masked: max −∞ → −FLT_MAX, so its p are exp(−∞) = 0 and l = 0
+          f.get(mv).f32x4Const(-3.4028234663852886e38).f32x4Pmax().set(mv)
+          f.get(base).set(p)
+          f.block(sumDone => {
+            f.loop(chunk => {
+              f.get(p).get(pEnd).i32GeS().brIf(sumDone)
+              min(() => f.get(pEnd), () => f.get(p).i32Const(ATT_KC * 16).i32Add(), chunkEnd)
+              f.v128Zero().set(lc)
+              f.forRange(p, () => f.get(p), () => f.get(chunkEnd), 16, () => {
+                f.get(p).v128Load().get(mv).f32x4Sub().set(x)
+                emitExp(f, x, n)
+                f.tee(x)
+                f.get(p).get(x).v128Store()
+                f.get(lc).f32x4Add().set(lc)
+              })
+              f.get(lv).get(lc).f32x4Add().set(lv)
+              f.br(chunk)
+            })
+          })
+        })
+        f.get(mA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().i32Const(2).i32Shl().i32Add().get(mv).v128Store()
+        f.get(lA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().i32Const(2).i32Shl().i32Add().get(lv).v128Store()
+      })
+
+      // ---- O = P·V: key chunks outside, so a chunk of V is reused by every query panel -------------------------
+      // V panels of this kv head: z · Tk · DvPad floats in
+      f.get(vA).get(z).get(Tk).i32Mul().get(DvPad).i32Mul().i32Const(2).i32Shl().i32Add().set(base)
+      f.forRange(k0, () => f.i32Const(0), () => f.get(kend), ATT_KC, () => {
+        f.forRange(qp, () => f.i32Const(0), () => f.get(nq), 4, () => {
+          f.get(causal).if(
+            () => min(() => f.get(Tk), () => f.get(i0).get(qp).i32Add().i32Const(4).i32Add().get(delta).i32Add(), kq),
+            () => f.get(Tk).set(kq),
+          )
+          // keys of this chunk the panel sees
+          min(() => f.get(kq).get(k0).i32Sub(), () => f.i32Const(ATT_KC), kq)
+          f.get(kq).i32Const(0).i32GtS()
+          f.if(() => {
+            f.get(sBuf).get(qp).i32Const(2).i32ShrS().get(qps).i32Mul().i32Add().get(k0).i32Const(4).i32Shl().i32Add() // a
+            f.get(base).get(k0).i32Const(5).i32Shl().i32Add() // b
+            f.get(oBuf).get(qp).get(DvPad).i32Mul().i32Const(2).i32Shl().i32Add() // c
+            f.get(kq) // kc
+            f.get(DvPad).i32Const(3).i32ShrS() // B panels
+            f.get(Tk).i32Const(5).i32Shl() // bStride
+            f.get(DvPad).i32Const(2).i32Shl() // ldc
+            f.get(k0) // accumulate after the first chunk
+            f.call(opts.micro)
+          })
+        })
+      })
+
+      // ---- out = O / l (0 where a row saw no key) ----------------------------------------------------------------
+      f.forRange(r, () => f.i32Const(0), () => f.get(nq), 1, () => {
+        f.get(lA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(r).i32Add().i32Const(2).i32Shl().i32Add().f32Load().set(lval)
+        f.get(outA).get(bh).get(Tq).i32Mul().get(i0).i32Add().get(r).i32Add().get(Dv).i32Mul().i32Const(2).i32Shl().i32Add().set(p)
+        f.get(oBuf).get(r).get(DvPad).i32Mul().i32Const(2).i32Shl().i32Add().set(c)
+        f.get(lval).f32Const(0).f32Gt()
+        f.if(
+          () => {
+            f.forRange(d, () => f.i32Const(0), () => f.get(Dv), 1, () => {
+              f.get(p).get(c).f32Load().get(lval).f32Div().f32Store()
+              f.get(p).i32Const(4).i32Add().set(p)
+              f.get(c).i32Const(4).i32Add().set(c)
+            })
+          },
+          () => {
+            f.forRange(d, () => f.i32Const(0), () => f.get(Dv), 1, () => {
+              f.get(p).f32Const(0).f32Store()
+              f.get(p).i32Const(4).i32Add().set(p)
+            })
+          },
+        )
+      })
+      f.br(next)
+    })
+  })
+}
