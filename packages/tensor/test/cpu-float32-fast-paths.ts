@@ -206,6 +206,9 @@ t.test('float32 contiguous sums: bit-identical to float64 accumulation in order'
   const c = Float32Array.of(1, 2, 1e20, 1e20, -1e20, -1e20)
   sameBits(t, float32Sum(cpu(c, [3, 2]), [0])!, [0, 0], 'cancelling column sums, in index order')
   sameBits(t, float32Sum(cpu(Float32Array.of(1, 1e20, -1e20), [1, 3]), [1])!, [0], 'cancelling row sum, in index order')
+  // eight rows: the order must also hold across and within blocks of rows summed together (1e20 − 1e20 + 1 is 1)
+  const col = [1e20, 0, 0, 0, -1e20, 1, 0, 0]
+  sameBits(t, float32Sum(cpu(Float32Array.from(col.flatMap(x => [x, -x])), [8, 2]), [0])!, [1, -1], 'cancelling sums over 8 rows, in index order')
   t.equal(float32Sum(cpu(v, shape), [0, 2]), undefined, 'non-contiguous axes keep the general loop')
   const s = sum(tensor(v, shape), { axis: [1, 2] })
   sameBits(t, await s.data(), Array.from({ length: 3 }, (_, i) => Math.fround(Array.from(v.subarray(i * 20, i * 20 + 20)).reduce((a, x) => a + x, 0))), 'sum op over trailing axes')
