@@ -32,17 +32,24 @@ export class Tensor<D extends DType = DType, S extends Shape = Shape> {
   /** @internal storage shared with views of this tensor. */
   readonly storage: Storage
   #disposed = false
+  readonly #netted: boolean
 
-  /** @internal tensors are made by ops and creation functions, never with `new`. */
-  constructor(storage: Storage, shape: S, dtype: D) {
+  /**
+   * @internal tensors are made by ops and creation functions, never with `new`. `netted: false` leaves the handle
+   * out of the garbage-collection safety net: only for handles the library itself always disposes (a gradient
+   * tape's saved values), where registering one per recorded op showed up in training-step profiles.
+   */
+  constructor(storage: Storage, shape: S, dtype: D, netted = true) {
     this.id = nextId++
     this.storage = storage
-    this.shape = Object.freeze([...shape]) as unknown as S
+    // a frozen shape (another tensor's) is immutable already and can be shared
+    this.shape = (Object.isFrozen(shape) ? shape : Object.freeze([...shape])) as S
     this.dtype = dtype
     this.size = sizeOf(shape)
+    this.#netted = netted
     storage.retain()
     countersFor(storage.backend.name).tensors++
-    finalizer.register(this, { storage, backend: storage.backend.name }, this)
+    if (netted) finalizer.register(this, { storage, backend: storage.backend.name }, this)
   }
 
   get rank(): number {
@@ -86,7 +93,7 @@ export class Tensor<D extends DType = DType, S extends Shape = Shape> {
   dispose(): void {
     if (this.#disposed) return
     this.#disposed = true
-    finalizer.unregister(this)
+    if (this.#netted) finalizer.unregister(this)
     countersFor(this.storage.backend.name).tensors--
     this.storage.release()
   }

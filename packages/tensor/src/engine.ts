@@ -187,9 +187,12 @@ export function wrap(backend: Backend, info: TensorInfo, shared?: Storage): Tens
   return track(new Tensor(storage, info.shape, info.dtype))
 }
 
-/** @internal a second handle on the same storage, outside every scope (tapes keep saved values this way). */
+/**
+ * @internal a second handle on the same storage, outside every scope and the GC safety net: tapes keep saved values
+ * this way, and Tape.release disposes every one of them.
+ */
 export function shadow<T extends Tensor>(t: T): T {
-  return new Tensor(t.storage, t.shape, t.dtype) as T
+  return new Tensor(t.storage, t.shape, t.dtype, false) as T
 }
 
 /**
