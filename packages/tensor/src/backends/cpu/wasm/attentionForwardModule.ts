@@ -77,6 +77,15 @@ function emitExp(f: FunctionBuilder, x: Local, n: Local): void {
   f.get(n).i32x4TruncSatF32x4S().i32x4Const(127).i32x4Add().i32Const(23).i32x4Shl().f32x4Mul()
 }
 
+/** into = min(a, b) (signed), where a and b each push one i32. */
+function emitMin(f: FunctionBuilder, a: () => void, b: () => void, into: Local): void {
+  a()
+  b()
+  a()
+  b()
+  f.i32LtS().select().set(into)
+}
+
 export interface AttentionForwardOptions {
   readonly micro: number
   readonly microPanels: number
@@ -84,9 +93,128 @@ export interface AttentionForwardOptions {
   readonly shared: boolean
 }
 
+/**
+ * att_pack_q(dst, src, nq, BQ, D, scale): rows src[0..nq) of width D, times scale, into B panels of 8 queries,
+ * d-major inside ([query/8][d][query%8]); rows nq..BQ are zero.
+ */
+function addPackQ(mod: ModuleBuilder): number {
+  const { index, fn: f } = mod.function(['i32', 'i32', 'i32', 'i32', 'i32', 'f32'], [])
+  const [dst, src, nq, BQ, D] = [0, 1, 2, 3, 4].map(i => f.param(i)) as [Local, Local, Local, Local, Local]
+  const scale = f.param(5)
+  const c = f.local('i32')
+  const d = f.local('i32')
+  const p = f.local('i32')
+  const from = f.local('i32')
+  f.forRange(c, () => f.i32Const(0), () => f.get(BQ), 1, () => {
+    // destination of (c, d = 0): panel c/8 starts (c − c%8)·D floats in
+    f.get(dst).get(c).get(c).i32Const(7).i32And().i32Sub().get(D).i32Mul().get(c).i32Const(7).i32And().i32Add().i32Const(2).i32Shl().i32Add().set(p)
+    f.get(c).get(nq).i32LtS()
+    f.if(
+      () => {
+        f.get(src).get(c).get(D).i32Mul().i32Const(2).i32Shl().i32Add().set(from)
+        f.forRange(d, () => f.i32Const(0), () => f.get(D), 1, () => {
+          f.get(p).get(from).f32Load().get(scale).f32Mul().f32Store()
+          f.get(from).i32Const(4).i32Add().set(from)
+          f.get(p).i32Const(32).i32Add().set(p)
+        })
+      },
+      () => {
+        f.forRange(d, () => f.i32Const(0), () => f.get(D), 1, () => {
+          f.get(p).f32Const(0).f32Store()
+          f.get(p).i32Const(32).i32Add().set(p)
+        })
+      },
+    )
+  })
+  return index
+}
+
+/**
+ * att_softmax(base, kq, mAt, lAt): one 4-query panel of Sᵀ ([key][4 lanes] from base, keys [0, kq), kq > 0) becomes
+ * P = exp(s − max) in place; the 4 row maxima go to mAt and the row sums to lAt. A function of its own rather than a
+ * loop inside att_fwd, which runs once per job: the engine optimises a function for its next call, so only a
+ * frequently called one leaves the baseline tier within the first forward.
+ */
+function addSoftmaxPanel(mod: ModuleBuilder): number {
+  const { index, fn: f } = mod.function(['i32', 'i32', 'i32', 'i32'], [])
+  const [base, kq, mAt, lAt] = [0, 1, 2, 3].map(i => f.param(i)) as [Local, Local, Local, Local]
+  const p = f.local('i32')
+  const pEnd = f.local('i32')
+  const chunkEnd = f.local('i32')
+  const mv = f.local('v128')
+  const lv = f.local('v128')
+  const lc = f.local('v128')
+  const x = f.local('v128')
+  const n = f.local('v128')
+  f.f32x4Const(-Infinity).set(mv)
+  f.v128Zero().set(lv)
+  const min = (a: () => void, b: () => void, into: Local): void => emitMin(f, a, b, into)
+  f.get(base).get(kq).i32Const(4).i32Shl().i32Add().set(pEnd)
+  f.forRange(p, () => f.get(base), () => f.get(pEnd), 16, () => {
+    f.get(mv).get(p).v128Load().f32x4Pmax().set(mv)
+  })
+  // a row with every key masked: max −∞ → −FLT_MAX, so its p are exp(−∞) = 0 and l = 0
+  f.get(mv).f32x4Const(-3.4028234663852886e38).f32x4Pmax().set(mv)
+  f.get(base).set(p)
+  f.block(sumDone => {
+    f.loop(chunk => {
+      f.get(p).get(pEnd).i32GeS().brIf(sumDone)
+      min(() => f.get(pEnd), () => f.get(p).i32Const(ATT_KC * 16).i32Add(), chunkEnd)
+      f.v128Zero().set(lc)
+      f.forRange(p, () => f.get(p), () => f.get(chunkEnd), 16, () => {
+        f.get(p).v128Load().get(mv).f32x4Sub().set(x)
+        emitExp(f, x, n)
+        f.tee(x)
+        f.get(p).get(x).v128Store()
+        f.get(lc).f32x4Add().set(lc)
+      })
+      f.get(lv).get(lc).f32x4Add().set(lv)
+      f.br(chunk)
+    })
+  })
+  f.get(mAt).get(mv).v128Store()
+  f.get(lAt).get(lv).v128Store()
+  return index
+}
+
+/** att_store_out(out, o, lAt, nq, Dv, DvPad): rows of O (stride DvPad) divided by their l into out (stride Dv); 0 where l = 0. */
+function addStoreOut(mod: ModuleBuilder): number {
+  const { index, fn: f } = mod.function(['i32', 'i32', 'i32', 'i32', 'i32', 'i32'], [])
+  const [out, o, lAt, nq, Dv, DvPad] = [0, 1, 2, 3, 4, 5].map(i => f.param(i)) as [Local, Local, Local, Local, Local, Local]
+  const r = f.local('i32')
+  const d = f.local('i32')
+  const src = f.local('i32')
+  const l = f.local('f32')
+  f.forRange(r, () => f.i32Const(0), () => f.get(nq), 1, () => {
+    f.get(lAt).get(r).i32Const(2).i32Shl().i32Add().f32Load().set(l)
+    f.get(o).get(r).get(DvPad).i32Mul().i32Const(2).i32Shl().i32Add().set(src)
+    f.get(l).f32Const(0).f32Gt()
+    f.if(
+      () => {
+        f.forRange(d, () => f.i32Const(0), () => f.get(Dv), 1, () => {
+          f.get(out).get(src).f32Load().get(l).f32Div().f32Store()
+          f.get(out).i32Const(4).i32Add().set(out)
+          f.get(src).i32Const(4).i32Add().set(src)
+        })
+      },
+      () => {
+        // a row that saw no key: the identity of the attention-state merge, never 0/0
+        f.forRange(d, () => f.i32Const(0), () => f.get(Dv), 1, () => {
+          f.get(out).f32Const(0).f32Store()
+          f.get(out).i32Const(4).i32Add().set(out)
+        })
+      },
+    )
+  })
+  return index
+}
+
 export function addAttentionForward(mod: ModuleBuilder, opts: AttentionForwardOptions): void {
   const { mr, nr } = opts.shape
   if (mr !== 4 || nr !== 8) throw new Error('att_fwd: written for the 4×8 micro-kernel')
+  const packQ = addPackQ(mod)
+  const softmax = addSoftmaxPanel(mod)
+  const storeOut = addStoreOut(mod)
   const f = mod.function(['i32', 'i32'], [], 'att_fwd').fn
   const job = f.param(0)
   const params = f.param(1)
@@ -120,11 +248,8 @@ export function addAttentionForward(mod: ModuleBuilder, opts: AttentionForwardOp
   // scratch: packed queries, O, Sᵀ panels, bytes per 4-query panel
   const qpack = i32(), oBuf = i32(), sBuf = i32(), qps = i32()
   // loop counters and addresses
-  const c = i32(), d = i32(), j = i32(), qp = i32(), kq = i32(), k0 = i32(), base = i32(), lim = i32(), r = i32(), p = i32(), pEnd = i32(), chunkEnd = i32()
+  const j = i32(), qp = i32(), kq = i32(), k0 = i32(), base = i32(), lim = i32(), r = i32(), p = i32()
   const scale = f.local('f32')
-  const lval = f.local('f32')
-  const v128 = (): Local => f.local('v128')
-  const mv = v128(), lv = v128(), lc = v128(), x = v128(), n = v128()
   f.get(params).f32Load(AttParam.Scale * 4).set(scale)
   // this job's scratch slot: packed queries (D × BQ), O (BQ × DvPad), Sᵀ panels (BQ/4 × kPad × 4)
   f.get(params).i32Load(AttParam.Scratch * 4).get(job).get(params).i32Load(AttParam.SlotBytes * 4).i32Mul().i32Add().tee(qpack)
@@ -132,13 +257,7 @@ export function addAttentionForward(mod: ModuleBuilder, opts: AttentionForwardOp
   f.get(BQ).get(DvPad).i32Mul().i32Const(2).i32Shl().i32Add().set(sBuf)
   // bytes per 4-query panel of Sᵀ: every key of the head, rounded up to the 4-key tiles
   f.get(Tk).i32Const(3).i32Add().i32Const(-4).i32And().i32Const(4).i32Shl().set(qps)
-  const min = (a: () => void, b: () => void, into: Local): void => {
-    a()
-    b()
-    a()
-    b()
-    f.i32LtS().select().set(into)
-  }
+  const min = (a: () => void, b: () => void, into: Local): void => emitMin(f, a, b, into)
 
   f.block(done => {
     f.loop(next => {
@@ -156,28 +275,9 @@ export function addAttentionForward(mod: ModuleBuilder, opts: AttentionForwardOp
         () => f.get(Tk).set(kend),
       )
 
-      // ---- pack scale·Q_blk as B panels: [query/8][d][query%8], zero past nq ---------------------------------
-      f.forRange(c, () => f.i32Const(0), () => f.get(BQ), 1, () => {
-        // destination of (c, d = 0), and the source row (when c < nq)
-        f.get(qpack).get(c).get(c).i32Const(7).i32And().i32Sub().get(D).i32Mul().get(c).i32Const(7).i32And().i32Add().i32Const(2).i32Shl().i32Add().set(p)
-        f.get(c).get(nq).i32LtS()
-        f.if(
-          () => {
-            f.get(qA).get(bh).get(Tq).i32Mul().get(i0).i32Add().get(c).i32Add().get(D).i32Mul().i32Const(2).i32Shl().i32Add().set(base)
-            f.forRange(d, () => f.i32Const(0), () => f.get(D), 1, () => {
-              f.get(p).get(base).f32Load().get(scale).f32Mul().f32Store()
-              f.get(base).i32Const(4).i32Add().set(base)
-              f.get(p).i32Const(32).i32Add().set(p)
-            })
-          },
-          () => {
-            f.forRange(d, () => f.i32Const(0), () => f.get(D), 1, () => {
-              f.get(p).f32Const(0).f32Store()
-              f.get(p).i32Const(32).i32Add().set(p)
-            })
-          },
-        )
-      })
+      // ---- scale·Q_blk as B panels ------------------------------------------------------------------------------
+      f.get(qpack).get(qA).get(bh).get(Tq).i32Mul().get(i0).i32Add().get(D).i32Mul().i32Const(2).i32Shl().i32Add().get(nq).get(BQ).get(D).get(scale)
+      f.call(packQ)
 
       // ---- Sᵀ = K·Qᵀ, 4 keys per micro-kernel call, into 4-query panels ----------------------------------------
       f.get(kend).i32Const(0).i32GtS()
@@ -206,8 +306,6 @@ export function addAttentionForward(mod: ModuleBuilder, opts: AttentionForwardOp
           () => min(() => f.get(Tk), () => f.get(i0).get(qp).i32Add().i32Const(4).i32Add().get(delta).i32Add(), kq),
           () => f.get(Tk).set(kq),
         )
-        f.f32x4Const(-Infinity).set(mv)
-        f.v128Zero().set(lv)
         f.get(kq).i32Const(0).i32GtS()
         f.if(() => {
           // diagonal: key j is masked for lane l when j > i0 + qp + l + delta
@@ -224,32 +322,12 @@ export function addAttentionForward(mod: ModuleBuilder, opts: AttentionForwardOp
               })
             })
           })
-          f.get(base).get(kq).i32Const(4).i32Shl().i32Add().set(pEnd)
-          f.forRange(p, () => f.get(base), () => f.get(pEnd), 16, () => {
-            f.get(mv).get(p).v128Load().f32x4Pmax().set(mv)
-          })
-          // a row with every key masked: max −∞ → −FLT_MAX, so its p are exp(−∞) = 0 and l = 0
-          f.get(mv).f32x4Const(-3.4028234663852886e38).f32x4Pmax().set(mv)
-          f.get(base).set(p)
-          f.block(sumDone => {
-            f.loop(chunk => {
-              f.get(p).get(pEnd).i32GeS().brIf(sumDone)
-              min(() => f.get(pEnd), () => f.get(p).i32Const(ATT_KC * 16).i32Add(), chunkEnd)
-              f.v128Zero().set(lc)
-              f.forRange(p, () => f.get(p), () => f.get(chunkEnd), 16, () => {
-                f.get(p).v128Load().get(mv).f32x4Sub().set(x)
-                emitExp(f, x, n)
-                f.tee(x)
-                f.get(p).get(x).v128Store()
-                f.get(lc).f32x4Add().set(lc)
-              })
-              f.get(lv).get(lc).f32x4Add().set(lv)
-              f.br(chunk)
-            })
-          })
+          f.get(base).get(kq).get(mA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().i32Const(2).i32Shl().i32Add().get(lA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().i32Const(2).i32Shl().i32Add()
+          f.call(softmax)
+        }, () => {
+          // no key visible to any of the 4 rows: l = 0 marks them (out 0, lse −∞)
+          f.get(lA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().i32Const(2).i32Shl().i32Add().v128Zero().v128Store()
         })
-        f.get(mA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().i32Const(2).i32Shl().i32Add().get(mv).v128Store()
-        f.get(lA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().i32Const(2).i32Shl().i32Add().get(lv).v128Store()
       })
 
       // ---- O = P·V: key chunks outside, so a chunk of V is reused by every query panel -------------------------
@@ -278,28 +356,12 @@ export function addAttentionForward(mod: ModuleBuilder, opts: AttentionForwardOp
         })
       })
 
-      // ---- out = O / l (0 where a row saw no key) ----------------------------------------------------------------
-      f.forRange(r, () => f.i32Const(0), () => f.get(nq), 1, () => {
-        f.get(lA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(r).i32Add().i32Const(2).i32Shl().i32Add().f32Load().set(lval)
-        f.get(outA).get(bh).get(Tq).i32Mul().get(i0).i32Add().get(r).i32Add().get(Dv).i32Mul().i32Const(2).i32Shl().i32Add().set(p)
-        f.get(oBuf).get(r).get(DvPad).i32Mul().i32Const(2).i32Shl().i32Add().set(c)
-        f.get(lval).f32Const(0).f32Gt()
-        f.if(
-          () => {
-            f.forRange(d, () => f.i32Const(0), () => f.get(Dv), 1, () => {
-              f.get(p).get(c).f32Load().get(lval).f32Div().f32Store()
-              f.get(p).i32Const(4).i32Add().set(p)
-              f.get(c).i32Const(4).i32Add().set(c)
-            })
-          },
-          () => {
-            f.forRange(d, () => f.i32Const(0), () => f.get(Dv), 1, () => {
-              f.get(p).f32Const(0).f32Store()
-              f.get(p).i32Const(4).i32Add().set(p)
-            })
-          },
-        )
-      })
+      // ---- out = O / l ------------------------------------------------------------------------------------------
+      f.get(outA).get(bh).get(Tq).i32Mul().get(i0).i32Add().get(Dv).i32Mul().i32Const(2).i32Shl().i32Add()
+      f.get(oBuf)
+      f.get(lA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().i32Const(2).i32Shl().i32Add()
+      f.get(nq).get(Dv).get(DvPad)
+      f.call(storeOut)
       f.br(next)
     })
   })
