@@ -11,7 +11,7 @@
  *    heed's valueAndGrad + sgd.step beside tfjs-wasm's optimizer.minimize, same initial weights and data.
  *
  * Warm-up, then the median of 3 timed runs; ratios are peer time / heed time (> 1: heed is faster). Nothing is
- * asserted. Writes bench/out/attention-peers.json. Flags: --quick (T = 1024), --runs=N.
+ * asserted. Writes bench/out/attention-peers.json and bench/out/attention-peers.md. Flags: --quick (T = 1024), --runs=N.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -23,6 +23,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import '@tensorflow/tfjs-backend-wasm'
 import { cpuWasmReady, dispose, logSoftmax, matmul, mean, memory, mul, neg, relu, add, setBackend, sgd, tensor, valueAndGrad, type Tensor } from '@heed/tensor'
 import { scaledDotProductAttention } from '@heed/attention'
+import { machineInfo, machineLine } from './machine.js'
 import { onnxModel, type OrtModule } from './onnx.js'
 
 const H = 8
@@ -314,14 +315,16 @@ export async function run(flags: readonly string[]): Promise<void> {
   const mlpRatios = table(`2-layer MLP training step, batch ${BATCH}, ${IN}→${HID}→${OUT}, ReLU, softmax CE, SGD (per step, ${STEPS} steps per run)`, train)
   console.log(`\ntotal ${totalS.toFixed(1)} s; heed tensors live after: ${memory().tensors}`)
 
-  const out = join(dirname(fileURLToPath(import.meta.url)), 'out', 'attention-peers.json')
-  mkdirSync(dirname(out), { recursive: true })
+  const machine = machineInfo(loadBefore)
+  const outDir = join(dirname(fileURLToPath(import.meta.url)), 'out')
+  const json = join(outDir, 'attention-peers.json')
+  mkdirSync(outDir, { recursive: true })
   writeFileSync(
-    out,
+    json,
     JSON.stringify(
       {
         date: new Date().toISOString(),
-        machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, loadavg: { before: loadBefore, after: loadAfter } },
+        machine,
         quick,
         runs,
         attention: { shape: { B: 1, H, T, D, dtype: 'float32', causal: true }, rows: attn, ratios: attnRatios },
@@ -332,5 +335,37 @@ export async function run(flags: readonly string[]): Promise<void> {
       2,
     ),
   )
-  console.log(`wrote ${out}`)
+  const md: string[] = [
+    `# heed beside tfjs-wasm and onnxruntime-node (issue #10)`,
+    '',
+    `${new Date().toISOString()} — ${machineLine(machine)}.`,
+    '',
+    `Time per call: median of ${runs} timed runs after a warm-up, with their min–max in brackets. Ratio = peer time / heed time (> 1: heed is faster). The machine is shared: wall-clock times move with other load, ratios within one run much less. Total ${totalS.toFixed(1)} s.`,
+    '',
+    ...mdTable(`Causal attention forward, B1 H${H} T${T} D${D} float32 (call + readback)`, attn, attnRatios),
+    '',
+    ...mdTable(`2-layer MLP training step, batch ${BATCH}, ${IN}→${HID}→${OUT}, ReLU, softmax CE, SGD (per step, ${STEPS} steps per run)`, train, mlpRatios),
+  ]
+  const mdPath = join(outDir, 'attention-peers.md')
+  writeFileSync(mdPath, md.join('\n') + '\n')
+  console.log(`wrote ${json} and ${mdPath}`)
+}
+
+/** One section of the Markdown report: a row per implementation, heed first. */
+function mdTable(title: string, rows: readonly Row[], ratios: readonly { peer: string; ratio: number }[]): string[] {
+  const ms = (x: number): string => x.toFixed(x < 100 ? 2 : 0)
+  const cell = (s: string): string => s.replaceAll('|', '/')
+  const out = [`## ${title}`, '', '| implementation | median ms [min–max] | ratio (peer / heed) | max abs diff vs heed | notes |', '|---|---|---|---|---|']
+  for (const r of rows) {
+    if (r.error || !r.timing) {
+      out.push(`| ${r.name} | n/a | | | ${cell(r.error ?? '')} |`)
+      continue
+    }
+    const t = r.timing
+    const ratio = ratios.find(x => x.peer === r.name)
+    out.push(
+      `| ${r.name} | ${ms(t.medianMs)} [${ms(t.bestMs)}–${ms(t.worstMs)}] | ${ratio ? `${ratio.ratio.toFixed(2)}×` : '—'} | ${r.maxAbsDiff === undefined ? 'n/a' : r.maxAbsDiff.toExponential(1)} | ${cell(r.info ?? '')} |`,
+    )
+  }
+  return out
 }

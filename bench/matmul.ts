@@ -16,13 +16,14 @@
 /// <reference types="@webgpu/types" />
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { cpus, loadavg } from 'node:os'
+import { loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as tf from '@tensorflow/tfjs-core'
 import '@tensorflow/tfjs-backend-wasm'
 import { getBackend, matmul, memory, setBackend, tensor } from '@heed/tensor'
 import { configureCpuWasm, cpuWasmReady, type CpuWasmOptions } from '../packages/tensor/src/backends/cpu/wasm/runtime.js'
+import { machineInfo, machineLine } from './machine.js'
 import { onnxModel, type OrtModule } from './onnx.js'
 
 interface Timing {
@@ -443,14 +444,7 @@ export async function run(flags: readonly string[]): Promise<void> {
   const totalS = (performance.now() - started) / 1000
   const loadAfter = loadavg()
 
-  const machine = {
-    cpu: cpus()[0]?.model ?? 'cpu',
-    cores: cpus().length,
-    node: process.version,
-    v8: process.versions.v8,
-    loadavg: { before: loadBefore.map(x => +x.toFixed(2)), after: loadAfter.map(x => +x.toFixed(2)) },
-    adapter,
-  }
+  const machine = { ...machineInfo(loadBefore), adapter }
   const f = (x: number): string => x.toFixed(2).padStart(6)
   const e = (x: number): string => (Number.isNaN(x) ? 'NaN' : x.toExponential(1)).padStart(7)
   const w = 28
@@ -523,7 +517,7 @@ export async function run(flags: readonly string[]): Promise<void> {
   const md: string[] = [
     `# matmul float32, C = A·B (N×N)`,
     '',
-    `${new Date().toISOString()} — ${machine.cores}× ${machine.cpu}, Node ${machine.node} (V8 ${machine.v8}), load average ${loadBefore.map(x => x.toFixed(1)).join(' ')} before / ${loadAfter.map(x => x.toFixed(1)).join(' ')} after${cpuOnly ? '' : `, WebGPU adapter ${adapter}`}.`,
+    `${new Date().toISOString()} — ${machineLine(machine)}${cpuOnly ? '' : `, WebGPU adapter ${adapter}`}.`,
     '',
     `GFLOP/s = 2N³/time, time including the call and the readback into a JS typed array: median, with the min–max of the timed runs in brackets. ${runsLine}.`,
     '',
