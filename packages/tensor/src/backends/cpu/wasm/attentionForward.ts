@@ -1,4 +1,5 @@
-import { AttParam, UNIT_WORDS } from './attentionForwardModule.js'
+import { AttParam, PackParam, UNIT_WORDS } from './attentionForwardModule.js'
+import { MAX_JOBS } from './pool.js'
 import { wasmMode, wasmRuntime } from './runtime.js'
 
 /**
@@ -60,82 +61,6 @@ const SCORE_BOUND = 1e30
 const align = (x: number): number => (x + 63) & ~63
 const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m
 
-/** Largest |x|, or NaN when some element is NaN or infinite. */
-function maxAbs(x: Float32Array): number {
-  let m = 0
-  for (let i = 0; i < x.length; i++) {
-    const a = Math.abs(x[i]!)
-    if (!(a <= m)) {
-      if (a > m) m = a
-      else return NaN
-    }
-  }
-  return m === Infinity ? NaN : m
-}
-
-/**
- * K as 4-key panels, d-major inside ([key/4][d][key%4], keys past Tk zero): the A operand of Sᵀ = K·Qᵀ. Returns
- * max |k|, NaN when some element is not finite.
- */
-function packK(k: Float32Array, mem: Float32Array, at: number, heads: number, Tk: number, D: number, kPad: number): number {
-  let m = 0
-  for (let z = 0; z < heads; z++) {
-    const dst = at + z * kPad * D
-    for (let j = 0, s = z * Tk * D; j < Tk; j++) {
-      const o = dst + (j >> 2) * 4 * D + (j & 3)
-      for (let d = 0; d < D; d++, s++) {
-        const x = k[s]!
-        mem[o + 4 * d] = x
-        const a = Math.abs(x)
-        if (!(a <= m)) m = a > m ? a : NaN
-      }
-      if (Number.isNaN(m)) return NaN
-    }
-    for (let j = Tk; j < kPad; j++) for (let d = 0; d < D; d++) mem[dst + (j >> 2) * 4 * D + (j & 3) + 4 * d] = 0
-  }
-  return m === Infinity ? NaN : m
-}
-
-/**
- * V as 8-column panels, key-major inside ([column/8][key][column%8], columns past Dv zero): the B operand of P·V.
- * Returns whether every element is finite.
- */
-function packV(v: Float32Array, mem: Float32Array, at: number, heads: number, Tk: number, Dv: number, DvPad: number): boolean {
-  let bad = 0
-  for (let z = 0; z < heads; z++) {
-    const dst = at + z * Tk * DvPad
-    const src = z * Tk * Dv
-    for (let pj = 0; pj < DvPad; pj += 8) {
-      const cols = Math.min(8, Dv - pj)
-      if (cols === 8) {
-        for (let j = 0, o = dst + pj * Tk, s = src + pj; j < Tk; j++, o += 8, s += Dv) {
-          const x0 = v[s]!, x1 = v[s + 1]!, x2 = v[s + 2]!, x3 = v[s + 3]!, x4 = v[s + 4]!, x5 = v[s + 5]!, x6 = v[s + 6]!, x7 = v[s + 7]!
-          mem[o] = x0
-          mem[o + 1] = x1
-          mem[o + 2] = x2
-          mem[o + 3] = x3
-          mem[o + 4] = x4
-          mem[o + 5] = x5
-          mem[o + 6] = x6
-          mem[o + 7] = x7
-          // x − x is 0 for finite x and NaN for ±∞ and NaN
-          bad += x0 - x0 + x1 - x1 + x2 - x2 + x3 - x3 + x4 - x4 + x5 - x5 + x6 - x6 + x7 - x7
-        }
-      } else {
-        for (let j = 0, o = dst + pj * Tk, s = src + pj; j < Tk; j++, o += 8, s += Dv) {
-          for (let c = 0; c < cols; c++) {
-            const x = v[s + c]!
-            mem[o + c] = x
-            bad += x - x
-          }
-          for (let c = cols; c < 8; c++) mem[o + c] = 0
-        }
-      }
-    }
-  }
-  return bad === 0
-}
-
 /** Keys a block of `nq` query rows from row i0 sees. */
 const keysSeen = (p: AttentionForwardProblem, i0: number, nq: number): number => (p.causal ? Math.max(0, Math.min(p.Tk, i0 + nq + p.delta)) : p.Tk)
 
@@ -167,17 +92,24 @@ export function wasmAttentionForward(p: AttentionForwardProblem): AttentionForwa
   const jobs = parallel ? rt.threads() : 1
   const slotBytes = align(4 * (D * BQ + BQ * DvPad + (BQ / 4) * kPad * 4))
 
-  // layout: [params][counter][unit table][Q][packed K][packed V][out][max][l][scratch slots]
+  const packJobs = Math.min(MAX_JOBS, Math.max(B * Hkv, BH))
+
+  // layout: [params][pack params][counter][pack stats][unit table][Q][packed K][packed V][out][max][l][K][V][scratch
+  // slots]; the row-major K and V are only read by att_pack
   const paramsAt = 64
-  const counterAt = align(paramsAt + AttParam.Count * 4)
-  const tableAt = align(counterAt + 4)
+  const packAt = align(paramsAt + AttParam.Count * 4)
+  const counterAt = align(packAt + PackParam.Count * 4)
+  const statsAt = align(counterAt + 4)
+  const tableAt = align(statsAt + packJobs * 16)
   const qAt = align(tableAt + units * UNIT_WORDS * 4)
   const kAt = align(qAt + BH * Tq * D * 4)
   const vAt = align(kAt + B * Hkv * kPad * D * 4)
   const outAt = align(vAt + B * Hkv * Tk * DvPad * 4)
   const mAt = align(outAt + BH * Tq * Dv * 4)
   const lAt = align(mAt + BH * TqPad * 4)
-  const scratchAt = align(lAt + BH * TqPad * 4)
+  const rawKAt = align(lAt + BH * TqPad * 4)
+  const rawVAt = align(rawKAt + B * Hkv * Tk * D * 4)
+  const scratchAt = align(rawVAt + B * Hkv * Tk * Dv * 4)
   const total = scratchAt + jobs * slotBytes
   if (!Number.isSafeInteger(total) || total >= 2 ** 31 || !rt.reserve(total)) return undefined
 
@@ -221,11 +153,38 @@ export function wasmAttentionForward(p: AttentionForwardProblem): AttentionForwa
       }
 
   mem.set(p.q, qAt >> 2)
-  const qMax = maxAbs(p.q)
-  const kMax = packK(p.k, mem, kAt >> 2, B * Hkv, Tk, D, kPad)
-  const vFinite = packV(p.v, mem, vAt >> 2, B * Hkv, Tk, Dv, DvPad)
+  mem.set(p.k, rawKAt >> 2)
+  mem.set(p.v, rawVAt >> 2)
+  const pack: [PackParam, number][] = [
+    [PackParam.Jobs, packJobs],
+    [PackParam.KvHeads, B * Hkv],
+    [PackParam.QHeads, BH],
+    [PackParam.Tk, Tk],
+    [PackParam.D, D],
+    [PackParam.Dv, Dv],
+    [PackParam.DvPad, DvPad],
+    [PackParam.RawK, rawKAt],
+    [PackParam.RawV, rawVAt],
+    [PackParam.K, kAt],
+    [PackParam.V, vAt],
+    [PackParam.Q, qAt],
+    [PackParam.QLen, Tq * D],
+    [PackParam.Stats, statsAt],
+  ]
+  for (const [f, x] of pack) words[(packAt >> 2) + f] = x
+  rt.run('att_pack', packJobs, [packAt], parallel)
+  // Math.max keeps a NaN
+  let qMax = 0
+  let kMax = 0
+  let vMax = 0
+  const stats = rt.f32()
+  for (let j = 0; j < packJobs; j++) {
+    qMax = Math.max(qMax, stats[(statsAt >> 2) + 4 * j]!)
+    kMax = Math.max(kMax, stats[(statsAt >> 2) + 4 * j + 1]!)
+    vMax = Math.max(vMax, stats[(statsAt >> 2) + 4 * j + 2]!)
+  }
   // scores beyond SCORE_BOUND (or non-finite inputs) are left to the caller's float64 kernel
-  if (!(Math.abs(p.scale) * qMax * kMax * D <= SCORE_BOUND) || !vFinite) return undefined
+  if (!(Math.abs(p.scale) * qMax * kMax * D <= SCORE_BOUND) || !Number.isFinite(vMax)) return undefined
 
   rt.run('att_fwd', jobs, [paramsAt], parallel, () => {
     rt.i32()[counterAt >> 2] = 0

@@ -46,6 +46,30 @@ export const enum AttParam {
   Count,
 }
 
+/**
+ * att_pack(job, params) fields: job j packs the kv heads z ≡ j (mod Jobs) of K and V from their row-major copies, and
+ * scans the query heads ≡ j for their largest |q|; it writes max |q|, max |k|, max |v| (NaN if one was NaN; ∞ if one
+ * was infinite) as three float32 at Stats + 16·j, for the host to decide whether float32 scores are safe.
+ */
+export const enum PackParam {
+  Jobs,
+  KvHeads,
+  QHeads,
+  Tk,
+  D,
+  Dv,
+  DvPad,
+  RawK,
+  RawV,
+  K,
+  V,
+  Q,
+  /** floats per query head: Tq·D */
+  QLen,
+  Stats,
+  Count,
+}
+
 /** Words per unit in the unit table: head row (b·H + h), first query row, kv head (b·Hkv + h/g), unused. */
 export const UNIT_WORDS = 4
 /** Keys per P·V micro-kernel call and per partial row sum. */
@@ -209,9 +233,106 @@ function addStoreOut(mod: ModuleBuilder): number {
   return index
 }
 
+/** att_pack: see PackParam. Scalar loops (the transposes need no more), spread over the pool with the heads. */
+function addPack(mod: ModuleBuilder): void {
+  const f = mod.function(['i32', 'i32'], [], 'att_pack').fn
+  const job = f.param(0)
+  const params = f.param(1)
+  const field = (k: PackParam): Local => {
+    const l = f.local('i32')
+    f.get(params).i32Load(k * 4).set(l)
+    return l
+  }
+  const jobs = field(PackParam.Jobs)
+  const kvHeads = field(PackParam.KvHeads)
+  const qHeads = field(PackParam.QHeads)
+  const Tk = field(PackParam.Tk)
+  const D = field(PackParam.D)
+  const Dv = field(PackParam.Dv)
+  const DvPad = field(PackParam.DvPad)
+  const rawK = field(PackParam.RawK)
+  const rawV = field(PackParam.RawV)
+  const kA = field(PackParam.K)
+  const vA = field(PackParam.V)
+  const qA = field(PackParam.Q)
+  const qLen = field(PackParam.QLen)
+  const z = f.local('i32')
+  const j = f.local('i32')
+  const d = f.local('i32')
+  const src = f.local('i32')
+  const dst = f.local('i32')
+  const end = f.local('i32')
+  const kPad = f.local('i32')
+  const x = f.local('f32')
+  const mq = f.local('f32')
+  const mk = f.local('f32')
+  const mvs = f.local('f32')
+  const acc = f.local('v128')
+  f.get(Tk).i32Const(3).i32Add().i32Const(-4).i32And().set(kPad)
+  f.forRange(z, () => f.get(job), () => f.get(kvHeads), 1, () => {
+    // K: (key j, d) to [j/4][d][j%4] of this head's panels
+    f.get(rawK).get(z).get(Tk).i32Mul().get(D).i32Mul().i32Const(2).i32Shl().i32Add().set(src)
+    f.forRange(j, () => f.i32Const(0), () => f.get(kPad), 1, () => {
+      f.get(kA).get(z).get(kPad).i32Mul().get(j).i32Const(-4).i32And().i32Add().get(D).i32Mul().get(j).i32Const(3).i32And().i32Add().i32Const(2).i32Shl().i32Add().set(dst)
+      f.forRange(d, () => f.i32Const(0), () => f.get(D), 1, () => {
+        f.get(j).get(Tk).i32LtS()
+        f.if(
+          () => {
+            f.get(src).f32Load().set(x)
+            f.get(src).i32Const(4).i32Add().set(src)
+          },
+          () => f.f32Const(0).set(x),
+        )
+        f.get(dst).get(x).f32Store()
+        f.get(mk).get(x).f32Abs().f32Max().set(mk)
+        f.get(dst).i32Const(16).i32Add().set(dst)
+      })
+    })
+    // V: (key j, column c) to [c/8][j][c%8], columns past Dv zero
+    f.get(rawV).get(z).get(Tk).i32Mul().get(Dv).i32Mul().i32Const(2).i32Shl().i32Add().set(src)
+    f.forRange(j, () => f.i32Const(0), () => f.get(Tk), 1, () => {
+      f.forRange(d, () => f.i32Const(0), () => f.get(DvPad), 1, () => {
+        f.get(d).get(Dv).i32LtS()
+        f.if(
+          () => {
+            f.get(src).f32Load().set(x)
+            f.get(src).i32Const(4).i32Add().set(src)
+          },
+          () => f.f32Const(0).set(x),
+        )
+        // vA + ((z·Tk·DvPad) + (d − d%8)·Tk + j·8 + d%8)·4
+        f.get(vA).get(z).get(Tk).i32Mul().get(DvPad).i32Mul().get(d).i32Const(-8).i32And().get(Tk).i32Mul().i32Add().get(j).i32Const(3).i32Shl().i32Add().get(d).i32Const(7).i32And().i32Add().i32Const(2).i32Shl().i32Add()
+        f.get(x).f32Store()
+        f.get(mvs).get(x).f32Abs().f32Max().set(mvs)
+      })
+    })
+    // step by the job count (forRange adds the 1)
+    f.get(z).get(jobs).i32Add().i32Const(1).i32Sub().set(z)
+  })
+  // Q: |q| maxima, four lanes at a time (f32x4.max propagates NaN like f32.max)
+  f.v128Zero().set(acc)
+  f.forRange(z, () => f.get(job), () => f.get(qHeads), 1, () => {
+    f.get(qA).get(z).get(qLen).i32Mul().i32Const(2).i32Shl().i32Add().tee(src).get(qLen).i32Const(-4).i32And().i32Const(2).i32Shl().i32Add().set(end)
+    f.forRange(src, () => f.get(src), () => f.get(end), 16, () => {
+      f.get(acc).get(src).v128Load().f32x4Abs().f32x4Max().set(acc)
+    })
+    f.get(qA).get(z).i32Const(1).i32Add().get(qLen).i32Mul().i32Const(2).i32Shl().i32Add().set(end)
+    f.forRange(src, () => f.get(src), () => f.get(end), 4, () => {
+      f.get(mq).get(src).f32Load().f32Abs().f32Max().set(mq)
+    })
+    f.get(z).get(jobs).i32Add().i32Const(1).i32Sub().set(z)
+  })
+  for (let lane = 0; lane < 4; lane++) f.get(mq).get(acc).f32x4ExtractLane(lane).f32Max().set(mq)
+  f.get(params).i32Load(PackParam.Stats * 4).get(job).i32Const(4).i32Shl().i32Add().set(dst)
+  f.get(dst).get(mq).f32Store(0)
+  f.get(dst).get(mk).f32Store(4)
+  f.get(dst).get(mvs).f32Store(8)
+}
+
 export function addAttentionForward(mod: ModuleBuilder, opts: AttentionForwardOptions): void {
   const { mr, nr } = opts.shape
   if (mr !== 4 || nr !== 8) throw new Error('att_fwd: written for the 4×8 micro-kernel')
+  addPack(mod)
   const packQ = addPackQ(mod)
   const softmax = addSoftmaxPanel(mod)
   const storeOut = addStoreOut(mod)

@@ -288,6 +288,9 @@ export class FunctionBuilder {
   f32Max(): this {
     return this.#op(0x97)
   }
+  f32Abs(): this {
+    return this.#op(0x8b)
+  }
 
   // ---- f64 ----------------------------------------------------------------------------------------------------
 
@@ -367,6 +370,9 @@ export class FunctionBuilder {
   }
   f32x4Max(): this {
     return this.#simd(0xe9)
+  }
+  f32x4Abs(): this {
+    return this.#simd(0xe0)
   }
   /** Two f32 from memory into the low lanes, high lanes zero. */
   v128Load64Zero(offset = 0): this {

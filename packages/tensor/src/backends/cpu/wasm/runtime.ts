@@ -56,7 +56,7 @@ function current(): Settings {
 }
 
 /** Exports every kernel module provides; the pool may run any of these by name. */
-const JOB_NAMES = ['mm_job', 'sm_stats', 'sm_out', 'att_fwd'] as const
+const JOB_NAMES = ['mm_job', 'sm_stats', 'sm_out', 'att_pack', 'att_fwd'] as const
 export type JobName = (typeof JOB_NAMES)[number]
 
 export interface WasmRuntime {
