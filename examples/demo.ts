@@ -301,11 +301,13 @@ async function fairnessSection(): Promise<void> {
   mlp.dispose()
   bar.stage('fairness: protected-attribute encoder', epochs * steps)
   const encoder = trainProtectedAttributeEncoder(train, { epochs, batchSize, seed: 0, progress: tick })
-  const etas = [100]
+  const etas = [10]
   const points: { eta: number; acc: number; dp: number }[] = []
   for (const eta of etas) {
-    bar.stage(`fairness: Distraction η = ${eta}`, 2 * steps)
-    const m = trainDistraction(train, { encoder, eta, epochs: 1, warmupEpochs: 1, batchSize, seed: 0, lrModule: 1e-3, decayEvery: 1, decayGamma: 0.9, progress: tick })
+    bar.stage(`fairness: Distraction η = ${eta}`, 6 * steps)
+    // The bench's settings on a slice: 2 warm-up + 4 alternating epochs, the paper's module lr, the classifier on
+    // BCE + η·DP as the authors' code trains it (classifierPenalty, the default).
+    const m = trainDistraction(train, { encoder, eta, epochs: 4, warmupEpochs: 2, batchSize, seed: 0, lrModule: 1e-5, moduleBiases: 'accuracy', decayEvery: 1, decayGamma: 0.9, progress: tick })
     points.push({ eta, ...score(m) })
     m.dispose()
   }
@@ -327,8 +329,9 @@ async function fairnessSection(): Promise<void> {
   })
   report.push(`<h2>Fairness</h2>
 <p>The Distraction module on the first ${nTrain} training and ${nTest} test rows of UCI Adult (sensitive attribute: sex),
-one warm-up and one alternating epoch (module lr 1e-3); the paper trains 50 epochs on the whole split and picks its points on a
-Pareto front over (η, epoch). packages/fairness/README.md explains why these short runs do not reproduce the paper's trade-off.</p>
+two warm-up and four alternating epochs (module lr 1e-5; the classifier steps on cross-entropy plus η·DP, as the authors' code
+trains it). On a slice this small the gap comes down but not to the paper's; <code>npm run bench -- fairness</code> trains on the
+whole split, picks (η, epoch) on a validation split and reaches 0.834 accuracy at a DP gap of 0.015 (packages/fairness/README.md).</p>
 ${htmlTable(['model', 'η', 'accuracy', 'DP gap'], [
   ['MLP (unconstrained)', '', base.acc.toFixed(4), base.dp.toFixed(4)],
   ...points.map(p => ['Distraction', String(p.eta), p.acc.toFixed(4), p.dp.toFixed(4)]),

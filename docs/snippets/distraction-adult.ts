@@ -20,7 +20,8 @@ console.log(trainSlice.d, trainSlice.groupNames) // => [103, ["Female", "Male"]]
 // 1. A frozen encoder that predicts the group from the other features; its last hidden layer is the query.
 const encoder = trainProtectedAttributeEncoder(trainSlice, { epochs: 3 })
 // 2. The classifier, with the Distraction attention module between its body and its output layer: warm-up
-// epochs of plain cross-entropy, then alternating steps (module on η·DP penalty, classifier on cross-entropy).
+// epochs of plain cross-entropy, then alternating steps (module on the η·DP penalty, classifier on cross-entropy
+// plus that penalty, as the authors' code trains it: classifierPenalty).
 const model = trainDistraction(trainSlice, { encoder, eta: 10, warmupEpochs: 3, epochs: 2, lrModule: 1e-3, lrClassifier: 1e-2, batchSize: 100 })
 const probs = model.predictProba(testSlice)
 const yPred = Array.from(probs, p => (p > 0.5 ? 1 : 0))

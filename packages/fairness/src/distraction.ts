@@ -1,4 +1,4 @@
-import { adam, sgd, add, eye, zeros, div, dispose, sum, matmul, mean, mul, reshape, rng as makeRng, scope, sigmoid, softplus, sub, tensor, valueAndGrad, ArgumentError, ShapeError, ValueError, type Rng, type Tensor } from '@heed/tensor'
+import { adam, sgd, add, isTensor, eye, zeros, div, dispose, sum, matmul, mean, mul, reshape, rng as makeRng, scope, sigmoid, softplus, sub, tensor, valueAndGrad, ArgumentError, ShapeError, ValueError, type Rng, type Tensor } from '@heed/tensor'
 import { decayed, positiveInt, positiveNumber } from './batching.js'
 import { probaInChunks, type Classifier } from './classifier.js'
 import { denseForward, initDense, type DenseLayer } from './dense.js'
@@ -48,6 +48,15 @@ export interface DistractionConfig {
    * `accuracy` hands them to the classifier step and leaves the penalty the weights (attention sharpness and scale).
    */
   readonly moduleBiases: 'fairness' | 'accuracy'
+  /**
+   * Whether the classifier step's gradient also carries η·∇penalty. `true` is what the authors' code does, though
+   * not what their Algorithm 1 says: each batch clears gradients once, the module step's backward fills every
+   * parameter's gradient (the `require_grad` misspelling freezes nothing), and the classifier step adds the
+   * cross-entropy gradient to it — so the classifier descends BCE + η·DP and only the module sees the penalty
+   * alone. `false` is the algorithm as written: cross-entropy only, where the classifier undoes whatever the
+   * module does (see the package README).
+   */
+  readonly classifierPenalty: boolean
   /** Adam learning rate of the classifier (accuracy step). */
   readonly lrClassifier: number
   readonly batchSize: number
@@ -72,7 +81,7 @@ export interface DistractionConfig {
  */
 export const DISTRACTION_DEFAULTS: DistractionConfig = {
   module: 'attention', fairnessLayers: 2, fairnessInit: 'identity',
-  hidden: [64, 32], dropout: 0.2, tokenDim: 1, heads: 1, eta: 1, lrModule: 1e-5, moduleOptimizer: 'adam', moduleBiases: 'fairness', lrClassifier: 1e-3,
+  hidden: [64, 32], dropout: 0.2, tokenDim: 1, heads: 1, eta: 1, lrModule: 1e-5, moduleOptimizer: 'adam', moduleBiases: 'fairness', classifierPenalty: true, lrClassifier: 1e-3,
   batchSize: 100, epochs: 50, warmupEpochs: 0, decayGamma: 0.9, decayEvery: 20, penaltyReduce: 'sum', seed: 0,
 }
 
@@ -201,6 +210,13 @@ export interface DistractionTrainer {
   dispose(): void
 }
 
+/** Leafwise sum of two gradient trees of the same structure. */
+function addTrees<T>(a: T, b: T): T {
+  if (isTensor(a)) return add(a, b as Tensor) as T
+  if (Array.isArray(a)) return a.map((x, i) => addTrees(x, (b as unknown[])[i])) as T
+  return Object.fromEntries(Object.entries(a as object).map(([k, v]) => [k, addTrees(v, (b as Record<string, unknown>)[k])])) as T
+}
+
 /** Some of θ_fair's tensors by name (the trainer splits them between its two steps). */
 type ModulePart = { [name: string]: Tensor }
 
@@ -237,9 +253,11 @@ export function distractionTrainer(params: DistractionParams, config: Partial<Di
   const full = (f: ModulePart, a: typeof acc): DistractionParams => ({ body: a.body, head: a.head, ...moduleOf({ ...f, ...a.rest }) })
   let sModule = optModule.init(attention)
   let sAcc = optAcc.init(acc)
-  const fairGrad = valueAndGrad((att: ModulePart, b: DistractionBatch) =>
-    dpPenalty(sigmoid(distractionLogits(full(att, acc), b.x, b.embedding, { config: c, rng })), b.groups, { eta: c.eta, reduce: c.penaltyReduce }),
-  )
+  const penalty = (att: ModulePart, a: typeof acc, b: DistractionBatch): Tensor =>
+    dpPenalty(sigmoid(distractionLogits(full(att, a), b.x, b.embedding, { config: c, rng })), b.groups, { eta: c.eta, reduce: c.penaltyReduce })
+  const fairGrad = valueAndGrad((att: ModulePart, b: DistractionBatch) => penalty(att, acc, b))
+  // The authors' accumulated gradient: the penalty's gradient for both parameter sets at the pre-step point.
+  const bothGrad = valueAndGrad((p: { fair: ModulePart; acc: typeof acc }, b: DistractionBatch) => penalty(p.fair, p.acc, b))
   const accGrad = valueAndGrad((a: typeof acc, b: DistractionBatch) => bceWithLogits(distractionLogits(full(attention, a), b.x, b.embedding, { config: c, rng }), b.y))
   const optWarm = adam({ lr: c.lrClassifier })
   type Everything = { fair: ModulePart; acc: typeof acc }
@@ -254,12 +272,17 @@ export function distractionTrainer(params: DistractionParams, config: Partial<Di
     params: () => full(attention, acc),
     step(b) {
       live()
-      const [lf, gf] = fairGrad(attention, b)
+      let lf: Tensor, gf: ModulePart, gPenAcc: typeof acc | undefined
+      if (c.classifierPenalty && c.eta > 0) {
+        const [l, g] = bothGrad({ fair: attention, acc }, b)
+        ;[lf, gf, gPenAcc] = [l, g.fair, g.acc]
+      } else [lf, gf] = fairGrad(attention, b)
       ;[attention, sModule] = optModule.step(gf, sModule, attention)
       const [la, ga] = accGrad(acc, b)
-      ;[acc, sAcc] = optAcc.step(ga, sAcc, acc)
+      const g = gPenAcc === undefined ? ga : addTrees(ga, gPenAcc)
+      ;[acc, sAcc] = optAcc.step(g, sAcc, acc)
       const out = { fairnessLoss: lf.dataSync()[0]!, accuracyLoss: la.dataSync()[0]! }
-      dispose([lf, gf, la, ga])
+      dispose([lf, gf, la, ga, gPenAcc, g === ga ? undefined : g])
       return out
     },
     warmupStep(b) {

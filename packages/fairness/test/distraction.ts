@@ -1,8 +1,8 @@
 import t from 'tap'
 import { firstValueFrom, toArray } from 'rxjs'
-import { add as addT, dispose, matmul as matmulT, memory, relu, scope, tensor, ArgumentError, ShapeError, ValueError, type Tensor } from '@heed/tensor'
+import { add as addT, dispose, matmul as matmulT, memory, relu, scope, sigmoid, tensor, valueAndGrad, ArgumentError, ShapeError, ValueError, type Tensor } from '@heed/tensor'
 import {
-  accuracy, demographicParityDifference, distractionAttention, dpPenalty, initDistractionAttention, softDemographicParity, tabularData,
+  accuracy, bceWithLogits, demographicParityDifference, distractionAttention, dpPenalty, initDistractionAttention, softDemographicParity, tabularData,
   distractionLogits, distractionTrainer, initDistraction, trainDistraction, trainLagrangian, trainProtectedAttributeEncoder, type DistractionAttentionParams, type DistractionParams,
 } from '@heed/fairness'
 import { distractionBatches, distractionTraining } from '@heed/fairness/stream'
@@ -98,7 +98,7 @@ t.test('tiny training on a biased dataset: η shrinks the hard DP gap, accuracy 
   const run = (eta: number) => {
     const m = trainDistraction(train, {
       encoder, eta, hidden: [16, 8], epochs: 6, warmupEpochs: 4, batchSize: 64, lrModule: 1e-3, lrClassifier: 3e-3, dropout: 0,
-      moduleOptimizer: 'sgd', moduleBiases: 'accuracy',
+      moduleOptimizer: 'sgd', moduleBiases: 'accuracy', classifierPenalty: false,
     })
     const p = m.predictProba(test)
     m.dispose()
@@ -113,6 +113,52 @@ t.test('tiny training on a biased dataset: η shrinks the hard DP gap, accuracy 
   t.ok(fair.soft < free.soft, 'and the soft one')
   t.ok(fair.acc > 0.85, 'accuracy stays reasonable')
   encoder.dispose()
+  t.equal(memory().tensors, base, 'no tensor leaks')
+})
+
+t.test('classifierPenalty: the classifier step descends BCE + η·DP (the authors\' accumulated gradient) or BCE alone', async t => {
+  const base = memory().tensors
+  const config = { hidden: [6, 4], dropout: 0, lrModule: 1e-30, lrClassifier: 1e-3, eta: 1e4, seed: 3 }
+  const rand = prng(11)
+  const B = 12
+  const x = tensor(Float32Array.from({ length: B * 5 }, () => rand() * 2 - 1), [B, 5], 'float32')
+  const embedding = tensor(Float32Array.from({ length: B * 4 }, () => rand()), [B, 4], 'float32')
+  const y = tensor(Float32Array.from({ length: B }, (_, i) => i % 3 === 0 ? 1 : 0), [B], 'float32')
+  const groups = Array.from({ length: B }, (_, i) => (i % 3 === 0 ? 1 : 0))
+  const batch = { x, embedding, y, groups }
+  const flat = (p: DistractionParams) => [...p.body, p.head].flatMap(l => [...l.w.dataSync(), ...l.b.dataSync()])
+  // Reference gradients of the classifier's parameters, in float32 as the trainer computes them.
+  const p0 = initDistraction(5, 4, config)
+  const start = flat(p0)
+  const lossGrad = (withPenalty: boolean) => {
+    const f = (acc: { body: DistractionParams['body']; head: DistractionParams['head'] }) => scope(() => {
+      const z = distractionLogits({ ...p0, ...acc }, x, embedding, { config })
+      const ce = bceWithLogits(z, y)
+      return withPenalty ? addT(ce, dpPenalty(sigmoid(z), groups, { eta: config.eta })) : ce
+    })
+    const [l, g] = valueAndGrad(f)({ body: p0.body, head: p0.head })
+    const out = [...g.body, g.head].flatMap(l => [...l.w.dataSync(), ...l.b.dataSync()])
+    dispose([l, g])
+    return out
+  }
+  const gBce = lossGrad(false)
+  const gBoth = lossGrad(true)
+  const differ = gBce.filter((v, i) => Math.sign(v) !== Math.sign(gBoth[i]!) && Math.abs(gBoth[i]!) > 1e-4).length
+  t.ok(differ > 0, `the penalty flips the sign of ${differ} classifier gradients at this point (else the test could not tell)`)
+  // Adam's first step moves each parameter by lr·g/(|g| + ε) ≈ lr·sign(g).
+  const moved = (withPenalty: boolean) => {
+    const tr = distractionTrainer(initDistraction(5, 4, config), { ...config, classifierPenalty: withPenalty })
+    tr.step(batch)
+    const after = flat(tr.params())
+    tr.dispose()
+    return after.map((v, i) => (v - start[i]!) / config.lrClassifier)
+  }
+  for (const [withPenalty, g] of [[true, gBoth], [false, gBce]] as const) {
+    const d = moved(withPenalty)
+    const bad = d.map((v, i) => ({ v, g: g[i]! })).filter(({ v, g }) => Math.abs(g) > 1e-4 && Math.abs(v + Math.sign(g)) > 0.02)
+    t.equal(bad.length, 0, `classifierPenalty ${withPenalty}: every classifier parameter steps along −sign of ${withPenalty ? 'BCE + η·DP' : 'BCE'}'s gradient`)
+  }
+  dispose([x, embedding, y, p0])
   t.equal(memory().tensors, base, 'no tensor leaks')
 })
 
@@ -169,7 +215,7 @@ t.test("module 'layers' on the biased dataset: the penalty shrinks the gap; the 
     return { acc: accuracy(test.y, yp), soft: softDemographicParity(p, test.groups) }
   }
   const run = (eta: number) =>
-    score(trainDistraction(train, { encoder, module: 'layers', eta, hidden: [16, 8], epochs: 4, warmupEpochs: 4, batchSize: 64, lrModule: 3e-3, lrClassifier: 3e-3, dropout: 0, moduleBiases: 'accuracy' }))
+    score(trainDistraction(train, { encoder, module: 'layers', eta, hidden: [16, 8], epochs: 4, warmupEpochs: 4, batchSize: 64, lrModule: 3e-3, lrClassifier: 3e-3, dropout: 0, moduleBiases: 'accuracy', classifierPenalty: false }))
   const free = run(0)
   const fair = run(100)
   const lag = score(trainLagrangian(train, { eta: 30, hidden: [16, 8], epochs: 8, batchSize: 64, lr: 3e-3, dropout: 0 }))
