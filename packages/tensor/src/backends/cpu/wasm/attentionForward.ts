@@ -41,10 +41,11 @@ export interface AttentionForwardResult {
 }
 
 /**
- * Below this many multiply-adds the float64-lane kernel is as fast once the packing is counted, and it is the more
- * accurate of the two, so it keeps small problems.
+ * Below this many multiply-adds a call takes microseconds on either kernel (this one is still faster: ~2× at 8K
+ * multiply-adds, ~10× at 128K, measured on the reference 2-core EPYC), so small problems keep the caller's
+ * float64-arithmetic kernel, the more accurate of the two.
  */
-export const ATTENTION_WASM_MIN_MACS = 1 << 18
+export const ATTENTION_WASM_MIN_MACS = 1 << 16
 /** Below this many multiply-adds waking workers costs more than it saves. */
 export const ATTENTION_THREAD_MIN_MACS = 1 << 21
 /**
