@@ -100,6 +100,10 @@ t.test('matches the float64 reference within the float32 op tolerance', async t 
     { B: 1, H: 2, Hkv: 2, Tq: 40, Tk: 600, D: 32, Dv: 40, causal: false, delta: 0, queryBlock: 24 },
     // a chunk of queries with an offset (decode-style) and keys past the causal limit
     { B: 1, H: 2, Hkv: 2, Tq: 7, Tk: 30, D: 8, Dv: 8, causal: true, delta: 20 },
+    // an offset that is not a multiple of 4 with a last block of 5 rows: the padding lanes of a 4-query panel
+    // reach keys past the block's last row, which only they may see
+    { B: 1, H: 2, Hkv: 1, Tq: 13, Tk: 14, D: 8, Dv: 8, causal: true, delta: 1, queryBlock: 8 },
+    { B: 1, H: 1, Hkv: 1, Tq: 21, Tk: 27, D: 12, Dv: 4, causal: true, delta: 6, queryBlock: 16 },
     // negative offset: the first rows see no key at all (out 0, lse −∞)
     { B: 1, H: 1, Hkv: 1, Tq: 21, Tk: 21, D: 8, Dv: 8, causal: true, delta: -6, queryBlock: 8 },
   ]
