@@ -95,8 +95,7 @@ export function wasmAttentionForward(p: AttentionForwardProblem): AttentionForwa
 
   const packJobs = Math.min(MAX_JOBS, Math.max(B * Hkv, BH))
 
-  // layout: [params][pack params][counter][pack stats][unit table][Q][packed K][packed V][out][max][l][K][V][scratch
-  // slots]; the row-major K and V are only read by att_pack
+  // layout: [params][pack params][counter][pack stats][unit table][Q][packed K][packed V][out][max][l][scratch slots]
   const paramsAt = 64
   const packAt = align(paramsAt + AttParam.Count * 4)
   const counterAt = align(packAt + PackParam.Count * 4)
@@ -108,10 +107,11 @@ export function wasmAttentionForward(p: AttentionForwardProblem): AttentionForwa
   const outAt = align(vAt + B * Hkv * Tk * DvPad * 4)
   const mAt = align(outAt + BH * Tq * Dv * 4)
   const lAt = align(mAt + BH * TqPad * 4)
-  const rawKAt = align(lAt + BH * TqPad * 4)
+  const scratchAt = align(lAt + BH * TqPad * 4)
+  // the row-major K and V are read by att_pack only, before att_fwd writes anything from outAt on: they share that space
+  const rawKAt = outAt
   const rawVAt = align(rawKAt + B * Hkv * Tk * D * 4)
-  const scratchAt = align(rawVAt + B * Hkv * Tk * Dv * 4)
-  const total = scratchAt + jobs * slotBytes
+  const total = Math.max(scratchAt + jobs * slotBytes, rawVAt + B * Hkv * Tk * Dv * 4)
   if (!Number.isSafeInteger(total) || total >= 2 ** 31 || !rt.reserve(total)) return undefined
 
   const mem = rt.f32()
