@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { add, broadcastTo, div, logSoftmax, logSumExp, matmul, maximum, memory, minimum, mul, profile, scope, softmax, sub, sum, tensor, valueAndGrad, type Tensor } from '@heed/tensor'
+import { add, broadcastTo, div, logSoftmax, logSumExp, matmul, maximum, memory, minimum, mul, profile, relu, scope, softmax, sub, sum, tensor, valueAndGrad, type Tensor } from '@heed/tensor'
 import { broadcastPattern } from '../src/backends/cpu/broadcastPattern.js'
 import { float32Binary } from '../src/backends/cpu/float32Binary.js'
 import { float32RowSoftmax } from '../src/backends/cpu/float32RowSoftmax.js'
@@ -288,4 +288,37 @@ t.test('float32 row softmax family below the WebAssembly threshold: bit-identica
     }
     x64.dispose()
   }
+})
+
+t.test('ReLU gradient in one kernel: dy where x > 0, else +0, bit for bit; finite differences', async t => {
+  const rand = prng(31)
+  const x = adversarial(rand, 1500)
+  const dy = adversarial(rand, 1500)
+  const fast = float32Binary('reluGrad', cpu(dy, [30, 50]), cpu(x, [30, 50]), [30, 50])
+  if (!fast) return void t.fail('no fast path')
+  sameBits(t, fast.values, Array.from(x, (v, i) => (v > 0 ? dy[i]! : 0)), 'vs x > 0 ? dy : 0')
+  sameBits(t, fast.values, mapBinary(cpu(dy, [30, 50]), cpu(x, [30, 50]), [30, 50], 'float32', binaryFns['reluGrad']!).values, 'vs general loop')
+  t.equal(float32Binary('reluGrad', cpu(dy.subarray(0, 50), [50]), cpu(x, [30, 50]), [30, 50]), undefined, 'broadcast operands keep the general loop')
+
+  // through valueAndGrad: a NaN or infinite cotangent where x ≤ 0 gives 0 (threshold_backward), not NaN
+  const base = memory().tensors
+  const xs = tensor([-2, -0, 0, 3, -1, 2], [6])
+  const c = tensor([NaN, Infinity, 1, 5, -Infinity, -0], [6])
+  const [v, gx] = valueAndGrad((u: Tensor) => sum(mul(relu(u), c)))(xs)
+  sameBits(t, await gx.data(), [0, 0, 0, 5, 0, -0], 'masked cotangents')
+  for (const u of [xs, c, v, gx]) u.dispose()
+  t.equal(memory().tensors, base, 'no leaked tensors')
+
+  // away from the kink, in float64, first and second order (the mask's own gradient passes ddy through)
+  const pts = randomArray(rand, 12).map(u => (u >= 0 ? u + 0.1 : u - 0.1))
+  await checkGrad(t, u => scope(() => sum(mul(relu(u), relu(u)))), [{ v: pts, shape: [3, 4] }])
+  const xg = tensor(pts, [3, 4], 'float64')
+  const w = tensor(randomArray(rand, 12), [3, 4], 'float64')
+  // d/dw of Σ (dReLU(x)/dx · w) is step(x): the gradient of the gradient through the fused mask
+  const inner = (ww: Tensor): Tensor => scope(() => sum(mul(valueAndGrad((u: Tensor) => sum(mul(relu(u), ww)))(xg)[1], ww)))
+  const [iv, gw] = valueAndGrad(inner)(w)
+  const ws = await w.data()
+  t.same(Array.from(await gw.data()), pts.map((p, i) => (p > 0 ? 2 * ws[i]! : 0)), 'second order: 2·w where x > 0, else 0')
+  for (const u of [xg, w, iv, gw]) u.dispose()
+  t.equal(memory().tensors, base, 'no leaked tensors after the second-order check')
 })

@@ -1,6 +1,7 @@
 import { sizeOf, type Shape } from '../../shape.js'
 import { broadcastPattern } from './broadcastPattern.js'
 import { takeFloat32 } from './float32Pool.js'
+import { positiveMask } from './positiveMask.js'
 import type { CpuTensor } from './types.js'
 
 /**
@@ -111,6 +112,7 @@ function withLeft(op: Op, x: number, b: Float32Array, bo: number, out: Float32Ar
  * specialised ones (the caller then runs the general loop).
  */
 export function float32Binary(name: string, a: CpuTensor, b: CpuTensor, outShape: Shape): CpuTensor | undefined {
+  if (name === 'reluGrad') return reluGrad(a, b, outShape)
   const op = opCode(name)
   if (op === -1 || a.dtype !== 'float32' || b.dtype !== 'float32') return undefined
   const pa = broadcastPattern(a.shape, outShape)
@@ -137,4 +139,18 @@ export function float32Binary(name: string, a: CpuTensor, b: CpuTensor, outShape
   }
   // neither operand covers the output (both broadcast, e.g. [m, 1] ⊕ [n]): the general loop
   return undefined
+}
+
+const asInt32 = (a: Float32Array): Int32Array => new Int32Array(a.buffer, a.byteOffset, a.length)
+
+/** dy where x > 0, else +0 (binaryFns.reluGrad), bit for bit and branch-free; same-shape operands only. */
+function reluGrad(dy: CpuTensor, x: CpuTensor, outShape: Shape): CpuTensor | undefined {
+  const n = sizeOf(outShape)
+  if (dy.dtype !== 'float32' || x.dtype !== 'float32' || dy.values.length !== n || x.values.length !== n) return undefined
+  const out = takeFloat32(n)
+  const d = asInt32(dy.values as Float32Array)
+  const v = asInt32(x.values as Float32Array)
+  const o = asInt32(out)
+  for (let i = 0; i < n; i++) o[i] = d[i]! & positiveMask(v[i]!)
+  return { values: out, shape: outShape, dtype: 'float32' }
 }

@@ -89,6 +89,9 @@ export const binaryFns: Readonly<Record<string, (a: number, b: number) => number
   logicalAnd: (a, b) => (a && b ? 1 : 0),
   logicalOr: (a, b) => (a || b ? 1 : 0),
   logicalXor: (a, b) => ((a ? 1 : 0) ^ (b ? 1 : 0)),
+  // ReLU's gradient in one pass, (dy, x) ↦ dy where x > 0, else 0: as PyTorch's threshold_backward, a NaN or
+  // infinite dy where x ≤ 0 gives 0 (dy · step(x) would give NaN)
+  reluGrad: (dy, x) => (x > 0 ? dy : 0),
 }
 
 // Integer products can exceed 2^53 before wrapping, so a float multiply would lose the low bits that

@@ -66,6 +66,7 @@ const binaryF32: Readonly<Record<string, string>> = {
   minimum: 'select(min(a, b), nan_f32(), is_nan(a) || is_nan(b))',
   mod: 'a - floor(a / b) * b',
   atan2: 'atan2(a, b)',
+  reluGrad: 'select(0.0, a, b > 0.0)',
 }
 const binaryInt: Readonly<Record<string, (t: ComputeType) => string>> = {
   add: () => 'a + b',
@@ -75,6 +76,7 @@ const binaryInt: Readonly<Record<string, (t: ComputeType) => string>> = {
   div: t => `select(a / b, ${t}(0), b == ${t}(0))`,
   maximum: () => 'max(a, b)',
   minimum: () => 'min(a, b)',
+  reluGrad: t => `select(${t}(0), a, b > ${t}(0))`,
   mod: t =>
     t === 'u32'
       ? 'select(a % b, 0u, b == 0u)'
