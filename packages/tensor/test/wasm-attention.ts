@@ -98,6 +98,10 @@ t.test('matches the float64 reference within the float32 op tolerance', async t 
     { B: 2, H: 2, Hkv: 1, Tq: 131, Tk: 131, D: 64, Dv: 64, causal: true, delta: 0 },
     // more keys than one P·V chunk (256) and a row sum across chunks
     { B: 1, H: 2, Hkv: 2, Tq: 40, Tk: 600, D: 32, Dv: 40, causal: false, delta: 0, queryBlock: 24 },
+    // causal across several key chunks (the running max and sum are rescaled between them)
+    { B: 1, H: 1, Hkv: 1, Tq: 530, Tk: 530, D: 8, Dv: 8, causal: true, delta: 0 },
+    // a decode step over a long cache: a block of one row
+    { B: 1, H: 2, Hkv: 1, Tq: 1, Tk: 700, D: 16, Dv: 16, causal: true, delta: 699 },
     // a chunk of queries with an offset (decode-style) and keys past the causal limit
     { B: 1, H: 2, Hkv: 2, Tq: 7, Tk: 30, D: 8, Dv: 8, causal: true, delta: 20 },
     // an offset that is not a multiple of 4 with a last block of 5 rows: the padding lanes of a 4-query panel
@@ -127,7 +131,8 @@ t.test('adversarial magnitudes: error within 2× the float32 reference (§6.1)',
   const rand = prng(32)
   // |q| up to 2500 with D = 64: scores up to ~±1e4, softmax rows nearly one-hot
   for (const qScale of [300, 2500]) {
-    const c: Case = { B: 1, H: 2, Hkv: 2, Tq: 150, Tk: 150, D: 64, Dv: 64, causal: true, delta: 0, qScale }
+    // two key chunks, so rows also see their running max replaced
+    const c: Case = { B: 1, H: 2, Hkv: 2, Tq: 300, Tk: 300, D: 64, Dv: 64, causal: true, delta: 0, qScale }
     const p = problem(rand, c)
     const golden = reference(p, false)
     const f32 = reference(p, true)

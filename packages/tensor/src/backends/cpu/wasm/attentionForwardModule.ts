@@ -4,18 +4,20 @@ import type { GemmShape } from './matmulModule.js'
 /**
  * The float32 attention forward (no mask or causal), for attentionForward.ts. One work unit is a block of BQ query
  * rows of one head; a job claims units from a shared counter until none are left, so the pool balances the causal
- * triangle by itself (the host lists the costly units first). Per unit, in the job's own scratch slot:
+ * triangle by itself (the host lists the costly units first). Per unit, in the job's own scratch slot, with
+ * FlashAttention's online softmax over chunks of KC keys (everything a chunk touches stays in L2):
  *
- * 1. Sᵀ = K·(scale·Q_blk)ᵀ for the keys the block can see, with the GEMM micro-kernel: the packed K panels are its
- *    A operand and the block's queries, packed k-major in 8-column panels, its B. The tiles are stored as 4-query
- *    panels ([query panel][key][4 lanes]), which is exactly the packed A layout P·V needs, so P is never repacked.
+ * 1. Sᵀ = K·(scale·Q_blk)ᵀ for the chunk's keys with the GEMM micro-kernel: the packed K panels are its A operand
+ *    and the block's queries, packed k-major in 8-column panels, its B. The tiles are stored as 4-query panels
+ *    ([query panel][key][4 lanes]), which is exactly the packed A layout P·V needs, so P is never repacked.
  * 2. Per 4-query panel: causal cut (keys past the panel's last query are never touched; the ≤ 3 keys inside its
- *    diagonal get −∞ per lane), row max, p = exp(s − max) in place and the row sum, all 4 rows in one vector.
- * 3. O = P·V with the micro-kernel over key chunks of KC (a chunk of packed V stays in L2 for every query panel),
- *    then out = O / l, and (max, l) per row for the host's lse = max + log l.
+ *    diagonal get −∞ per lane), running max, p = exp(s − max) in place, running sum rescaled to the new max — all
+ *    4 rows in one vector.
+ * 3. O_panel = O_panel·corr + P·V with the micro-kernel; after the last chunk out = O / l, and (max, l) per row go
+ *    to the host for lse = max + log l.
  *
- * Everything is float32 with float32 accumulation: sums over keys are blocked (the row sum per chunk of KC, P·V per
- * micro-kernel call of KC keys), so their rounding error grows with KC + Tk/KC rather than with Tk.
+ * Everything is float32 with float32 accumulation: sums over keys are blocked (per chunk of KC, then across
+ * chunks), so their rounding error grows with KC + Tk/KC rather than with Tk.
  *
  * att_fwd(job, params): `params` is the byte address of the i32 table below (more fields than the pool passes).
  */
@@ -72,7 +74,7 @@ export const enum PackParam {
 
 /** Words per unit in the unit table: head row (b·H + h), first query row, kv head (b·Hkv + h/g), unused. */
 export const UNIT_WORDS = 4
-/** Keys per P·V micro-kernel call and per partial row sum. */
+/** Keys per chunk: per score block, partial row sum and P·V micro-kernel call. */
 export const ATT_KC = 256
 
 const LOG2E = Math.LOG2E
@@ -153,51 +155,64 @@ function addPackQ(mod: ModuleBuilder): number {
   return index
 }
 
+/** Bytes of a 4-query panel's online-softmax state: running max, running sum, and the last rescale factor. */
+export const STATE_BYTES = 48
+
 /**
- * att_softmax(base, kq, mAt, lAt): one 4-query panel of Sᵀ ([key][4 lanes] from base, keys [0, kq), kq > 0) becomes
- * P = exp(s − max) in place; the 4 row maxima go to mAt and the row sums to lAt. A function of its own rather than a
- * loop inside att_fwd, which runs once per job: the engine optimises a function for its next call, so only a
- * frequently called one leaves the baseline tier within the first forward.
+ * att_softmax(base, n, st): one key chunk of a 4-query panel of Sᵀ ([key][4 lanes] from base, n > 0 keys) becomes
+ * P = exp(s − m) in place, m the running max over this and earlier chunks (the state at st: m, l, corr as f32x4).
+ * l becomes l·corr + Σ p with corr = exp(m_old − m), the factor the caller then applies to O. A function of its own
+ * rather than a loop inside att_fwd, which runs once per job: the engine optimises a function for its next call, so
+ * only a frequently called one leaves the baseline tier within the first forward.
  */
-function addSoftmaxPanel(mod: ModuleBuilder): number {
-  const { index, fn: f } = mod.function(['i32', 'i32', 'i32', 'i32'], [])
-  const [base, kq, mAt, lAt] = [0, 1, 2, 3].map(i => f.param(i)) as [Local, Local, Local, Local]
+function addSoftmaxChunk(mod: ModuleBuilder): number {
+  const { index, fn: f } = mod.function(['i32', 'i32', 'i32'], [])
+  const [base, n, st] = [0, 1, 2].map(i => f.param(i)) as [Local, Local, Local]
   const p = f.local('i32')
   const pEnd = f.local('i32')
-  const chunkEnd = f.local('i32')
+  const mOld = f.local('v128')
   const mv = f.local('v128')
-  const lv = f.local('v128')
   const lc = f.local('v128')
   const x = f.local('v128')
-  const n = f.local('v128')
-  f.f32x4Const(-Infinity).set(mv)
-  f.v128Zero().set(lv)
-  const min = (a: () => void, b: () => void, into: Local): void => emitMin(f, a, b, into)
-  f.get(base).get(kq).i32Const(4).i32Shl().i32Add().set(pEnd)
+  const e = f.local('v128')
+  f.get(st).v128Load(0).tee(mOld).set(mv)
+  f.get(base).get(n).i32Const(4).i32Shl().i32Add().set(pEnd)
   f.forRange(p, () => f.get(base), () => f.get(pEnd), 16, () => {
     f.get(mv).get(p).v128Load().f32x4Pmax().set(mv)
   })
-  // a row with every key masked: max −∞ → −FLT_MAX, so its p are exp(−∞) = 0 and l = 0
-  f.get(mv).f32x4Const(-3.4028234663852886e38).f32x4Pmax().set(mv)
-  f.get(base).set(p)
-  f.block(sumDone => {
-    f.loop(chunk => {
-      f.get(p).get(pEnd).i32GeS().brIf(sumDone)
-      min(() => f.get(pEnd), () => f.get(p).i32Const(ATT_KC * 16).i32Add(), chunkEnd)
-      f.v128Zero().set(lc)
-      f.forRange(p, () => f.get(p), () => f.get(chunkEnd), 16, () => {
-        f.get(p).v128Load().get(mv).f32x4Sub().set(x)
-        emitExp(f, x, n)
-        f.tee(x)
-        f.get(p).get(x).v128Store()
-        f.get(lc).f32x4Add().set(lc)
-      })
-      f.get(lv).get(lc).f32x4Add().set(lv)
-      f.br(chunk)
-    })
+  // m starts at −FLT_MAX, so a lane that has seen only masked keys keeps a finite max: its p are exp(−∞) = 0
+  f.get(mOld).get(mv).f32x4Sub().set(x)
+  emitExp(f, x, e)
+  f.set(x)
+  f.get(st).get(x).v128Store(32)
+  f.v128Zero().set(lc)
+  f.forRange(p, () => f.get(base), () => f.get(pEnd), 16, () => {
+    f.get(p).v128Load().get(mv).f32x4Sub().set(x)
+    emitExp(f, x, e)
+    f.tee(x)
+    f.get(p).get(x).v128Store()
+    f.get(lc).f32x4Add().set(lc)
   })
-  f.get(mAt).get(mv).v128Store()
-  f.get(lAt).get(lv).v128Store()
+  f.get(st).get(mv).v128Store(0)
+  f.get(st).get(st).v128Load(16).get(st).v128Load(32).f32x4Mul().get(lc).f32x4Add().v128Store(16)
+  return index
+}
+
+/** att_rescale(o, st, DvPad): rows 0…3 of O (stride DvPad floats) times the 4 lanes of the factor at st + 32. */
+function addRescale(mod: ModuleBuilder): number {
+  const { index, fn: f } = mod.function(['i32', 'i32', 'i32'], [])
+  const [o, st, DvPad] = [0, 1, 2].map(i => f.param(i)) as [Local, Local, Local]
+  const p = f.local('i32')
+  const end = f.local('i32')
+  const c = f.local('v128')
+  for (let r = 0; r < 4; r++) {
+    f.get(st).v128Load32Splat(32 + 4 * r).set(c)
+    f.get(o).get(DvPad).i32Const(2).i32Shl().i32Add().set(end)
+    f.forRange(p, () => f.get(o), () => f.get(end), 16, () => {
+      f.get(p).get(p).v128Load().get(c).f32x4Mul().v128Store()
+    })
+    f.get(end).set(o)
+  }
   return index
 }
 
@@ -334,7 +349,8 @@ export function addAttentionForward(mod: ModuleBuilder, opts: AttentionForwardOp
   if (mr !== 4 || nr !== 8) throw new Error('att_fwd: written for the 4×8 micro-kernel')
   addPack(mod)
   const packQ = addPackQ(mod)
-  const softmax = addSoftmaxPanel(mod)
+  const softmax = addSoftmaxChunk(mod)
+  const rescale = addRescale(mod)
   const storeOut = addStoreOut(mod)
   const f = mod.function(['i32', 'i32'], [], 'att_fwd').fn
   const job = f.param(0)
@@ -366,18 +382,17 @@ export function addAttentionForward(mod: ModuleBuilder, opts: AttentionForwardOp
   const i32 = (): Local => f.local('i32')
   // unit: head row, first query, kv head, rows; keys seen by the block
   const u = i32(), bh = i32(), i0 = i32(), z = i32(), nq = i32(), kend = i32()
-  // scratch: packed queries, O, Sᵀ panels, bytes per 4-query panel
-  const qpack = i32(), oBuf = i32(), sBuf = i32(), qps = i32()
+  // scratch: packed queries, O, Sᵀ chunk panels, softmax state; this head's packed K and V
+  const qpack = i32(), oBuf = i32(), sBuf = i32(), stBuf = i32(), kBase = i32(), vBase = i32()
   // loop counters and addresses
-  const j = i32(), qp = i32(), kq = i32(), k0 = i32(), base = i32(), lim = i32(), r = i32(), p = i32()
+  const j = i32(), qp = i32(), kq = i32(), k0 = i32(), n = i32(), chunkEnd = i32(), base = i32(), st = i32(), o = i32(), lim = i32(), r = i32(), p = i32()
   const scale = f.local('f32')
   f.get(params).f32Load(AttParam.Scale * 4).set(scale)
-  // this job's scratch slot: packed queries (D × BQ), O (BQ × DvPad), Sᵀ panels (BQ/4 × kPad × 4)
+  // this job's scratch slot: packed queries (D × BQ), O (BQ × DvPad), Sᵀ (BQ/4 panels × KC keys × 4), state (BQ/4)
   f.get(params).i32Load(AttParam.Scratch * 4).get(job).get(params).i32Load(AttParam.SlotBytes * 4).i32Mul().i32Add().tee(qpack)
   f.get(D).get(BQ).i32Mul().i32Const(2).i32Shl().i32Add().tee(oBuf)
-  f.get(BQ).get(DvPad).i32Mul().i32Const(2).i32Shl().i32Add().set(sBuf)
-  // bytes per 4-query panel of Sᵀ: every key of the head, rounded up to the 4-key tiles
-  f.get(Tk).i32Const(3).i32Add().i32Const(-4).i32And().i32Const(4).i32Shl().set(qps)
+  f.get(BQ).get(DvPad).i32Mul().i32Const(2).i32Shl().i32Add().tee(sBuf)
+  f.get(BQ).i32Const(ATT_KC * 4).i32Mul().i32Add().set(stBuf)
   const min = (a: () => void, b: () => void, into: Local): void => emitMin(f, a, b, into)
 
   f.block(done => {
@@ -400,74 +415,69 @@ export function addAttentionForward(mod: ModuleBuilder, opts: AttentionForwardOp
       f.get(qpack).get(qA).get(bh).get(Tq).i32Mul().get(i0).i32Add().get(D).i32Mul().i32Const(2).i32Shl().i32Add().get(nq).get(BQ).get(D).get(scale)
       f.call(packQ)
 
-      // ---- Sᵀ = K·Qᵀ, 4 keys per micro-kernel call, into 4-query panels ----------------------------------------
-      f.get(kend).i32Const(0).i32GtS()
-      f.if(() => {
-        // K panels of this kv head: z · kPad · D floats in
-        f.get(kA).get(z).get(qps).i32Const(2).i32ShrS().get(D).i32Mul().i32Mul().i32Add().set(base)
-        f.forRange(j, () => f.i32Const(0), () => f.get(kend), 4, () => {
-          f.get(base).get(j).get(D).i32Mul().i32Const(2).i32Shl().i32Add() // a: key panel j/4 (4·D floats each)
+      // ---- online softmax state per 4-query panel: m = −FLT_MAX, l = 0 ---------------------------------------------
+      f.forRange(qp, () => f.i32Const(0), () => f.get(BQ), 4, () => {
+        f.get(stBuf).get(qp).i32Const(2).i32ShrS().i32Const(STATE_BYTES).i32Mul().i32Add().tee(p).f32x4Const(-3.4028234663852886e38).v128Store(0)
+        f.get(p).v128Zero().v128Store(16)
+      })
+      // K panels of this kv head (z · kPad · D floats in) and V panels (z · Tk · DvPad floats in)
+      f.get(kA).get(z).get(Tk).i32Const(3).i32Add().i32Const(-4).i32And().i32Mul().get(D).i32Mul().i32Const(2).i32Shl().i32Add().set(kBase)
+      f.get(vA).get(z).get(Tk).i32Mul().get(DvPad).i32Mul().i32Const(2).i32Shl().i32Add().set(vBase)
+
+      // ---- key chunks of KC: scores, softmax and P·V of a chunk while it is in L2 ------------------------------
+      f.forRange(k0, () => f.i32Const(0), () => f.get(kend), ATT_KC, () => {
+        // Sᵀ = K·Qᵀ for the chunk's keys, 4 per micro-kernel call, into 4-query panels of ATT_KC keys
+        min(() => f.get(kend), () => f.get(k0).i32Const(ATT_KC).i32Add(), chunkEnd)
+        f.forRange(j, () => f.get(k0), () => f.get(chunkEnd), 4, () => {
+          f.get(kBase).get(j).get(D).i32Mul().i32Const(2).i32Shl().i32Add() // a: key panel j/4 (4·D floats each)
           f.get(qpack) // b
-          f.get(sBuf).get(j).i32Const(4).i32Shl().i32Add() // c: key j of query panel 0
+          f.get(sBuf).get(j).get(k0).i32Sub().i32Const(4).i32Shl().i32Add() // c: key j of query panel 0
           f.get(D) // kc
-          f.get(BQ).i32Const(3).i32ShrS() // B panels
+          f.get(nq).i32Const(7).i32Add().i32Const(3).i32ShrS() // B panels: the block's rows, not all BQ
           f.get(D).i32Const(5).i32Shl() // bStride
           f.i32Const(16) // ldc: next key
           f.i32Const(0) // accumulate
-          f.get(qps) // vStride: next 4-query panel
+          f.i32Const(ATT_KC * 16) // vStride: next 4-query panel
           f.call(opts.microPanels)
         })
-      })
-
-      // ---- softmax per 4-query panel ----------------------------------------------------------------------------
-      f.forRange(qp, () => f.i32Const(0), () => f.get(nq), 4, () => {
-        // qp is the panel's first query (a multiple of 4); its lanes are queries qp … qp+3
-        f.get(sBuf).get(qp).i32Const(2).i32ShrS().get(qps).i32Mul().i32Add().set(base)
-        f.get(causal).if(
-          () => min(() => f.get(Tk), () => f.get(i0).get(qp).i32Add().i32Const(4).i32Add().get(delta).i32Add(), kq),
-          () => f.get(Tk).set(kq),
-        )
-        f.get(kq).i32Const(0).i32GtS()
-        f.if(() => {
-          // diagonal: key j is masked for lane l when j > i0 + qp + l + delta
-          f.get(causal).if(() => {
-            f.get(i0).get(qp).i32Add().get(delta).i32Add().i32Const(1).i32Add().set(j)
-            f.get(j).i32Const(0).get(j).i32Const(0).i32GtS().select().set(j)
-            f.forRange(j, () => f.get(j), () => f.get(kq), 1, () => {
-              f.get(i0).get(qp).i32Add().get(delta).i32Add().set(lim)
-              f.forRange(r, () => f.i32Const(0), () => f.i32Const(4), 1, () => {
-                f.get(j).get(lim).get(r).i32Add().i32GtS()
-                f.if(() => {
-                  f.get(base).get(j).i32Const(4).i32Shl().i32Add().get(r).i32Const(2).i32Shl().i32Add().f32Const(-Infinity).f32Store()
-                })
-              })
-            })
-          })
-          f.get(base).get(kq).get(mA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().i32Const(2).i32Shl().i32Add().get(lA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().i32Const(2).i32Shl().i32Add()
-          f.call(softmax)
-        }, () => {
-          // no key visible to any of the 4 rows: l = 0 marks them (out 0, lse −∞)
-          f.get(lA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().i32Const(2).i32Shl().i32Add().v128Zero().v128Store()
-        })
-      })
-
-      // ---- O = P·V: key chunks outside, so a chunk of V is reused by every query panel -------------------------
-      // V panels of this kv head: z · Tk · DvPad floats in
-      f.get(vA).get(z).get(Tk).i32Mul().get(DvPad).i32Mul().i32Const(2).i32Shl().i32Add().set(base)
-      f.forRange(k0, () => f.i32Const(0), () => f.get(kend), ATT_KC, () => {
         f.forRange(qp, () => f.i32Const(0), () => f.get(nq), 4, () => {
+          // qp is the panel's first query (a multiple of 4); its lanes are queries qp … qp+3, which see keys
+          // [0, kq) at most, n of them in this chunk
           f.get(causal).if(
             () => min(() => f.get(Tk), () => f.get(i0).get(qp).i32Add().i32Const(4).i32Add().get(delta).i32Add(), kq),
             () => f.get(Tk).set(kq),
           )
-          // keys of this chunk the panel sees
-          min(() => f.get(kq).get(k0).i32Sub(), () => f.i32Const(ATT_KC), kq)
-          f.get(kq).i32Const(0).i32GtS()
+          min(() => f.get(kq).get(k0).i32Sub(), () => f.i32Const(ATT_KC), n)
+          f.get(n).i32Const(0).i32GtS()
           f.if(() => {
-            f.get(sBuf).get(qp).i32Const(2).i32ShrS().get(qps).i32Mul().i32Add().get(k0).i32Const(4).i32Shl().i32Add() // a
-            f.get(base).get(k0).i32Const(5).i32Shl().i32Add() // b
-            f.get(oBuf).get(qp).get(DvPad).i32Mul().i32Const(2).i32Shl().i32Add() // c
-            f.get(kq) // kc
+            f.get(sBuf).get(qp).i32Const(2).i32ShrS().i32Const(ATT_KC * 16).i32Mul().i32Add().set(base)
+            f.get(stBuf).get(qp).i32Const(2).i32ShrS().i32Const(STATE_BYTES).i32Mul().i32Add().set(st)
+            // diagonal: key j is masked for lane l when j > i0 + qp + l + delta (≤ 3 keys, all in [k0, k0 + n))
+            f.get(causal).if(() => {
+              f.get(i0).get(qp).i32Add().get(delta).i32Add().tee(lim).i32Const(1).i32Add().set(j)
+              f.get(j).get(k0).get(j).get(k0).i32GtS().select().set(j)
+              f.forRange(j, () => f.get(j), () => f.get(k0).get(n).i32Add(), 1, () => {
+                f.forRange(r, () => f.i32Const(0), () => f.i32Const(4), 1, () => {
+                  f.get(j).get(lim).get(r).i32Add().i32GtS()
+                  f.if(() => {
+                    f.get(base).get(j).get(k0).i32Sub().i32Const(4).i32Shl().i32Add().get(r).i32Const(2).i32Shl().i32Add().f32Const(-Infinity).f32Store()
+                  })
+                })
+              })
+            })
+            f.get(base).get(n).get(st)
+            f.call(softmax)
+            // O of this panel: rescaled to the new max after the first chunk, then += P·V (a chunk of packed V
+            // serves every panel of the block from L2)
+            f.get(oBuf).get(qp).get(DvPad).i32Mul().i32Const(2).i32Shl().i32Add().set(o)
+            f.get(k0).if(() => {
+              f.get(o).get(st).get(DvPad)
+              f.call(rescale)
+            })
+            f.get(base) // a
+            f.get(vBase).get(k0).i32Const(5).i32Shl().i32Add() // b
+            f.get(o) // c
+            f.get(n) // kc
             f.get(DvPad).i32Const(3).i32ShrS() // B panels
             f.get(Tk).i32Const(5).i32Shl() // bStride
             f.get(DvPad).i32Const(2).i32Shl() // ldc
@@ -475,6 +485,13 @@ export function addAttentionForward(mod: ModuleBuilder, opts: AttentionForwardOp
             f.call(opts.micro)
           })
         })
+      })
+      // (max, l) per row for the host's lse; l = 0 marks a row that saw no key (out 0, lse −∞)
+      f.forRange(qp, () => f.i32Const(0), () => f.get(nq), 4, () => {
+        f.get(stBuf).get(qp).i32Const(2).i32ShrS().i32Const(STATE_BYTES).i32Mul().i32Add().set(st)
+        f.get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().i32Const(2).i32Shl().set(p)
+        f.get(mA).get(p).i32Add().get(st).v128Load(0).v128Store()
+        f.get(lA).get(p).i32Add().get(st).v128Load(16).v128Store()
       })
 
       // ---- out = O / l ------------------------------------------------------------------------------------------
