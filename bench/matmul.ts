@@ -15,6 +15,7 @@
  */
 /// <reference types="@webgpu/types" />
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { simdPeak } from './simdPeak.js'
 import { createRequire } from 'node:module'
 import { loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -493,6 +494,11 @@ export async function run(flags: readonly string[]): Promise<void> {
         console.log(`  ${h} / ${p}: ${rs.map((r, i) => `N=${sizes[i]} ${r ? `${r.ratio.toFixed(2)}×` : 'n/a'}`).join(', ')}`)
       }
   }
+  // What 128-bit lanes allow here, measured in the same run: a ratio against a native library on wider vectors
+  // reads against this, not against 1.
+  const peak = await simdPeak()
+  const peakLine = `WebAssembly SIMD128 f32 ceiling (independent mul+add on registers, no memory): ${peak.oneThread.toFixed(1)} GFLOP/s on 1 thread, ${peak.allThreads.toFixed(1)} on ${peak.threads}`
+  console.log(`\n${peakLine}`)
   const runsLine = `runs per size after warm-up: ${sizes.map(runsFor).join('/')} (heed cpu ts at N ≥ 1024: at most 3)`
   console.log(`\n${runsLine}; total ${totalS.toFixed(1)} s; heed tensors live after: ${memory().tensors}`)
 
@@ -509,6 +515,7 @@ export async function run(flags: readonly string[]): Promise<void> {
         cpuOnly,
         impls: impls.map(i => ({ name: i.name, info: i.info, failed: failed.get(i.name), cells: cells.get(i.name) })),
         ratios,
+        simd128Peak: peak,
       },
       null,
       2,
@@ -548,6 +555,7 @@ export async function run(flags: readonly string[]): Promise<void> {
     const list = cells.get(impl.name)!
     md.push(`| ${impl.name} | ${sizes.map(n => list.find(x => x.n === n)?.gflops?.perCpuSecond.toFixed(1) ?? '').join(' | ')} |`)
   }
+  md.push('', `${peakLine}.`)
   md.push('', 'Implementations:', '', ...impls.filter(i => i.info).map(i => `- ${i.name}: ${i.info}`))
   if (ratios.length > 0) {
     md.push('', '## Ratios of medians (heed / peer)', '', `| heed | peer | ${sizes.map(n => `N=${n}`).join(' | ')} |`, `|---|---|${sizes.map(() => '---|').join('')}`)
