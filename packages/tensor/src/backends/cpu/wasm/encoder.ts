@@ -346,6 +346,11 @@ export class FunctionBuilder {
   v128Store(offset = 0): this {
     return this.#simd(0x0b).#memarg(4, offset)
   }
+  /** i8x16.shuffle: bytes of the two operands (0–15 the first, 16–31 the second) picked by the 16 lane indices. */
+  i8x16Shuffle(lanes: readonly number[]): this {
+    if (lanes.length !== 16 || lanes.some(l => !Number.isInteger(l) || l < 0 || l > 31)) throw new RangeError('i8x16.shuffle takes 16 lane indices in [0, 32)')
+    return this.#simd(0x0d).#op(...lanes)
+  }
   v128Zero(): this {
     this.#simd(0x0c)
     return this.#op(...new Array<number>(16).fill(0))

@@ -35,15 +35,20 @@ export const WASM_MIN_MACS = 4096
 export const THREAD_MIN_MACS = 1 << 20
 /** Most bytes of the result held in the module's memory at once. */
 export const C_SCRATCH = 32 << 20
+/** Most bytes of raw operand copies made for the WebAssembly packing; larger operands are packed in TypeScript. */
+const RAW_MAX = 32 << 20
 
 const { mr: MR, nr: NR, unroll: U } = GEMM
 
 const ceilDiv = (x: number, y: number): number => Math.ceil(x / y)
 const align = (x: number): number => (x + 63) & ~63
 
-/** Rows i of A (m × k; stored transposed when `trans`) into MR-row panels, k-major, zero-padded to MR × kp. */
-function packA(src: Float32Array, so: number, dst: Float32Array, d0: number, m: number, k: number, kp: number, trans: boolean): void {
-  for (let pi = 0, i0 = 0; i0 < m; pi++, i0 += MR) {
+/**
+ * Rows i of A (m × k; stored transposed when `trans`) into MR-row panels, k-major, zero-padded to MR × kp, from
+ * panel `from` on (the ones before it packed in WebAssembly).
+ */
+function packA(src: Float32Array, so: number, dst: Float32Array, d0: number, m: number, k: number, kp: number, trans: boolean, from = 0): void {
+  for (let pi = from, i0 = from * MR; i0 < m; pi++, i0 += MR) {
     const base = d0 + pi * kp * MR
     const rows = Math.min(MR, m - i0)
     // Full panels write each k step's MR values together, reading MR row streams: one sequential store stream
@@ -83,9 +88,9 @@ function packA(src: Float32Array, so: number, dst: Float32Array, d0: number, m: 
   }
 }
 
-/** Columns of B (k × n; stored transposed when `trans`) into NR-column panels, k-major, zero-padded to kp × NR. */
-function packB(src: Float32Array, so: number, dst: Float32Array, d0: number, k: number, n: number, kp: number, trans: boolean): void {
-  for (let pj = 0, j0 = 0; j0 < n; pj++, j0 += NR) {
+/** Columns of B (k × n; stored transposed when `trans`) into NR-column panels, k-major, zero-padded to kp × NR, from panel `from` on. */
+function packB(src: Float32Array, so: number, dst: Float32Array, d0: number, k: number, n: number, kp: number, trans: boolean, from = 0): void {
+  for (let pj = from, j0 = from * NR; j0 < n; pj++, j0 += NR) {
     const base = d0 + pj * kp * NR
     const cols = Math.min(NR, n - j0)
     if (!trans && cols === NR) {
@@ -159,14 +164,36 @@ export function wasmGemm(p: GemmProblem): Float32Array | undefined {
   const total = cBase + cRegion
   if (!Number.isSafeInteger(total) || total >= 2 ** 31 || !rt.reserve(total)) return undefined
 
+  // Full panels are packed in WebAssembly from raw copies placed after the C slice (packModule.ts); B stored
+  // transposed, a ragged last panel, and operands too large to copy twice are packed here.
+  const ex = rt.exports as unknown as Partial<Record<'pack_a_rows' | 'pack_a_cols' | 'pack_b_cols', (...args: number[]) => void>>
+  const rawA = align(total)
+  const rawB = align(rawA + p.a.length * 4)
+  const rawEnd = p.transB ? rawB : rawB + p.b.length * 4
+  const wasmPack = kp === k && MR === 4 && NR === 8 && ex.pack_a_rows !== undefined && rawEnd - total <= RAW_MAX && rawEnd < 2 ** 31 && rt.reserve(rawEnd)
+
   const mem = rt.f32()
   const tab = rt.i32()
   for (let z = 0; z < batches; z++) {
     tab[(aTable >> 2) + z] = aPack + (p.ia ? p.ia[z]! : z) * aBytes
     tab[(bTable >> 2) + z] = bPack + (p.ib ? p.ib[z]! : z) * bBytes
   }
-  for (let s = 0; s < aCount; s++) packA(p.a, s * m * k, mem, (aPack + s * aBytes) >> 2, m, k, kp, p.transA)
-  for (let s = 0; s < bCount; s++) packB(p.b, s * k * n, mem, (bPack + s * bBytes) >> 2, k, n, kp, p.transB)
+  if (wasmPack) {
+    mem.set(p.a, rawA >> 2)
+    if (!p.transB) mem.set(p.b, rawB >> 2)
+  }
+  const aFull = wasmPack ? Math.floor(m / MR) : 0
+  const bFull = wasmPack && !p.transB ? Math.floor(n / NR) : 0
+  for (let s = 0; s < aCount; s++) {
+    const dst = aPack + s * aBytes
+    if (aFull > 0) ex[p.transA ? 'pack_a_cols' : 'pack_a_rows']!(rawA + s * m * k * 4, dst, aFull, k, p.transA ? m : k, kp * MR * 4)
+    packA(p.a, s * m * k, mem, dst >> 2, m, k, kp, p.transA, aFull)
+  }
+  for (let s = 0; s < bCount; s++) {
+    const dst = bPack + s * bBytes
+    if (bFull > 0) ex.pack_b_cols!(rawB + s * k * n * 4, dst, bFull, k, n, kp * NR * 4)
+    packB(p.b, s * k * n, mem, dst >> 2, k, n, kp, p.transB, bFull)
+  }
 
   // Row-panel jobs, about eight per thread: on a shared machine a thread can be descheduled holding a job, and the
   // caller then waits for that job alone. Each job re-reads B from L3 once, which at ≥ 4 panels per job is

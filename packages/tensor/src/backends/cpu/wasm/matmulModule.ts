@@ -1,6 +1,7 @@
 import { ModuleBuilder, type FunctionBuilder, type Local } from './encoder.js'
 import { addAttention } from './attentionModule.js'
 import { addAttentionForward } from './attentionForwardModule.js'
+import { addPacking } from './packModule.js'
 import { addSoftmax } from './softmaxModule.js'
 
 /**
@@ -179,6 +180,7 @@ export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
     })
   }
   addSoftmax(mod)
+  addPacking(mod)
   addAttention(mod)
   addAttentionForward(mod, { micro: micro.index, microPanels: microPanels.index, shape: s, shared: opts.shared })
   return mod.encode()
