@@ -85,3 +85,41 @@ t.test('other masks, score mods, float64 and switched-off WebAssembly keep the f
   assertClose(t, await r64.out.data(), golden.out, { atol: 1e-12, rtol: 1e-12, msg: 'float64 out' })
   for (const x of [q64, k64, v64, r64.out, r64.lse]) x!.dispose()
 })
+
+t.test('a KV cache streamed in chunks gives the one-shot causal result bit for bit', async t => {
+  await configureCpuWasm({ mode: 'auto' })
+  const rand = prng(43)
+  const [B, H, T, D] = [1, 2, 600, 32]
+  const [q, k, v] = [host(rand, [B, H, T, D]), host(rand, [B, H, T, D]), host(rand, [B, H, T, D])]
+  const dense = await sdpa(q, k, v, { causal: true })
+  // what kvCache does for a full cache: every query chunk against the whole storage, keys past the filled ones
+  // masked by sinks(filled), so the WebAssembly path must take `and(causal, sinks(n))` as a key prefix
+  for (const chunk of [128, 200]) {
+    const out = new Float32Array(dense.out.length)
+    const lse = new Float32Array(dense.lse.length)
+    for (let c0 = 0; c0 < T; c0 += chunk) {
+      const c1 = Math.min(T, c0 + chunk)
+      const qc = { values: new Float32Array(B * H * (c1 - c0) * D), shape: [B, H, c1 - c0, D] as Shape4 }
+      for (let h = 0; h < H; h++) qc.values.set(q.values.subarray((h * T + c0) * D, (h * T + c1) * D), h * (c1 - c0) * D)
+      const r = await sdpa(qc, k, v, { causal: true, queryOffset: c0, keyOffset: 0, mask: mask.sinks(c1) })
+      for (let h = 0; h < H; h++) {
+        out.set(r.out.subarray(h * (c1 - c0) * D, (h + 1) * (c1 - c0) * D), (h * T + c0) * D)
+        lse.set(r.lse.subarray(h * (c1 - c0), (h + 1) * (c1 - c0)), h * T + c0)
+      }
+    }
+    t.same(Array.from(out), Array.from(dense.out), `chunks of ${chunk}: out`)
+    t.same(Array.from(lse), Array.from(dense.lse), `chunks of ${chunk}: lse`)
+  }
+  // the key prefix is a shorter key sequence: the same as slicing K and V
+  const n = 333
+  const cut = (x: typeof q) => {
+    const values = new Float32Array(B * H * n * D)
+    for (let h = 0; h < H; h++) values.set(x.values.subarray(h * T * D, (h * T + n) * D), h * n * D)
+    return { values, shape: [B, H, n, D] as Shape4 }
+  }
+  const limited = await sdpa(q, k, v, { mask: mask.sinks(n) })
+  const sliced = await sdpa(q, cut(k), cut(v), { queryOffset: 0 })
+  t.same(Array.from(limited.out), Array.from(sliced.out), 'sinks(n) over all keys = the first n keys')
+  const ref = referenceAttention(q, cut(k), cut(v), { queryOffset: 0 })
+  assertClose(t, limited.out, ref.out, { atol: 2e-6, rtol: 2e-5, msg: 'sinks(n) out against float64' })
+})

@@ -173,6 +173,25 @@ t.test('one thread and the pool give identical results', async t => {
   }
 })
 
+t.test('a key limit is the same as the first keys alone', async t => {
+  await configureCpuWasm({ mode: 'force', threads: 2 })
+  const rand = prng(35)
+  const c: Case = { B: 2, H: 2, Hkv: 1, Tq: 40, Tk: 300, D: 12, Dv: 8, causal: true, delta: 260 }
+  const p = problem(rand, c)
+  for (const limit of [1, 130, 257, 299]) {
+    const cut = (x: Float32Array, w: number) => {
+      const y = new Float32Array(c.B * c.Hkv * limit * w)
+      for (let z = 0; z < c.B * c.Hkv; z++) y.set(x.subarray(z * c.Tk * w, (z * c.Tk + limit) * w), z * limit * w)
+      return y
+    }
+    const limited = run({ ...p, keyLimit: limit })
+    const sliced = run({ ...p, k: cut(p.k, c.D), v: cut(p.v, c.Dv), Tk: limit })
+    t.same(Array.from(limited.out), Array.from(sliced.out), `keyLimit ${limit}: out`)
+    t.same(Array.from(limited.lse), Array.from(sliced.lse), `keyLimit ${limit}: lse`)
+  }
+  t.equal(wasmAttentionForward({ ...p, keyLimit: 0 }), undefined, 'no key at all: left to the caller')
+})
+
 t.test('declines where the caller must keep its own kernel', async t => {
   const rand = prng(34)
   const small: Case = { B: 1, H: 1, Hkv: 1, Tq: 8, Tk: 8, D: 8, Dv: 8, causal: true, delta: 0 }

@@ -285,13 +285,44 @@ function maskAndMod(
 }
 
 /**
- * float32 without a score mod, unmasked or causal: the float32 WebAssembly forward (the tensor package's
- * attentionForward.ts), which runs both products with the GEMM micro-kernel across the worker pool. Undefined where
- * it does not apply (other masks, small problems, inputs whose float32 scores could overflow, no WebAssembly).
+ * A mask the WebAssembly forward expresses: causal or not, and the keys below an absolute position (`sinks(n)`: a KV
+ * cache filled up to n, whose full-cache view is `and(causal, sinks(n))`). Undefined for any other mask.
+ */
+function prefixMask(m: Mask): { causal: boolean; keysBelow: number } | undefined {
+  const n = m.node
+  switch (n.kind) {
+    case 'all':
+      return { causal: false, keysBelow: Infinity }
+    case 'causal':
+      return { causal: true, keysBelow: Infinity }
+    case 'sinks':
+      return { causal: false, keysBelow: n.count }
+    case 'and': {
+      let causal = false
+      let keysBelow = Infinity
+      for (const part of n.parts) {
+        const x = prefixMask(part)
+        if (!x) return undefined
+        causal ||= x.causal
+        keysBelow = Math.min(keysBelow, x.keysBelow)
+      }
+      return { causal, keysBelow }
+    }
+    default:
+      return undefined
+  }
+}
+
+/**
+ * float32 without a score mod, unmasked, causal and/or limited to a key prefix: the float32 WebAssembly forward (the
+ * tensor package's attentionForward.ts), which runs both products with the GEMM micro-kernel across the worker pool.
+ * A row's result depends only on its own keys (chunked from key 0), so a KV cache streamed chunk by chunk gives the
+ * one-shot result bit for bit. Undefined where it does not apply (other masks, small problems, inputs whose float32
+ * scores could overflow, no WebAssembly).
  */
 function fastForward(q: CpuTensor, k: CpuTensor, v: CpuTensor, a: AttentionAttrs, geo: Geometry): CpuTensor[] | undefined {
-  const kind = a.mask.node.kind
-  if (q.dtype !== 'float32' || a.scoreMod || (kind !== 'causal' && kind !== 'all')) return undefined
+  const m = prefixMask(a.mask)
+  if (q.dtype !== 'float32' || a.scoreMod || !m) return undefined
   const { B, H, Hkv, Tq, Tk, D, Dv } = geo
   const r = wasmAttentionForward({
     q: q.values as Float32Array,
@@ -299,8 +330,9 @@ function fastForward(q: CpuTensor, k: CpuTensor, v: CpuTensor, a: AttentionAttrs
     v: v.values as Float32Array,
     B, H, Hkv, Tq, Tk, D, Dv,
     scale: a.scale,
-    causal: kind === 'causal',
+    causal: m.causal,
     delta: a.qOffset - a.kOffset,
+    keyLimit: Math.max(0, Math.min(Tk, m.keysBelow - a.kOffset)),
   })
   if (!r) return undefined
   return [

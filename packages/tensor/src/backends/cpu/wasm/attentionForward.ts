@@ -4,9 +4,10 @@ import { wasmMode, wasmRuntime } from './runtime.js'
 
 /**
  * The float32 scaled dot-product attention forward in WebAssembly (attentionForwardModule.ts), for @heed/attention's
- * CPU kernel: unmasked or causal, no score modifier. The host packs K and V once per kv head, lists the work units
- * (blocks of query rows of one head, costliest first) and runs one job per thread; each job takes units from a shared
- * counter until none are left.
+ * CPU kernel: unmasked or causal, no score modifier. The host copies Q, K and V into the module's memory and lists
+ * the work units (blocks of query rows of one head, costliest first); att_pack jobs (one per head) pack K and V into
+ * micro-kernel panels and report the inputs' largest magnitudes, then one att_fwd job per thread takes units from a
+ * shared counter until none are left.
  */
 
 export interface AttentionForwardProblem {
@@ -27,9 +28,11 @@ export interface AttentionForwardProblem {
   /** Query i may see key j only when j ≤ i + delta (delta = queryOffset − keyOffset); all keys otherwise. */
   readonly causal: boolean
   readonly delta: number
+  /** Keys j ≥ keyLimit are masked for every query (a KV cache filled up to there); default Tk. */
+  readonly keyLimit?: number
   /** Force one thread (tests compare it against the pool); default: the pool when the problem is large enough. */
   readonly threads?: 1
-  /** Query rows per work unit, a multiple of 8 (default QUERY_BLOCK; tests vary it). */
+  /** Query rows per work unit, a multiple of 8 (default: QUERY_BLOCK, or Tq rounded up to 8 when shorter; tests vary it). */
   readonly queryBlock?: number
 }
 
@@ -70,12 +73,15 @@ const keysSeen = (p: AttentionForwardProblem, i0: number, nq: number): number =>
  * off, too small to pay in 'auto' mode, memory too large, or inputs whose float32 scores could overflow or are not
  * finite); the caller then runs its own kernel.
  */
-export function wasmAttentionForward(p: AttentionForwardProblem): AttentionForwardResult | undefined {
+export function wasmAttentionForward(problem: AttentionForwardProblem): AttentionForwardResult | undefined {
+  // a key limit is a shorter key sequence: every key row past it is skipped (the heads keep their TkStride rows)
+  const TkStride = problem.Tk
+  const p = { ...problem, Tk: Math.min(problem.Tk, problem.keyLimit ?? problem.Tk) }
   const { B, H, Hkv, Tq, Tk, D, Dv } = p
   const BH = B * H
   // a short query (a decode step) gets a block of its own size: the score product runs over whole 8-row panels
   const BQ = p.queryBlock ?? Math.min(QUERY_BLOCK, roundUp(p.Tq, 8))
-  if (BH === 0 || Tq === 0 || Tk === 0 || D === 0 || Dv === 0 || BQ % 8 !== 0 || BQ <= 0) return undefined
+  if (BH === 0 || Tq === 0 || !(Tk > 0) || D === 0 || Dv === 0 || BQ % 8 !== 0 || BQ <= 0) return undefined
   if (H % Hkv !== 0 || !Number.isInteger(p.delta)) return undefined
   const g = H / Hkv
   const blocks = Math.ceil(Tq / BQ)
@@ -111,8 +117,8 @@ export function wasmAttentionForward(p: AttentionForwardProblem): AttentionForwa
   const scratchAt = align(lAt + BH * TqPad * 4)
   // the row-major K and V are read by att_pack only, before att_fwd writes anything from outAt on: they share that space
   const rawKAt = outAt
-  const rawVAt = align(rawKAt + B * Hkv * Tk * D * 4)
-  const total = Math.max(scratchAt + jobs * slotBytes, rawVAt + B * Hkv * Tk * Dv * 4)
+  const rawVAt = align(rawKAt + B * Hkv * TkStride * D * 4)
+  const total = Math.max(scratchAt + jobs * slotBytes, rawVAt + B * Hkv * TkStride * Dv * 4)
   if (!Number.isSafeInteger(total) || total >= 2 ** 31 || !rt.reserve(total)) return undefined
 
   const mem = rt.f32()
@@ -162,6 +168,7 @@ export function wasmAttentionForward(p: AttentionForwardProblem): AttentionForwa
     [PackParam.KvHeads, B * Hkv],
     [PackParam.QHeads, BH],
     [PackParam.Tk, Tk],
+    [PackParam.TkStride, TkStride],
     [PackParam.D, D],
     [PackParam.Dv, Dv],
     [PackParam.DvPad, DvPad],

@@ -57,7 +57,9 @@ export const enum PackParam {
   Jobs,
   KvHeads,
   QHeads,
+  /** keys packed per head (the leading Tk of each head's TkStride rows) */
   Tk,
+  TkStride,
   D,
   Dv,
   DvPad,
@@ -262,6 +264,7 @@ function addPack(mod: ModuleBuilder): void {
   const kvHeads = field(PackParam.KvHeads)
   const qHeads = field(PackParam.QHeads)
   const Tk = field(PackParam.Tk)
+  const TkStride = field(PackParam.TkStride)
   const D = field(PackParam.D)
   const Dv = field(PackParam.Dv)
   const DvPad = field(PackParam.DvPad)
@@ -286,7 +289,7 @@ function addPack(mod: ModuleBuilder): void {
   f.get(Tk).i32Const(3).i32Add().i32Const(-4).i32And().set(kPad)
   f.forRange(z, () => f.get(job), () => f.get(kvHeads), 1, () => {
     // K: (key j, d) to [j/4][d][j%4] of this head's panels
-    f.get(rawK).get(z).get(Tk).i32Mul().get(D).i32Mul().i32Const(2).i32Shl().i32Add().set(src)
+    f.get(rawK).get(z).get(TkStride).i32Mul().get(D).i32Mul().i32Const(2).i32Shl().i32Add().set(src)
     f.forRange(j, () => f.i32Const(0), () => f.get(kPad), 1, () => {
       f.get(kA).get(z).get(kPad).i32Mul().get(j).i32Const(-4).i32And().i32Add().get(D).i32Mul().get(j).i32Const(3).i32And().i32Add().i32Const(2).i32Shl().i32Add().set(dst)
       f.forRange(d, () => f.i32Const(0), () => f.get(D), 1, () => {
@@ -304,7 +307,7 @@ function addPack(mod: ModuleBuilder): void {
       })
     })
     // V: (key j, column c) to [c/8][j][c%8], columns past Dv zero
-    f.get(rawV).get(z).get(Tk).i32Mul().get(Dv).i32Mul().i32Const(2).i32Shl().i32Add().set(src)
+    f.get(rawV).get(z).get(TkStride).i32Mul().get(Dv).i32Mul().i32Const(2).i32Shl().i32Add().set(src)
     f.forRange(j, () => f.i32Const(0), () => f.get(Tk), 1, () => {
       f.forRange(d, () => f.i32Const(0), () => f.get(DvPad), 1, () => {
         f.get(d).get(Dv).i32LtS()
