@@ -1,5 +1,5 @@
 /**
- * `npm run results [-- --quick] [-- --rerun=matmul,attention,fairness,operators|all]`: regenerates
+ * `npm run results [-- --quick] [-- --rerun=matmul,attention,attention-peers,fairness,operators|all]`: regenerates
  * docs/results.md and its plots (docs/results/*.svg, linked relatively so they show both on GitHub and on the
  * site) from the benchmarks' JSON in bench/out/ and the examples' outputs in out/. heed's figures stand beside
  * the papers' and beside the peer libraries measured in the same bench run.
@@ -45,7 +45,7 @@ const readJson = <T,>(path: string): T | undefined => (existsSync(path) ? (JSON.
 const snapshots = join(repoRoot, 'out', 'results')
 mkdirSync(snapshots, { recursive: true })
 const benchJson: Record<string, string> = {}
-for (const bench of ['matmul', 'attention', 'fairness', 'operators'] as const) {
+for (const bench of ['matmul', 'attention', 'attention-peers', 'fairness', 'operators'] as const) {
   const path = join(benchOut, `${bench}.json`)
   benchJson[bench] = path
   if (rerun(bench) || (!existsSync(path) && bench !== 'operators')) {
@@ -64,7 +64,9 @@ node('Titans passkey example', 'examples/memory-titans-passkey.ts', quick ? ['20
 // ---- read ------------------------------------------------------------------------------------------------------
 
 interface MatmulCell { readonly n: number; readonly gflops?: { readonly median: number }; readonly skipped?: string }
-interface Matmul { readonly date: string; readonly quick: boolean; readonly cpuOnly?: boolean; readonly machine?: { cpu: string; cores: number; node: string; adapter?: string }; readonly adapter?: string; readonly impls: readonly { name: string; failed?: string; cells?: readonly MatmulCell[] }[] }
+interface Matmul { readonly simd128Peak?: { oneThread: number; allThreads: number; threads: number }; readonly date: string; readonly quick: boolean; readonly cpuOnly?: boolean; readonly machine?: { cpu: string; cores: number; node: string; adapter?: string }; readonly adapter?: string; readonly impls: readonly { name: string; failed?: string; cells?: readonly MatmulCell[] }[] }
+interface PeerRow { readonly name: string; readonly timing?: { readonly medianMs: number; readonly bestMs: number; readonly worstMs: number }; readonly maxAbsDiff?: number; readonly info?: string }
+interface PeerBench { readonly date: string; readonly quick: boolean; readonly attention: { readonly shape: { B: number; H: number; T: number; D: number }; readonly rows: readonly PeerRow[] }; readonly mlp: { readonly shape: { batch: number; in: number; hidden: number; out: number }; readonly rows: readonly PeerRow[] } }
 interface AttnBench { readonly date: string; readonly rows: readonly { backend: string; T: number; ok?: boolean; ms?: number; gflops?: number; skipped?: string; error?: string; adapter?: string }[] }
 interface FairRow { readonly method: string; readonly eta?: number; readonly epoch: number; readonly accuracy: number; readonly dpGap: number; readonly softDp: number; readonly eoGap: number }
 interface Fairness { readonly date: string; readonly quick: boolean; readonly seconds: number; readonly rows: readonly FairRow[]; readonly distractionEpochs: readonly FairRow[]; readonly front: readonly FairRow[]; readonly picks?: readonly (FairRow & { readonly pickedOn: "soft" | "hard" })[] }
@@ -80,6 +82,7 @@ const matmul = readJson<Matmul>(benchJson['matmul']!)
 const attnBench = readJson<AttnBench>(benchJson['attention']!)
 const fairness = readJson<Fairness>(benchJson['fairness']!)
 const operators = readJson<Operators>(benchJson['operators']!)
+const peers = readJson<PeerBench>(benchJson['attention-peers']!)
 const tour = readJson<Tour>(join(repoRoot, 'out', 'tour', 'summary.json'))!
 const dpo = readJson<Dpo>(join(repoRoot, 'out', 'align-dpo', 'metrics.json'))!
 const mnist = readJson<Mnist>(join(repoRoot, 'out', 'memory-sparsey-mnist', 'result.json'))!
@@ -171,7 +174,30 @@ if (matmul) {
 ${missing.length > 0 ? `\nNot in this bench run: ${missing.join(', ')} (\`npm run results -- --rerun=matmul\` without \`--cpu\` measures them).\n` : ''}
 ${table(['implementation', ...sizes.map(n => `N = ${n}`)], impls.map(i => [i.name, ...sizes.map(n => cell(i, n))]))}
 
+${matmul.simd128Peak ? `The WebAssembly SIMD128 ceiling measured in the same run (independent f32x4 mul+add on registers, no memory): ${matmul.simd128Peak.oneThread.toFixed(1)} GFLOP/s on one thread, ${matmul.simd128Peak.allThreads.toFixed(1)} on ${matmul.simd128Peak.threads}. onnxruntime-node's MLAS kernels use AVX-512, which is above that ceiling on one thread alone.\n` : ''}
 ${plot('matmul', bars({ title: `matmul float32, N = ${top}: GFLOP/s (median)`, unit: 'GFLOP/s', rows: impls.map(i => ({ label: i.name, value: i.cells!.find(c => c.n === top)?.gflops?.median ?? NaN, color: i.name.startsWith('heed') ? '#d62728' : '#1f77b4' })) }), 'matmul GFLOP/s by implementation')}
+`)
+}
+
+if (peers) {
+  const ms = (r: PeerRow): string => (r.timing ? `${r.timing.medianMs < 10 ? r.timing.medianMs.toFixed(2) : r.timing.medianMs.toFixed(0)} [${r.timing.bestMs < 10 ? r.timing.bestMs.toFixed(2) : r.timing.bestMs.toFixed(0)}–${r.timing.worstMs < 10 ? r.timing.worstMs.toFixed(2) : r.timing.worstMs.toFixed(0)}]` : 'n/a')
+  const rows = (list: readonly PeerRow[]): string[][] => {
+    const heed = list[0]?.timing?.medianMs
+    return list.map((r, i) => [r.name, ms(r), i === 0 || heed === undefined || !r.timing ? '' : `${(r.timing.medianMs / heed).toFixed(2)}×`, r.info ?? ''])
+  }
+  const a = peers.attention.shape
+  const m = peers.mlp.shape
+  md.push(`## CPU attention and training step beside peer libraries
+
+\`npm run bench -- attention-peers\`, run ${day(peers.date)}${peers.quick ? ' with --quick' : ''}: milliseconds per call, median [min–max] after a warm-up; ratio = peer time / heed time (> 1: heed is faster).
+
+Causal attention forward, B${a.B} H${a.H} T${a.T} D${a.D} float32 (the peers run MatMul → mask → Softmax → MatMul):
+
+${table(['implementation', 'ms', 'ratio', 'notes'], rows(peers.attention.rows))}
+
+One training step of a ${m.in} → ${m.hidden} → ${m.out} MLP (batch ${m.batch}, ReLU, softmax cross-entropy, SGD):
+
+${table(['implementation', 'ms', 'ratio', 'notes'], rows(peers.mlp.rows))}
 `)
 }
 
