@@ -174,7 +174,7 @@ if (matmul) {
 ${missing.length > 0 ? `\nNot in this bench run: ${missing.join(', ')} (\`npm run results -- --rerun=matmul\` without \`--cpu\` measures them).\n` : ''}
 ${table(['implementation', ...sizes.map(n => `N = ${n}`)], impls.map(i => [i.name, ...sizes.map(n => cell(i, n))]))}
 
-${matmul.simd128Peak ? `The WebAssembly SIMD128 ceiling measured in the same run (independent f32x4 mul+add on registers, no memory): ${matmul.simd128Peak.oneThread.toFixed(1)} GFLOP/s on one thread, ${matmul.simd128Peak.allThreads.toFixed(1)} on ${matmul.simd128Peak.threads}. onnxruntime-node's MLAS kernels use AVX-512, which is above that ceiling on one thread alone.\n` : ''}
+${matmul.simd128Peak ? `The WebAssembly SIMD128 ceiling measured in the same run (independent f32x4 mul+add on registers, no memory): ${matmul.simd128Peak.oneThread.toFixed(1)} GFLOP/s on one thread, ${matmul.simd128Peak.allThreads.toFixed(1)} on ${matmul.simd128Peak.threads}. onnxruntime-node's native MLAS kernels use the CPU's wider vector instructions, and exceed that ceiling on one thread alone.\n` : ''}
 ${plot('matmul', bars({ title: `matmul float32, N = ${top}: GFLOP/s (median)`, unit: 'GFLOP/s', rows: impls.map(i => ({ label: i.name, value: i.cells!.find(c => c.n === top)?.gflops?.median ?? NaN, color: i.name.startsWith('heed') ? '#d62728' : '#1f77b4' })) }), 'matmul GFLOP/s by implementation')}
 `)
 }
