@@ -297,6 +297,20 @@ const onnxMatMulModel = (): Uint8Array =>
   onnxModel({ name: 'mm', nodes: [{ inputs: ['A', 'B'], output: 'C', op: 'MatMul' }], inputs: { A: ['M', 'K'], B: ['K', 'N'] }, outputs: { C: ['M', 'N'] } })
 
 /** onnxruntime-node with the WebGPU EP, or its CPU EP (MLAS) with `threads` intra-op threads (0: its default). */
+/** One ORT session's C = A·B as a timed run: both packages share the Tensor/InferenceSession API. */
+function ortPrepared(ort: OrtModule, session: Awaited<ReturnType<OrtModule['InferenceSession']['create']>>, n: number, av: Float32Array, bv: Float32Array) {
+  const feeds = { A: new ort.Tensor('float32', av, [n, n]), B: new ort.Tensor('float32', bv, [n, n]) }
+  return {
+    run: async () => {
+      const out = (await session.run(feeds))['C']!
+      const data = Float32Array.from(out.data)
+      out.dispose?.()
+      return data
+    },
+    dispose: () => undefined,
+  }
+}
+
 function ortImpl(ep: 'webgpu' | 'cpu', threads = 0): Impl {
   let ort: OrtModule | undefined
   let session: Awaited<ReturnType<OrtModule['InferenceSession']['create']>> | undefined
@@ -309,18 +323,7 @@ function ortImpl(ep: 'webgpu' | 'cpu', threads = 0): Impl {
       session = await ort.InferenceSession.create(onnxMatMulModel(), { executionProviders: [ep], ...(threads ? { intraOpNumThreads: threads } : {}) })
       impl.info = `onnxruntime-node ${pkgVersion('onnxruntime-node')} (${ep === 'webgpu' ? 'WebGPU EP, its own bundled Dawn' : `CPU EP, intraOpNumThreads ${threads || 'default'}`})`
     },
-    prepare: async (n, av, bv) => {
-      const feeds = { A: new ort!.Tensor('float32', av, [n, n]), B: new ort!.Tensor('float32', bv, [n, n]) }
-      return {
-        run: async () => {
-          const out = (await session!.run(feeds))['C']!
-          const data = Float32Array.from(out.data)
-          out.dispose?.()
-          return data
-        },
-        dispose: () => undefined,
-      }
-    },
+    prepare: async (n, av, bv) => ortPrepared(ort!, session!, n, av, bv),
   }
   return impl
 }
@@ -343,18 +346,7 @@ function ortWebImpl(threads: number): Impl {
       session = await ortWeb.InferenceSession.create(onnxMatMulModel(), { executionProviders: ['wasm'] })
       impl.info = `onnxruntime-web ${pkgVersion('onnxruntime-web')} (wasm EP, numThreads ${threads})`
     },
-    prepare: async (n, av, bv) => {
-      const feeds = { A: new ortWeb!.Tensor('float32', av, [n, n]), B: new ortWeb!.Tensor('float32', bv, [n, n]) }
-      return {
-        run: async () => {
-          const out = (await session!.run(feeds))['C']!
-          const data = Float32Array.from(out.data)
-          out.dispose?.()
-          return data
-        },
-        dispose: () => undefined,
-      }
-    },
+    prepare: async (n, av, bv) => ortPrepared(ortWeb!, session!, n, av, bv),
   }
   return impl
 }

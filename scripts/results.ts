@@ -180,7 +180,8 @@ ${plot('matmul', bars({ title: `matmul float32, N = ${top}: GFLOP/s (median)`, u
 }
 
 if (peers) {
-  const ms = (r: PeerRow): string => (r.timing ? `${r.timing.medianMs < 10 ? r.timing.medianMs.toFixed(2) : r.timing.medianMs.toFixed(0)} [${r.timing.bestMs < 10 ? r.timing.bestMs.toFixed(2) : r.timing.bestMs.toFixed(0)}–${r.timing.worstMs < 10 ? r.timing.worstMs.toFixed(2) : r.timing.worstMs.toFixed(0)}]` : 'n/a')
+  const t = (x: number): string => x.toFixed(x < 10 ? 2 : 0)
+  const ms = (r: PeerRow): string => (r.timing ? `${t(r.timing.medianMs)} [${t(r.timing.bestMs)}–${t(r.timing.worstMs)}]` : 'n/a')
   const rows = (list: readonly PeerRow[]): string[][] => {
     const heed = list[0]?.timing?.medianMs
     return list.map((r, i) => [r.name, ms(r), i === 0 || heed === undefined || !r.timing ? '' : `${(r.timing.medianMs / heed).toFixed(2)}×`, r.info ?? ''])
