@@ -5,7 +5,7 @@
  * one repeats s. The reference is an SFT model trained mostly on a third behaviour (steps of two), so both
  * responses are off-policy for it — the setting in which the 3D-properties paper observes the drastic drop of
  * the rejected likelihood. The policy starts as the reference; DPO then trains it against the frozen
- * reference through a preference stream: examples → preferenceBatches → trainStep → progressBar → metrics.
+ * reference through a preference stream: examples → preferenceBatches → trainStep → showProgress → metrics.
  *
  *   node --conditions=@heed/source --import tsx examples/align-dpo.ts [--steps 150] [--svg PATH]
  *   (or `npm run example -- align-dpo`); writes out/align-dpo/align-dpo.svg and metrics.json.
@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { from, lastValueFrom, last } from 'rxjs'
 import { adam, sgd, dispose, gather, keep, matmul, memory, noGrad, random, scope, sum, tanh, add, tensor, valueAndGrad, mean, neg, type Tensor } from '@heed/tensor'
-import { collectMetrics, dpoLoss, flexDpoLoss, preferenceBatches, progressBar, tokenLogps, trainStep, type MetricsHistory } from '@heed/align'
+import { collectMetrics, dpoLoss, flexDpoLoss, preferenceBatches, showProgress, tokenLogps, trainStep, type MetricsHistory } from '@heed/align'
 import { outDir, writeOutput } from './lib/out.js'
 
 const V = 8 // vocabulary
@@ -107,7 +107,7 @@ async function train(reference: Params, kind: 'dpo' | 'flex', o: Required<RunOpt
   const history = from(pairsStream(o.steps, o.batchSize, 7)).pipe(
     preferenceBatches({ size: o.batchSize, collate: (xs: readonly Pair[]) => xs }),
     trainStep({ params: reference, optimizer: o.optimizer === 'adam' ? adam({ lr: o.lr }) : sgd({ lr: o.lr, momentum: 0.9 }), loss }),
-    progressBar({ total: o.steps, ...(o.quiet ? { write: () => {} } : {}) }),
+    showProgress({ total: o.steps, ...(o.quiet ? { stream: false as const } : {}) }),
     collectMetrics(),
     last(),
   )

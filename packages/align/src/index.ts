@@ -32,6 +32,6 @@ export {
 export { readMetrics, readMetricsSync } from './readMetrics.js'
 export { preferenceBatches, type PreferenceBatchesOptions } from './preferenceBatches.js'
 export { trainStep, type TrainStepOptions, type TrainLoss, type StepResult } from './trainStep.js'
-export { progressBar, progressLine, type ProgressBarOptions } from './progressBar.js'
+export { showProgress, stepInfo, type ShowProgressOptions } from './progressBar.js'
 export { collectMetrics, type MetricsHistory } from './collectMetrics.js'
 export { imageAttentionShares } from './imageAttentionShares.js'

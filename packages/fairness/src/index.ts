@@ -49,5 +49,4 @@ export { reweighing } from './reweighing.js'
 export { trainAdversarialDebiasing, type AdversarialDebiasingOptions } from './trainAdversarialDebiasing.js'
 
 // Benchmark
-export { progressBar, type Progress, type ProgressOptions } from './progressBar.js'
 export { adultBenchmark, PAPER_ADULT, TARGET_GAP, type AdultBenchmarkOptions, type AdultBenchmarkResult, type BenchmarkRow, type SplitScores } from './adultBenchmark.js'

@@ -1,7 +1,7 @@
 import { adam, dispose, logSoftmax, mean, mul, neg, noGrad, oneHot, rng as makeRng, scope, sum, tensor, valueAndGrad, ValueError, type Tensor } from '@heed/tensor'
 import { positiveInt, positiveNumber, shuffledBatches } from './batching.js'
 import { denseForward, initDense, type DenseLayer } from './dense.js'
-import type { Progress } from './progressBar.js'
+import type { Progress } from '@heed/tensor'
 import { takeRows, type TabularData } from './tabularData.js'
 
 /**

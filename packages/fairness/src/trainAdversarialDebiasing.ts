@@ -3,7 +3,7 @@ import { positiveInt, positiveNumber, shuffledBatches } from './batching.js'
 import type { Classifier } from './classifier.js'
 import { denseForward, initDense, type DenseLayer } from './dense.js'
 import { bceWithLogits } from './distraction.js'
-import type { Progress } from './progressBar.js'
+import type { Progress } from '@heed/tensor'
 import { takeRows, type TabularData } from './tabularData.js'
 import { mlpClassifier } from './trainMlp.js'
 

@@ -2,7 +2,7 @@ import { dispose, tensor } from '@heed/tensor'
 import { shuffledBatches } from './batching.js'
 import { rng as makeRng } from '@heed/tensor'
 import { distractionConfig, distractionModel, distractionTrainer, initDistraction, type DistractionBatch, type DistractionConfig, type DistractionModel } from './distraction.js'
-import type { Progress } from './progressBar.js'
+import type { Progress } from '@heed/tensor'
 import type { ProtectedAttributeEncoder } from './protectedAttributeEncoder.js'
 import { takeRows, type TabularData } from './tabularData.js'
 

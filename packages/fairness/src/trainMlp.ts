@@ -4,7 +4,7 @@ import { probaInChunks, type Classifier } from './classifier.js'
 import { denseForward, initDense, type DenseLayer } from './dense.js'
 import { bceWithLogits } from './distraction.js'
 import { dpPenalty } from './dpPenalty.js'
-import type { Progress } from './progressBar.js'
+import type { Progress } from '@heed/tensor'
 import { takeRows, type TabularData } from './tabularData.js'
 
 export interface MlpOptions {

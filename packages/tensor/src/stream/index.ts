@@ -316,3 +316,6 @@ export function mapTensor<T extends Tensor, R>(f: (x: T, index: number) => R, op
       return () => sub.unsubscribe()
     })
 }
+
+export { trainStep, type TrainStepOptions, type TrainLoss, type StepResult } from './trainStep.js'
+export { showProgress, stepInfo, type ShowProgressOptions } from './showProgress.js'

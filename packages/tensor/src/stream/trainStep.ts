@@ -1,0 +1,142 @@
+import { Observable, type OperatorFunction } from 'rxjs'
+import { valueAndGrad } from '../autodiff/grad.js'
+import { ArgumentError, ValueError } from '../errors.js'
+import { dispose, keep, scope, treeTensors } from '../memory.js'
+import { add } from '../ops/index.js'
+import { clipByGlobalNorm } from '../optim/clipByGlobalNorm.js'
+import type { Optimizer, OptState } from '../optim/index.js'
+import { isTensor, type Tensor } from '../Tensor.js'
+
+/** What a training loss returns: the scalar to minimise and scalar metric tensors to log. */
+export interface TrainLoss {
+  readonly loss: Tensor
+  /** Scalar metric tensors by name (`DpoMetrics` and the like); non-tensor entries are ignored. */
+  readonly metrics?: object
+}
+
+/** One emission per optimizer step: host numbers, safe to keep. */
+export interface StepResult {
+  /** Optimizer updates applied so far: 1 on the first step of a fresh run, `state.count + 1` on a resumed one. */
+  readonly step: number
+  readonly loss: number
+  readonly metrics: Readonly<Record<string, number>>
+  /** The global gradient norm before clipping, when `clipNorm` is set. */
+  readonly gradNorm?: number
+}
+
+export interface TrainStepOptions<P, B> {
+  /** Initial parameters (a pytree of float tensors). Copied per subscription; the caller keeps the originals. */
+  readonly params: P
+  readonly optimizer: Optimizer
+  /**
+   * Optimizer state to start from (a resumed run: the state saved with the parameters). Copied per subscription;
+   * default `optimizer.init(params)`. Step numbers continue from its `count`.
+   */
+  readonly state?: OptState<P>
+  /** The loss of a batch under the current parameters; runs under the gradient tape. */
+  readonly loss: (params: P, batch: B) => TrainLoss
+  /** Clip the gradients to this global L2 norm before the update (`clipByGlobalNorm`). Default: no clipping. */
+  readonly clipNorm?: number
+  /** Receives the final parameters on completion; ownership passes to it (otherwise they are disposed). */
+  readonly onComplete?: (params: P) => void
+  /**
+   * Called after every step with the current parameters and optimizer state (borrowed: valid only during the
+   * call), e.g. to evaluate or to write a checkpoint. It runs before the step's result is emitted.
+   */
+  readonly inspect?: (params: P, step: number, state: OptState<P>) => void
+  /** Dispose every tensor of a batch once its step is done (the operator owns its input). Default true. */
+  readonly disposeBatch?: boolean
+}
+
+const copyTree = <T>(tree: T): T => scope(() => mapTree(tree, t => add(t, 0)) as T)
+function mapTree(tree: unknown, f: (t: Tensor) => Tensor): unknown {
+  if (isTensor(tree)) return f(tree)
+  if (Array.isArray(tree)) return tree.map(x => mapTree(x, f))
+  if (tree !== null && typeof tree === 'object' && Object.getPrototypeOf(tree) === Object.prototype)
+    return Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, mapTree(v, f)]))
+  return tree
+}
+
+/**
+ * The one training-step operator of heed (the LM trainer, `@heed/align`, `@heed/fairness` use it): batches →
+ * loss → `valueAndGrad` → optional global-norm clipping → optimizer step. Per subscription it holds a copy of the
+ * parameters and the optimizer state, emits a `StepResult` (loss and metrics read back as numbers) for every
+ * batch, and frees parameters, state and any batch in flight on teardown, so `retry` and re-subscription start
+ * again from the same initial parameters. A failing loss or step goes to the error channel.
+ */
+export function trainStep<P, B>(opts: TrainStepOptions<P, B>): OperatorFunction<B, StepResult> {
+  const op = 'trainStep'
+  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: 'an options object', actual: String(opts) })
+  if (typeof opts.loss !== 'function') throw new ArgumentError({ op, arg: 'loss', expected: 'a function (params, batch) => { loss, metrics }', actual: typeof opts.loss })
+  const optimizer = opts.optimizer
+  if (optimizer === null || typeof optimizer !== 'object' || typeof optimizer.step !== 'function')
+    throw new ArgumentError({ op, arg: 'optimizer', expected: 'an Optimizer (sgd, adam, adamw)', actual: typeof optimizer })
+  if (treeTensors(opts.params).size === 0) throw new ArgumentError({ op, arg: 'params', expected: 'a pytree with at least one tensor', actual: 'none' })
+  if (opts.clipNorm !== undefined && !(opts.clipNorm > 0)) throw new ValueError({ op, arg: 'clipNorm', expected: 'a positive number', actual: opts.clipNorm })
+  if (opts.state !== undefined && !(opts.state !== null && typeof opts.state === 'object' && Number.isInteger(opts.state.count) && opts.state.count >= 0))
+    throw new ArgumentError({ op, arg: 'state', expected: 'an optimizer state { count, slots }', actual: String(opts.state) })
+  const disposeBatch = opts.disposeBatch ?? true
+  return source =>
+    new Observable<StepResult>(subscriber => {
+      let params: P | undefined = copyTree(opts.params)
+      let state: OptState<P> | undefined = opts.state !== undefined ? { count: opts.state.count, slots: copyTree(opts.state.slots) } : optimizer.init(params)
+      let metricTensors: Record<string, Tensor> = {}
+      const vg = valueAndGrad((p: P, batch: B) => {
+        const out = opts.loss(p, batch)
+        // Metrics are computed under the tape but must outlive valueAndGrad's scope; keep() hands them to us.
+        metricTensors = keep(Object.fromEntries(Object.entries(out.metrics ?? {}).filter(([, v]) => isTensor(v))) as Record<string, Tensor>)
+        return out.loss
+      })
+      const sub = source.subscribe({
+        next: batch => {
+          let result: StepResult
+          try {
+            const [value, rawGrads] = vg(params!, batch)
+            let grads: unknown = rawGrads
+            let norm: Tensor | undefined
+            try {
+              if (opts.clipNorm !== undefined) {
+                const clipped = clipByGlobalNorm(rawGrads, opts.clipNorm)
+                grads = clipped.grads
+                norm = clipped.norm
+              }
+              ;[params, state] = optimizer.step(grads as P, state!, params!)
+              const metrics: Record<string, number> = {}
+              for (const [k, v] of Object.entries(metricTensors)) metrics[k] = v.dataSync()[0]!
+              result = { step: state.count, loss: value.dataSync()[0]!, metrics, ...(norm !== undefined ? { gradNorm: norm.dataSync()[0]! } : {}) }
+              opts.inspect?.(params, state.count, state)
+            } finally {
+              dispose([value, rawGrads, grads, norm, metricTensors])
+              metricTensors = {}
+            }
+          } catch (err) {
+            subscriber.error(err)
+            return
+          } finally {
+            if (disposeBatch) dispose(batch)
+          }
+          subscriber.next(result)
+        },
+        error: err => subscriber.error(err),
+        complete: () => {
+          if (opts.onComplete !== undefined && params !== undefined) {
+            const p = params
+            params = undefined
+            try {
+              opts.onComplete(p)
+            } catch (err) {
+              subscriber.error(err)
+              return
+            }
+          }
+          subscriber.complete()
+        },
+      })
+      return () => {
+        sub.unsubscribe()
+        dispose([params, state, metricTensors])
+        params = undefined
+        state = undefined
+      }
+    })
+}
