@@ -46,18 +46,34 @@ const siluGrad = fused('siluGrad', x => {
   return mul(mul(s, minus(1, s)), plus(2, mul(x, minus(1, scaleBy(2, s)))))
 })
 // φ(x)(2 - x²): d/dx of gelu' = Φ(x) + xφ(x).
-const geluGrad = fused('geluGrad', x => mul(scaleBy(1 / Math.sqrt(2 * Math.PI), exp(scaleBy(-0.5, square(x)))), minus(2, square(x))))
+const geluGrad2 = (x: Tensor): Tensor => mul(scaleBy(1 / Math.sqrt(2 * Math.PI), exp(scaleBy(-0.5, square(x)))), minus(2, square(x)))
+const geluGrad = fused('geluGrad', geluGrad2)
 const GELU_C = Math.sqrt(2 / Math.PI)
 const GELU_K = 0.044715
 // With s = σ(2u), u = c(x + kx³): d/dx of s + 2x·s(1-s)·u' is s(1-s)·(4u' + 4x·u'²·(1-2s) + 12ck·x²).
-const geluTanhGrad = fused('geluTanhGrad', x => {
+const geluTanhGrad2 = (x: Tensor): Tensor => {
   const x2 = square(x)
   const du = scaleBy(GELU_C, plus(1, scaleBy(3 * GELU_K, x2)))
   const s = sigmoid(scaleBy(2 * GELU_C, add(x, scaleBy(GELU_K, mul(x2, x)))))
   const ss = mul(s, minus(1, s))
   const inner = add(add(scaleBy(4, du), mul(scaleBy(4, x), mul(square(du), minus(1, scaleBy(2, s))))), scaleBy(12 * GELU_C * GELU_K, x2))
   return mul(ss, inner)
-})
+}
+const geluTanhGrad = fused('geluTanhGrad', geluTanhGrad2)
+
+/**
+ * GELU's backward in one kernel, (dy, x) ↦ dy · gelu′(x), rather than gelu′(x) then a multiply: one pass over the
+ * activations and no temporary. Its own rule gives the next order: ∂/∂dy = gelu′(x), ∂/∂x = dy · gelu″(x).
+ */
+const geluBackward =
+  (fn: 'geluBackward' | 'geluTanhBackward', first: (x: Tensor) => Tensor, second: (x: Tensor) => Tensor) =>
+  (dy: Tensor, x: Tensor): Tensor =>
+    runOp1(fn, 'Binary', [dy, x], { fn, shape: dy.shape, dtype: dy.dtype }, (gs, { inputs }) => {
+      const [d, xx] = inputs as [Tensor, Tensor]
+      return [mul(gs[0]!, first(xx)), mul(gs[0]!, mul(d, second(xx)))]
+    })
+const geluExactBackward = geluBackward('geluBackward', x => geluGrad(x), geluGrad2)
+const geluTanhBackward = geluBackward('geluTanhBackward', x => geluTanhGrad(x), geluTanhGrad2)
 
 export const neg: UnaryOp<Exclude<DType, 'bool'>> = unary('neg', 'numeric', g(dy => neg(dy)))
 export const abs: UnaryOp<Exclude<DType, 'bool'>> = unary('abs', 'numeric', g((dy, x) => mul(dy, sign(x))))
@@ -92,8 +108,8 @@ export const silu: UnaryOp<FloatDType> = unary('silu', 'float', g((dy, x) => mul
 export const softplus: UnaryOp<FloatDType> = unary('softplus', 'float', g((dy, x) => mul(dy, sigmoid(x))))
 export const logSigmoid: UnaryOp<FloatDType> = unary('logSigmoid', 'float', g((dy, x) => mul(dy, sigmoid(neg(x)))))
 
-const geluExact: UnaryOp<FloatDType> = unary('gelu', 'float', g((dy, x) => mul(dy, geluGrad(x))))
-const geluTanh: UnaryOp<FloatDType> = unary('gelu', 'float', g((dy, x) => mul(dy, geluTanhGrad(x))), 'geluTanh')
+const geluExact: UnaryOp<FloatDType> = unary('gelu', 'float', g((dy, x) => geluExactBackward(dy, x)))
+const geluTanh: UnaryOp<FloatDType> = unary('gelu', 'float', g((dy, x) => geluTanhBackward(dy, x)), 'geluTanh')
 
 export interface GeluOptions {
   /** 'none' (default): x·Φ(x) with the exact erf, as PyTorch; 'tanh': the tanh approximation. */

@@ -9,6 +9,7 @@ import { broadcastOffsets, mapBinary, mapTernary, mapUnary } from '../util.js'
 import { broadcastPattern } from '../broadcastPattern.js'
 import { float32Binary } from '../float32Binary.js'
 import { float32Unary } from '../float32Unary.js'
+import { float32Gelu, float32GeluBackward } from '../float32Gelu.js'
 
 const SQRT1_2 = Math.SQRT1_2
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI)
@@ -92,6 +93,9 @@ export const binaryFns: Readonly<Record<string, (a: number, b: number) => number
   // ReLU's gradient in one pass, (dy, x) ↦ dy where x > 0, else 0: as PyTorch's threshold_backward, a NaN or
   // infinite dy where x ≤ 0 gives 0 (dy · step(x) would give NaN)
   reluGrad: (dy, x) => (x > 0 ? dy : 0),
+  // GELU's backward in one pass, (dy, x) ↦ dy · gelu′(x), exact and tanh forms
+  geluBackward: (dy, x) => dy * unaryFns.geluGrad!(x),
+  geluTanhBackward: (dy, x) => dy * unaryFns.geluTanhGrad!(x),
 }
 
 // Integer products can exceed 2^53 before wrapping, so a float multiply would lose the low bits that
@@ -106,7 +110,7 @@ export const elementwiseKernels: CpuKernelTable = {
   Unary: ([x], attrs) => {
     const fn = attr<string>(attrs, 'fn')
     const dtype = attr<DType | undefined>(attrs, 'dtype') ?? x!.dtype
-    const fast = dtype === 'float32' ? float32Unary(fn, x!) : undefined
+    const fast = dtype === 'float32' ? (float32Gelu(fn, x!) ?? float32Unary(fn, x!)) : undefined
     if (fast) return fast
     const f = fn === 'square' && isIntDType(x!.dtype) ? (v: number) => intMul(x!.dtype)(v, v) : unaryFns[fn]!
     return mapUnary(x!, dtype, f)
@@ -116,7 +120,7 @@ export const elementwiseKernels: CpuKernelTable = {
     const dtype = attr<DType>(attrs, 'dtype')
     const name = attr<string>(attrs, 'fn')
     const shape = attr<Shape>(attrs, 'shape')
-    const fast = dtype === 'float32' ? float32Binary(name, a!, b!, shape) : undefined
+    const fast = dtype === 'float32' ? (float32GeluBackward(name, a!, b!) ?? float32Binary(name, a!, b!, shape)) : undefined
     if (fast) return fast
     const fn = binaryFns[name]!
     const f = !isIntDType(a!.dtype) ? fn : name === 'mul' ? intMul(a!.dtype) : trunc32(dtype, fn)

@@ -67,6 +67,10 @@ const binaryF32: Readonly<Record<string, string>> = {
   mod: 'a - floor(a / b) * b',
   atan2: 'atan2(a, b)',
   reluGrad: 'select(0.0, a, b > 0.0)',
+  // dy · gelu′(x) in one pass (the CPU's float32 loops fuse it the same way)
+  geluBackward: 'a * (0.5 * (1.0 + erf_(b * 0.70710678118654752)) + b * 0.3989422804014327 * exp(-0.5 * b * b))',
+  geluTanhBackward:
+    'a * (0.5 * (1.0 + tanh_(0.7978845608028654 * (b + 0.044715 * b * b * b))) + 0.5 * b * (1.0 - pow(tanh_(0.7978845608028654 * (b + 0.044715 * b * b * b)), 2.0)) * 0.7978845608028654 * (1.0 + 0.134145 * b * b))',
 }
 const binaryInt: Readonly<Record<string, (t: ComputeType) => string>> = {
   add: () => 'a + b',
