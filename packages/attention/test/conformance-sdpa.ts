@@ -1,4 +1,5 @@
 import t from 'tap'
+import { add, keep, tensor, type Tensor } from '@heed/tensor'
 import { chunkedPrefill, mask, scaledDotProductAttention, splitKvAttention } from '@heed/attention'
 import { conformance, type ConformanceRun, type ConformanceTest } from '@heed/attention/testing'
 
@@ -62,4 +63,34 @@ t.test('the harness catches a broken operator', async t => {
   await conformance(recorder, { name: 'noMask', run: noMask, patterns: ['NS'], incremental: false, contracts: ['C5', 'C7', 'C8'] })
   for (const what of ['fully masked row', 'masking key', 'packed: out', 'right-padded: out', 'packed: dk'])
     t.ok(failures.some(f => f.includes(what)), `"${what}" failure reported`)
+})
+
+t.test('the leak check counts only what the contract made', async t => {
+  const failures: string[] = []
+  const recorder: ConformanceTest = {
+    ok: (v, msg) => {
+      if (!v) failures.push(msg)
+      return !!v
+    },
+    test: async (_name, fn) => fn(recorder),
+  }
+  // A planted leak: the operator keeps a tensor out of the harness's scope and forgets it.
+  const forgotten: Tensor[] = []
+  const leaky: ConformanceRun = (q, k, v, o) => {
+    forgotten.push(keep(add(q, 0)))
+    return scaledDotProductAttention(q, k, v, o)
+  }
+  await conformance(recorder, { name: 'leaky', run: leaky, patterns: ['NS'], incremental: false, contracts: ['C1'] })
+  t.same(failures, ['C1: no leaked tensors'], 'the planted leak fails C1, and only its leak check')
+  for (const x of forgotten) x.dispose()
+  // A tensor made before the contract goes away during it (as the GC safety net frees another test's forgotten
+  // tensor): a difference of global counts failed here; the contract's own record does not move.
+  failures.length = 0
+  const neighbour = tensor([1, 2, 3], [3], 'float64')
+  const meanwhile: ConformanceRun = (q, k, v, o) => {
+    neighbour.dispose()
+    return scaledDotProductAttention(q, k, v, o)
+  }
+  await conformance(recorder, { name: 'meanwhile', run: meanwhile, patterns: ['NS'], incremental: false, contracts: ['C1'] })
+  t.same(failures, [], 'a neighbour freeing its tensor does not fail the check')
 })

@@ -20,6 +20,12 @@ const finalizer = new FinalizationRegistry<{ storage: Storage; backend: string }
 let nextId = 0
 
 /**
+ * @internal the open `trackTensors()` records. Every tensor made while one is open joins each of them and leaves on
+ * dispose(); the strong references keep a forgotten tensor away from the safety net until the record stops.
+ */
+export const trackers = new Set<Set<Tensor>>()
+
+/**
  * An n-dimensional array on one backend. `D` is the dtype and `S` the shape: a literal tuple when the shape is
  * known statically (`Tensor<'float32', readonly [2, 3]>`), `readonly number[]` otherwise. Ops never mutate
  * tensors and never consume their inputs; free memory with `dispose()`, `using`, or `scope()`.
@@ -50,6 +56,7 @@ export class Tensor<D extends DType = DType, S extends Shape = Shape> {
     storage.retain()
     countersFor(storage.backend.name).tensors++
     if (netted) finalizer.register(this, { storage, backend: storage.backend.name }, this)
+    if (trackers.size > 0) for (const s of trackers) s.add(this)
   }
 
   get rank(): number {
@@ -95,6 +102,7 @@ export class Tensor<D extends DType = DType, S extends Shape = Shape> {
     this.#disposed = true
     if (this.#netted) finalizer.unregister(this)
     countersFor(this.storage.backend.name).tensors--
+    if (trackers.size > 0) for (const s of trackers) s.delete(this)
     this.storage.release()
   }
 

@@ -19,7 +19,7 @@ export { configureCpuWasm, cpuWasmReady, shutdownCpuWasm, cpuWasmAttention, type
 export { wasmAttentionForward, type AttentionForwardProblem, type AttentionForwardResult } from './backends/cpu/wasm/attentionForward.js'
 export { toBackend } from './toBackend.js'
 export type { CpuKernel, CpuTensor } from './backends/cpu/types.js'
-export { scope, keep, dispose, memory, type MemoryInfo, type BackendMemory } from './memory.js'
+export { scope, keep, dispose, memory, trackTensors, type MemoryInfo, type BackendMemory, type TensorTracker } from './memory.js'
 
 export { tensor, scalar, parse, type TensorData, type CreationOptions } from './creation/tensor.js'
 export { full, zeros, ones, fullLike, zerosLike, onesLike, arange, linspace, eye, type FillOptions } from './creation/fill.js'

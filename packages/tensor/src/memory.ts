@@ -1,7 +1,7 @@
 import { closeScope, listBackends, openScope, untrack } from './engine.js'
 import { ArgumentError } from './errors.js'
 import { liveCounters } from './storage.js'
-import { isTensor, leakStats, type Tensor } from './Tensor.js'
+import { isTensor, leakStats, trackers, type Tensor } from './Tensor.js'
 
 /** Collect the tensors in a pytree (plain objects, arrays, Maps' values are not walked). */
 export function treeTensors(tree: unknown, out = new Set<Tensor>()): Set<Tensor> {
@@ -74,4 +74,42 @@ export function memory(): MemoryInfo {
     storages += c.storages
   }
   return { tensors, bytes, storages, backends, leaked: leakStats.collected }
+}
+
+/** A record of the tensors made since it opened (`trackTensors()`). */
+export interface TensorTracker {
+  /** The tensors made since the record opened and not yet disposed, oldest first. */
+  live(): Tensor[]
+  /** Stop recording (idempotent) and return what `live()` returned at that moment. */
+  stop(): Tensor[]
+}
+
+/**
+ * Start recording the tensors made from now on, on every backend, so that a leak check counts only what the code
+ * under test made. Unlike a difference of two `memory().tensors` readings, it cannot be moved by tensors that
+ * existed before (another test's forgotten tensor collected by the garbage-collection safety net in between),
+ * and a tensor left undisposed cannot be hidden by that safety net: the record holds it until `stop()`.
+ * Records nest and may span an `await`; stop every one you open (try/finally).
+ *
+ * ```ts
+ * const made = trackTensors()
+ * try { await step() } finally { const left = made.stop(); if (left.length) throw new Error(`${left.length} leaked`) }
+ * ```
+ */
+export function trackTensors(): TensorTracker {
+  const made = new Set<Tensor>()
+  trackers.add(made)
+  let stopped: Tensor[] | undefined
+  const live = (): Tensor[] => stopped ?? [...made].filter(t => !t.isDisposed)
+  return {
+    live,
+    stop: () => {
+      if (stopped === undefined) {
+        stopped = live()
+        trackers.delete(made)
+        made.clear()
+      }
+      return stopped
+    },
+  }
 }

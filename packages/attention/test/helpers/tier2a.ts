@@ -2,7 +2,8 @@
  * Shared pieces of the Tier 2 (part 1) operator tests: seeded host arrays, float64 index helpers, and running a
  * tensor function on a backend and dtype with the result read back and every tensor disposed.
  */
-import { memory, scope, tensor, withBackend, type Tensor } from '@heed/tensor'
+import { scope, tensor, withBackend, type Tensor } from '@heed/tensor'
+import { liveAfter } from '../../../tensor/test/helpers/leaks.js'
 import { prng, randomArray } from '../../../tensor/test/helpers/numeric.js'
 
 export type Shape4 = [number, number, number, number]
@@ -45,8 +46,8 @@ export function build(shape: Shape4, f: (b: number, h: number, t: number) => rea
 }
 
 /**
- * Run `f` on tensors made from `inputs` on `backend` in `dtype`; returns every result tensor's values and checks
- * that nothing leaked (the count is returned for the caller's `t.equal`).
+ * Run `f` on tensors made from `inputs` on `backend` in `dtype`; returns every result tensor's values and counts
+ * how many of the tensors it made were left undisposed (for the caller's `t.equal(leaked, 0)`).
  */
 export async function runOn<R extends Record<string, Tensor>>(
   backend: string,
@@ -54,16 +55,19 @@ export async function runOn<R extends Record<string, Tensor>>(
   inputs: readonly Host[],
   f: (...xs: Tensor[]) => R,
 ): Promise<{ values: Record<keyof R, number[]>; leaked: number }> {
-  const before = memory().tensors
-  const made = withBackend(backend, () => scope(() => f(...inputs.map(x => tensor(x.values, x.shape, dtype)))))
-  const values = {} as Record<keyof R, number[]>
-  for (const key of Object.keys(made) as (keyof R)[]) {
-    const x = made[key] as unknown
-    if (!(typeof x === 'object' && x !== null && 'data' in x)) continue
-    values[key] = Array.from(await made[key]!.data(), Number)
-    made[key]!.dispose()
-  }
-  return { values, leaked: memory().tensors - before }
+  // Counts only the tensors made here, so another test's forgotten tensor cannot move the count.
+  const { result: values, leaked } = await liveAfter(async () => {
+    const made = withBackend(backend, () => scope(() => f(...inputs.map(x => tensor(x.values, x.shape, dtype)))))
+    const values = {} as Record<keyof R, number[]>
+    for (const key of Object.keys(made) as (keyof R)[]) {
+      const x = made[key] as unknown
+      if (!(typeof x === 'object' && x !== null && 'data' in x)) continue
+      values[key] = Array.from(await made[key]!.data(), Number)
+      made[key]!.dispose()
+    }
+    return values
+  })
+  return { values, leaked: leaked.length }
 }
 
 /** §6.1 float32 tolerance against a float64 golden path. */

@@ -4,7 +4,8 @@
  * error with the dtype's precision.
  */
 import type { Test } from 'tap'
-import { memory, tensor, valueAndGrad, type DType, type Tensor } from '@heed/tensor'
+import { tensor, valueAndGrad, type DType, type Tensor } from '@heed/tensor'
+import { noLeaks } from './leaks.js'
 
 /** Seeded PRNG (mulberry32) for test data, independent of the library's own `random`. */
 export function prng(seed: number): () => number {
@@ -80,31 +81,32 @@ export async function checkGrad(
   opts: { eps?: number; atol?: number; rtol?: number; msg?: string } = {},
 ): Promise<void> {
   const eps = opts.eps ?? 1e-6
-  const before = memory().tensors
-  const xs = inputs.map(i => tensor([...i.v], i.shape, 'float64'))
-  const vg = valueAndGrad((...a: Tensor[]) => f(...a), { argnums: inputs.map((_, i) => i) })
-  const [value, grads] = vg(...xs)
-  const analytic = await Promise.all((grads as Tensor[]).map(g => g.data()))
-  value.dispose()
-  for (const g of grads as Tensor[]) g.dispose()
-  const evalAt = (k: number, j: number, delta: number): number => {
-    const vals = inputs.map((inp, i) => {
-      const v = [...inp.v]
-      if (i === k) v[j] = v[j]! + delta
-      return tensor(v, inp.shape, 'float64')
+  // counts only the tensors this check makes: another test's forgotten tensor cannot move it
+  await noLeaks(t, `${opts.msg ?? 'grad'}: no leaked tensors`, async () => {
+    const xs = inputs.map(i => tensor([...i.v], i.shape, 'float64'))
+    const vg = valueAndGrad((...a: Tensor[]) => f(...a), { argnums: inputs.map((_, i) => i) })
+    const [value, grads] = vg(...xs)
+    const analytic = await Promise.all((grads as Tensor[]).map(g => g.data()))
+    value.dispose()
+    for (const g of grads as Tensor[]) g.dispose()
+    const evalAt = (k: number, j: number, delta: number): number => {
+      const vals = inputs.map((inp, i) => {
+        const v = [...inp.v]
+        if (i === k) v[j] = v[j]! + delta
+        return tensor(v, inp.shape, 'float64')
+      })
+      const y = f(...vals)
+      const out = y.dataSync()[0]!
+      y.dispose()
+      for (const x of vals) x.dispose()
+      return out
+    }
+    inputs.forEach((inp, k) => {
+      const numeric = inp.v.map((_, j) => (evalAt(k, j, eps) - evalAt(k, j, -eps)) / (2 * eps))
+      assertClose(t, analytic[k]!, numeric, { atol: opts.atol ?? 1e-6, rtol: opts.rtol ?? 1e-5, msg: `${opts.msg ?? 'grad'} d/d input ${k}` })
     })
-    const y = f(...vals)
-    const out = y.dataSync()[0]!
-    y.dispose()
-    for (const x of vals) x.dispose()
-    return out
-  }
-  inputs.forEach((inp, k) => {
-    const numeric = inp.v.map((_, j) => (evalAt(k, j, eps) - evalAt(k, j, -eps)) / (2 * eps))
-    assertClose(t, analytic[k]!, numeric, { atol: opts.atol ?? 1e-6, rtol: opts.rtol ?? 1e-5, msg: `${opts.msg ?? 'grad'} d/d input ${k}` })
+    for (const x of xs) x.dispose()
   })
-  for (const x of xs) x.dispose()
-  t.equal(memory().tensors, before, `${opts.msg ?? 'grad'}: no leaked tensors`)
 }
 
 /** Backends the op suite runs on. WebGPU joins when its backend lands (issue 3). */

@@ -4,7 +4,8 @@
  * of `atol` scaled by the output's magnitude. Integer and bool outputs must match exactly.
  */
 import type { Test } from 'tap'
-import { isTensor, memory, mul, scope, setBackend, sum, tensor, valueAndGrad, type DType, type Tensor } from '@heed/tensor'
+import { isTensor, mul, scope, setBackend, sum, tensor, trackTensors, valueAndGrad, type DType, type Tensor } from '@heed/tensor'
+import { describeTensors } from './leaks.js'
 import { prng } from './numeric.js'
 
 export interface InputSpec {
@@ -109,24 +110,32 @@ function compare(t: Test, what: string, kernel: readonly number[], golden: reado
 
 /** Run every case on `backend` against the CPU float64 oracle. */
 export async function runParity(t: Test, backend: string, cases: readonly ParityCase[], seed = 1): Promise<void> {
-  const base = memory().backends[backend]?.tensors ?? 0
-  for (const c of cases) {
-    await t.test(c.name, async t => {
-      const vals = makeInputs(c, seed)
-      const golden0 = await evaluate(c, vals, 'float64', 'cpu')
-      // fixed, non-uniform cotangent weights so every output element matters differently
-      const weights = c.grad ? Array.from({ length: golden0.outs[0]!.length }, (_, i) => Math.sin(i + 1)) : undefined
-      const golden = c.grad ? await evaluate(c, vals, 'float64', 'cpu', weights) : golden0
-      const ref = await evaluate(c, vals, 'float32', 'cpu', weights)
-      const kern = await evaluate(c, vals, 'float32', backend, weights)
-      const atol = c.atol ?? 1e-5
-      golden.outs.forEach((g, i) => {
-        const exact = golden.dtypes[i] !== 'float64'
-        compare(t, `output ${i}`, kern.outs[i] ?? [], g, ref.outs[i] ?? [], exact, atol)
+  // Leak checks count only the tensors the suite and each case make (trackTensors), not a difference of global counts.
+  const suite = trackTensors()
+  try {
+    for (const c of cases) {
+      await t.test(c.name, async t => {
+        const made = trackTensors()
+        try {
+          const vals = makeInputs(c, seed)
+          const golden0 = await evaluate(c, vals, 'float64', 'cpu')
+          // fixed, non-uniform cotangent weights so every output element matters differently
+          const weights = c.grad ? Array.from({ length: golden0.outs[0]!.length }, (_, i) => Math.sin(i + 1)) : undefined
+          const golden = c.grad ? await evaluate(c, vals, 'float64', 'cpu', weights) : golden0
+          const ref = await evaluate(c, vals, 'float32', 'cpu', weights)
+          const kern = await evaluate(c, vals, 'float32', backend, weights)
+          const atol = c.atol ?? 1e-5
+          golden.outs.forEach((g, i) => {
+            const exact = golden.dtypes[i] !== 'float64'
+            compare(t, `output ${i}`, kern.outs[i] ?? [], g, ref.outs[i] ?? [], exact, atol)
+          })
+          golden.grads?.forEach((g, i) => compare(t, `grad ${i}`, kern.grads?.[i] ?? [], g, ref.grads?.[i] ?? [], false, atol * 10))
+        } finally {
+          t.same(describeTensors(made.stop()), [], `no ${backend} tensors left behind`)
+        }
       })
-      golden.grads?.forEach((g, i) => compare(t, `grad ${i}`, kern.grads?.[i] ?? [], g, ref.grads?.[i] ?? [], false, atol * 10))
-      t.equal(memory().backends[backend]?.tensors ?? 0, base, `no ${backend} tensors left behind`)
-    })
+    }
+  } finally {
+    t.same(describeTensors(suite.stop()), [], `${backend}: no tensors leaked by the parity suite`)
   }
-  t.equal(memory().backends[backend]?.tensors ?? 0, base, `${backend}: no tensors leaked by the parity suite`)
 }
