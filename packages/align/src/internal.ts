@@ -58,11 +58,7 @@ export function requireNumber(
   return v
 }
 
-export const positive = (op: string, arg: string, v: unknown): number =>
-  requireNumber(op, arg, v, x => Number.isFinite(x) && x > 0, 'a finite number > 0')
-
-export const nonNegative = (op: string, arg: string, v: unknown): number =>
-  requireNumber(op, arg, v, x => Number.isFinite(x) && x >= 0, 'a finite number ≥ 0')
+export { positiveNumber as positive, nonNegativeNumber as nonNegative } from '@heed/tensor'
 
 export function requireOptions(op: string, v: unknown): Record<string, unknown> {
   if (v === undefined) return {}

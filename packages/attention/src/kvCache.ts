@@ -1,5 +1,6 @@
 import { attnState } from './attnState.js'
 import {
+  positiveInt,
   ArgumentError,
   bytesPerElement,
   concat,
@@ -143,11 +144,6 @@ interface Group {
 
 const samePolicy = (a: HeadPolicy, b: HeadPolicy): boolean =>
   a.kind === b.kind && (a.kind === 'full' || (b.kind === 'streaming' && a.sink === b.sink && a.recent === b.recent))
-
-const positiveInt = (op: string, arg: string, v: unknown): number => {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: v })
-  return v
-}
 
 /** Positions of a chunk as an Int32Array: a start (consecutive run) or a list. */
 export function chunkPositions(op: string, positions: number | ArrayLike<number>, T: number): Int32Array {

@@ -1,4 +1,4 @@
-import { ArgumentError, ValueError } from '@heed/tensor'
+import { nonNegativeInt, positiveInt, ArgumentError, ValueError } from '@heed/tensor'
 
 /**
  * Masks are pure predicates over absolute positions: `test(b, h, pq, pk)` says whether query position `pq` of
@@ -199,14 +199,6 @@ export class Mask {
   }
 }
 
-const positiveInt = (op: string, arg: string, v: number): number => {
-  if (!Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: v })
-  return v
-}
-const nonNegativeInt = (op: string, arg: string, v: number): number => {
-  if (!Number.isInteger(v) || v < 0) throw new ValueError({ op, arg, expected: 'a non-negative integer', actual: v })
-  return v
-}
 const masks = (op: string, parts: readonly unknown[]): Mask[] =>
   parts.map((m, i) => {
     if (!(m instanceof Mask)) throw new ArgumentError({ op, arg: `mask ${i}`, expected: 'a Mask', actual: typeof m })

@@ -1,4 +1,4 @@
-import { ArgumentError, concat, DTypeError, matmul, permute, random, reshape, scope, ShapeError, slice, take, tensor, ValueError, type FloatDType, type Tensor } from '@heed/tensor'
+import { positiveInt, ArgumentError, concat, DTypeError, matmul, permute, random, reshape, scope, ShapeError, slice, take, tensor, ValueError, type FloatDType, type Tensor } from '@heed/tensor'
 import { cachedAttention, chunkPositions, kvCache, mergeAttention, type HeadPolicy, type KvCache, type KvView } from './kvCache.js'
 import { mask as masks, type Mask } from './mask.js'
 import { rope, type RopeOptions } from './rope.js'
@@ -109,11 +109,6 @@ export interface MultiHeadAttention {
   forward(params: MhaParams, x: Tensor, opts?: ForwardOptions): Tensor
   /** A KV cache shaped for this layer. */
   cache(opts: CacheOptions): KvCache
-}
-
-const positiveInt = (op: string, arg: string, v: unknown): number => {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: v })
-  return v
 }
 
 /** Rows of x as [B, T, dModel], and whether x came without a batch axis. */

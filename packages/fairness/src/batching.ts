@@ -1,4 +1,4 @@
-import { ValueError, type Rng } from '@heed/tensor'
+import { nonNegativeNumber, positiveNumber as finitePositive, type Rng } from '@heed/tensor'
 
 /** @internal a fresh random permutation of 0 … n−1 cut into batches (the last one may be short). */
 export function shuffledBatches(n: number, batchSize: number, rng: Rng): Int32Array[] {
@@ -14,18 +14,11 @@ export function shuffledBatches(n: number, batchSize: number, rng: Rng): Int32Ar
   return out
 }
 
-/** @internal */
-export function positiveInt(op: string, arg: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: v === undefined ? 'undefined' : String(v) })
-  return v
-}
+export { positiveInt } from '@heed/tensor'
 
-/** @internal */
-export function positiveNumber(op: string, arg: string, v: unknown, allowZero = false): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0))
-    throw new ValueError({ op, arg, expected: allowZero ? 'a finite number ≥ 0' : 'a finite number > 0', actual: String(v) })
-  return v
-}
+/** @internal a finite number > 0, or ≥ 0 with `allowZero`. */
+export const positiveNumber = (op: string, arg: string, v: unknown, allowZero = false): number =>
+  allowZero ? nonNegativeNumber(op, arg, v) : finitePositive(op, arg, v)
 
 /** @internal `lr · γ^⌊(step−1)/(stepsPerEpoch·every)⌋`: PyTorch's ExponentialLR stepped every `every` epochs. */
 export const decayed = (lr: number, gamma: number, every: number, stepsPerEpoch: number) => (step: number): number =>

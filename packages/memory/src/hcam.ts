@@ -9,6 +9,7 @@
  */
 import { scaledDotProductAttention } from '@heed/attention'
 import {
+  positiveInt,
   ArgumentError,
   DTypeError,
   ShapeError,
@@ -56,16 +57,11 @@ export interface HcamMemory {
   readonly position: number
 }
 
-function posInt(op: string, arg: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: v })
-  return v
-}
-
 /** An empty memory. */
 export function hcamMemory(opts: { readonly chunkSize: number; readonly maxChunks?: number }): HcamMemory {
   const op = 'hcamMemory'
-  const chunkSize = posInt(op, 'chunkSize', opts?.chunkSize)
-  const maxChunks = opts.maxChunks === undefined ? Infinity : posInt(op, 'maxChunks', opts.maxChunks)
+  const chunkSize = positiveInt(op, 'chunkSize', opts?.chunkSize)
+  const maxChunks = opts.maxChunks === undefined ? Infinity : positiveInt(op, 'maxChunks', opts.maxChunks)
   return { chunkSize, maxChunks, keys: null, contents: null, ends: [], pending: null, position: 0 }
 }
 
@@ -184,8 +180,8 @@ export function hcamAttention(queries: Tensor, keys: Tensor, contents: Tensor, o
   for (const [arg, x] of [['keys', keys], ['contents', contents]] as const)
     if (x.dtype !== queries.dtype) throw new DTypeError({ op, arg, expected: queries.dtype, actual: x.dtype })
   const C = contents.shape[1]!
-  const kReq = posInt(op, 'topK', opts?.topK)
-  const heads = posInt(op, 'heads', opts.heads ?? 1)
+  const kReq = positiveInt(op, 'topK', opts?.topK)
+  const heads = positiveInt(op, 'heads', opts.heads ?? 1)
   if (D % heads !== 0) throw new ValueError({ op, arg: 'heads', expected: `a divisor of D=${D}`, actual: heads })
   if (opts.mask !== undefined && (!isTensor(opts.mask) || opts.mask.dtype !== 'bool' || opts.mask.rank !== 2 || opts.mask.shape[0] !== Q || opts.mask.shape[1] !== M))
     throw new ShapeError({ op, arg: 'mask', expected: `bool [${Q}, ${M}]`, actual: isTensor(opts.mask) ? `${opts.mask.dtype} [${opts.mask.shape.join(',')}]` : typeof opts.mask })
@@ -250,7 +246,7 @@ export function hcamRead(mem: HcamMemory, queries: Tensor, opts: HcamReadOptions
   const op = 'hcamRead'
   if (!mem.keys || !mem.contents) {
     if (!isTensor(queries) || queries.rank !== 2) throw new ShapeError({ op, arg: 'queries', expected: '[Q, D]', actual: isTensor(queries) ? queries.shape : typeof queries })
-    posInt(op, 'topK', opts?.topK)
+    positiveInt(op, 'topK', opts?.topK)
     const [Q, D] = queries.shape as [number, number]
     const k = opts.topK
     const be = { backend: queries.backend }
@@ -276,7 +272,7 @@ export interface HcamStreamOptions extends HcamReadOptions {
 export function hcamStream(opts: HcamStreamOptions): OperatorFunction<TokenChunk | Recall, Tensor> {
   const op = 'hcamStream'
   const init = hcamMemory(opts)
-  posInt(op, 'topK', opts.topK)
+  positiveInt(op, 'topK', opts.topK)
   const { chunkSize: _c, maxChunks: _m, ...readOpts } = opts
   return memoryOperator<HcamMemory>(
     op,

@@ -10,7 +10,7 @@
  * fixes every code on every backend and machine. Recall (max-V) never draws: its ties go to the lowest cell index,
  * so recalling does not shift the codes that later learning picks.
  */
-import { ArgumentError, ShapeError, ValueError, rng as makeRng, tensor, type Rng, type Tensor } from '@heed/tensor'
+import { inRange, intAtLeast, ArgumentError, ShapeError, ValueError, rng as makeRng, tensor, type Rng, type Tensor } from '@heed/tensor'
 
 /** Options of one mac. Only `inputSize` is required; the defaults are research note §1.5's. */
 export interface SparseyConfig {
@@ -100,14 +100,8 @@ export interface SparseySnapshot {
 
 const OP = 'sparsey'
 
-function posInt(op: string, arg: string, v: unknown, min = 1): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ValueError({ op, arg, expected: `an integer ≥ ${min}`, actual: v })
-  return v
-}
-function finiteIn(op: string, arg: string, v: unknown, lo: number, hi: number): number {
-  if (typeof v !== 'number' || !(v >= lo && v <= hi)) throw new ValueError({ op, arg, expected: `a number in [${lo}, ${hi}]`, actual: v })
-  return v
-}
+/** An integer ≥ `min` (1 unless given). */
+const posInt = (op: string, arg: string, v: unknown, min = 1): number => intAtLeast(op, arg, v, min)
 
 export function resolveSparseyConfig(cfg: SparseyConfig, op = OP): ResolvedSparseyConfig {
   if (cfg === null || typeof cfg !== 'object') throw new ArgumentError({ op, arg: 'config', expected: '{ inputSize, Q?, K?, … }', actual: String(cfg) })
@@ -120,15 +114,15 @@ export function resolveSparseyConfig(cfg: SparseyConfig, op = OP): ResolvedSpars
     inputSize,
     Q: posInt(op, 'Q', cfg.Q ?? 12),
     K: posInt(op, 'K', cfg.K ?? 8, 2),
-    lambdaU: finiteIn(op, 'lambdaU', cfg.lambdaU ?? 2, 0, 64),
-    lambdaH: finiteIn(op, 'lambdaH', cfg.lambdaH ?? 1, 0, 64),
-    lambdaD: finiteIn(op, 'lambdaD', cfg.lambdaD ?? 1, 0, 64),
-    gMin: finiteIn(op, 'gMin', cfg.gMin ?? 0.2, 0, 0.999),
-    gamma: finiteIn(op, 'gamma', cfg.gamma ?? 2, 0, 64),
-    chi: finiteIn(op, 'chi', cfg.chi ?? 100, 0, 1e9),
-    sigmoidGain: finiteIn(op, 'sigmoidGain', cfg.sigmoidGain ?? 28, 0, 1e6),
-    sigmoidInflection: finiteIn(op, 'sigmoidInflection', cfg.sigmoidInflection ?? 0.5, 0, 1),
-    freezeAt: finiteIn(op, 'freezeAt', cfg.freezeAt ?? 0.5, 0, 1),
+    lambdaU: inRange(op, 'lambdaU', cfg.lambdaU ?? 2, 0, 64),
+    lambdaH: inRange(op, 'lambdaH', cfg.lambdaH ?? 1, 0, 64),
+    lambdaD: inRange(op, 'lambdaD', cfg.lambdaD ?? 1, 0, 64),
+    gMin: inRange(op, 'gMin', cfg.gMin ?? 0.2, 0, 0.999),
+    gamma: inRange(op, 'gamma', cfg.gamma ?? 2, 0, 64),
+    chi: inRange(op, 'chi', cfg.chi ?? 100, 0, 1e9),
+    sigmoidGain: inRange(op, 'sigmoidGain', cfg.sigmoidGain ?? 28, 0, 1e6),
+    sigmoidInflection: inRange(op, 'sigmoidInflection', cfg.sigmoidInflection ?? 0.5, 0, 1),
+    freezeAt: inRange(op, 'freezeAt', cfg.freezeAt ?? 0.5, 0, 1),
     activeBand: [lo, hi],
     horizontal: cfg.horizontal ?? false,
     topDownSize: posInt(op, 'topDownSize', cfg.topDownSize ?? 0, 0),

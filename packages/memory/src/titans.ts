@@ -11,6 +11,7 @@
  * any b and a stream can emit reads before its chunk is complete.
  */
 import {
+  positiveInt,
   ShapeError,
   ValueError,
   ArgumentError,
@@ -138,10 +139,10 @@ export interface MemoryInitOptions {
 /** Fresh memory weights. */
 export function initMemoryWeights(opts: MemoryInitOptions): Tensor[] {
   const op = 'initMemoryWeights'
-  const dk = posInt(op, 'keyDim', opts.keyDim)
-  const dv = posInt(op, 'valueDim', opts.valueDim ?? dk)
-  const depth = posInt(op, 'depth', opts.depth ?? 2)
-  const hidden = posInt(op, 'hidden', opts.hidden ?? 2 * dk)
+  const dk = positiveInt(op, 'keyDim', opts.keyDim)
+  const dv = positiveInt(op, 'valueDim', opts.valueDim ?? dk)
+  const depth = positiveInt(op, 'depth', opts.depth ?? 2)
+  const hidden = positiveInt(op, 'hidden', opts.hidden ?? 2 * dk)
   const dims = [dk, ...Array.from({ length: depth - 1 }, () => hidden), dv]
   const dtype = opts.dtype ?? 'float32'
   const g = random.rng(opts.seed ?? 0)
@@ -150,11 +151,6 @@ export function initMemoryWeights(opts: MemoryInitOptions): Tensor[] {
     const extra = opts.backend !== undefined ? { backend: opts.backend } : {}
     return opts.init === 'zeros' ? full(shape, 0, { dtype, ...extra }) : random.normal(shape, { dtype, std: 1 / Math.sqrt(fanIn), rng: g, ...extra })
   })
-}
-
-function posInt(op: string, arg: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: v })
-  return v
 }
 
 // ---- gates -------------------------------------------------------------------------------------------------
@@ -286,7 +282,7 @@ export function titansStep(state: TitansState, input: TitansInput, opts: TitansO
   checkWeights(op, state.weights)
   const mode = opts.mode ?? 'chunked'
   if (mode !== 'chunked' && mode !== 'sequential') throw new ValueError({ op, arg: 'mode', expected: "'chunked' or 'sequential'", actual: mode })
-  const b = mode === 'sequential' ? 1 : posInt(op, 'chunkSize', opts.chunkSize ?? 16)
+  const b = mode === 'sequential' ? 1 : positiveInt(op, 'chunkSize', opts.chunkSize ?? 16)
   const activation = opts.activation ?? 'silu'
   const W = state.weights
   const dt = W[0]!.dtype
@@ -453,9 +449,9 @@ const logit = (p: number): number => Math.log(p / (1 - p))
 /** Parameters for a neural memory over `dim`-wide inputs. */
 export function initNeuralMemory(cfg: NeuralMemoryConfig): NeuralMemoryParams {
   const op = 'initNeuralMemory'
-  const d = posInt(op, 'dim', cfg.dim)
-  const dk = posInt(op, 'keyDim', cfg.keyDim ?? d)
-  const dv = posInt(op, 'valueDim', cfg.valueDim ?? d)
+  const d = positiveInt(op, 'dim', cfg.dim)
+  const dk = positiveInt(op, 'keyDim', cfg.keyDim ?? d)
+  const dv = positiveInt(op, 'valueDim', cfg.valueDim ?? d)
   const dtype = cfg.dtype ?? 'float32'
   const g = random.rng(cfg.seed ?? 0)
   const proj = (cols: number) => random.normal([d, cols], { dtype, std: 1 / Math.sqrt(d), rng: g })

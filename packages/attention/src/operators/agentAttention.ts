@@ -1,4 +1,4 @@
-import { add, ArgumentError, conv1d, conv2d, matmul, mul, permute, random, reshape, scope, ShapeError, softmax, tensor, ValueError, type FloatDType, type Tensor } from '@heed/tensor'
+import { finiteNumber, positiveInt, add, ArgumentError, conv1d, conv2d, matmul, mul, permute, random, reshape, scope, ShapeError, softmax, tensor, ValueError, type FloatDType, type Tensor } from '@heed/tensor'
 import { checkQkv } from '../sdpa.js'
 import { repeatKvHeads } from './lightningAttention.js'
 
@@ -79,16 +79,6 @@ function poolMatrix(T: number, n: number, grid: readonly [number, number] | unde
   return P
 }
 
-const positiveInt = (arg: string, v: unknown): number => {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError({ op: OP, arg, expected: 'a positive integer', actual: v })
-  return v
-}
-
-function finiteScale(arg: string, v: number): number {
-  if (!Number.isFinite(v)) throw new ValueError({ op: OP, arg, expected: 'a finite number', actual: v })
-  return v
-}
-
 function agentsOf(q: Tensor, opts: AgentAttentionOptions): Tensor {
   const [, H, Tq, D] = q.shape as [number, number, number, number]
   if (opts.agents !== undefined) {
@@ -99,7 +89,7 @@ function agentsOf(q: Tensor, opts: AgentAttentionOptions): Tensor {
     if (a.dtype !== q.dtype) throw new ValueError({ op: OP, arg: 'agents', expected: `${q.dtype} like q`, actual: a.dtype })
     return a
   }
-  const n = positiveInt('numAgents', opts.numAgents ?? 49)
+  const n = positiveInt(OP, 'numAgents', opts.numAgents ?? 49)
   const grid = opts.grid
   if (grid) {
     if (!Array.isArray(grid) || grid.length !== 2 || grid.some(x => !Number.isInteger(x) || x < 1) || grid[0]! * grid[1]! !== Tq)
@@ -112,8 +102,8 @@ function agentsOf(q: Tensor, opts: AgentAttentionOptions): Tensor {
 
 function maps(q: Tensor, k: Tensor, opts: AgentAttentionOptions): AgentMaps {
   const D = q.shape[3]!
-  const scale = finiteScale('scale', opts.scale ?? 1 / Math.sqrt(D))
-  const agentScale = finiteScale('agentScale', opts.agentScale ?? scale)
+  const scale = finiteNumber(OP, 'scale', opts.scale ?? 1 / Math.sqrt(D))
+  const agentScale = finiteNumber(OP, 'agentScale', opts.agentScale ?? scale)
   const A = agentsOf(q, opts)
   const bias = (x: Tensor, b: Tensor | undefined, arg: string): Tensor => {
     if (b === undefined) return x
@@ -182,8 +172,8 @@ export function agentMaps(q: Tensor, k: Tensor, opts: AgentAttentionOptions = {}
  * N(0, 1/k^rank) like a fan-in scaled init, zero bias.
  */
 export function agentDwc(opts: { readonly heads: number; readonly valueDim: number; readonly kernel?: number; readonly grid?: boolean; readonly seed?: number; readonly dtype?: FloatDType; readonly backend?: string }): Required<AgentDwc> {
-  const C = positiveInt('heads', opts.heads) * positiveInt('valueDim', opts.valueDim)
-  const k = positiveInt('kernel', opts.kernel ?? 3)
+  const C = positiveInt(OP, 'heads', opts.heads) * positiveInt(OP, 'valueDim', opts.valueDim)
+  const k = positiveInt(OP, 'kernel', opts.kernel ?? 3)
   if (k % 2 !== 1) throw new ValueError({ op: 'agentDwc', arg: 'kernel', expected: 'an odd kernel (centred, same-size output)', actual: k })
   const shape = opts.grid ? [C, 1, k, k] : [C, 1, k]
   const dtype = opts.dtype ?? 'float32'

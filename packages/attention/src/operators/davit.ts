@@ -1,4 +1,4 @@
-import { matmul, mul, scope, ShapeError, softmax, transpose, ValueError, type Tensor } from '@heed/tensor'
+import { positiveInt, matmul, mul, scope, ShapeError, softmax, transpose, ValueError, type Tensor } from '@heed/tensor'
 import { mask as masks } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
 
@@ -24,24 +24,19 @@ export interface WindowAttentionOptions {
   readonly scale?: number
 }
 
-const positive = (op: string, arg: string, v: unknown): number => {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: v })
-  return v
-}
-
 /** @internal validate a grid against a sequence length. */
 export function checkGrid(op: string, grid: unknown, T: number): Grid {
   if (!Array.isArray(grid) || grid.length !== 2) throw new ValueError({ op, arg: 'grid', expected: '[rows, cols]', actual: grid })
-  const g: Grid = [positive(op, 'grid[0]', grid[0]), positive(op, 'grid[1]', grid[1])]
+  const g: Grid = [positiveInt(op, 'grid[0]', grid[0]), positiveInt(op, 'grid[1]', grid[1])]
   if (g[0] * g[1] !== T) throw new ShapeError({ op, arg: 'grid', expected: `rows·cols = ${T} (the sequence length)`, actual: g })
   return g
 }
 
 /** @internal a window side or pair as a pair. */
 export function windowPair(op: string, window: number | Grid): Grid {
-  if (typeof window === 'number') return [positive(op, 'window', window), window]
+  if (typeof window === 'number') return [positiveInt(op, 'window', window), window]
   if (!Array.isArray(window) || window.length !== 2) throw new ValueError({ op, arg: 'window', expected: 'a positive integer or [rows, cols]', actual: window })
-  return [positive(op, 'window[0]', window[0]), positive(op, 'window[1]', window[1])]
+  return [positiveInt(op, 'window[0]', window[0]), positiveInt(op, 'window[1]', window[1])]
 }
 
 /**

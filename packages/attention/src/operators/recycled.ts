@@ -1,4 +1,4 @@
-import { scope, tensor, take, ValueError, type Tensor } from '@heed/tensor'
+import { positiveInt, scope, tensor, take, ValueError, type Tensor } from '@heed/tensor'
 import { mask as masks, type Mask } from '../mask.js'
 import { attentionProbs } from '../observe.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult, type SdpaOptions } from '../sdpa.js'
@@ -38,11 +38,6 @@ export interface RecycledPlan {
 export interface RecycledResult extends AttentionResult, RecycledPlan {}
 
 const OP = 'recycledAttention'
-
-const positiveInt = (arg: string, v: unknown): number => {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError({ op: OP, arg, expected: 'a positive integer', actual: v })
-  return v
-}
 
 /** Per batch entry, which query rows are full steps: row 0, every `stride`-th after the last one, or low similarity. */
 function schedule(q: Float64Array | Float32Array | Uint16Array | ArrayLike<number>, B: number, H: number, Tq: number, D: number, stride: number, threshold: number | undefined): boolean[][] {
@@ -96,8 +91,8 @@ function resolve(q: Tensor, k: Tensor, v: Tensor, opts: RecycledOptions): Resolv
   checkQkv(OP, q, k, v)
   if (opts === null || typeof opts !== 'object') throw new ValueError({ op: OP, arg: 'opts', expected: '{ stride, keep, … }', actual: opts })
   const { stride, keep, threshold, aggregate = 'sum', causal, plan: _p, ...sdpa } = opts
-  positiveInt('stride', stride)
-  positiveInt('keep', keep)
+  positiveInt(OP, 'stride', stride)
+  positiveInt(OP, 'keep', keep)
   if ((causal as unknown) === false) throw new ValueError({ op: OP, arg: 'causal', expected: 'true (a decode schedule is causal)', actual: false })
   if (threshold !== undefined && !Number.isFinite(threshold)) throw new ValueError({ op: OP, arg: 'threshold', expected: 'a finite cosine similarity', actual: threshold })
   if (aggregate !== 'sum' && aggregate !== 'max') throw new ValueError({ op: OP, arg: 'aggregate', expected: "'sum' or 'max'", actual: aggregate })

@@ -3,6 +3,7 @@ import { noGrad } from '../autodiff/tape.js'
 import { zerosLike } from '../creation/fill.js'
 import { isFloat } from '../dtype.js'
 import { ArgumentError, DTypeError, ShapeError, ValueError } from '../errors.js'
+import { inRange, nonNegativeNumber } from '../validate.js'
 import { scope, treeTensors } from '../memory.js'
 import { add, div, mul, sub } from '../ops/binary.js'
 import { sqrt } from '../ops/unary.js'
@@ -103,18 +104,6 @@ function structured(op: string, x: { name: string; tree: unknown }, key: string 
 
 // ---- optimizers ------------------------------------------------------------------------------------------
 
-function nonNegative(op: string, arg: string, v: number | undefined, fallback: number): number {
-  const x = v ?? fallback
-  if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) throw new ValueError({ op, arg, expected: 'a finite number ≥ 0', actual: x })
-  return x
-}
-
-function unitInterval(op: string, arg: string, v: number | undefined, fallback: number): number {
-  const x = v ?? fallback
-  if (typeof x !== 'number' || !(x >= 0 && x < 1)) throw new ValueError({ op, arg, expected: 'a number in [0, 1)', actual: x })
-  return x
-}
-
 function lrAt(op: string, lr: LearningRate, step: number): number {
   const v = typeof lr === 'function' ? lr(step) : lr
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ValueError({ op, arg: 'lr', expected: 'a finite number ≥ 0', actual: v })
@@ -200,8 +189,8 @@ export function sgd(opts: SgdOptions): Optimizer {
   const op = 'sgd'
   if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ lr, momentum?, weightDecay? }', actual: String(opts) })
   const lr = checkLr(op, opts.lr)
-  const mu = unitInterval(op, 'momentum', opts.momentum, 0)
-  const wd = nonNegative(op, 'weightDecay', opts.weightDecay, 0)
+  const mu = inRange(op, 'momentum', opts.momentum ?? 0, 0, 1, { upper: 'open' })
+  const wd = nonNegativeNumber(op, 'weightDecay', opts.weightDecay ?? 0)
   const nesterov = opts.nesterov ?? false
   if (nesterov && mu === 0) throw new ValueError({ op, arg: 'nesterov', expected: 'momentum > 0 with nesterov', actual: mu })
   return makeOptimizer(op, mu > 0 ? ['momentum'] : [], (p, g, slots, rate) => {
@@ -217,10 +206,10 @@ export function sgd(opts: SgdOptions): Optimizer {
 function adamFamily(op: string, opts: AdamOptions, decoupled: boolean): Optimizer {
   if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ lr, beta1?, beta2?, eps?, weightDecay? }', actual: String(opts) })
   const lr = checkLr(op, opts.lr)
-  const b1 = unitInterval(op, 'beta1', opts.beta1, 0.9)
-  const b2 = unitInterval(op, 'beta2', opts.beta2, 0.999)
-  const eps = nonNegative(op, 'eps', opts.eps, 1e-8)
-  const wd = nonNegative(op, 'weightDecay', opts.weightDecay, decoupled ? 0.01 : 0)
+  const b1 = inRange(op, 'beta1', opts.beta1 ?? 0.9, 0, 1, { upper: 'open' })
+  const b2 = inRange(op, 'beta2', opts.beta2 ?? 0.999, 0, 1, { upper: 'open' })
+  const eps = nonNegativeNumber(op, 'eps', opts.eps ?? 1e-8)
+  const wd = nonNegativeNumber(op, 'weightDecay', opts.weightDecay ?? (decoupled ? 0.01 : 0))
   return makeOptimizer(op, ['mu', 'nu'], (p, g, [m0, v0], rate, t) => {
     const gd = !decoupled && wd > 0 ? add(g, mul(p, wd)) : g
     const m = add(mul(m0!, b1), mul(gd, 1 - b1))

@@ -1,5 +1,6 @@
 import { allocArray, castValue, type FloatDType } from '../dtype.js'
 import { ArgumentError, DTypeError, ValueError } from '../errors.js'
+import { finiteNumber } from '../validate.js'
 import { fromValues } from '../engine.js'
 import { assertShape, sizeOf, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
@@ -59,11 +60,6 @@ function source(op: string, opts: RandomSource): Rng {
   return (defaultRng ??= rng(DEFAULT_SEED))
 }
 
-function finite(op: string, arg: string, v: number): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ValueError({ op, arg, expected: 'a finite number', actual: v })
-  return v
-}
-
 const FLOATS: readonly FloatDType[] = ['float32', 'float16', 'float64']
 
 function floatDType(op: string, d: unknown): FloatDType {
@@ -82,8 +78,8 @@ function checkShape(op: string, shape: unknown): Shape {
 export function uniform<const S extends Shape, D extends FloatDType = 'float32'>(shape: S, opts: UniformOptions<D> = {}): Tensor<D, S> {
   const op = 'random.uniform'
   checkShape(op, shape)
-  const low = finite(op, 'low', opts.low ?? 0)
-  const high = finite(op, 'high', opts.high ?? 1)
+  const low = finiteNumber(op, 'low', opts.low ?? 0)
+  const high = finiteNumber(op, 'high', opts.high ?? 1)
   if (!(low < high)) throw new ValueError({ op, arg: 'high', expected: `a number greater than low (${low})`, actual: high })
   const dt = floatDType(op, opts.dtype)
   const g = source(op, opts)
@@ -103,8 +99,8 @@ export function uniform<const S extends Shape, D extends FloatDType = 'float32'>
 export function normal<const S extends Shape, D extends FloatDType = 'float32'>(shape: S, opts: NormalOptions<D> = {}): Tensor<D, S> {
   const op = 'random.normal'
   checkShape(op, shape)
-  const mean = finite(op, 'mean', opts.mean ?? 0)
-  const std = finite(op, 'std', opts.std ?? 1)
+  const mean = finiteNumber(op, 'mean', opts.mean ?? 0)
+  const std = finiteNumber(op, 'std', opts.std ?? 1)
   if (std < 0) throw new ValueError({ op, arg: 'std', expected: 'a non-negative number', actual: std })
   const dt = floatDType(op, opts.dtype)
   const g = source(op, opts)
@@ -118,7 +114,7 @@ export function normal<const S extends Shape, D extends FloatDType = 'float32'>(
 export function bernoulli<const S extends Shape>(shape: S, opts: BernoulliOptions = {}): Tensor<'bool', S> {
   const op = 'random.bernoulli'
   checkShape(op, shape)
-  const p = finite(op, 'p', opts.p ?? 0.5)
+  const p = finiteNumber(op, 'p', opts.p ?? 0.5)
   if (p < 0 || p > 1) throw new ValueError({ op, arg: 'p', expected: 'a probability in [0, 1]', actual: p })
   const g = source(op, opts)
   const n = sizeOf(shape)

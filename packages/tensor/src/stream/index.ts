@@ -11,6 +11,7 @@ import { Observable, type OperatorFunction } from 'rxjs'
 import { fromValues } from '../engine.js'
 import { isDType, type DType } from '../dtype.js'
 import { ArgumentError, DTypeError, ShapeError, ValueError } from '../errors.js'
+import { positiveInt } from '../validate.js'
 import { dispose, keep, scope, treeTensors } from '../memory.js'
 import { concat } from '../ops/concat.js'
 import { reshape } from '../ops/reshape.js'
@@ -45,11 +46,6 @@ export function positionsOf(c: TokenChunk): Tensor<'int32'> {
 /** Dispose every tensor a chunk holds. */
 export function disposeChunk(c: TokenChunk): void {
   dispose([c.tokens, c.ids, c.positions])
-}
-
-function positiveInt(op: string, arg: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: v })
-  return v
 }
 
 export interface ChunkTokensOptions {
