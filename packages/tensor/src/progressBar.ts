@@ -69,6 +69,7 @@ export function progressBar(opts: ProgressOptions): Progress {
   let lastWrite = -Infinity
   let lastTenth = -1
   let finished = false
+  let lastLine = ''
 
   const line = (): string => {
     const f = Math.min(1, n / total)
@@ -92,14 +93,16 @@ export function progressBar(opts: ProgressOptions): Progress {
       if (t - lastWrite >= logInterval || tenth !== lastTenth) {
         lastWrite = t
         lastTenth = tenth
-        stream.write(line() + '\n')
+        stream.write((lastLine = line()) + '\n')
       }
     },
     done(info) {
       if (finished) return
       finished = true
       if (info !== undefined) text = info
-      stream?.write(tty ? `\r\x1b[2K${line()}\n` : line() + '\n')
+      if (stream === undefined) return
+      if (tty) stream.write(`\r\x1b[2K${line()}\n`)
+      else if (line() !== lastLine) stream.write(line() + '\n')
     },
   }
 }

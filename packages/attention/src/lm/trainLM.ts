@@ -1,0 +1,215 @@
+import { Observable, Subject } from 'rxjs'
+import { adamw, dispose, keep, mul, noGrad, scope, ValueError, warmupCosine, type Tensor } from '@heed/tensor'
+import { trainStep, type StepResult } from '@heed/tensor/stream'
+import { lmBatch, type LMBatch } from './lmBatches.js'
+import { loadLM, saveLM, type LoadedLM } from './lmCheckpoint.js'
+import { lmLoss, type TransformerLM, type TransformerLMParams } from './transformerLM.js'
+import { validationLoss } from './validationLoss.js'
+
+/** The recipe of a training run: everything that decides its numbers (saved in its checkpoints). */
+export interface LMRecipe {
+  /** Optimizer steps in total (the cosine schedule ends here). */
+  readonly steps: number
+  /** Sequences per batch (each `lm.config.context` tokens). */
+  readonly batch: number
+  /** Peak learning rate (default 3e-3). */
+  readonly lr?: number
+  /** Linear warm-up steps (default 5 % of `steps`). */
+  readonly warmup?: number
+  /** Final learning rate (default lr / 10). */
+  readonly minLr?: number
+  /** AdamW's decoupled weight decay on every parameter (default 0.01, PyTorch's AdamW default). */
+  readonly weightDecay?: number
+  readonly beta1?: number
+  /** Default 0.95 (GPT-3's value, steadier than 0.999 on short runs). */
+  readonly beta2?: number
+  /** Global gradient-norm clip (default 1). */
+  readonly clipNorm?: number
+  /** Seed of the initial parameters and of the data order (default 0). */
+  readonly seed?: number
+}
+
+export interface TrainLMOptions extends LMRecipe {
+  readonly lm: TransformerLM
+  /** The training text as token ids. */
+  readonly train: Int32Array
+  /** Held-out text for periodic validation. */
+  readonly validation?: Int32Array
+  /** Validate every this many steps and at the end (default steps / 10; 0: never). */
+  readonly evalEvery?: number
+  /** Validation tokens read each time (default 32 768). */
+  readonly evalTokens?: number
+  /** Emit a checkpoint every this many steps and at the end (default 0: only at the end). */
+  readonly checkpointEvery?: number
+  /** The tokenizer's characters (stored in checkpoints). */
+  readonly vocab: readonly string[]
+  /** Checkpoint storage dtype of the parameters (default float32). */
+  readonly checkpointDtype?: 'float32' | 'float16'
+  /** Start from these parameters instead of `lm.init({ seed })` (copied; the caller keeps them). */
+  readonly params?: TransformerLMParams
+  /** Continue a run from one of its training checkpoints: parameters, optimizer state and data position. */
+  readonly resume?: Uint8Array
+}
+
+export type TrainLMEvent =
+  | { readonly kind: 'step'; readonly step: number; readonly loss: number; readonly lr: number; readonly gradNorm: number; readonly tokensPerSecond: number; readonly seconds: number }
+  | { readonly kind: 'eval'; readonly step: number; readonly nats: number; readonly bitsPerChar: number; readonly tokens: number }
+  /** A training checkpoint (safetensors bytes with optimizer state): write it where you like; `resume` takes it. */
+  | { readonly kind: 'checkpoint'; readonly step: number; readonly bytes: Uint8Array }
+
+const RECIPE_KEYS = ['steps', 'batch', 'lr', 'warmup', 'minLr', 'weightDecay', 'beta1', 'beta2', 'clipNorm', 'seed'] as const
+
+/** The recipe with its defaults filled in. */
+export function lmRecipe(r: LMRecipe): Required<LMRecipe> {
+  const steps = r.steps
+  if (!(Number.isInteger(steps) && steps >= 1)) throw new ValueError({ op: 'trainLM', arg: 'steps', expected: 'a positive integer', actual: steps })
+  if (!(Number.isInteger(r.batch) && r.batch >= 1)) throw new ValueError({ op: 'trainLM', arg: 'batch', expected: 'a positive integer', actual: r.batch })
+  const lr = r.lr ?? 3e-3
+  return {
+    steps,
+    batch: r.batch,
+    lr,
+    warmup: r.warmup ?? Math.max(1, Math.round(0.05 * steps)),
+    minLr: r.minLr ?? lr / 10,
+    weightDecay: r.weightDecay ?? 0.01,
+    beta1: r.beta1 ?? 0.9,
+    beta2: r.beta2 ?? 0.95,
+    clipNorm: r.clipNorm ?? 1,
+    seed: r.seed ?? 0,
+  }
+}
+
+/**
+ * Train a `transformerLM` on a token array as a pipeline: a stream of batches (`lmBatch`, a counter-based data
+ * order) → the shared `trainStep` operator (AdamW, warm-up + cosine schedule, global-norm clipping) → events:
+ * one `step` per update, an `eval` on the validation text every `evalEvery` steps and at the end, a `checkpoint`
+ * every `checkpointEvery` steps and at the end. Progress is the caller's: pipe the events through a `tap` (the
+ * `scripts/train-lm.ts` CLI draws `progressBar` on stderr).
+ *
+ * The driver pushes the next batch only after the previous step's events (and any checkpoint serialisation)
+ * are done, so memory stays flat and unsubscribing stops between steps, freeing everything. Deterministic given
+ * the recipe: a run resumed from its checkpoint at step s emits exactly the losses of the uninterrupted run.
+ */
+export function trainLM(opts: TrainLMOptions): Observable<TrainLMEvent> {
+  const op = 'trainLM'
+  const recipe = lmRecipe(opts)
+  const { lm } = opts
+  const T = lm.config.context
+  if (!(opts.train instanceof Int32Array) || opts.train.length < T + 2) throw new ValueError({ op, arg: 'train', expected: `an Int32Array of more than ${T + 1} tokens`, actual: opts.train?.length })
+  const evalEvery = opts.evalEvery ?? Math.max(1, Math.floor(recipe.steps / 10))
+  const ckptEvery = opts.checkpointEvery ?? 0
+  let resumed: LoadedLM | undefined
+  if (opts.resume !== undefined) {
+    resumed = loadLM(opts.resume, { expect: lm.config })
+    if (resumed.training === undefined) {
+      dispose(resumed.params)
+      throw new ValueError({ op, arg: 'resume', expected: 'a training checkpoint (with optimizer state)', actual: 'a parameters-only checkpoint' })
+    }
+    const saved = resumed.training.meta['recipe'] as Record<string, unknown> | undefined
+    for (const k of RECIPE_KEYS)
+      if (saved?.[k] !== recipe[k]) {
+        dispose([resumed.params, resumed.training.state])
+        throw new ValueError({ op, arg: `resume: recipe.${k}`, expected: String(recipe[k]), actual: String(saved?.[k]) }, 'the checkpoint comes from another recipe; an exact resume needs the same one')
+      }
+  }
+  const schedule = warmupCosine({ lr: recipe.lr, warmup: recipe.warmup, total: recipe.steps, minLr: recipe.minLr })
+  const optimizer = adamw({ lr: schedule, beta1: recipe.beta1, beta2: recipe.beta2, weightDecay: recipe.weightDecay })
+  const batchOpts = { batch: recipe.batch, context: T, seed: recipe.seed }
+
+  return new Observable<TrainLMEvent>(subscriber => {
+    let stopped = false
+    const initial = resumed?.params ?? opts.params ?? lm.init({ seed: recipe.seed })
+    const ownsInitial = opts.params === undefined || resumed !== undefined
+    const startState = resumed?.training?.state
+    const first = startState?.count ?? 0
+    const batches = new Subject<LMBatch>()
+    // Work that must wait for the host (checkpoint bytes); the driver awaits it before the next batch.
+    let pending: Promise<void> | undefined
+    let t0 = performance.now()
+    const steps = batches.pipe(
+      trainStep<TransformerLMParams, LMBatch>({
+        params: initial,
+        optimizer,
+        ...(startState ? { state: startState } : {}),
+        loss: (p, b) => ({ loss: lmLoss(lm.forward(p, b.x), b.y) }),
+        clipNorm: recipe.clipNorm,
+        inspect: (p, step, state) => {
+          const last = step === recipe.steps
+          if (opts.validation !== undefined && evalEvery > 0 && (step % evalEvery === 0 || last)) {
+            const v = validationLoss(lm, p, opts.validation, { maxTokens: opts.evalTokens ?? 32_768 })
+            evals.push({ kind: 'eval', step, ...v })
+          }
+          if ((ckptEvery > 0 && step % ckptEvery === 0) || last) {
+            // Copies that outlive this call (the optimizer frees p and state on the next step).
+            const snap = keep(noGrad(() => scope(() => ({ p: copy(p), s: { count: state.count, slots: copy(state.slots) } }))))
+            const meta = { recipe, step, dataPosition: step, seed: recipe.seed }
+            pending = saveLM(lm, snap.p, { vocab: opts.vocab, ...(opts.checkpointDtype ? { dtype: opts.checkpointDtype } : {}), training: { state: snap.s, meta } })
+              .then(bytes => void checkpoints.push({ kind: 'checkpoint', step, bytes }))
+              .finally(() => dispose(snap))
+          }
+        },
+      }),
+    )
+    const evals: TrainLMEvent[] = []
+    const checkpoints: TrainLMEvent[] = []
+    let lastResult: StepResult | undefined
+    let failed = false
+    const sub = steps.subscribe({
+      next: r => (lastResult = r),
+      error: err => {
+        failed = true
+        subscriber.error(err)
+      },
+    })
+    // trainStep copied the initial parameters and state; ours are no longer needed.
+    if (ownsInitial) dispose(initial)
+    dispose(startState)
+    const drive = async (): Promise<void> => {
+      for (let i = first; i < recipe.steps && !stopped && !failed; i++) {
+        t0 = performance.now()
+        batches.next(lmBatch(opts.train, batchOpts, i))
+        if (failed || stopped) return
+        const r = lastResult!
+        const seconds = (performance.now() - t0) / 1000
+        subscriber.next({ kind: 'step', step: r.step, loss: r.loss, lr: schedule(r.step), gradNorm: r.gradNorm ?? NaN, tokensPerSecond: (recipe.batch * T) / seconds, seconds })
+        for (const e of evals.splice(0)) subscriber.next(e)
+        if (pending !== undefined) {
+          await pending
+          pending = undefined
+          for (const c of checkpoints.splice(0)) subscriber.next(c)
+        }
+        // Let timers, I/O and device callbacks run between steps (and an unsubscribe arrive).
+        await new Promise<void>(res => setTimeout(res, 0))
+      }
+      if (!stopped && !failed) {
+        batches.complete()
+        subscriber.complete()
+      }
+    }
+    drive().catch(err => subscriber.error(err))
+    return () => {
+      stopped = true
+      sub.unsubscribe()
+    }
+  })
+}
+
+function copy<T>(tree: T): T {
+  const walk = (t: unknown): unknown => {
+    if (t !== null && typeof t === 'object' && 'dtype' in t && 'shape' in t) return mul(t as Tensor, 1)
+    if (Array.isArray(t)) return t.map(walk)
+    if (t !== null && typeof t === 'object') return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, walk(v)]))
+    return t
+  }
+  return walk(tree) as T
+}
+
+/** What a resumed run needs to know about a checkpoint before training: its step and recipe. */
+export function checkpointStep(bytes: Uint8Array): number {
+  const c = loadLM(bytes)
+  try {
+    return c.training?.state.count ?? 0
+  } finally {
+    dispose([c.params, c.training?.state])
+  }
+}

@@ -1,0 +1,5 @@
+/**
+ * `@heed/attention/stream`: the package's RxJS pipelines, behind their own entry so that the main entry never
+ * imports rxjs (an optional peer dependency).
+ */
+export { trainLM, lmRecipe, checkpointStep, type TrainLMOptions, type TrainLMEvent, type LMRecipe } from './lm/trainLM.js'
