@@ -1,4 +1,4 @@
-import { add, gelu, matmul, mean, mul, ones, random, rsqrt, scope, ShapeError, ValueError, zeros, type Tensor } from '@heed/tensor'
+import { add, gelu, matmul, ones, random, rmsNorm as fusedRmsNorm, scope, ShapeError, ValueError, zeros, type Tensor } from '@heed/tensor'
 import type { KvCache } from './kvCache.js'
 import { asBatched, multiHeadAttention, type CacheOptions, type ForwardOptions, type InitOptions, type MhaParams, type MultiHeadAttention, type MultiHeadAttentionOptions } from './multiHeadAttention.js'
 
@@ -31,9 +31,9 @@ export interface TransformerBlock {
   cache(opts: CacheOptions): KvCache
 }
 
-/** RMSNorm over the last axis: `x / √(mean(x²) + eps) · gain`. */
+/** RMSNorm over the last axis: `x / √(mean(x²) + eps) · gain`; @heed/tensor's fused kernel (one pass each way). */
 export function rmsNorm(x: Tensor, gain: Tensor, eps = 1e-6): Tensor {
-  return scope(() => mul(mul(x, rsqrt(add(mean(mul(x, x), { axis: -1, keepDims: true }), eps))), gain))
+  return fusedRmsNorm(x, gain, { eps })
 }
 
 /**

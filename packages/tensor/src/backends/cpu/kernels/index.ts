@@ -5,6 +5,7 @@ import { shapeKernels } from './shape.js'
 import { linalgKernels } from './linalg.js'
 import { indexingKernels } from './indexing.js'
 import { convKernels } from './conv.js'
+import { fusedKernels } from './fused.js'
 
 /** Every CPU kernel by name. The WebGPU backend implements the same names. */
 export const cpuKernels: CpuKernelTable = {
@@ -14,4 +15,5 @@ export const cpuKernels: CpuKernelTable = {
   ...linalgKernels,
   ...indexingKernels,
   ...convKernels,
+  ...fusedKernels,
 }

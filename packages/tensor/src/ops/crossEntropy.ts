@@ -1,0 +1,82 @@
+import { isRecording } from '../autodiff/tape.js'
+import { isFloat, type DType } from '../dtype.js'
+import { DTypeError, ShapeError, ValueError } from '../errors.js'
+import { kernelOp } from '../kernelOp.js'
+import { scope } from '../memory.js'
+import type { Tensor } from '../Tensor.js'
+import { guard } from '../typed.js'
+import { div, mul, notEqual, sub, where } from './binary.js'
+import { cast } from './cast.js'
+import { expandDims } from './expandDims.js'
+import { oneHot } from './oneHot.js'
+import { sum } from './reduce.js'
+import { softmax } from './softmax.js'
+
+export interface CrossEntropyOptions {
+  /** 'mean' (default) over the rows that count, 'sum', or 'none' (one loss per target, shape of `targets`). */
+  readonly reduction?: 'mean' | 'sum' | 'none'
+  /** A target value whose rows add no loss and no gradient and are left out of the mean (none by default). */
+  readonly ignoreIndex?: number
+}
+
+type CrossEntropyAttrs = { readonly reduction: 'mean' | 'sum' | 'none'; readonly ignoreIndex: number | null }
+
+/** The gradient as public ops, for grad of grad: (softmax(x) − onehot(t)) · g per row, 0 on ignored rows. */
+function composedBackward(g: Tensor, logits: Tensor, targets: Tensor, a: CrossEntropyAttrs): Tensor {
+  return scope(() => {
+    const v = logits.shape[logits.rank - 1]!
+    const keep = a.ignoreIndex === null ? undefined : notEqual(targets, a.ignoreIndex)
+    const safe = keep ? where(keep, targets, 0) : targets
+    // 1 on rows that count (targets are ≥ 0 when nothing is ignored)
+    const w = cast(keep ?? notEqual(targets, -1), logits.dtype)
+    const rowScale = a.reduction === 'mean' ? div(mul(w, g), sum(w)) : mul(w, g)
+    return mul(sub(softmax(logits), oneHot(safe, v, { dtype: logits.dtype as 'float32' })), expandDims(rowScale, -1))
+  })
+}
+
+const crossEntropyImpl = (logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor => {
+  const op = 'crossEntropy'
+  if (!isFloat(logits.dtype)) throw new DTypeError({ op, arg: 'logits', expected: 'a float dtype', actual: logits.dtype })
+  if (targets.dtype !== 'int32') throw new DTypeError({ op, arg: 'targets', expected: 'int32 class indices', actual: targets.dtype }, 'targets are class indices, not one-hot or probabilities')
+  if (logits.rank < 1) throw new ShapeError({ op, arg: 'logits', expected: 'rank ≥ 1 ([..., classes])', actual: logits.shape })
+  const lead = logits.shape.slice(0, -1)
+  if (targets.rank !== lead.length || targets.shape.some((d, i) => d !== lead[i]))
+    throw new ShapeError({ op, arg: 'targets', expected: lead, actual: targets.shape }, 'targets have the shape of logits without its last (class) axis')
+  const v = logits.shape[logits.rank - 1]!
+  const reduction = opts.reduction ?? 'mean'
+  if (reduction !== 'mean' && reduction !== 'sum' && reduction !== 'none')
+    throw new ValueError({ op, arg: 'reduction', expected: "'mean', 'sum' or 'none'", actual: String(reduction) })
+  const ignoreIndex = opts.ignoreIndex ?? null
+  if (ignoreIndex !== null && !Number.isInteger(ignoreIndex)) throw new ValueError({ op, arg: 'ignoreIndex', expected: 'an integer', actual: ignoreIndex })
+  if (v === 0 && targets.size > 0) throw new ShapeError({ op, arg: 'logits', expected: 'at least one class', actual: logits.shape })
+  // range check where the backend reads synchronously (cpu); device backends give NaN for a stray target instead
+  targets.assertLive(op)
+  const tv = targets.storage.backend.readSync(targets.storage.dataId, targets.dtype, targets.size)
+  if (tv)
+    for (let i = 0; i < tv.length; i++) {
+      const t = tv[i]!
+      if ((t < 0 || t >= v) && t !== ignoreIndex)
+        throw new ValueError({ op, arg: 'targets', expected: `class indices in [0, ${v})${ignoreIndex !== null ? ` or ${ignoreIndex}` : ''}`, actual: t }, `target at flat position ${i} is out of range`)
+    }
+  const attrs: CrossEntropyAttrs = { reduction, ignoreIndex }
+  const [loss, lse] = kernelOp<CrossEntropyAttrs>(op, 'CrossEntropy', [logits, targets], attrs, (dys, { inputs, outputs }) => {
+    const [x, t] = inputs as [Tensor, Tensor]
+    const g = dys[0]!
+    if (isRecording()) return [composedBackward(g, x, t, attrs), null]
+    return [kernelOp<CrossEntropyAttrs>('crossEntropyGrad', 'CrossEntropyGrad', [g, x, t, outputs[1]!], attrs)[0]!, null]
+  })
+  lse!.dispose()
+  return loss!
+}
+
+/**
+ * Softmax cross-entropy from logits [..., classes] and int32 class indices [...] — no one-hot: per row
+ * logSumExp(x) − x[target], the log-sum-exp max-shifted and accumulated in float64, so logits of ±1e4 are exact.
+ * The gradient is one fused kernel, (softmax(x) − onehot(target)) · g. As PyTorch's `cross_entropy` with integer
+ * targets (reduction 'mean' divides by the rows not ignored; all rows ignored gives NaN).
+ */
+export const crossEntropy: <D extends DType>(logits: Tensor<D>, targets: Tensor, opts?: CrossEntropyOptions) => Tensor<D> = guard('crossEntropy', {
+  'Tensor, Tensor': (x: Tensor, t: Tensor) => crossEntropyImpl(x, t),
+  'Tensor, Tensor, undefined': (x: Tensor, t: Tensor) => crossEntropyImpl(x, t),
+  'Tensor, Tensor, Object': crossEntropyImpl,
+})
