@@ -70,7 +70,7 @@ export function checkQkv(op: string, q: Tensor, k: Tensor, v: Tensor): void {
     throw new ShapeError({ op, arg: 'k' }, `query heads H=${H} must be a multiple of key/value heads Hkv=${Hkv} (grouped-query attention)`)
 }
 
-const attentionGrad: GradFn = (dys, { inputs, outputs, attrs }) => {
+const attentionGrad: GradFn<AttentionAttrs> = (dys, { inputs, outputs, attrs }) => {
   const [q, k, v] = inputs as [Tensor, Tensor, Tensor]
   const [out, lse] = outputs as [Tensor, Tensor]
   const [dOut, dLse] = dys as [Tensor, Tensor]
@@ -95,6 +95,6 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   checkQkv(OP, q, k, v)
   const attrs = attentionAttrs(q, k, opts)
   ensureAttentionKernels()
-  const [out, lse] = kernelOp(OP, 'Attention', [q, k, v], attrs as unknown as Record<string, unknown>, attentionGrad)
+  const [out, lse] = kernelOp(OP, 'Attention', [q, k, v], attrs, attentionGrad)
   return { out: out!, lse: lse! }
 }

@@ -4,6 +4,7 @@ import { onesLike, zerosLike } from '../creation/fill.js'
 import { closeScope, openScope } from '../engine.js'
 import { treeTensors } from '../memory.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import { add } from '../ops/binary.js'
 import { isTensor, type Tensor } from '../Tensor.js'
 import { popTape, pushTape, Tape } from './tape.js'
@@ -92,7 +93,7 @@ export function valueAndGrad<Args extends readonly unknown[], const N extends nu
       const cot = backward(tape, value, sources.flat())
       // Hand out only tensors this call made: a cotangent or value may be an argument or a tape handle. The
       // copy is an identity on the tape, so an enclosing grad still differentiates through it.
-      const owned = (t: Tensor): Tensor => (s.has(t) ? t : runOp1('valueAndGrad', 'Identity', [t], {}, dys => [dys[0]!]))
+      const owned = (t: Tensor): Tensor => (s.has(t) ? t : runOp1('valueAndGrad', Kernel.Identity, [t], {}, dys => [dys[0]!]))
       value = owned(value)
       const gradOf = (t: Tensor): Tensor => owned(cot.get(t) ?? zerosLike(t))
       const perArg = list.map(i => mapTree(args[i], gradOf))
@@ -124,5 +125,5 @@ export function grad<Args extends readonly unknown[], const N extends number | r
 
 /** The same values with no gradient flowing back (shares storage). */
 export function stopGradient<T extends Tensor>(x: T): T {
-  return runOp1('stopGradient', 'Identity', [x], {}) as T
+  return runOp1('stopGradient', Kernel.Identity, [x], {}) as T
 }

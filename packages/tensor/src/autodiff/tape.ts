@@ -6,12 +6,13 @@ import type { Tensor } from '../Tensor.js'
  * Vector-Jacobian product of one op: given the cotangents of its outputs, return one cotangent per input
  * (`null` where the input is not differentiable). Written with public ops, so every backend gets it.
  */
-export type GradFn = (
+export type GradFn<A extends object = Attrs> = (
   dys: readonly Tensor[],
   saved: {
     readonly inputs: readonly Tensor[]
     readonly outputs: readonly Tensor[]
-    readonly attrs: Attrs
+    /** The attrs the kernel ran with, typed as that kernel's (see `KernelAttrs` in kernelContract.ts). */
+    readonly attrs: A
     /**
      * Per input, whether its cotangent is used (false where no differentiated argument reaches that input, such
      * as a network's input batch). A rule may return null for those and skip the work; absent means all are.

@@ -2,6 +2,7 @@ import type { GradFn } from '../autodiff/tape.js'
 import { isFloat, type DType, type FloatDType } from '../dtype.js'
 import { DTypeError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel, type BinaryFn } from '../kernelContract.js'
 import { broadcastShapes, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -33,7 +34,7 @@ const domainWords: Record<Domain, string> = { float: 'a float dtype', numeric: '
 
 type BinaryGrad = (dy: Tensor, a: Tensor, b: Tensor, y: Tensor) => readonly [Tensor | null, Tensor | null]
 
-function binary<A extends DType, O extends DType | 'same' = 'same'>(name: string, domain: Domain, outDtype: O | 'same', grad?: BinaryGrad): BinaryOp<A, O> {
+function binary<A extends DType, O extends DType | 'same' = 'same'>(name: BinaryFn, domain: Domain, outDtype: O | 'same', grad?: BinaryGrad): BinaryOp<A, O> {
   const rule: GradFn | undefined =
     grad &&
     ((dys, { inputs, outputs }) => {
@@ -46,8 +47,9 @@ function binary<A extends DType, O extends DType | 'same' = 'same'>(name: string
       throw new DTypeError({ op: name, arg: 'b', expected: `${a.dtype} like a`, actual: b.dtype }, 'dtypes differ (cast one explicitly)')
     if (!inDomain(a.dtype, domain)) throw new DTypeError({ op: name, arg: 'a', expected: domainWords[domain], actual: a.dtype })
     const shape = broadcastShapes(name, a.shape, b.shape)
-    const dtype = outDtype === 'same' ? a.dtype : outDtype
-    return runOp1(name, 'Binary', [a, b], { fn: name, shape, dtype }, rule)
+    const out: DType | 'same' = outDtype
+    const dtype = out === 'same' ? a.dtype : out
+    return runOp1(name, Kernel.Binary, [a, b], { fn: name, shape, dtype }, rule)
   }
   return guard(name, {
     'Tensor, Tensor': impl,
@@ -108,9 +110,9 @@ export const logicalXor: BinaryOp<'bool'> = binary('logicalXor', 'bool', 'same')
 
 // ---- helpers for gradient rules (raw kernels: no tape, no validation) ----
 
-const neg1 = (t: Tensor): Tensor => runOp1('neg', 'Unary', [t], { fn: 'neg' }, (dys) => [neg1(dys[0]!)])
-const raw = (fn: string, a: Tensor, b: Tensor, dtype: DType): Tensor =>
-  runOp1(fn, 'Binary', [a, b], { fn, shape: broadcastShapes(fn, a.shape, b.shape), dtype })
+const neg1 = (t: Tensor): Tensor => runOp1('neg', Kernel.Unary, [t], { fn: 'neg' }, (dys) => [neg1(dys[0]!)])
+const raw = (fn: BinaryFn, a: Tensor, b: Tensor, dtype: DType): Tensor =>
+  runOp1(fn, Kernel.Binary, [a, b], { fn, shape: broadcastShapes(fn, a.shape, b.shape), dtype })
 const equalRaw = (a: Tensor, v: number): Tensor => withConstant(v, a, c => raw('equal', a, c, 'bool'))
 
 function tieSplit(dy: Tensor, a: Tensor, b: Tensor, wins: 'greater' | 'less'): [Tensor, Tensor] {
@@ -127,7 +129,7 @@ const whereImpl = (cond: Tensor, a: Tensor, b: Tensor): Tensor => {
   if (cond.dtype !== 'bool') throw new DTypeError({ op: 'where', arg: 'cond', expected: 'bool', actual: cond.dtype })
   if (a.dtype !== b.dtype) throw new DTypeError({ op: 'where', arg: 'b', expected: `${a.dtype} like a`, actual: b.dtype }, 'dtypes differ')
   const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, a.shape, ['cond', 'a']), b.shape, ['cond/a', 'b'])
-  return runOp1('where', 'Where', [cond, a, b], { shape }, (dys, { inputs }) => {
+  return runOp1('where', Kernel.Where, [cond, a, b], { shape }, (dys, { inputs }) => {
     const [c, x, y] = inputs as [Tensor, Tensor, Tensor]
     const dy = dys[0]!
     const ga = withConstant(0, dy, z => where(c, dy, z))

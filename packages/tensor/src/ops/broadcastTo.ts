@@ -1,6 +1,7 @@
 import type { DType } from '../dtype.js'
 import { ShapeError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import { assertShape, broadcastShapes, shapesEqual, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -11,7 +12,7 @@ const broadcastToImpl = (x: Tensor, shape: Shape): Tensor => {
   const out = broadcastShapes('broadcastTo', x.shape, shape, ['x', 'shape'])
   if (!shapesEqual(out, shape))
     throw new ShapeError({ op: 'broadcastTo', arg: 'shape', expected: `a shape x [${x.shape.join(',')}] broadcasts to`, actual: shape })
-  return runOp1('broadcastTo', 'BroadcastTo', [x], { shape: out }, (dys, { inputs }) => [unbroadcast(dys[0]!, inputs[0]!.shape)])
+  return runOp1('broadcastTo', Kernel.BroadcastTo, [x], { shape: out }, (dys, { inputs }) => [unbroadcast(dys[0]!, inputs[0]!.shape)])
 }
 
 /** Materialise `x` broadcast to `shape` (numpy rules). */

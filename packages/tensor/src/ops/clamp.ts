@@ -1,6 +1,7 @@
 import type { DType } from '../dtype.js'
 import { DTypeError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import { broadcastShapes, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -54,7 +55,7 @@ function clampImpl(x: Tensor, min: Bound, max: Bound): Tensor {
   const hi = typeof max === 'number' ? constantLike(boundValue(max, x.dtype), x) : max
   try {
     const shape = broadcastShapes('clamp', broadcastShapes('clamp', x.shape, lo.shape, ['x', 'min']), hi.shape, ['x/min', 'max'])
-    return runOp1('clamp', 'Clamp', [x, lo, hi], { shape }, clampGrad)
+    return runOp1('clamp', Kernel.Clamp, [x, lo, hi], { shape }, clampGrad)
   } finally {
     if (lo !== min) lo.dispose()
     if (hi !== max) hi.dispose()

@@ -1,6 +1,7 @@
 import type { DType } from '../dtype.js'
 import { ArgumentError, DTypeError, ShapeError, ValueError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import { normAxis } from '../shape.js'
 import { isTensor, type Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -33,7 +34,7 @@ const concatImpl = (tensors: readonly Tensor[], axis = 0): Tensor => {
   })
   const sizes = tensors.map(t => t.shape[a]!)
   const shape = first.shape.map((d, j) => (j === a ? sizes.reduce((p, q) => p + q, 0) : d))
-  return runOp1('concat', 'Concat', tensors, { axis: a, shape }, dys => split(dys[0]!, sizes, a))
+  return runOp1('concat', Kernel.Concat, tensors, { axis: a, shape }, dys => split(dys[0]!, sizes, a))
 }
 
 /** Join tensors of one dtype along an existing `axis` (default 0); all other dims must match. The gradient splits. */

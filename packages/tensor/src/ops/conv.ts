@@ -2,6 +2,7 @@ import type { Attrs } from '../backend.js'
 import { isFloat, type DType } from '../dtype.js'
 import { ArgumentError, DTypeError, ShapeError, ValueError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import type { Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -58,21 +59,21 @@ const geoOf = (attrs: Attrs): Geo => ({
 // Conv, its input-gradient and its filter-gradient are bilinear and adjoint to one another, so the VJP of each
 // is two of the three again: <g, conv(x, w)> = <bpInput(g, w), x> = <bpFilter(x, g), w>.
 const convRaw = (x: Tensor, w: Tensor, geo: Geo, yShape: Shape): Tensor =>
-  runOp1('conv', 'Conv', [x, w], { ...geo, shape: yShape }, (dys, { inputs, attrs }) => {
+  runOp1('conv', Kernel.Conv, [x, w], { ...geo, shape: yShape }, (dys, { inputs, attrs }) => {
     const [xi, wi] = inputs as [Tensor, Tensor]
     const g = geoOf(attrs)
     return [bpInput(dys[0]!, wi, g, xi.shape), bpFilter(xi, dys[0]!, g, wi.shape)]
   })
 
 const bpInput = (dy: Tensor, w: Tensor, geo: Geo, xShape: Shape): Tensor =>
-  runOp1('conv', 'ConvBackpropInput', [dy, w], { ...geo, shape: xShape }, (dys, { inputs, attrs }) => {
+  runOp1('conv', Kernel.ConvBackpropInput, [dy, w], { ...geo, shape: xShape }, (dys, { inputs, attrs }) => {
     const [dyi, wi] = inputs as [Tensor, Tensor]
     const g = geoOf(attrs)
     return [convRaw(dys[0]!, wi, g, dyi.shape), bpFilter(dys[0]!, dyi, g, wi.shape)]
   })
 
 const bpFilter = (x: Tensor, dy: Tensor, geo: Geo, wShape: Shape): Tensor =>
-  runOp1('conv', 'ConvBackpropFilter', [x, dy], { ...geo, shape: wShape }, (dys, { inputs, attrs }) => {
+  runOp1('conv', Kernel.ConvBackpropFilter, [x, dy], { ...geo, shape: wShape }, (dys, { inputs, attrs }) => {
     const [xi, dyi] = inputs as [Tensor, Tensor]
     const g = geoOf(attrs)
     return [bpInput(dyi, dys[0]!, g, xi.shape), convRaw(xi, dys[0]!, g, dyi.shape)]
@@ -92,10 +93,10 @@ const poolGeoOf = (attrs: Attrs): PoolGeo => ({
 
 // AvgPool is linear and AvgPoolBackprop is its adjoint, so each one's VJP is the other.
 const poolRaw = (x: Tensor, geo: PoolGeo, yShape: Shape): Tensor =>
-  runOp1('avgPool', 'AvgPool', [x], { ...geo, shape: yShape }, (dys, { inputs, attrs }) => [poolBack(dys[0]!, poolGeoOf(attrs), inputs[0]!.shape)])
+  runOp1('avgPool', Kernel.AvgPool, [x], { ...geo, shape: yShape }, (dys, { inputs, attrs }) => [poolBack(dys[0]!, poolGeoOf(attrs), inputs[0]!.shape)])
 
 const poolBack = (dy: Tensor, geo: PoolGeo, xShape: Shape): Tensor =>
-  runOp1('avgPool', 'AvgPoolBackprop', [dy], { ...geo, shape: xShape }, (dys, { inputs, attrs }) => [poolRaw(dys[0]!, poolGeoOf(attrs), inputs[0]!.shape)])
+  runOp1('avgPool', Kernel.AvgPoolBackprop, [dy], { ...geo, shape: xShape }, (dys, { inputs, attrs }) => [poolRaw(dys[0]!, poolGeoOf(attrs), inputs[0]!.shape)])
 
 // ---- validation --------------------------------------------------------------------------------------------
 

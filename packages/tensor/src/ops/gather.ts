@@ -3,6 +3,7 @@ import type { DType } from '../dtype.js'
 import { DTypeError, ShapeError, ValueError } from '../errors.js'
 import { scope } from '../memory.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import { normAxis } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -34,7 +35,7 @@ export function indexAxis(op: string, x: Tensor, axis: number): number {
 const gatherImpl = (x: Tensor, indices: Tensor, axis = 0): Tensor => {
   const a = indexAxis('gather', x, axis)
   checkIndices('gather', 'indices', indices, x.shape[a]!, `dim ${a} of [${x.shape.join(',')}]`)
-  return runOp1('gather', 'Gather', [x, indices], { axis: a }, (dys, { inputs }) => {
+  return runOp1('gather', Kernel.Gather, [x, indices], { axis: a }, (dys, { inputs }) => {
     const [xin, idx] = inputs as [Tensor, Tensor]
     return [scatterAdd(zerosLike(xin), idx, dys[0]!, a), null]
   })

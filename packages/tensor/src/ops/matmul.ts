@@ -2,6 +2,7 @@ import type { GradFn } from '../autodiff/tape.js'
 import type { DType } from '../dtype.js'
 import { ArgumentError, DTypeError, ShapeError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import { broadcastShapes, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -92,7 +93,7 @@ const matmulGrad: GradFn = (dys, { inputs, attrs, needs }) => {
 
 /** @internal validated inputs only. Records the gradient (itself made of matmuls, so higher orders work). */
 const mm = (a: Tensor, b: Tensor, transposeA: boolean, transposeB: boolean): Tensor =>
-  runOp1('matmul', 'MatMul', [a, b], { transposeA, transposeB }, a.dtype === 'int32' ? undefined : matmulGrad)
+  runOp1('matmul', Kernel.MatMul, [a, b], { transposeA, transposeB }, a.dtype === 'int32' ? undefined : matmulGrad)
 
 const isFlag = (u: unknown): u is boolean | undefined => u === undefined || typeof u === 'boolean'
 

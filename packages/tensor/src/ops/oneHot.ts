@@ -1,6 +1,7 @@
 import { isDType, type DType } from '../dtype.js'
 import { DTypeError, ValueError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
 import { checkIndices } from './gather.js'
@@ -15,7 +16,7 @@ const oneHotImpl = (indices: Tensor, depth: number, opts: OneHotOptions<DType> =
   const dtype = opts.dtype ?? 'float32'
   if (!isDType(dtype)) throw new DTypeError({ op: 'oneHot', arg: 'dtype', expected: 'float32, float16, float64, int32, uint32 or bool', actual: String(dtype) })
   checkIndices('oneHot', 'indices', indices, depth, 'depth')
-  return runOp1('oneHot', 'OneHot', [indices], { depth, dtype })
+  return runOp1('oneHot', Kernel.OneHot, [indices], { depth, dtype })
 }
 
 /** indices.shape + [depth]: 1 at each index, 0 elsewhere. Indices are int32/uint32 in [0, depth). Not differentiable. */

@@ -1,6 +1,7 @@
 import { isFloat, type DType } from '../dtype.js'
 import { ShapeError, ValueError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
 import { slice } from './slice.js'
@@ -20,7 +21,7 @@ const padImpl = (x: Tensor, pads: PadWidths, value = 0): Tensor => {
   })
   if (!isFloat(x.dtype) && !Number.isFinite(value))
     throw new ValueError({ op: 'pad', arg: 'value', expected: `a finite number for ${x.dtype}`, actual: value })
-  return runOp1('pad', 'Pad', [x], { before, after, value }, (dys, { inputs }) => [slice(dys[0]!, before, inputs[0]!.shape)])
+  return runOp1('pad', Kernel.Pad, [x], { before, after, value }, (dys, { inputs }) => [slice(dys[0]!, before, inputs[0]!.shape)])
 }
 
 /** Pad every axis with `value` (default 0): `pads[d] = [before, after]`, non-negative. The gradient slices. */

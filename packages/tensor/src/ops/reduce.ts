@@ -2,6 +2,7 @@ import type { DType } from '../dtype.js'
 import { ArgumentError, ValueError } from '../errors.js'
 import { scope } from '../memory.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
 import { div, equal, mul, sub, where } from './binary.js'
@@ -38,7 +39,7 @@ const reduceOp = <O extends ReduceOptions>(name: string, impl: (x: Tensor, opts:
 
 const sumImpl = (x: Tensor, opts: ReduceOptions): Tensor => {
   const { axes, keepDims } = parseReduce('sum', x, opts, 'numeric')
-  return runOp1('sum', 'Sum', [x], { axes, keepDims }, (dys, { inputs }) => {
+  return runOp1('sum', Kernel.Sum, [x], { axes, keepDims }, (dys, { inputs }) => {
     const xin = inputs[0]!
     return [spread(dys[0]!, xin.shape, axes)]
   })
@@ -51,7 +52,7 @@ const meanImpl = (x: Tensor, opts: ReduceOptions): Tensor => {
   const { axes, keepDims } = parseReduce('mean', x, opts, 'float')
   assertNonEmpty('mean', x, axes)
   const { n } = counts(x, axes)
-  return runOp1('mean', 'Mean', [x], { axes, keepDims }, (dys, { inputs }) => [div(spread(dys[0]!, inputs[0]!.shape, axes), n)])
+  return runOp1('mean', Kernel.Mean, [x], { axes, keepDims }, (dys, { inputs }) => [div(spread(dys[0]!, inputs[0]!.shape, axes), n)])
 }
 
 /** Arithmetic mean over `axis` (float dtypes). An empty reduction is a ValueError, not NaN. */
@@ -59,7 +60,7 @@ export const mean: ReduceOp = reduceOp('mean', meanImpl)
 
 const prodImpl = (x: Tensor, opts: ReduceOptions): Tensor => {
   const { axes, keepDims } = parseReduce('prod', x, opts, 'numeric')
-  return runOp1('prod', 'Prod', [x], { axes, keepDims }, (dys, { inputs, outputs }) => {
+  return runOp1('prod', Kernel.Prod, [x], { axes, keepDims }, (dys, { inputs, outputs }) => {
     const xin = inputs[0]!
     // y / x fails at zeros, so count them per slice: with none, ∂y/∂xᵢ = y / xᵢ; with exactly one, only the
     // zero entry has a non-zero partial (the product of the others); with two or more every partial is 0.
@@ -80,7 +81,7 @@ export const prod: ReduceOp = reduceOp('prod', prodImpl)
 // ---- max, min, argmax, argmin ------------------------------------------------------------------------------
 
 const extremeImpl =
-  (name: 'max' | 'min', kernel: 'Max' | 'Min') =>
+  (name: 'max' | 'min', kernel: typeof Kernel.Max | typeof Kernel.Min) =>
   (x: Tensor, opts: ReduceOptions): Tensor => {
     const { axes, keepDims } = parseReduce(name, x, opts, 'numeric')
     assertNonEmpty(name, x, axes)
@@ -94,12 +95,12 @@ const extremeImpl =
   }
 
 /** Maximum over `axis`. NaN propagates; an empty reduction is a ValueError. Ties split the gradient evenly. */
-export const max: ReduceOp = reduceOp('max', extremeImpl('max', 'Max'))
+export const max: ReduceOp = reduceOp('max', extremeImpl('max', Kernel.Max))
 /** Minimum over `axis`. NaN propagates; an empty reduction is a ValueError. Ties split the gradient evenly. */
-export const min: ReduceOp = reduceOp('min', extremeImpl('min', 'Min'))
+export const min: ReduceOp = reduceOp('min', extremeImpl('min', Kernel.Min))
 
 const argImpl =
-  (name: 'argmax' | 'argmin', kernel: 'ArgMax' | 'ArgMin') =>
+  (name: 'argmax' | 'argmin', kernel: typeof Kernel.ArgMax | typeof Kernel.ArgMin) =>
   (x: Tensor, opts: ReduceOptions = {}): Tensor => {
     const { axes, keepDims } = parseReduce(name, x, opts, 'any')
     assertNonEmpty(name, x, axes)
@@ -112,13 +113,13 @@ const argImpl =
  * differentiable.
  */
 export const argmax: <D extends DType>(x: Tensor<D>, opts?: ReduceOptions) => Tensor<'int32'> = guard('argmax', {
-  Tensor: (x: Tensor) => argImpl('argmax', 'ArgMax')(x),
-  'Tensor, Object': argImpl('argmax', 'ArgMax'),
+  Tensor: (x: Tensor) => argImpl('argmax', Kernel.ArgMax)(x),
+  'Tensor, Object': argImpl('argmax', Kernel.ArgMax),
 })
 /** int32 index of the first minimum along `axis`; see argmax. */
 export const argmin: <D extends DType>(x: Tensor<D>, opts?: ReduceOptions) => Tensor<'int32'> = guard('argmin', {
-  Tensor: (x: Tensor) => argImpl('argmin', 'ArgMin')(x),
-  'Tensor, Object': argImpl('argmin', 'ArgMin'),
+  Tensor: (x: Tensor) => argImpl('argmin', Kernel.ArgMin)(x),
+  'Tensor, Object': argImpl('argmin', Kernel.ArgMin),
 })
 
 // ---- variance, std -----------------------------------------------------------------------------------------
@@ -135,7 +136,7 @@ const momentImpl =
     if (slices > 0 && n - correction <= 0)
       throw new ValueError({ op: name, arg: 'correction', expected: `less than the reduced element count ${n}`, actual: correction })
     const denom = n - correction
-    return runOp1(name, name === 'variance' ? 'Variance' : 'Std', [x], { axes, keepDims, correction }, (dys, { inputs, outputs }) => {
+    return runOp1(name, name === 'variance' ? Kernel.Variance : Kernel.Std, [x], { axes, keepDims, correction }, (dys, { inputs, outputs }) => {
       const xin = inputs[0]!
       const centred = sub(xin, mean(xin, { axis: axes, keepDims: true }))
       const dy = expandTo(dys[0]!, xin.shape, axes)
@@ -165,7 +166,7 @@ const cumsumImpl = (x: Tensor, opts: CumsumOptions): Tensor => {
   if (opts.axis === undefined) return scope(() => cumsumImpl(reshape(x, [-1]), { axis: 0, reverse, exclusive }))
   const axes = axesOf('cumsum', opts.axis, x.rank, false)
   // The adjoint of a running sum is the running sum taken the other way, with the same exclusivity.
-  return runOp1('cumsum', 'Cumsum', [x], { axes, reverse, exclusive }, dys => [
+  return runOp1('cumsum', Kernel.Cumsum, [x], { axes, reverse, exclusive }, dys => [
     cumsum(dys[0]!, { axis: axes[0] ?? 0, reverse: !reverse, exclusive }),
   ])
 }

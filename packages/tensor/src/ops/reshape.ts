@@ -1,6 +1,7 @@
 import type { DType } from '../dtype.js'
 import { ShapeError, ValueError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import { sizeOf, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -21,7 +22,7 @@ function resolveShape(op: string, from: Shape, to: Shape): number[] {
 
 const reshapeImpl = (x: Tensor, shape: Shape): Tensor => {
   const out = resolveShape('reshape', x.shape, shape)
-  return runOp1('reshape', 'Reshape', [x], { shape: out }, (dys, { inputs }) => [reshape(dys[0]!, inputs[0]!.shape)])
+  return runOp1('reshape', Kernel.Reshape, [x], { shape: out }, (dys, { inputs }) => [reshape(dys[0]!, inputs[0]!.shape)])
 }
 
 /** Same values under a new shape with the same element count (one dim may be -1). Shares storage. */

@@ -1,6 +1,7 @@
 import type { DType } from '../dtype.js'
 import { DTypeError, ShapeError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import { shapesEqual } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -18,7 +19,7 @@ const scatterAddImpl = (x: Tensor, indices: Tensor, updates: Tensor, axis = 0): 
       { op: 'scatterAdd', arg: 'updates', expected: want, actual: updates.shape },
       `updates must be x.shape[:axis] + indices.shape + x.shape[axis+1:], x is [${x.shape.join(',')}], indices is [${indices.shape.join(',')}]`,
     )
-  return runOp1('scatterAdd', 'ScatterAdd', [x, indices, updates], { axis: a }, (dys, { inputs }) => {
+  return runOp1('scatterAdd', Kernel.ScatterAdd, [x, indices, updates], { axis: a }, (dys, { inputs }) => {
     const dy = dys[0]!
     return [dy, null, gather(dy, inputs[1]!, a)]
   })

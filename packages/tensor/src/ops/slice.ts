@@ -2,6 +2,7 @@ import { fromValues } from '../engine.js'
 import type { DType } from '../dtype.js'
 import { ShapeError, ValueError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import type { Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -108,7 +109,7 @@ function unslice(dy: Tensor, shape: Shape, p: Plan): Tensor {
 const zerosOf = (like: Tensor, shape: Shape): Tensor => full(shape, 0, { dtype: like.dtype, backend: like.backend })
 
 function sliceWith(x: Tensor, p: Plan): Tensor {
-  return runOp1('slice', 'Slice', [x], { ...p }, (dys, { inputs }) => [unslice(dys[0]!, inputs[0]!.shape, p)])
+  return runOp1('slice', Kernel.Slice, [x], { ...p }, (dys, { inputs }) => [unslice(dys[0]!, inputs[0]!.shape, p)])
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { DType } from '../dtype.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import type { Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -15,7 +16,7 @@ export interface SoftmaxOptions {
 
 const logSumExpImpl = (x: Tensor, opts: ReduceOptions): Tensor => {
   const { axes, keepDims } = parseReduce('logSumExp', x, opts, 'float')
-  return runOp1('logSumExp', 'LogSumExp', [x], { axes, keepDims }, (dys, { inputs, outputs }) => {
+  return runOp1('logSumExp', Kernel.LogSumExp, [x], { axes, keepDims }, (dys, { inputs, outputs }) => {
     const xin = inputs[0]!
     // The weights come from the fused softmax, not exp(x - y): y rounded to float32 near 1e4 would put a
     // relative error of ~1e-3 into exp(x - y).
@@ -42,7 +43,7 @@ const softmaxAxes = (op: string, x: Tensor, opts: SoftmaxOptions): number[] => {
 
 const softmaxImpl = (x: Tensor, opts: SoftmaxOptions): Tensor => {
   const axes = softmaxAxes('softmax', x, opts)
-  return runOp1('softmax', 'Softmax', [x], { axes }, (dys, { outputs }) => {
+  return runOp1('softmax', Kernel.Softmax, [x], { axes }, (dys, { outputs }) => {
     const y = outputs[0]!
     const dy = dys[0]!
     return [mul(y, sub(dy, sum(mul(dy, y), { axis: axes, keepDims: true })))]
@@ -51,7 +52,7 @@ const softmaxImpl = (x: Tensor, opts: SoftmaxOptions): Tensor => {
 
 const logSoftmaxImpl = (x: Tensor, opts: SoftmaxOptions): Tensor => {
   const axes = softmaxAxes('logSoftmax', x, opts)
-  return runOp1('logSoftmax', 'LogSoftmax', [x], { axes }, (dys, { outputs }) => {
+  return runOp1('logSoftmax', Kernel.LogSoftmax, [x], { axes }, (dys, { outputs }) => {
     const dy = dys[0]!
     return [sub(dy, mul(exp(outputs[0]!), sum(dy, { axis: axes, keepDims: true })))]
   })

@@ -1,5 +1,6 @@
 import type { DType } from '../dtype.js'
 import { runOp } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import type { Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -18,7 +19,7 @@ function sortBoth(op: string, x: Tensor, opts: SortOptions, differentiable: bool
   const descending = opts.descending ?? false
   return runOp(
     op,
-    'Sort',
+    Kernel.Sort,
     [x],
     { axis, descending },
     differentiable ? (dys, { inputs, outputs }) => [scatterAlongAxis(dys[0]!, outputs[1]!, axis, inputs[0]!.shape)] : undefined,

@@ -1,6 +1,7 @@
 import type { DType } from '../dtype.js'
 import { ShapeError, ValueError } from '../errors.js'
 import { runOp } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import { normAxis } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -22,7 +23,7 @@ const splitImpl = (x: Tensor, sizesOrCount: number | readonly number[], axis = 0
       throw new ValueError({ op: 'split', arg: 'sizes', expected: `non-negative integers summing to dim ${a} of [${x.shape.join(',')}] (${n})`, actual: sizes })
   }
   const shapes = sizes.map(s => x.shape.map((d, j) => (j === a ? s : d)))
-  return runOp('split', 'Split', [x], { axis: a, shapes }, dys => [concat(dys, a)])
+  return runOp('split', Kernel.Split, [x], { axis: a, shapes }, dys => [concat(dys, a)])
 }
 
 /**

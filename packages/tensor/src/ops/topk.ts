@@ -3,6 +3,7 @@ import type { DType } from '../dtype.js'
 import { fromValues } from '../engine.js'
 import { ValueError } from '../errors.js'
 import { runOp } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import { sizeOf, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -50,7 +51,7 @@ const topkImpl = (x: Tensor, k: number, opts: TopKOptions = {}): { values: Tenso
   if (!Number.isInteger(k) || k < 0 || k > n)
     throw new ValueError({ op: 'topk', arg: 'k', expected: `an integer in [0, ${n}] (dim ${axis} of [${x.shape.join(',')}])`, actual: k })
   const largest = opts.largest ?? true
-  const [values, indices] = runOp('topk', 'TopK', [x], { k, axis, largest }, (dys, { inputs, outputs }) => [
+  const [values, indices] = runOp('topk', Kernel.TopK, [x], { k, axis, largest }, (dys, { inputs, outputs }) => [
     scatterAlongAxis(dys[0]!, outputs[1]!, axis, inputs[0]!.shape),
   ]) as [Tensor, Tensor]
   return { values, indices }

@@ -1,6 +1,7 @@
 import type { DType } from '../dtype.js'
 import { AxisError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import { normAxis, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -24,7 +25,7 @@ const inverse = (perm: readonly number[]): number[] => {
 function permuteImpl(op: string, x: Tensor, axes: readonly number[]): Tensor {
   const perm = normPerm(op, axes, x.rank)
   // The gradient is the inverse permutation, so the tape never needs to know which public name was called.
-  return runOp1(op, 'Transpose', [x], { perm }, dys => [permute(dys[0]!, inverse(perm))])
+  return runOp1(op, Kernel.Transpose, [x], { perm }, dys => [permute(dys[0]!, inverse(perm))])
 }
 
 /** Reverse the axes (a matrix transpose for rank 2); with `axes`, the same as `permute(x, axes)`. */

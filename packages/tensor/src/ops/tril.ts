@@ -1,6 +1,7 @@
 import type { DType } from '../dtype.js'
 import { ShapeError, ValueError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import type { Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -10,7 +11,7 @@ function triangle(op: 'tril' | 'triu', x: Tensor, k = 0): Tensor {
   if (!Number.isInteger(k)) throw new ValueError({ op, arg: 'k', expected: 'an integer diagonal offset', actual: k })
   const upper = op === 'triu'
   // The op is linear and its own mask, so the gradient is the same op on dy.
-  return runOp1(op, 'Triangle', [x], { k, upper }, dys => [triangle(op, dys[0]!, k)])
+  return runOp1(op, Kernel.Triangle, [x], { k, upper }, dys => [triangle(op, dys[0]!, k)])
 }
 
 type TriangleOp = <D extends DType, S extends Shape>(x: Tensor<D, S>, k?: number) => Tensor<D, S>

@@ -2,6 +2,7 @@ import type { GradFn } from '../autodiff/tape.js'
 import { isFloat, type DType, type FloatDType } from '../dtype.js'
 import { DTypeError, ValueError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel, type UnaryFn } from '../kernelContract.js'
 import type { Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -17,10 +18,10 @@ const domainWords: Record<Domain, string> = { float: 'a float dtype (cast first)
 const inDomain = (d: DType, domain: Domain): boolean => (domain === 'float' ? isFloat(d) : domain === 'bool' ? d === 'bool' : d !== 'bool')
 
 
-function unary<A extends DType>(name: string, domain: Domain, grad?: GradFn, fn = name): UnaryOp<A> {
+function unary<A extends DType>(name: UnaryFn, domain: Domain, grad?: GradFn, fn: UnaryFn = name): UnaryOp<A> {
   const impl = (x: Tensor): Tensor => {
     if (!inDomain(x.dtype, domain)) throw new DTypeError({ op: name, arg: 'x', expected: domainWords[domain], actual: x.dtype })
-    return runOp1(name, 'Unary', [x], { fn }, grad)
+    return runOp1(name, Kernel.Unary, [x], { fn }, grad)
   }
   return guard(name, { Tensor: impl })
 }
@@ -37,8 +38,8 @@ const plus = (c: number, t: Tensor): Tensor => withConstant(c, t, k => add(t, k)
 const minus = (c: number, t: Tensor): Tensor => withConstant(c, t, k => sub(k, t))
 
 /** A fused derivative kernel whose own derivative is `next(x)`. */
-const fused = (fn: string, next: (x: Tensor) => Tensor) => (x: Tensor): Tensor =>
-  runOp1(fn, 'Unary', [x], { fn }, g((dy, xx) => mul(dy, next(xx))))
+const fused = (fn: UnaryFn, next: (x: Tensor) => Tensor) => (x: Tensor): Tensor =>
+  runOp1(fn, Kernel.Unary, [x], { fn }, g((dy, xx) => mul(dy, next(xx))))
 
 // σ(x)(1-σ(x))(2 + x(1-2σ(x))): d/dx of silu' = σ(1 + x(1-σ)).
 const siluGrad = fused('siluGrad', x => {
@@ -68,7 +69,7 @@ const geluTanhGrad = fused('geluTanhGrad', geluTanhGrad2)
 const geluBackward =
   (fn: 'geluBackward' | 'geluTanhBackward', first: (x: Tensor) => Tensor, second: (x: Tensor) => Tensor) =>
   (dy: Tensor, x: Tensor): Tensor =>
-    runOp1(fn, 'Binary', [dy, x], { fn, shape: dy.shape, dtype: dy.dtype }, (gs, { inputs }) => {
+    runOp1(fn, Kernel.Binary, [dy, x], { fn, shape: dy.shape, dtype: dy.dtype }, (gs, { inputs }) => {
       const [d, xx] = inputs as [Tensor, Tensor]
       return [mul(gs[0]!, first(xx)), mul(gs[0]!, mul(d, second(xx)))]
     })
@@ -101,7 +102,7 @@ export const sigmoid: UnaryOp<FloatDType> = unary('sigmoid', 'float', g((dy, _x,
  * instead of two and no mask tensor. Its own derivative masks the incoming cotangent the same way (x only gates).
  */
 const reluMask = (dy: Tensor, x: Tensor): Tensor =>
-  runOp1('reluGrad', 'Binary', [dy, x], { fn: 'reluGrad', shape: dy.shape, dtype: dy.dtype }, (dys, { inputs }) => [reluMask(dys[0]!, inputs[1]!), null])
+  runOp1('reluGrad', Kernel.Binary, [dy, x], { fn: 'reluGrad', shape: dy.shape, dtype: dy.dtype }, (dys, { inputs }) => [reluMask(dys[0]!, inputs[1]!), null])
 
 export const relu: UnaryOp<Exclude<DType, 'bool'>> = unary('relu', 'numeric', g((dy, x) => reluMask(dy, x)))
 export const silu: UnaryOp<FloatDType> = unary('silu', 'float', g((dy, x) => mul(dy, siluGrad(x))))

@@ -1,5 +1,6 @@
 import { DTypeError, ShapeError, ValueError } from '../errors.js'
 import { runOp1 } from '../op.js'
+import { Kernel } from '../kernelContract.js'
 import { normAxis } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -23,7 +24,7 @@ const writeSliceImpl = (dst: Tensor, src: Tensor, opts: WriteSliceOptions = {}):
   })
   if (!Number.isInteger(offset) || offset < 0 || offset + src.shape[axis]! > dst.shape[axis]!)
     throw new ValueError({ op, arg: 'offset', expected: `an integer in [0, ${dst.shape[axis]! - src.shape[axis]!}]`, actual: offset })
-  runOp1(op, 'WriteSlice', [dst, src], { axis, offset }).dispose()
+  runOp1(op, Kernel.WriteSlice, [dst, src], { axis, offset }).dispose()
 }
 
 /**

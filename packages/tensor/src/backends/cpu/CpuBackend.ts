@@ -25,12 +25,14 @@ function roundF16(values: AnyTypedArray): void {
  */
 export class CpuBackend implements Backend {
   readonly name: string
-  readonly #kernels: Map<string, CpuKernel>
+  // Dispatch by name erases each kernel's attrs type (CpuKernel<never> accepts any of them); the kernel contract
+  // is what pairs a name with the attrs ops send it.
+  readonly #kernels: Map<string, CpuKernel<never>>
   #buffers = 0
   #bytes = 0
 
   /** `name` lets a second host backend coexist (tests of cross-backend rules use one). */
-  constructor(opts: { readonly name?: string; readonly kernels?: Readonly<Record<string, CpuKernel>> } = {}) {
+  constructor(opts: { readonly name?: string; readonly kernels?: Readonly<Record<string, CpuKernel<never>>> } = {}) {
     this.name = opts.name ?? 'cpu'
     this.#kernels = new Map(Object.entries(opts.kernels ?? cpuKernels))
   }
@@ -74,7 +76,7 @@ export class CpuBackend implements Backend {
   }
 
   registerKernel(name: string, impl: unknown): void {
-    this.#kernels.set(name, impl as CpuKernel)
+    this.#kernels.set(name, impl as CpuKernel<never>)
   }
 
   hasKernel(kernel: string): boolean {
@@ -85,7 +87,7 @@ export class CpuBackend implements Backend {
     const k = this.#kernels.get(kernel)
     if (!k) throw new BackendError({ op: kernel, actual: 'cpu' }, 'no such kernel')
     const ins: CpuTensor[] = inputs.map(i => ({ values: (i.dataId as CpuData).values, shape: i.shape, dtype: i.dtype }))
-    const result = k(ins, attrs)
+    const result = k(ins, attrs as never)
     const outs = Array.isArray(result) ? (result as readonly CpuTensor[]) : [result as CpuTensor]
     return outs.map(o => {
       const shared = inputs.find(i => (i.dataId as CpuData).values === o.values)

@@ -1,5 +1,6 @@
 /// <reference types="@webgpu/types" preserve="true" />
 import type { Attrs, Backend, DataId, TensorInfo } from '../../backend.js'
+import type { KernelAttrs, KernelName } from '../../kernelContract.js'
 import { f16BitsToF32, f16Round, f32ToF16Bits, type AnyTypedArray, type DType } from '../../dtype.js'
 import { BackendError, DeviceLostError } from '../../errors.js'
 import { sizeOf, type Shape } from '../../shape.js'
@@ -54,7 +55,13 @@ export interface WebGpuContext {
   dispatch(spec: DispatchSpec): void
 }
 
-export type WebGpuKernel = (ctx: WebGpuContext, inputs: readonly GpuTensor[], attrs: Attrs) => GpuTensor | readonly GpuTensor[]
+export type WebGpuKernel<A extends object = Attrs> = (ctx: WebGpuContext, inputs: readonly GpuTensor[], attrs: A) => GpuTensor | readonly GpuTensor[]
+
+/**
+ * Every kernel of the contract (kernelContract.ts) with its attrs type, as the CPU's `CpuKernelTable`: group tables
+ * are `{ … } satisfies Partial<WebGpuKernelTable>`, the full table a `WebGpuKernelTable`.
+ */
+export type WebGpuKernelTable = { readonly [K in KernelName]: WebGpuKernel<KernelAttrs<K>> }
 
 const MAX_PENDING_DISPATCHES = 64
 const MAX_CACHED_UNIFORMS = 4096
@@ -74,7 +81,8 @@ export class WebGpuBackend implements Backend, WebGpuContext {
   readonly info: GpuDeviceInfo
   readonly device: GPUDevice
   readonly f16: boolean
-  readonly #kernels: Map<string, WebGpuKernel>
+  // Dispatch by name erases each kernel's attrs type (WebGpuKernel<never> accepts any of them), as on the CPU.
+  readonly #kernels: Map<string, WebGpuKernel<never>>
   readonly #pipelines = new Map<string, GPUComputePipeline>()
   /** Buffers free since before the last submit: safe for anything, including queue.writeBuffer uploads. */
   readonly #pool = new Map<number, GPUBuffer[]>()
@@ -111,7 +119,7 @@ export class WebGpuBackend implements Backend, WebGpuContext {
   #errors: string[] = []
   #scopesClosed: Promise<void> = Promise.resolve()
 
-  constructor(info: GpuDeviceInfo, kernels: Readonly<Record<string, WebGpuKernel>> = webgpuKernels) {
+  constructor(info: GpuDeviceInfo, kernels: Readonly<Record<string, WebGpuKernel<never>>> = webgpuKernels) {
     this.info = info
     this.device = info.device
     this.f16 = info.f16
@@ -426,7 +434,7 @@ export class WebGpuBackend implements Backend, WebGpuContext {
   }
 
   registerKernel(name: string, impl: unknown): void {
-    this.#kernels.set(name, impl as WebGpuKernel)
+    this.#kernels.set(name, impl as WebGpuKernel<never>)
   }
 
   hasKernel(kernel: string): boolean {
@@ -440,7 +448,7 @@ export class WebGpuBackend implements Backend, WebGpuContext {
     for (const i of inputs) if (i.dtype === 'float64') storageType(i.dtype, this.f16, kernel)
     const ins: GpuTensor[] = inputs.map(i => ({ data: i.dataId as GpuData, shape: i.shape, dtype: i.dtype }))
     this.#currentKernel = kernel
-    const result = k(this, ins, attrs)
+    const result = k(this, ins, attrs as never)
     const outs = Array.isArray(result) ? (result as readonly GpuTensor[]) : [result as GpuTensor]
     return outs.map(o => ({ dataId: o.data, shape: o.shape, dtype: o.dtype }))
   }

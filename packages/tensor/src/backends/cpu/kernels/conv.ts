@@ -194,10 +194,10 @@ function avgPoolBackprop([dy]: readonly CpuTensor[], attrs: Attrs): CpuTensor {
   return finish(acc, shape, dy!.dtype)
 }
 
-export const convKernels: CpuKernelTable = {
+export const convKernels = {
   Conv: conv,
   ConvBackpropInput: convBackpropInput,
   ConvBackpropFilter: convBackpropFilter,
   AvgPool: avgPool,
   AvgPoolBackprop: avgPoolBackprop,
-}
+} satisfies Partial<CpuKernelTable>

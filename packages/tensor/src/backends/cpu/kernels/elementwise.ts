@@ -105,7 +105,7 @@ const isIntDType = (d: DType): boolean => d === 'int32' || d === 'uint32'
 
 const attr = <T>(attrs: Attrs, k: string): T => attrs[k] as T
 
-export const elementwiseKernels: CpuKernelTable = {
+export const elementwiseKernels = {
   /** attrs: fn (a key of unaryFns), dtype (output dtype; defaults to the input's). */
   Unary: ([x], attrs) => {
     const fn = attr<string>(attrs, 'fn')
@@ -163,4 +163,4 @@ export const elementwiseKernels: CpuKernelTable = {
   },
   /** Shares storage under a new shape of the same size. attrs: shape. */
   Reshape: ([x], attrs): CpuTensor => ({ values: x!.values, shape: attr<Shape>(attrs, 'shape'), dtype: x!.dtype }),
-}
+} satisfies Partial<CpuKernelTable>

@@ -52,7 +52,7 @@ function sortedLanes(x: CpuTensor, axis: number, k: number, descending: boolean)
   ]
 }
 
-export const indexingKernels: CpuKernelTable = {
+export const indexingKernels = {
   /**
    * numpy `take` along `axis`: out shape is x.shape[:axis] + indices.shape + x.shape[axis+1:]. Indices are
    * int32/uint32 in [0, x.shape[axis]) (checked by the op). attrs: axis.
@@ -108,4 +108,4 @@ export const indexingKernels: CpuKernelTable = {
     const axis = attr<number>(attrs, 'axis')
     return sortedLanes(x!, axis, x!.shape[axis]!, attr<boolean>(attrs, 'descending'))
   },
-}
+} satisfies Partial<CpuKernelTable>

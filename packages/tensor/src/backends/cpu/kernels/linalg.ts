@@ -184,7 +184,7 @@ function matMul(inputs: readonly CpuTensor[], attrs: Attrs): CpuTensor {
   return { values: out, shape, dtype }
 }
 
-export const linalgKernels: CpuKernelTable = {
+export const linalgKernels = {
   /** attrs: transposeA?, transposeB? (booleans). Inputs share a dtype: float32, float16, float64 or int32. */
   MatMul: matMul,
-}
+} satisfies Partial<CpuKernelTable>

@@ -156,7 +156,7 @@ function rowWise(x: CpuTensor, axes: readonly number[], op: RowOp, keepDims = fa
   return { values, shape: op === 'logSumExp' ? reducedShape(x.shape, axes, keepDims) : x.shape, dtype: x.dtype }
 }
 
-export const reduceKernels: CpuKernelTable = {
+export const reduceKernels = {
   /** Sum, accumulated in float64 whatever the storage dtype (the reference path). attrs: ReduceAttrs, dtype. */
   Sum: ([x], attrs) => {
     const { axes, keepDims } = attrs as unknown as ReduceAttrs
@@ -225,4 +225,4 @@ export const reduceKernels: CpuKernelTable = {
       }
     })
   },
-}
+} satisfies Partial<CpuKernelTable>

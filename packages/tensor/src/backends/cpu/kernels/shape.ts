@@ -32,7 +32,7 @@ function stridedRead(src: AnyTypedArray, dtype: DType, counts: Shape, strides: r
 /** Product of the dims before `axis`: the number of independent rows a concat or split walks. */
 const outerOf = (shape: Shape, axis: number): number => sizeOf(shape.slice(0, axis))
 
-export const shapeKernels: CpuKernelTable = {
+export const shapeKernels = {
   /** attrs: perm (output axis i is input axis perm[i]). */
   Transpose: ([x], attrs): CpuTensor => {
     const perm = attr<readonly number[]>(attrs, 'perm')
@@ -169,4 +169,4 @@ export const shapeKernels: CpuKernelTable = {
     }
     return dst!
   },
-}
+} satisfies Partial<CpuKernelTable>

@@ -1,6 +1,6 @@
 import type { Attrs } from '../../../backend.js'
 import { sizeOf, type Shape } from '../../../shape.js'
-import type { GpuTensor, WebGpuContext, WebGpuKernel } from '../WebGpuBackend.js'
+import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../WebGpuBackend.js'
 import { bindings, enableF16, flatIndex, grid, load, Uniforms, WG } from '../wgsl.js'
 
 /**
@@ -186,10 +186,10 @@ function avgPoolBackprop(ctx: WebGpuContext, [dy]: readonly GpuTensor[], attrs: 
   return direct(ctx, 'AvgPoolBackprop', [dy!], ['DY'], out, POOL_HEADER, poolUniforms(shape, dy!.shape, attrs, sizeOf(shape)), body)
 }
 
-export const convKernels: Readonly<Record<string, WebGpuKernel>> = {
+export const convKernels = {
   Conv: conv,
   ConvBackpropInput: convBackpropInput,
   ConvBackpropFilter: convBackpropFilter,
   AvgPool: avgPool,
   AvgPoolBackprop: avgPoolBackprop,
-}
+} satisfies Partial<WebGpuKernelTable>

@@ -3,7 +3,7 @@ import type { DType } from '../../../dtype.js'
 import { BackendError } from '../../../errors.js'
 import { sizeOf, shapesEqual, type Shape } from '../../../shape.js'
 import { computeType, type ComputeType } from '../dtypes.js'
-import type { GpuTensor, WebGpuContext, WebGpuKernel } from '../WebGpuBackend.js'
+import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../WebGpuBackend.js'
 import { bindings, broadcastStrides, enableF16, flatIndex, grid, load, MATH, MAX_RANK, Uniforms, WG } from '../wgsl.js'
 
 /** Float expressions of the `Unary` kernel over `x: f32`, mirroring the CPU's unaryFns. */
@@ -222,7 +222,7 @@ function convert(v: string, from: DType, to: DType): string {
   return `${ct}(${v})`
 }
 
-export const elementwiseKernels: Readonly<Record<string, WebGpuKernel>> = {
+export const elementwiseKernels = {
   Unary: (ctx, [x], attrs) => {
     const fn = attr<string>(attrs, 'fn')
     const outDtype = attr<DType | undefined>(attrs, 'dtype') ?? x!.dtype
@@ -256,4 +256,4 @@ export const elementwiseKernels: Readonly<Record<string, WebGpuKernel>> = {
   BroadcastTo: (ctx, [x], attrs) => elementwise(ctx, 'BroadcastTo', [x!], attr<Shape>(attrs, 'shape'), x!.dtype, 'x', 'bcast', ''),
   Identity: (_ctx, [x]) => x!,
   Reshape: (_ctx, [x], attrs) => ({ data: x!.data, shape: attr<Shape>(attrs, 'shape'), dtype: x!.dtype }),
-}
+} satisfies Partial<WebGpuKernelTable>

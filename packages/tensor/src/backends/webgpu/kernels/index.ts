@@ -1,19 +1,17 @@
-import type { WebGpuKernel } from '../WebGpuBackend.js'
+import type { WebGpuKernelTable } from '../WebGpuBackend.js'
 import { elementwiseKernels } from './elementwise.js'
 import { reduceKernels } from './reduce.js'
 import { shapeKernels } from './shape.js'
 import { indexingKernels } from './indexing.js'
 import { linalgKernels } from './linalg.js'
 import { convKernels } from './conv.js'
-import { fusedKernels } from './fused.js'
 
 /** Every WebGPU kernel by name: the same names and attrs as the CPU backend's table. */
-export const webgpuKernels: Readonly<Record<string, WebGpuKernel>> = {
+export const webgpuKernels: WebGpuKernelTable = {
   ...elementwiseKernels,
   ...reduceKernels,
   ...shapeKernels,
   ...indexingKernels,
   ...linalgKernels,
   ...convKernels,
-  ...fusedKernels,
 }

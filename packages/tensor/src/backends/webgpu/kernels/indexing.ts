@@ -2,7 +2,7 @@ import type { Attrs } from '../../../backend.js'
 import type { DType } from '../../../dtype.js'
 import { sizeOf, type Shape } from '../../../shape.js'
 import { computeType, type StorageType } from '../dtypes.js'
-import type { GpuTensor, WebGpuContext, WebGpuKernel } from '../WebGpuBackend.js'
+import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../WebGpuBackend.js'
 import { bindings, enableF16, grid, load, MATH, Uniforms, WG } from '../wgsl.js'
 import { main, params, zeroOf } from './shape.js'
 
@@ -20,7 +20,7 @@ function around(shape: Shape, axis: number): { outer: number; n: number; inner: 
  */
 const index = (j: string, st: StorageType): string => (st === 'u32' ? `I[${j}]` : `bitcast<u32>(I[${j}])`)
 
-export const indexingKernels: Readonly<Record<string, WebGpuKernel>> = {
+export const indexingKernels = {
   Gather: (ctx, [x, idx], attrs) => {
     const axis = attr<number>(attrs, 'axis')
     const { outer, n, inner } = around(x!.shape, axis)
@@ -92,7 +92,7 @@ ${main(`  let c = i % p.depth;
     const axis = attr<number>(attrs, 'axis')
     return sortedLanes(ctx, x!, axis, x!.shape[axis]!, attr<boolean>(attrs, 'descending'))
   },
-}
+} satisfies Partial<WebGpuKernelTable>
 
 /**
  * Sort by rank: element j of a lane lands at position rank(j) = #{i : i orders before j}, with "before" the

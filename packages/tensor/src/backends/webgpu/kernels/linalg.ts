@@ -2,7 +2,7 @@ import type { Attrs } from '../../../backend.js'
 import { BackendError } from '../../../errors.js'
 import { sizeOf, type Shape } from '../../../shape.js'
 import { computeType } from '../dtypes.js'
-import type { GpuTensor, WebGpuContext, WebGpuKernel } from '../WebGpuBackend.js'
+import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../WebGpuBackend.js'
 import { broadcastStrides, enableF16, MAX_RANK, MAX_WG_DIM, Uniforms } from '../wgsl.js'
 
 /**
@@ -291,7 +291,7 @@ function matMul(ctx: WebGpuContext, [a, b]: readonly GpuTensor[], attrs: Attrs):
   return out
 }
 
-export const linalgKernels: Readonly<Record<string, WebGpuKernel>> = {
+export const linalgKernels = {
   /** attrs: transposeA?, transposeB?. float32, float16 (f16 storage, f32 accumulation) and int32 (wrapping). */
   MatMul: matMul,
-}
+} satisfies Partial<WebGpuKernelTable>

@@ -3,7 +3,7 @@ import type { DType } from '../../../dtype.js'
 import { BackendError } from '../../../errors.js'
 import { reducedShape, stridesOf } from '../../../shape.js'
 import { computeType, type ComputeType } from '../dtypes.js'
-import type { GpuTensor, WebGpuContext, WebGpuKernel } from '../WebGpuBackend.js'
+import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../WebGpuBackend.js'
 import { bindings, enableF16, flatIndex, grid, load, MATH, MAX_RANK, Uniforms, WG } from '../wgsl.js'
 
 /** Geometry of a reduction: kept dims (outer) and reduced dims, with the input strides of each. */
@@ -350,7 +350,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   return out
 }
 
-export const reduceKernels: Readonly<Record<string, WebGpuKernel>> = {
+export const reduceKernels = {
   Sum: (ctx, [x], attrs) => {
     const { axes, keepDims } = axesOf(attrs)
     const dtype = (attrs['dtype'] as DType | undefined) ?? x!.dtype
@@ -381,4 +381,4 @@ export const reduceKernels: Readonly<Record<string, WebGpuKernel>> = {
   Softmax: (ctx, [x], attrs) => sliceKernel(ctx, x!, attrs['axes'] as number[], { name: 'Softmax', phases: softPhases, out: { kind: 'map', value: 'exp(v - r0) / kv(r1)' } }),
   LogSoftmax: (ctx, [x], attrs) => sliceKernel(ctx, x!, attrs['axes'] as number[], { name: 'LogSoftmax', phases: softPhases, out: { kind: 'map', value: '(v - r0) - log(kv(r1))' } }),
   Cumsum: cumsum,
-}
+} satisfies Partial<WebGpuKernelTable>

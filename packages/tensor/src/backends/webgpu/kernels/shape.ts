@@ -3,7 +3,7 @@ import { f16Round, f32ToF16Bits, type DType } from '../../../dtype.js'
 import { BackendError } from '../../../errors.js'
 import { sizeOf, stridesOf, type Shape } from '../../../shape.js'
 import type { StorageType } from '../dtypes.js'
-import type { GpuTensor, WebGpuContext, WebGpuKernel } from '../WebGpuBackend.js'
+import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../WebGpuBackend.js'
 import { bindings, enableF16, flatIndex, grid, MAX_RANK, Uniforms, WG } from '../wgsl.js'
 
 const attr = <T>(attrs: Attrs, k: string): T => attrs[k] as T
@@ -129,7 +129,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   return dst
 }
 
-export const shapeKernels: Readonly<Record<string, WebGpuKernel>> = {
+export const shapeKernels = {
   WriteSlice: (ctx, [dst, src], attrs) => writeSlice(ctx, dst!, src!, attr<number>(attrs, 'axis'), attr<number>(attrs, 'offset')),
 
   Transpose: (ctx, [x], attrs) => {
@@ -249,4 +249,4 @@ ${main(`  let j = i % p.cols;
     ctx.dispatch({ key: `shape:triangle:${st}:f16=${ctx.f16}`, code, inputs: [x!], outputs: [out], uniforms: buffer, workgroups: grid(n) })
     return out
   },
-}
+} satisfies Partial<WebGpuKernelTable>
