@@ -23,10 +23,9 @@ import {
   tensor,
   ValueError,
   where,
-  type CpuKernel,
-  type CpuTensor,
   type Tensor,
 } from '@heed/tensor'
+import type { CpuKernel, CpuTensor } from '@heed/tensor/cpu'
 import type { Mask } from './mask.js'
 import type { ScoreMod } from './scoreMod.js'
 import { attentionAttrs, checkQkv, type SdpaOptions } from './sdpa.js'

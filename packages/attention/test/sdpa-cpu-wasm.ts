@@ -1,11 +1,12 @@
 import t from 'tap'
-import { configureCpuWasm, shutdownCpuWasm, tensor, wasmAttentionForward } from '@heed/tensor'
+import { configureCpuWasm, shutdownCpuWasm, tensor } from '@heed/tensor'
 import { mask, scaledDotProductAttention, scoreMod, type SdpaOptions } from '@heed/attention'
 import { referenceAttention } from '@heed/attention/testing'
 import { assertClose, prng, randomArray } from '../../tensor/test/helpers/numeric.js'
+import { wasmAttentionForward } from '../src/kernels/wasm/attentionForward.js'
 
 /**
- * The float32 CPU forward's WebAssembly path (the tensor package's attentionForward.ts) as scaledDotProductAttention
+ * The float32 CPU forward's WebAssembly path (src/kernels/wasm/attentionForward.ts) as scaledDotProductAttention
  * uses it: taken for unmasked and causal float32 attention without a score mod, and nowhere else.
  */
 

@@ -2,7 +2,6 @@ import t from 'tap'
 import {
   add,
   BackendError,
-  CpuBackend,
   getBackend,
   listBackends,
   memory,
@@ -13,6 +12,7 @@ import {
   withBackend,
   zeros,
 } from '@heed/tensor'
+import { CpuBackend } from '@heed/tensor/cpu'
 
 registerBackend('host2', () => new CpuBackend({ name: 'host2' }))
 

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { DTypeError, kernelOp, memory, registerKernel, reshape, scope, ShapeError, tensor, ValueError, writeSlice, zeros, type CpuKernel } from '@heed/tensor'
+import { DTypeError, kernelOp, memory, registerKernel, reshape, scope, ShapeError, tensor, ValueError, writeSlice, zeros } from '@heed/tensor'
+import type { CpuKernel } from '@heed/tensor/cpu'
 import { eachBackend } from './helpers/backends.js'
 
 t.test('writeSlice writes in place along an axis, visible through views', async t => {

@@ -1,7 +1,10 @@
-import { cpuWasmAttention, wasmAttentionForward, type Attrs, type CpuKernel, type CpuTensor, type CpuWasmAttention } from '@heed/tensor'
+import type { Attrs } from '@heed/tensor'
+import type { CpuKernel, CpuTensor } from '@heed/tensor/cpu'
 import type { Mask } from '../mask.js'
 import type { ScoreMod } from '../scoreMod.js'
 import { attentionGeometry, type AttentionAttrs, type AttentionGeometry } from './attrs.js'
+import { wasmAttentionForward } from './wasm/attentionForward.js'
+import { cpuWasmAttention, type CpuWasmAttention } from './wasm/cpuWasmAttention.js'
 
 /**
  * CPU kernels of scaled dot-product attention. Forward: FlashAttention's online softmax over key tiles, a block of
@@ -12,7 +15,7 @@ import { attentionGeometry, type AttentionAttrs, type AttentionGeometry } from '
  * one-row-at-a-time formulation (dot products over d, then tiles and keys in order), so blocking changes speed, not
  * results. Exception: float32 without a score mod, unmasked, causal or over a key prefix, takes a float32
  * WebAssembly forward where available (`fastForward` below). Other float32 forwards run their two inner products in
- * WebAssembly (f64x2, see the tensor package's attentionModule.ts) where available: P·V sums in the same order,
+ * WebAssembly (f64x2, see wasm/attentionModule.ts) where available: P·V sums in the same order,
  * Q·Kᵀ as two interleaved halves, a float64 reordering far below the float32 rounding of the output.
  * Layout: q [B,H,Tq,D], k [B,Hkv,Tk,D], v [B,Hkv,Tk,Dv]; query head h reads kv head ⌊h / (H/Hkv)⌋.
  */
@@ -315,8 +318,8 @@ function prefixMask(m: Mask): { causal: boolean; keysBelow: number } | undefined
 }
 
 /**
- * float32 without a score mod, unmasked, causal and/or limited to a key prefix: the float32 WebAssembly forward (the
- * tensor package's attentionForward.ts), which runs both products with the GEMM micro-kernel across the worker pool.
+ * float32 without a score mod, unmasked, causal and/or limited to a key prefix: the float32 WebAssembly forward
+ * (wasm/attentionForward.ts), which runs both products with the GEMM micro-kernel across the worker pool.
  * A row's result depends only on its own keys (chunked from key 0), so a KV cache streamed chunk by chunk gives the
  * one-shot result bit for bit. Undefined where it does not apply (other masks, small problems, inputs whose float32
  * scores could overflow, no WebAssembly).

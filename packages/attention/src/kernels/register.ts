@@ -1,5 +1,7 @@
 import { hasKernel, registerKernel } from '@heed/tensor'
 import { cpuAttentionKernels } from './cpu.js'
+import { attentionWasmPart } from './wasm/attentionWasm.js'
+import { registerWasmModulePart } from '@heed/tensor/cpu'
 import { webgpuAttentionKernels } from './webgpu.js'
 
 let done = false
@@ -12,6 +14,8 @@ let done = false
 export function ensureAttentionKernels(): void {
   if (done && hasKernel('cpu', 'Attention')) return
   for (const [name, impl] of Object.entries(cpuAttentionKernels)) registerKernel('cpu', name, impl)
+  // before any attention call, so the CPU kernel module gains attention's functions before its pool is needed
+  registerWasmModulePart(attentionWasmPart)
   provideWebgpuAttentionKernels(webgpuAttentionKernels)
   for (const [name, impl] of Object.entries(webgpuKernels)) registerKernel('webgpu', name, impl)
   done = true

@@ -1,6 +1,5 @@
 import { ModuleBuilder, type FunctionBuilder, type Local } from './encoder.js'
-import { addAttention } from './attentionModule.js'
-import { addAttentionForward } from './attentionForwardModule.js'
+import type { GemmShape, WasmModulePart } from './module.js'
 import { addPacking } from './packModule.js'
 import { addSoftmax } from './softmaxModule.js'
 
@@ -12,19 +11,6 @@ import { addSoftmax } from './softmaxModule.js'
  * Padding makes every micro-kernel call a full MR × NR tile with a k that is a multiple of the unroll, so the
  * hot loop has no edge cases.
  */
-export interface GemmShape {
-  /** Rows of the register tile. */
-  readonly mr: number
-  /** Columns of the register tile, a multiple of 4 (one v128 holds 4). */
-  readonly nr: number
-  /** k steps per loop iteration; the host pads k to a multiple of it. */
-  readonly unroll: number
-  /** k-block: a kc × (ncb·nr) slice of packed B is reused from L2 by every row panel. */
-  readonly kc: number
-  /** B panels per n-block. */
-  readonly ncb: number
-}
-
 // Measured on the reference 2-core EPYC (one thread, N = 1024): 4×8 with no k-unroll runs at ~53 GFLOP/s, about
 // the 128-bit SIMD roof. Its 8 accumulators + 2 B vectors + 1 splat fit the 16 xmm registers V8 allocates on x64;
 // 6×8, 5×8 and 4×12 spill (25–35), and unrolling k by 2 or 4 is slower too (28–35). kc and ncb barely matter
@@ -38,6 +24,8 @@ export interface GemmModuleOptions {
   /** Import the memory as shared, so worker threads can run the same module over it. */
   readonly shared: boolean
   readonly maximumPages: number
+  /** Functions other packages add (module.ts); built after the kernels here, in the order given. */
+  readonly parts?: readonly WasmModulePart[]
 }
 
 /** Exported job signature: mm_job(job, pBase, pEnd, nPanels, kp, aTable, bTable, c, cBatchStride, ldc, jobsPerBatch, panelsPerJob, z0). */
@@ -52,7 +40,7 @@ export const MM_JOB_ARGS = 12
  *   + nv·vStride, so C can be written as 4-column panels (what attention stores its transposed scores as: each
  *   panel is then a packed A operand for the next product).
  */
-function addMicroKernel(mod: ModuleBuilder, s: GemmShape, relaxed: boolean, panelOut: boolean): { index: number } {
+export function addMicroKernel(mod: ModuleBuilder, s: GemmShape, relaxed: boolean, panelOut: boolean): { index: number } {
   const { mr, nr, unroll } = s
   const nv = nr / 4
   const params = panelOut ? 9 : 8
@@ -122,7 +110,7 @@ function addMicroKernel(mod: ModuleBuilder, s: GemmShape, relaxed: boolean, pane
   return micro
 }
 
-/** The CPU kernel module: the GEMM below, the row-wise softmax family (softmaxModule.ts) and attention's inner products (attentionModule.ts). */
+/** The CPU kernel module: the GEMM below, the row-wise softmax family (softmaxModule.ts), packing, and the parts other packages add. */
 export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
   const s = opts.shape ?? GEMM
   const { mr, nr } = s
@@ -181,7 +169,7 @@ export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
   }
   addSoftmax(mod)
   addPacking(mod)
-  addAttention(mod)
-  addAttentionForward(mod, { micro: micro.index, microPanels: microPanels.index, shape: s, shared: opts.shared })
+  const ctx = { micro: micro.index, microPanels: microPanels.index, shape: s, shared: opts.shared, relaxed: opts.relaxed }
+  for (const part of opts.parts ?? []) part.build(mod, ctx)
   return mod.encode()
 }

@@ -1,6 +1,7 @@
 import { wasmApi, type WasmMemory, type WasmModule } from './api.js'
 import { wasmFeatures } from './features.js'
 import { kernelModule } from './matmulModule.js'
+import type { WasmModulePart } from './module.js'
 import { nodeWorkerHost, webWorkerHost, WorkerPool, type WorkerHost } from './pool.js'
 
 /**
@@ -55,15 +56,36 @@ function current(): Settings {
   return settings
 }
 
-/** Exports every kernel module provides; the pool may run any of these by name. */
-const JOB_NAMES = ['mm_job', 'sm_stats', 'sm_out', 'att_pack', 'att_fwd'] as const
+/** Exports of the module's own kernels that the pool may run by name; parts add theirs (WasmModulePart.jobs). */
+const JOB_NAMES = ['mm_job', 'sm_stats', 'sm_out'] as const
 export type JobName = (typeof JOB_NAMES)[number]
+
+/** Parts other packages added to the module, in registration order (the module is built from them). */
+const parts: WasmModulePart[] = []
+
+/**
+ * Add functions to the CPU kernel module (for kernels in other packages, such as @heed/attention's). Idempotent per
+ * part. A runtime built before the part was added is dropped, so the next kernel gets a module that has it; its
+ * workers are restarted in the background (kernels meanwhile run on the calling thread), so register a part before
+ * its first use rather than at every call when the pool matters. Scratch never outlives a kernel, so nothing is lost.
+ */
+export function registerWasmModulePart(part: WasmModulePart): void {
+  if (parts.includes(part)) return
+  if (parts.some(p => p.name === part.name)) throw new Error(`registerWasmModulePart: another part is named ${part.name}`)
+  parts.push(part)
+  if (runtime === undefined) return
+  const p = pool
+  pool = undefined
+  runtime = undefined
+  void p?.close()
+}
 
 export interface WasmRuntime {
   readonly memory: WasmMemory
   readonly relaxed: boolean
   readonly shared: boolean
-  readonly exports: Readonly<Record<JobName, (...args: number[]) => void>>
+  /** Every export of the module by name: its own kernels' and those of the parts (registerWasmModulePart). */
+  readonly exports: Readonly<Record<string, (...args: number[]) => void>>
   /** Make the memory at least `bytes` long; false when it cannot grow that far. */
   reserve(bytes: number): boolean
   f32(): Float32Array
@@ -74,7 +96,7 @@ export interface WasmRuntime {
    * Run exports[name](job, ...args) for job in [0, total): across the pool when `parallel` and there is one.
    * `reset` runs before each attempt (jobs that share state in memory, such as a work counter, start it afresh).
    */
-  run(name: JobName, total: number, args: readonly number[], parallel: boolean, reset?: () => void): void
+  run(name: JobName | (string & {}), total: number, args: readonly number[], parallel: boolean, reset?: () => void): void
 }
 
 let runtime: WasmRuntime | null | undefined
@@ -101,8 +123,8 @@ function createRuntime(s: Settings): (WasmRuntime & { module: WasmModule }) | nu
     for (const maximumPages of [32768, 16384, 4096]) {
       try {
         const memory = new wa.Memory({ initial: 16, maximum: maximumPages, shared })
-        const key = `${relaxed}/${shared}/${maximumPages}`
-        const module = compiled.get(key) ?? new wa.Module(kernelModule({ relaxed, shared, maximumPages }))
+        const key = `${relaxed}/${shared}/${maximumPages}/${parts.map(p => p.name).join(',')}`
+        const module = compiled.get(key) ?? new wa.Module(kernelModule({ relaxed, shared, maximumPages, parts }))
         compiled.set(key, module)
         const inst = new wa.Instance(module, { env: { memory } })
         const exports = inst.exports as unknown as WasmRuntime['exports']
@@ -155,6 +177,7 @@ function createRuntime(s: Settings): (WasmRuntime & { module: WasmModule }) | nu
             }
             reset?.()
             const fn = exports[name]
+            if (!fn) throw new Error(`cpu wasm: the kernel module exports no ${name}`)
             for (let j = 0; j < total; j++) fn(j, ...args)
           },
         }
@@ -182,7 +205,8 @@ function startPool(rt: WasmRuntime & { module: WasmModule }, s: Settings): void 
     }
     const threads = s.threads || defaultThreads()
     // the runtime may have been reset while this was starting
-    if (threads > 1 && runtime === rt) pool = new WorkerPool(host, rt.module, rt.memory, rt.exports, JOB_NAMES, threads)
+    const jobs = [...JOB_NAMES, ...parts.flatMap(p => p.jobs)]
+    if (threads > 1 && runtime === rt) pool = new WorkerPool(host, rt.module, rt.memory, rt.exports, jobs, threads)
   })()
   poolStarting.catch(() => undefined)
 }
@@ -231,29 +255,4 @@ export async function shutdownCpuWasm(): Promise<void> {
   poolStarting = undefined
   runtime = undefined
   await p?.close()
-}
-
-/**
- * Attention's float64 inner products (attentionModule.ts), run on the calling thread over the kernel module's
- * memory. Scratch is the memory from byte 0 up to the reserved size; `f64` views it, and stays valid only until
- * something else reserves memory (any other CPU kernel), so a caller uses it within one synchronous kernel.
- */
-export interface CpuWasmAttention {
-  readonly f64: Float64Array
-  /** S[i·ldS + j] = (A_i·B_j)·scale; addresses in bytes, row width n even. */
-  dots(a: number, nA: number, b: number, nB: number, n: number, s: number, ldS: number, scale: number): void
-  /** C[r·n + d] += Σ_c W[r·ldW + c]·X[c·n + d]; addresses in bytes, row width n even. */
-  pv(c: number, w: number, ldW: number, nR: number, nC: number, x: number, n: number): void
-}
-
-/**
- * The attention inner products with `bytes` of scratch reserved, or null where WebAssembly is unavailable or off
- * or the memory cannot grow that far (the caller then keeps its TypeScript loops). Not part of the documented API:
- * exported for @heed/attention's CPU kernel.
- */
-export function cpuWasmAttention(bytes: number): CpuWasmAttention | null {
-  const rt = wasmRuntime()
-  if (!rt || !rt.reserve(bytes)) return null
-  const ex = rt.exports as unknown as Record<'att_dots' | 'att_pv', (...args: number[]) => void>
-  return { f64: new Float64Array(rt.memory.buffer, 0, bytes >> 3), dots: ex.att_dots, pv: ex.att_pv }
 }

@@ -1,5 +1,4 @@
-import type { FunctionBuilder, Local, ModuleBuilder } from './encoder.js'
-import type { GemmShape } from './matmulModule.js'
+import type { FunctionBuilder, Local, ModuleBuilder, WasmPartContext } from '@heed/tensor/cpu'
 
 /**
  * The float32 attention forward (no mask or causal), for attentionForward.ts. One work unit is a block of BQ query
@@ -112,13 +111,6 @@ function emitMin(f: FunctionBuilder, a: () => void, b: () => void, into: Local):
   a()
   b()
   f.i32LtS().select().set(into)
-}
-
-export interface AttentionForwardOptions {
-  readonly micro: number
-  readonly microPanels: number
-  readonly shape: GemmShape
-  readonly shared: boolean
 }
 
 /**
@@ -347,7 +339,7 @@ function addPack(mod: ModuleBuilder): void {
   f.get(dst).get(mvs).f32Store(8)
 }
 
-export function addAttentionForward(mod: ModuleBuilder, opts: AttentionForwardOptions): void {
+export function addAttentionForward(mod: ModuleBuilder, opts: WasmPartContext): void {
   const { mr, nr } = opts.shape
   if (mr !== 4 || nr !== 8) throw new Error('att_fwd: written for the 4×8 micro-kernel')
   addPack(mod)

@@ -1,10 +1,13 @@
 import t from 'tap'
-import { wasmAttentionForward, type AttentionForwardProblem } from '@heed/tensor'
-import { configureCpuWasm, cpuWasmReady, shutdownCpuWasm } from '../src/backends/cpu/wasm/runtime.js'
-import { ATTENTION_THREAD_MIN_MACS, ATTENTION_WASM_MIN_MACS } from '../src/backends/cpu/wasm/attentionForward.js'
-import { assertClose, prng, randomArray } from './helpers/numeric.js'
+import { configureCpuWasm, cpuWasmReady, shutdownCpuWasm } from '@heed/tensor'
+import { registerWasmModulePart } from '@heed/tensor/cpu'
+import { ATTENTION_THREAD_MIN_MACS, ATTENTION_WASM_MIN_MACS, wasmAttentionForward, type AttentionForwardProblem } from '../src/kernels/wasm/attentionForward.js'
+import { attentionWasmPart } from '../src/kernels/wasm/attentionWasm.js'
+import { assertClose, prng, randomArray } from '../../tensor/test/helpers/numeric.js'
 
 t.teardown(shutdownCpuWasm)
+// as the kernel registration does, so the pool started below already runs attention's jobs
+registerWasmModulePart(attentionWasmPart)
 
 interface Case {
   readonly B: number

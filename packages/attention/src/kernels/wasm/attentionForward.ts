@@ -1,10 +1,10 @@
 import { ATT_KC, AttParam, PackParam, STATE_BYTES, UNIT_WORDS } from './attentionForwardModule.js'
-import { MAX_JOBS } from './pool.js'
-import { wasmMode, wasmRuntime } from './runtime.js'
+import { MAX_JOBS, wasmMode } from '@heed/tensor/cpu'
+import { attentionWasmRuntime } from './attentionWasm.js'
 
 /**
- * The float32 scaled dot-product attention forward in WebAssembly (attentionForwardModule.ts), for @heed/attention's
- * CPU kernel: unmasked or causal, no score modifier. The host copies Q, K and V into the module's memory and lists
+ * The float32 scaled dot-product attention forward in WebAssembly (attentionForwardModule.ts), for the CPU kernel
+ * (../cpu.ts): unmasked or causal, no score modifier. The host copies Q, K and V into the module's memory and lists
  * the work units (blocks of query rows of one head, costliest first); att_pack jobs (one per head) pack K and V into
  * micro-kernel panels and report the inputs' largest magnitudes, then one att_fwd job per thread takes units from a
  * shared counter until none are left.
@@ -89,7 +89,7 @@ export function wasmAttentionForward(problem: AttentionForwardProblem): Attentio
   for (let b = 0; b < blocks; b++) macs += BQ * keysSeen(p, b * BQ, BQ)
   macs *= BH * (D + Dv)
   if (wasmMode() !== 'force' && macs < ATTENTION_WASM_MIN_MACS) return undefined
-  const rt = wasmRuntime()
+  const rt = attentionWasmRuntime()
   if (!rt) return undefined
 
   const kPad = roundUp(Tk, 4)

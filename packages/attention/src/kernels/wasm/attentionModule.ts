@@ -1,7 +1,7 @@
-import type { Local, ModuleBuilder } from './encoder.js'
+import type { Local, ModuleBuilder } from '@heed/tensor/cpu'
 
 /**
- * The two inner products of the fused CPU attention forward (packages/attention/src/kernels/cpu.ts), in float64
+ * The two inner products of the fused CPU attention forward (../cpu.ts), in float64
  * lanes (f64x2) so they keep that kernel's float64 arithmetic; the online softmax between them stays in
  * TypeScript (it needs exp and the mask's per-pair logic). All addresses are bytes into the module's memory,
  * every matrix is row-major float64, and row widths `n` must be even (the host falls back to TypeScript otherwise).
