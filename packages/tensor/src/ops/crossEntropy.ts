@@ -5,7 +5,7 @@ import { kernelOp } from '../kernelOp.js'
 import { scope } from '../memory.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import { div, mul, notEqual, sub, where } from './binary.js'
+import { div, mul, notEqual, sub } from './binary.js'
 import { cast } from './cast.js'
 import { expandDims } from './expandDims.js'
 import { oneHot } from './oneHot.js'
@@ -26,7 +26,7 @@ function composedBackward(g: Tensor, logits: Tensor, targets: Tensor, a: CrossEn
   return scope(() => {
     const v = logits.shape[logits.rank - 1]!
     const keep = a.ignoreIndex === null ? undefined : notEqual(targets, a.ignoreIndex)
-    const safe = keep ? where(keep, targets, 0) : targets
+    const safe = keep ? mul(targets, cast(keep, 'int32')) : targets
     // 1 on rows that count (targets are ≥ 0 when nothing is ignored)
     const w = cast(keep ?? notEqual(targets, -1), logits.dtype)
     const rowScale = a.reduction === 'mean' ? div(mul(w, g), sum(w)) : mul(w, g)
@@ -59,11 +59,11 @@ const crossEntropyImpl = (logits: Tensor, targets: Tensor, opts: CrossEntropyOpt
         throw new ValueError({ op, arg: 'targets', expected: `class indices in [0, ${v})${ignoreIndex !== null ? ` or ${ignoreIndex}` : ''}`, actual: t }, `target at flat position ${i} is out of range`)
     }
   const attrs: CrossEntropyAttrs = { reduction, ignoreIndex }
-  const [loss, lse] = kernelOp<CrossEntropyAttrs>(op, 'CrossEntropy', [logits, targets], attrs, (dys, { inputs, outputs }) => {
+  const [loss, lse] = kernelOp(op, 'CrossEntropy', [logits, targets], attrs, (dys, { inputs, outputs }) => {
     const [x, t] = inputs as [Tensor, Tensor]
     const g = dys[0]!
     if (isRecording()) return [composedBackward(g, x, t, attrs), null]
-    return [kernelOp<CrossEntropyAttrs>('crossEntropyGrad', 'CrossEntropyGrad', [g, x, t, outputs[1]!], attrs)[0]!, null]
+    return [kernelOp('crossEntropyGrad', 'CrossEntropyGrad', [g, x, t, outputs[1]!], attrs)[0]!, null]
   })
   lse!.dispose()
   return loss!

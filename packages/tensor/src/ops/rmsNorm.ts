@@ -42,12 +42,12 @@ const rmsNormImpl = (x: Tensor, gain: Tensor, opts: RmsNormOptions = {}): Tensor
   if (gain.rank !== 1 || gain.shape[0] !== d) throw new ShapeError({ op, arg: 'gain', expected: [d], actual: gain.shape }, 'gain is one value per element of the last axis')
   const eps = opts.eps ?? 1e-6
   if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) throw new ValueError({ op, arg: 'eps', expected: 'a finite number ≥ 0', actual: eps })
-  const [y, rstd] = kernelOp<RmsNormAttrs>(op, 'RmsNorm', [x, gain], { eps }, (dys, { inputs, outputs }) => {
+  const [y, rstd] = kernelOp(op, 'RmsNorm', [x, gain], { eps }, (dys, { inputs, outputs }) => {
     const [xin, g] = inputs as [Tensor, Tensor]
     const dy = dys[0]!
     // grad of grad records the backward itself: only the composed form is differentiable
     if (isRecording()) return composedBackward(dy, xin, g, eps)
-    const [dx, dgain] = kernelOp<RmsNormAttrs>('rmsNormGrad', 'RmsNormGrad', [dy, xin, g, outputs[1]!], { eps })
+    const [dx, dgain] = kernelOp('rmsNormGrad', 'RmsNormGrad', [dy, xin, g, outputs[1]!], { eps })
     return [dx!, dgain!]
   })
   // the per-row 1/rms is kept for the backward by the tape (when one records); the caller gets y alone
