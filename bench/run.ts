@@ -8,6 +8,8 @@ const benches: Record<string, () => Promise<{ run: (args: readonly string[]) => 
   attention: () => import('./attention.js'),
   operators: () => import('./operators.js'),
   'attention-peers': () => import('./attention-vs-peers.js'),
+  train: () => import('./train.js'),
+  lm: () => import('./lm.js'),
 }
 
 const args = process.argv.slice(2)
