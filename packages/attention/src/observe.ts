@@ -26,6 +26,7 @@ import {
   type Tensor,
 } from '@heed/tensor'
 import type { CpuKernel, CpuTensor } from '@heed/tensor/cpu'
+import { attentionGeometry, type AttentionGeometry } from './kernels/attrs.js'
 import type { Mask } from './mask.js'
 import type { ScoreMod } from './scoreMod.js'
 import { attentionAttrs, checkQkv, type SdpaOptions } from './sdpa.js'
@@ -46,15 +47,6 @@ export interface ObserveOptions extends Omit<SdpaOptions, 'blockSize'> {
   readonly cols?: Indices
 }
 
-interface Geometry {
-  readonly B: number
-  readonly H: number
-  readonly Hkv: number
-  readonly Tq: number
-  readonly Tk: number
-  readonly D: number
-}
-
 interface Resolved {
   readonly scale: number
   readonly qOffset: number
@@ -63,11 +55,10 @@ interface Resolved {
   readonly scoreMod: ScoreMod | undefined
 }
 
-function geometry(op: string, q: Tensor, k: Tensor): Geometry {
+// scores only: there is no v, so Dv reads as D
+function geometry(op: string, q: Tensor, k: Tensor): AttentionGeometry {
   checkQkv(op, q, k, k)
-  const [B, H, Tq, D] = q.shape as [number, number, number, number]
-  const [, Hkv, Tk] = k.shape as [number, number, number, number]
-  return { B, H, Hkv, Tq, Tk, D }
+  return attentionGeometry(q, k, k)
 }
 
 function indices(op: string, arg: string, idx: Indices | undefined, n: number): Int32Array | undefined {
@@ -142,7 +133,7 @@ function applyScoreMod(s: Tensor, mod: ScoreMod, pq: Int32Array, pk: Int32Array)
 }
 
 /** Host-evaluated mask table [B, H, R, C] (undefined when the mask allows every pair). */
-function maskTable(m: Mask, g: Geometry, pq: Int32Array, pk: Int32Array, backend: string): Tensor | undefined {
+function maskTable(m: Mask, g: AttentionGeometry, pq: Int32Array, pk: Int32Array, backend: string): Tensor | undefined {
   if (m.node.kind === 'all') return undefined
   const R = pq.length
   const C = pk.length
@@ -160,7 +151,7 @@ function maskTable(m: Mask, g: Geometry, pq: Int32Array, pk: Int32Array, backend
  * Modified scores S' [B, H, R, C] of the chosen rows and columns, and the allowed-pair table. GQA without
  * repeating K: the g query heads sharing a kv head are folded into the row axis of one matmul.
  */
-function scores(q: Tensor, k: Tensor, g: Geometry, a: Resolved, rows: Int32Array | undefined, cols: Int32Array | undefined): { s: Tensor; allowed: Tensor | undefined } {
+function scores(q: Tensor, k: Tensor, g: AttentionGeometry, a: Resolved, rows: Int32Array | undefined, cols: Int32Array | undefined): { s: Tensor; allowed: Tensor | undefined } {
   const R = rows ? rows.length : g.Tq
   const C = cols ? cols.length : g.Tk
   const qs = rows ? take(q, tensor(rows, [R], 'int32', { backend: q.backend }), 2) : q

@@ -4,5 +4,5 @@
  * loads the WebGPU type declarations (which would clash with a DOM lib that ships its own).
  */
 /// <reference types="@webgpu/types" preserve="true" />
-export type { WebGpuKernel, WebGpuKernelTable, WebGpuContext, GpuTensor, GpuData, DispatchSpec } from './backends/webgpu/WebGpuBackend.js'
+export type { WebGpuKernel, WebGpuKernelTable, WebGpuContext, GpuTensor, GpuData, DispatchSpec } from './backends/webgpu/types.js'
 export type { GpuDeviceInfo } from './backends/webgpu/device.js'

@@ -3,7 +3,7 @@ import * as h from '@heed/tensor'
 import { eachBackend } from './helpers/backends.js'
 import { runParity, type ParityCase } from './helpers/parity.js'
 import { prng } from './helpers/numeric.js'
-import type { WebGpuContext } from '../src/backends/webgpu/WebGpuBackend.js'
+import type { WebGpuContext } from '../src/backends/webgpu/types.js'
 
 const mm =
   (opts: h.MatMulOptions = {}) =>

@@ -20,9 +20,6 @@ import { cpuWasmAttention, type CpuWasmAttention } from './wasm/cpuWasmAttention
  * Layout: q [B,H,Tq,D], k [B,Hkv,Tk,D], v [B,Hkv,Tk,Dv]; query head h reads kv head ⌊h / (H/Hkv)⌋.
  */
 
-type Geometry = AttentionGeometry
-const geometry = attentionGeometry
-
 /**
  * Query rows per block. Each key tile is classified once and read from cache for all of them; 48 divides by the 3-
  * and 4-row micro-kernels, and a 48×64 float64 score block (24 KB) stays in L1/L2 next to the tiles.
@@ -324,7 +321,7 @@ function prefixMask(m: Mask): { causal: boolean; keysBelow: number } | undefined
  * one-shot result bit for bit. Undefined where it does not apply (other masks, small problems, inputs whose float32
  * scores could overflow, no WebAssembly).
  */
-function fastForward(q: CpuTensor, k: CpuTensor, v: CpuTensor, a: AttentionAttrs, geo: Geometry): CpuTensor[] | undefined {
+function fastForward(q: CpuTensor, k: CpuTensor, v: CpuTensor, a: AttentionAttrs, geo: AttentionGeometry): CpuTensor[] | undefined {
   const m = prefixMask(a.mask)
   if (q.dtype !== 'float32' || a.scoreMod || !m) return undefined
   const { B, H, Hkv, Tq, Tk, D, Dv } = geo
@@ -347,7 +344,7 @@ function fastForward(q: CpuTensor, k: CpuTensor, v: CpuTensor, a: AttentionAttrs
 
 const forward: CpuKernel = ([q, k, v], attrs: Attrs) => {
   const a = attrs as unknown as AttentionAttrs
-  const geo = geometry(q!, k!, v!)
+  const geo = attentionGeometry(q!, k!, v!)
   const fast = fastForward(q!, k!, v!, a, geo)
   if (fast) return fast
   const { B, H, Hkv, Tq, Tk, D, Dv, g } = geo
@@ -450,7 +447,7 @@ const forward: CpuKernel = ([q, k, v], attrs: Attrs) => {
  */
 const backward: CpuKernel = ([q, k, v, o, lse, dO, dLse], attrs: Attrs) => {
   const a = attrs as unknown as AttentionAttrs
-  const { B, H, Hkv, Tq, Tk, D, Dv, g } = geometry(q!, k!, v!)
+  const { B, H, Hkv, Tq, Tk, D, Dv, g } = attentionGeometry(q!, k!, v!)
   const dq = new Float64Array(B * H * Tq * D)
   const dk = new Float64Array(B * Hkv * Tk * D)
   const dv = new Float64Array(B * Hkv * Tk * Dv)

@@ -1,5 +1,6 @@
 import { ATT_KC, AttParam, PackParam, STATE_BYTES, UNIT_WORDS } from './attentionForwardModule.js'
 import { MAX_JOBS, wasmMode } from '@heed/tensor/cpu'
+import type { AttentionGeometry } from '../attrs.js'
 import { attentionWasmRuntime } from './attentionWasm.js'
 
 /**
@@ -10,20 +11,14 @@ import { attentionWasmRuntime } from './attentionWasm.js'
  * shared counter until none are left.
  */
 
-export interface AttentionForwardProblem {
+/** The sizes are those of the kernel's geometry (attrs.ts); the grouping g = H / Hkv is derived here. */
+export interface AttentionForwardProblem extends Omit<AttentionGeometry, 'g'> {
   /** [B, H, Tq, D] */
   readonly q: Float32Array
   /** [B, Hkv, Tk, D] */
   readonly k: Float32Array
   /** [B, Hkv, Tk, Dv] */
   readonly v: Float32Array
-  readonly B: number
-  readonly H: number
-  readonly Hkv: number
-  readonly Tq: number
-  readonly Tk: number
-  readonly D: number
-  readonly Dv: number
   readonly scale: number
   /** Query i may see key j only when j ≤ i + delta (delta = queryOffset − keyOffset); all keys otherwise. */
   readonly causal: boolean

@@ -1,11 +1,11 @@
 /// <reference types="@webgpu/types" preserve="true" />
 import type { Attrs, Backend, DataId, TensorInfo } from '../../backend.js'
-import type { KernelAttrs, KernelName } from '../../kernelContract.js'
 import { f16BitsToF32, f16Round, f32ToF16Bits, type AnyTypedArray, type DType } from '../../dtype.js'
 import { BackendError, DeviceLostError } from '../../errors.js'
 import { sizeOf, type Shape } from '../../shape.js'
 import type { GpuDeviceInfo } from './device.js'
 import { storageBytes, storageType, type StorageType } from './dtypes.js'
+import type { DispatchSpec, GpuData, GpuTensor, WebGpuContext, WebGpuKernel } from './types.js'
 import { webgpuKernels } from './kernels/index.js'
 
 // GPUBufferUsage / GPUMapMode values, spelled out so nothing global has to be installed in Node.
@@ -18,50 +18,6 @@ const QUERY_RESOLVE = 0x200
 const MAP_MODE_READ = 0x1
 /** Timestamp pairs one profile can hold; dispatches past this are profiled by wall time only. */
 const MAX_TIMED_DISPATCHES = 2048
-
-/** Device storage of one tensor. */
-export interface GpuData {
-  readonly buffer: GPUBuffer
-  readonly st: StorageType
-  /** Bytes requested (the buffer may be larger: it comes from a size-class pool). */
-  readonly bytes: number
-  /** A cached scalar constant: shared by every tensor of that value, never written, never recycled. */
-  readonly constant?: true
-}
-
-/** What a WebGPU kernel sees of a tensor. */
-export interface GpuTensor {
-  readonly data: GpuData
-  readonly shape: Shape
-  readonly dtype: DType
-}
-
-export interface DispatchSpec {
-  /** Cache key: everything that changes the shader text, never sizes (those go in `uniforms`). */
-  readonly key: string
-  readonly code: () => string
-  readonly inputs: readonly GpuTensor[]
-  readonly outputs: readonly GpuTensor[]
-  /** Uniform block (16-byte multiple); bound after inputs and outputs. Omit for none. */
-  readonly uniforms?: ArrayBuffer
-  readonly workgroups: readonly [number, number?, number?]
-}
-
-/** The services kernels get: allocation and dispatch. */
-export interface WebGpuContext {
-  readonly f16: boolean
-  readonly info: GpuDeviceInfo
-  output(dtype: DType, shape: Shape): GpuTensor
-  dispatch(spec: DispatchSpec): void
-}
-
-export type WebGpuKernel<A extends object = Attrs> = (ctx: WebGpuContext, inputs: readonly GpuTensor[], attrs: A) => GpuTensor | readonly GpuTensor[]
-
-/**
- * Every kernel of the contract (kernelContract.ts) with its attrs type, as the CPU's `CpuKernelTable`: group tables
- * are `{ … } satisfies Partial<WebGpuKernelTable>`, the full table a `WebGpuKernelTable`.
- */
-export type WebGpuKernelTable = { readonly [K in KernelName]: WebGpuKernel<KernelAttrs<K>> }
 
 const MAX_PENDING_DISPATCHES = 64
 const MAX_CACHED_UNIFORMS = 4096

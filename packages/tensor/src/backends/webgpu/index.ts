@@ -2,7 +2,8 @@
 import { acquireDevice } from './device.js'
 import { WebGpuBackend } from './WebGpuBackend.js'
 
-export { WebGpuBackend, type GpuTensor, type GpuData, type WebGpuContext, type WebGpuKernel, type DispatchSpec } from './WebGpuBackend.js'
+export { WebGpuBackend } from './WebGpuBackend.js'
+export type { GpuTensor, GpuData, WebGpuContext, WebGpuKernel, DispatchSpec } from './types.js'
 export { acquireDevice, findGpu, type GpuDeviceInfo } from './device.js'
 
 /** Create the WebGPU backend on a freshly acquired device (`gpu` defaults to navigator.gpu or Dawn). */

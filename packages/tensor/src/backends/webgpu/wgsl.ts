@@ -2,7 +2,7 @@ import type { DType } from '../../dtype.js'
 
 export { broadcastStrides } from '../../shape.js'
 import { computeType, type StorageType } from './dtypes.js'
-import type { GpuTensor, WebGpuContext } from './WebGpuBackend.js'
+import type { GpuTensor, WebGpuContext } from './types.js'
 
 export const WG = 256
 /** Most workgroups one dimension may launch (WebGPU's default limit). */

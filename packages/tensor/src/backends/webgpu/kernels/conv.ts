@@ -1,6 +1,6 @@
 import type { Attrs } from '../../../backend.js'
 import { sizeOf, type Shape } from '../../../shape.js'
-import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../WebGpuBackend.js'
+import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../types.js'
 import { bindings, enableF16, flatIndex, grid, load, Uniforms, WG } from '../wgsl.js'
 
 /**

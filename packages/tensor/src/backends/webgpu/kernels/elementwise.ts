@@ -3,7 +3,7 @@ import type { DType } from '../../../dtype.js'
 import { BackendError } from '../../../errors.js'
 import { sizeOf, shapesEqual, type Shape } from '../../../shape.js'
 import { computeType, type ComputeType } from '../dtypes.js'
-import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../WebGpuBackend.js'
+import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../types.js'
 import { bindings, broadcastStrides, enableF16, flatIndex, grid, load, MATH, MAX_RANK, Uniforms, WG } from '../wgsl.js'
 
 /** Float expressions of the `Unary` kernel over `x: f32`, mirroring the CPU's unaryFns. */

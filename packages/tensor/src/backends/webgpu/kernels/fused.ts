@@ -1,6 +1,6 @@
 import type { Attrs } from '../../../backend.js'
 import { sizeOf } from '../../../shape.js'
-import type { GpuTensor, WebGpuContext, WebGpuKernel } from '../WebGpuBackend.js'
+import type { GpuTensor, WebGpuContext, WebGpuKernel } from '../types.js'
 import { bindings, enableF16, grid, load, MATH, Uniforms } from '../wgsl.js'
 import { main, params } from './shape.js'
 

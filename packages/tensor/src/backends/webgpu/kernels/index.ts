@@ -1,4 +1,4 @@
-import type { WebGpuKernelTable } from '../WebGpuBackend.js'
+import type { WebGpuKernelTable } from '../types.js'
 import { elementwiseKernels } from './elementwise.js'
 import { reduceKernels } from './reduce.js'
 import { shapeKernels } from './shape.js'

@@ -2,7 +2,7 @@ import type { Attrs } from '../../../backend.js'
 import type { DType } from '../../../dtype.js'
 import { sizeOf, type Shape } from '../../../shape.js'
 import { computeType, type StorageType } from '../dtypes.js'
-import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../WebGpuBackend.js'
+import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../types.js'
 import { bindings, enableF16, grid, load, MATH, Uniforms, WG } from '../wgsl.js'
 import { main, params, zeroOf } from './shape.js'
 

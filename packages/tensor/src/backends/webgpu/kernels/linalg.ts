@@ -2,7 +2,7 @@ import type { Attrs } from '../../../backend.js'
 import { BackendError } from '../../../errors.js'
 import { sizeOf, type Shape } from '../../../shape.js'
 import { computeType } from '../dtypes.js'
-import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../WebGpuBackend.js'
+import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../types.js'
 import { broadcastStrides, enableF16, MAX_RANK, MAX_WG_DIM, Uniforms } from '../wgsl.js'
 
 /**

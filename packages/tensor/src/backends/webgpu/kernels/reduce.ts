@@ -3,7 +3,7 @@ import type { DType } from '../../../dtype.js'
 import { BackendError } from '../../../errors.js'
 import { reducedShape, stridesOf } from '../../../shape.js'
 import { computeType, type ComputeType } from '../dtypes.js'
-import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../WebGpuBackend.js'
+import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../types.js'
 import { bindings, enableF16, flatIndex, grid, load, MATH, MAX_RANK, Uniforms, WG } from '../wgsl.js'
 
 /** Geometry of a reduction: kept dims (outer) and reduced dims, with the input strides of each. */

@@ -3,7 +3,7 @@ import { f16Round, f32ToF16Bits, type DType } from '../../../dtype.js'
 import { BackendError } from '../../../errors.js'
 import { sizeOf, stridesOf, type Shape } from '../../../shape.js'
 import type { StorageType } from '../dtypes.js'
-import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../WebGpuBackend.js'
+import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../types.js'
 import { bindings, enableF16, flatIndex, grid, MAX_RANK, Uniforms, WG } from '../wgsl.js'
 
 const attr = <T>(attrs: Attrs, k: string): T => attrs[k] as T
