@@ -42,4 +42,8 @@ export { charTokenizer, type CharTokenizer, type EncodeOptions, type UnknownChar
 export { KJV_BOOKS, KJV_ALPHABET, KJV_VALIDATION_FROM, parseKjv, kjvSplit, versesText, loadKjv, type KjvBook, type Verse, type KjvSplit, type KjvSplitOptions } from './lm/kjv.js'
 export { saveLM, loadLM, flattenParams, LM_FORMAT, type SaveLMOptions, type LoadLMOptions, type LoadedLM } from './lm/lmCheckpoint.js'
 export { lmBatch, lmBatchOffsets, type LMBatch, type LMBatchOptions } from './lm/lmBatches.js'
+export { lmDuoGates, type LmDuoGates, type LmDuoGatesOptions } from './lm/lmDuoGates.js'
+export { loadKjvModel, type KjvModelExtras } from './lm/kjvModel.js'
 export { validationLoss, type ValidationLoss, type ValidationLossOptions } from './lm/validationLoss.js'
+export { perplexity, type PerplexityOptions, type PerplexityResult, type PerplexityBucket, type LMPolicies } from './lm/perplexity.js'
+export { sampler, counterUniform, type Sampler, type SamplingOptions } from './lm/sampling.js'

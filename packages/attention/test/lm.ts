@@ -1,6 +1,6 @@
 import t from 'tap'
 import { lastValueFrom, toArray, filter, take as takeN } from 'rxjs'
-import { cast, dispose, memory, ParseError, scope, tensor, valueAndGrad, ValueError, DTypeError, ShapeError, type Tensor } from '@heed/tensor'
+import { cast, dispose, ParseError, scope, tensor, valueAndGrad, ValueError, DTypeError, ShapeError, type Tensor } from '@heed/tensor'
 import {
   charTokenizer,
   flattenParams,
@@ -9,6 +9,7 @@ import {
   kjvSplit,
   lmBatch,
   lmBatchOffsets,
+  lmDuoGates,
   lmLoss,
   loadKjv,
   loadLM,
@@ -184,25 +185,25 @@ t.test('trainLM: loss falls; a run interrupted and resumed equals the uninterrup
   const validation = tok.encode('abcdefgabcdefgabcdefg')
   const lm = transformerLM(tiny)
   const recipe = { steps: 8, batch: 3, lr: 1e-2, warmup: 2, seed: 4 }
-  const base = memory().tensors
-  const events: TrainLMEvent[] = await lastValueFrom(trainLM({ lm, train, validation, vocab: tok.vocab, ...recipe, evalEvery: 4, checkpointEvery: 3 }).pipe(toArray()))
-  const steps = events.filter(e => e.kind === 'step')
-  t.same(steps.map(e => e.step), [1, 2, 3, 4, 5, 6, 7, 8])
-  t.same(events.filter(e => e.kind === 'eval').map(e => e.step), [4, 8])
-  t.same(events.filter(e => e.kind === 'checkpoint').map(e => e.step), [3, 6, 8])
-  t.ok(steps.at(-1)!.loss < steps[0]!.loss, 'loss falls')
-  t.ok(steps.every(s => Number.isFinite(s.gradNorm) && s.lr > 0))
-  // resume from the step-3 checkpoint
-  const ck3 = events.find(e => e.kind === 'checkpoint' && e.step === 3) as Extract<TrainLMEvent, { kind: 'checkpoint' }>
-  const resumed = await lastValueFrom(trainLM({ lm, train, validation, vocab: tok.vocab, ...recipe, evalEvery: 4, checkpointEvery: 3, resume: ck3.bytes }).pipe(filter(e => e.kind === 'step'), toArray()))
-  t.same(resumed.map(e => [e.step, (e as { loss: number }).loss]), steps.slice(3).map(e => [e.step, e.loss]), 'same losses, bit for bit')
-  // a resume from another recipe or another model is refused
-  t.throws(() => trainLM({ lm, train, vocab: tok.vocab, ...recipe, lr: 2e-2, resume: ck3.bytes }), /recipe\.lr/)
-  t.throws(() => trainLM({ lm: transformerLM({ ...tiny, dModel: 4 }), train, vocab: tok.vocab, ...recipe, resume: ck3.bytes }), ValueError)
-  // unsubscribing mid-run frees everything
-  await lastValueFrom(trainLM({ lm, train, vocab: tok.vocab, ...recipe }).pipe(takeN(2), toArray()))
-  await new Promise(r => setTimeout(r, 10))
-  t.equal(memory().tensors, base, 'no live tensors after full, resumed and cancelled runs')
+  await noLeaks(t, 'no live tensors after full, resumed and cancelled runs', async () => {
+    const events: TrainLMEvent[] = await lastValueFrom(trainLM({ lm, train, validation, vocab: tok.vocab, ...recipe, evalEvery: 4, checkpointEvery: 3 }).pipe(toArray()))
+    const steps = events.filter(e => e.kind === 'step')
+    t.same(steps.map(e => e.step), [1, 2, 3, 4, 5, 6, 7, 8])
+    t.same(events.filter(e => e.kind === 'eval').map(e => e.step), [4, 8])
+    t.same(events.filter(e => e.kind === 'checkpoint').map(e => e.step), [3, 6, 8])
+    t.ok(steps.at(-1)!.loss < steps[0]!.loss, 'loss falls')
+    t.ok(steps.every(s => Number.isFinite(s.gradNorm) && s.lr > 0))
+    // resume from the step-3 checkpoint
+    const ck3 = events.find(e => e.kind === 'checkpoint' && e.step === 3) as Extract<TrainLMEvent, { kind: 'checkpoint' }>
+    const resumed = await lastValueFrom(trainLM({ lm, train, validation, vocab: tok.vocab, ...recipe, evalEvery: 4, checkpointEvery: 3, resume: ck3.bytes }).pipe(filter(e => e.kind === 'step'), toArray()))
+    t.same(resumed.map(e => [e.step, (e as { loss: number }).loss]), steps.slice(3).map(e => [e.step, e.loss]), 'same losses, bit for bit')
+    // a resume from another recipe or another model is refused
+    t.throws(() => trainLM({ lm, train, vocab: tok.vocab, ...recipe, lr: 2e-2, resume: ck3.bytes }), /recipe\.lr/)
+    t.throws(() => trainLM({ lm: transformerLM({ ...tiny, dModel: 4 }), train, vocab: tok.vocab, ...recipe, resume: ck3.bytes }), ValueError)
+    // unsubscribing mid-run frees everything
+    await lastValueFrom(trainLM({ lm, train, vocab: tok.vocab, ...recipe }).pipe(takeN(2), toArray()))
+    await new Promise(r => setTimeout(r, 10))
+  })
   t.throws(() => trainLM({ lm, train: train.slice(0, 5), vocab: tok.vocab, ...recipe }), ValueError)
 })
 
@@ -224,4 +225,24 @@ t.test('lmBatch and validationLoss: deterministic windows; the loss of a uniform
   t.ok(Math.abs(v.nats - Math.log(7)) < 1e-6 && Math.abs(v.bitsPerChar - Math.log2(7)) < 1e-6)
   t.equal(v.tokens, Math.floor(99 / 6) * 6)
   dispose([p, zp.head])
+})
+
+t.test('lmDuoGates: gates per layer and kv head in [0, 1]; the L1 term pulls unneeded gates down; no leaks', async t => {
+  const lm = transformerLM({ ...tiny, context: 32 })
+  const p = lm.init({ seed: 3 })
+  const tokens = Int32Array.from({ length: 300 }, (_, i) => (i * 5 + (i >> 2)) % 7)
+  await noLeaks(t, 'no leaks', () => {
+    const free = lmDuoGates(lm, p, tokens, { sink: 1, recent: 3, context: 12, steps: 6, lambda: 0 })
+    t.same(free.gates.map(g => g.length), [2, 2])
+    t.ok(free.gates.flat().every(g => g >= 0 && g <= 1))
+    t.equal(free.losses.length, 6)
+    t.ok(free.losses.every(Number.isFinite))
+    // at α ≡ 1 the gated model is the full one: the first distillation loss is exactly the L1 term
+    t.equal(free.losses[0], 0)
+    const sparse = lmDuoGates(lm, p, tokens, { sink: 1, recent: 3, context: 12, steps: 6, lambda: 1 })
+    t.ok(sparse.gates.flat().every(g => g < 1), 'a strong L1 term moves every gate off 1')
+    t.ok(sparse.gates.flat().reduce((a, b) => a + b) < free.gates.flat().reduce((a, b) => a + b))
+  })
+  t.throws(() => lmDuoGates(lm, p, tokens, { sink: 4, recent: 8, context: 10 }), ValueError)
+  dispose(p)
 })

@@ -1,4 +1,4 @@
-import { DTypeError, logSoftmax, matmul, mean, neg, oneHot, random, reshape, scope, ShapeError, sum, gather, transpose, ValueError, where, ones, zeros, type FloatDType, type Tensor } from '@heed/tensor'
+import { crossEntropy, DTypeError, positiveInt, gather, matmul, ones, random, scope, ShapeError, transpose, ValueError, zeros, type FloatDType, type Tensor } from '@heed/tensor'
 import type { HeadPolicy, KvCache } from '../kvCache.js'
 import type { MultiHeadAttentionOptions } from '../multiHeadAttention.js'
 import type { RopeOptions } from '../rope.js'
@@ -89,11 +89,6 @@ export interface TransformerLM {
   readonly parameterCount: number
 }
 
-const positiveInt = (op: string, arg: string, v: unknown): number => {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: v })
-  return v
-}
-
 /**
  * A decoder-only transformer language model from heed's layers: token embedding, `layers` pre-norm
  * `transformerBlock`s (RMSNorm, multi-head attention with RoPE, GELU MLP), a final RMSNorm and an output head
@@ -178,18 +173,13 @@ export function transformerLM(opts: TransformerLMOptions): TransformerLM {
 }
 
 /**
- * Mean next-token cross-entropy in nats: `logits [..., V]` against int32 `targets [...]`. The target's entry is
- * selected from the log-softmax (not multiplied by a one-hot), so a `-inf` logit elsewhere cannot give NaN.
+ * Mean next-token cross-entropy in nats: `logits [..., V]` against int32 `targets [...]`, through @heed/tensor's
+ * fused `crossEntropy` (log-sum-exp, no one-hot; its gradient is softmax − onehot in one kernel).
  */
 export function lmLoss(logits: Tensor, targets: Tensor): Tensor {
   const op = 'lmLoss'
-  if (targets?.dtype !== 'int32' && targets?.dtype !== 'uint32') throw new DTypeError({ op, arg: 'targets', expected: 'int32 token ids', actual: targets?.dtype })
+  if (targets?.dtype !== 'int32') throw new DTypeError({ op, arg: 'targets', expected: 'int32 token ids', actual: targets?.dtype })
   if (logits.rank !== targets.rank + 1 || targets.shape.some((d, i) => d !== logits.shape[i]))
     throw new ShapeError({ op, arg: 'targets', expected: `logits' shape without its last dim: [${logits.shape.slice(0, -1).join(',')}]`, actual: targets.shape })
-  const V = logits.shape[logits.rank - 1]!
-  return scope(() => {
-    const lp = logSoftmax(reshape(logits, [-1, V]), { axis: -1 })
-    const picked = sum(where(oneHot(reshape(targets, [-1]), V, { dtype: 'bool' }), lp, 0), { axis: -1 })
-    return neg(mean(picked))
-  })
+  return crossEntropy(logits, targets, { reduction: 'mean' })
 }
