@@ -3,3 +3,4 @@
  * imports rxjs (an optional peer dependency).
  */
 export { trainLM, lmRecipe, checkpointStep, type TrainLMOptions, type TrainLMEvent, type LMRecipe } from './lm/trainLM.js'
+export { generate, generateText, type GenerateOptions, type GenerateTextOptions } from './lm/generate.js'
