@@ -4,6 +4,7 @@ import type { Mask } from '../mask.js'
 import type { ScoreMod } from '../scoreMod.js'
 import { attentionGeometry, type AttentionAttrs, type AttentionGeometry } from './attrs.js'
 import { wasmAttentionForward } from './wasm/attentionForward.js'
+import { wasmAttentionBackward } from './wasm/attentionBackward.js'
 import { cpuWasmAttention, type CpuWasmAttention } from './wasm/cpuWasmAttention.js'
 
 /**
@@ -342,6 +343,39 @@ function fastForward(q: CpuTensor, k: CpuTensor, v: CpuTensor, a: AttentionAttrs
   ]
 }
 
+/**
+ * The backward of what fastForward covers (float32, no score mod, unmasked, causal and/or a key prefix): the float32
+ * WebAssembly backward (wasm/attentionBackward.ts, FlashAttention-2's, on the GEMM micro-kernel over the worker pool).
+ * Undefined where it does not apply, as for the forward.
+ */
+function fastBackward(ins: readonly CpuTensor[], a: AttentionAttrs, geo: AttentionGeometry): CpuTensor[] | undefined {
+  const [q, k, v, o, lse, dO, dLse] = ins as [CpuTensor, CpuTensor, CpuTensor, CpuTensor, CpuTensor, CpuTensor, CpuTensor]
+  const m = prefixMask(a.mask)
+  if (q.dtype !== 'float32' || a.scoreMod || !m) return undefined
+  for (const x of [o, lse, dO, dLse]) if (!(x.values instanceof Float32Array)) return undefined
+  const { B, H, Hkv, Tq, Tk, D, Dv } = geo
+  const r = wasmAttentionBackward({
+    q: q.values as Float32Array,
+    k: k.values as Float32Array,
+    v: v.values as Float32Array,
+    out: o.values as Float32Array,
+    lse: lse.values as Float32Array,
+    dOut: dO.values as Float32Array,
+    dLse: dLse.values as Float32Array,
+    B, H, Hkv, Tq, Tk, D, Dv,
+    scale: a.scale,
+    causal: m.causal,
+    delta: a.qOffset - a.kOffset,
+    keyLimit: Math.max(0, Math.min(Tk, m.keysBelow - a.kOffset)),
+  })
+  if (!r) return undefined
+  return [
+    { values: r.dq, shape: q.shape, dtype: 'float32' },
+    { values: r.dk, shape: k.shape, dtype: 'float32' },
+    { values: r.dv, shape: v.shape, dtype: 'float32' },
+  ]
+}
+
 const forward: CpuKernel = ([q, k, v], attrs: Attrs) => {
   const a = attrs as unknown as AttentionAttrs
   const geo = attentionGeometry(q!, k!, v!)
@@ -447,6 +481,8 @@ const forward: CpuKernel = ([q, k, v], attrs: Attrs) => {
  */
 const backward: CpuKernel = ([q, k, v, o, lse, dO, dLse], attrs: Attrs) => {
   const a = attrs as unknown as AttentionAttrs
+  const fast = fastBackward([q!, k!, v!, o!, lse!, dO!, dLse!], a, attentionGeometry(q!, k!, v!))
+  if (fast) return fast
   const { B, H, Hkv, Tq, Tk, D, Dv, g } = attentionGeometry(q!, k!, v!)
   const dq = new Float64Array(B * H * Tq * D)
   const dk = new Float64Array(B * Hkv * Tk * D)

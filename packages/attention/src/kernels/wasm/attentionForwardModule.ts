@@ -90,7 +90,7 @@ const EXP_MIN = -88
  * |r| ≤ ln2/2, a degree-7 Taylor polynomial for e^r (truncation < 6e-9 relative, under the float32 rounding), and
  * 2^n built in the exponent bits.
  */
-function emitExp(f: FunctionBuilder, x: Local, n: Local): void {
+export function emitExp(f: FunctionBuilder, x: Local, n: Local): void {
   f.get(x).f32x4Const(EXP_MIN).f32x4Pmax().set(x)
   f.get(x).f32x4Const(LOG2E).f32x4Mul().f32x4Nearest().set(n)
   f.get(x).get(n).f32x4Const(LN2_HI).f32x4Mul().f32x4Sub().get(n).f32x4Const(LN2_LO).f32x4Mul().f32x4Sub().set(x)

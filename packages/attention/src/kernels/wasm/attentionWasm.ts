@@ -1,6 +1,7 @@
 import { registerWasmModulePart, wasmRuntime, type WasmModulePart, type WasmRuntime } from '@heed/tensor/cpu'
 import { addAttentionForward } from './attentionForwardModule.js'
 import { addAttention } from './attentionModule.js'
+import { addAttentionBackward } from './attentionBackwardModule.js'
 
 /**
  * Attention's functions in the CPU backend's kernel module: the float64 inner products (attentionModule.ts) and the
@@ -8,10 +9,11 @@ import { addAttention } from './attentionModule.js'
  */
 export const attentionWasmPart: WasmModulePart = {
   name: 'attention',
-  jobs: ['att_pack', 'att_fwd'],
+  jobs: ['att_pack', 'att_fwd', 'att_bwd_pack', 'att_bwd', 'att_bwd_dq'],
   build(mod, ctx) {
     addAttention(mod)
     addAttentionForward(mod, ctx)
+    addAttentionBackward(mod, ctx)
   },
 }
 
