@@ -107,6 +107,9 @@ const CASES: readonly (readonly [number[], number[], boolean, boolean])[] = [
   [[130, 513], [513, 70], false, false],
   [[2, 67, 300], [300, 129], false, false],
   [[300, 67], [2, 129, 300], true, true],
+  // a linear layer on [B, T, d] (one W for every batch: one product over all B·T rows), ragged T
+  [[5, 37, 20], [20, 19], false, false],
+  [[4, 6, 33, 24], [40, 24], false, true],
 ]
 
 async function suite(t: Test, label: string): Promise<void> {

@@ -134,6 +134,11 @@ export function wasmGemm(p: GemmProblem): Float32Array | undefined {
   if (wasmMode() !== 'force' && macs < WASM_MIN_MACS) return undefined
   const rt = wasmRuntime()
   if (!rt) return undefined
+  // x·W with x [..., m, k] and one W for every batch (a linear layer on [B, T, d]): the batches of row-major A are
+  // consecutive rows, so this is one [batches·m, k] × [k, n] product — one packing of W, and row-panel jobs spread
+  // over all batch·m rows instead of batches small products of m rows each.
+  if (batches > 1 && !p.transA && p.ia === undefined && p.a.length === batches * m * k && p.b.length === k * n && batches * m <= 2 ** 24)
+    return wasmGemm({ ...p, m: batches * m, batches: 1, ib: undefined })
 
   const mPanels = ceilDiv(m, MR)
   const nPanels = ceilDiv(n, NR)
