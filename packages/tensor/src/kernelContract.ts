@@ -222,6 +222,31 @@ export type SortAttrs = {
   readonly descending: boolean
 }
 
+// ---- fused training-step kernels --------------------------------------------------------------------------
+
+/** `RmsNorm` (x, gain) → [y, 1/rms per row] and `RmsNormGrad` (dy, x, gain, 1/rms) → [dx, dgain]. */
+export type RmsNormAttrs = { readonly eps: number }
+
+/** `CrossEntropy` (logits, int32 targets) → [loss, lse per row] and `CrossEntropyGrad` (g, logits, targets, lse). */
+export type CrossEntropyAttrs = {
+  readonly reduction: 'mean' | 'sum' | 'none'
+  /** A target whose rows add nothing (and do not count toward the mean); null for none. */
+  readonly ignoreIndex: number | null
+}
+
+/** `AdamUpdate` (p, g, m, v) → [p′, m′, v′]: one Adam/AdamW step; c1, c2 are the bias corrections 1/(1 − βᵗ). */
+export type AdamUpdateAttrs = {
+  readonly lr: number
+  readonly beta1: number
+  readonly beta2: number
+  readonly eps: number
+  readonly weightDecay: number
+  /** AdamW's decoupled decay (true) or Adam's L2 term on the gradient (false). */
+  readonly decoupled: boolean
+  readonly c1: number
+  readonly c2: number
+}
+
 // ---- the map ----------------------------------------------------------------------------------------------
 
 /** Every kernel of @heed/tensor and its attrs. */
@@ -271,6 +296,12 @@ export interface KernelAttrMap {
   OneHot: OneHotAttrs
   TopK: TopKAttrs
   Sort: SortAttrs
+
+  RmsNorm: RmsNormAttrs
+  RmsNormGrad: RmsNormAttrs
+  CrossEntropy: CrossEntropyAttrs
+  CrossEntropyGrad: CrossEntropyAttrs
+  AdamUpdate: AdamUpdateAttrs
 }
 
 /** The name of a kernel of @heed/tensor. */
@@ -324,4 +355,10 @@ export const Kernel: { readonly [K in KernelName]: K } = {
   OneHot: 'OneHot',
   TopK: 'TopK',
   Sort: 'Sort',
+
+  RmsNorm: 'RmsNorm',
+  RmsNormGrad: 'RmsNormGrad',
+  CrossEntropy: 'CrossEntropy',
+  CrossEntropyGrad: 'CrossEntropyGrad',
+  AdamUpdate: 'AdamUpdate',
 }

@@ -1,7 +1,8 @@
 import { isRecording } from '../autodiff/tape.js'
 import { isFloat, type DType } from '../dtype.js'
 import { DTypeError, ShapeError, ValueError } from '../errors.js'
-import { kernelOp } from '../kernelOp.js'
+import { Kernel, type CrossEntropyAttrs } from '../kernelContract.js'
+import { runOp } from '../op.js'
 import { scope } from '../memory.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
@@ -18,8 +19,6 @@ export interface CrossEntropyOptions {
   /** A target value whose rows add no loss and no gradient and are left out of the mean (none by default). */
   readonly ignoreIndex?: number
 }
-
-type CrossEntropyAttrs = { readonly reduction: 'mean' | 'sum' | 'none'; readonly ignoreIndex: number | null }
 
 /** The gradient as public ops, for grad of grad: (softmax(x) − onehot(t)) · g per row, 0 on ignored rows. */
 function composedBackward(g: Tensor, logits: Tensor, targets: Tensor, a: CrossEntropyAttrs): Tensor {
@@ -59,11 +58,11 @@ const crossEntropyImpl = (logits: Tensor, targets: Tensor, opts: CrossEntropyOpt
         throw new ValueError({ op, arg: 'targets', expected: `class indices in [0, ${v})${ignoreIndex !== null ? ` or ${ignoreIndex}` : ''}`, actual: t }, `target at flat position ${i} is out of range`)
     }
   const attrs: CrossEntropyAttrs = { reduction, ignoreIndex }
-  const [loss, lse] = kernelOp(op, 'CrossEntropy', [logits, targets], attrs, (dys, { inputs, outputs }) => {
+  const [loss, lse] = runOp(op, Kernel.CrossEntropy, [logits, targets], attrs, (dys, { inputs, outputs }) => {
     const [x, t] = inputs as [Tensor, Tensor]
     const g = dys[0]!
     if (isRecording()) return [composedBackward(g, x, t, attrs), null]
-    return [kernelOp('crossEntropyGrad', 'CrossEntropyGrad', [g, x, t, outputs[1]!], attrs)[0]!, null]
+    return [runOp('crossEntropyGrad', Kernel.CrossEntropyGrad, [g, x, t, outputs[1]!], attrs)[0]!, null]
   })
   lse!.dispose()
   return loss!

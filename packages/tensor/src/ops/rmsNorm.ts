@@ -1,7 +1,8 @@
 import { isRecording } from '../autodiff/tape.js'
 import { isFloat, type DType } from '../dtype.js'
 import { DTypeError, ShapeError, ValueError } from '../errors.js'
-import { kernelOp } from '../kernelOp.js'
+import { Kernel, type RmsNormAttrs } from '../kernelContract.js'
+import { runOp } from '../op.js'
 import { scope } from '../memory.js'
 import type { Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
@@ -14,8 +15,6 @@ export interface RmsNormOptions {
   /** Added to the mean square before the square root (default 1e-6). */
   readonly eps?: number
 }
-
-type RmsNormAttrs = { readonly eps: number }
 
 /**
  * The backward as public ops, for grad of grad: r = 1/√(mean(x²) + eps), dx = r·g·dy − x·r³·mean(g·dy·x),
@@ -42,12 +41,12 @@ const rmsNormImpl = (x: Tensor, gain: Tensor, opts: RmsNormOptions = {}): Tensor
   if (gain.rank !== 1 || gain.shape[0] !== d) throw new ShapeError({ op, arg: 'gain', expected: [d], actual: gain.shape }, 'gain is one value per element of the last axis')
   const eps = opts.eps ?? 1e-6
   if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) throw new ValueError({ op, arg: 'eps', expected: 'a finite number ≥ 0', actual: eps })
-  const [y, rstd] = kernelOp(op, 'RmsNorm', [x, gain], { eps }, (dys, { inputs, outputs }) => {
+  const [y, rstd] = runOp(op, Kernel.RmsNorm, [x, gain], { eps }, (dys, { inputs, outputs }) => {
     const [xin, g] = inputs as [Tensor, Tensor]
     const dy = dys[0]!
     // grad of grad records the backward itself: only the composed form is differentiable
     if (isRecording()) return composedBackward(dy, xin, g, eps)
-    const [dx, dgain] = kernelOp('rmsNormGrad', 'RmsNormGrad', [dy, xin, g, outputs[1]!], { eps })
+    const [dx, dgain] = runOp('rmsNormGrad', Kernel.RmsNormGrad, [dy, xin, g, outputs[1]!], { eps })
     return [dx!, dgain!]
   })
   // the per-row 1/rms is kept for the backward by the tape (when one records); the caller gets y alone

@@ -7,7 +7,8 @@ import { inRange, nonNegativeNumber } from '../validate.js'
 import { scope, treeTensors } from '../memory.js'
 import { add, div, mul, sub } from '../ops/binary.js'
 import { sqrt } from '../ops/unary.js'
-import { kernelOp } from '../kernelOp.js'
+import { Kernel, type AdamUpdateAttrs } from '../kernelContract.js'
+import { runOp } from '../op.js'
 import { isTensor, type Tensor } from '../Tensor.js'
 
 /**
@@ -204,17 +205,6 @@ export function sgd(opts: SgdOptions): Optimizer {
   }, lr)
 }
 
-type AdamUpdateAttrs = {
-  readonly lr: number
-  readonly beta1: number
-  readonly beta2: number
-  readonly eps: number
-  readonly weightDecay: number
-  readonly decoupled: boolean
-  readonly c1: number
-  readonly c2: number
-}
-
 function adamFamily(op: string, opts: AdamOptions, decoupled: boolean): Optimizer {
   if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ lr, beta1?, beta2?, eps?, weightDecay? }', actual: String(opts) })
   const lr = checkLr(op, opts.lr)
@@ -227,7 +217,7 @@ function adamFamily(op: string, opts: AdamOptions, decoupled: boolean): Optimize
     // once per output) instead of ~12 elementwise kernels; the composed form below stays for other dtypes
     if (p.dtype === 'float32' && g.dtype === 'float32' && m0!.dtype === 'float32' && v0!.dtype === 'float32') {
       const attrs: AdamUpdateAttrs = { lr: rate, beta1: b1, beta2: b2, eps, weightDecay: wd, decoupled, c1: 1 / (1 - b1 ** t), c2: 1 / (1 - b2 ** t) }
-      const [np, m, v] = kernelOp(op, 'AdamUpdate', [p, g, m0!, v0!], attrs)
+      const [np, m, v] = runOp(op, Kernel.AdamUpdate, [p, g, m0!, v0!], attrs)
       return [np!, [m!, v!]]
     }
     const gd = !decoupled && wd > 0 ? add(g, mul(p, wd)) : g

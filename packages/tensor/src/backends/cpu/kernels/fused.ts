@@ -2,7 +2,7 @@ import type { Attrs } from '../../../backend.js'
 import { allocArray, f16Round, type AnyTypedArray, type DType } from '../../../dtype.js'
 import { sizeOf } from '../../../shape.js'
 import { takeFloat32 } from '../float32Pool.js'
-import type { CpuKernel } from '../types.js'
+import type { CpuKernelTable } from '../types.js'
 
 /**
  * Fused kernels of a training step: RMSNorm forward/backward, softmax cross-entropy from integer targets and its
@@ -21,8 +21,7 @@ function floatOut(dtype: DType, n: number): { values: AnyTypedArray; round: (x: 
 
 const NO_IGNORE = null
 
-// Run through kernelOp (the extension path) with their own attrs: their names join the kernel contract later.
-export const fusedKernels: Readonly<Record<string, CpuKernel>> = {
+export const fusedKernels = {
   /**
    * RMSNorm over the last axis (Zhang & Sennrich, 2019): y = x · r · gain with r = 1/√(mean(x²) + eps) per row.
    * Outputs [y, r]; r (shape x.shape[:-1]) is saved for the backward. attrs: eps.
@@ -210,4 +209,4 @@ export const fusedKernels: Readonly<Record<string, CpuKernel>> = {
       { values: V, shape: p!.shape, dtype: p!.dtype },
     ]
   },
-}
+} satisfies Partial<CpuKernelTable>

@@ -1,6 +1,6 @@
 import type { Attrs } from '../../../backend.js'
 import { sizeOf } from '../../../shape.js'
-import type { GpuTensor, WebGpuContext, WebGpuKernel } from '../types.js'
+import type { GpuTensor, WebGpuKernelTable } from '../types.js'
 import { bindings, enableF16, grid, load, MATH, Uniforms } from '../wgsl.js'
 import { main, params } from './shape.js'
 
@@ -16,7 +16,7 @@ const f32Word = (x: number): number => new Uint32Array(new Float32Array([x]).buf
 const ld = (name: string, i: string, t: GpuTensor): string => load(name, i, t.data.st, t.dtype)
 const ignoreWord = (ig: number | null): [number, number] => (ig === null ? [0, 0] : [1, ig | 0])
 
-export const fusedKernels: Readonly<Record<string, WebGpuKernel>> = {
+export const fusedKernels = {
   RmsNorm: (ctx, [x, gain], attrs) => {
     const d = x!.shape[x!.shape.length - 1]!
     const rows = sizeOf(x!.shape.slice(0, -1))
@@ -174,4 +174,4 @@ ${main(`  let pi = ${ld('P', 'i', p!)};
     ctx.dispatch({ key: `fused:adam:${st}:f16=${ctx.f16}`, code, inputs: ins, outputs: [po, mo, vo], uniforms: buffer, workgroups: grid(n) })
     return [po, mo, vo]
   },
-}
+} satisfies Partial<WebGpuKernelTable>
