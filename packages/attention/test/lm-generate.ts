@@ -1,5 +1,5 @@
 import t from 'tap'
-import { firstValueFrom, lastValueFrom, map, retry, share, take, toArray, type Observable } from 'rxjs'
+import { asyncScheduler, firstValueFrom, lastValueFrom, map, retry, share, take, toArray, type Observable } from 'rxjs'
 import { dispose, gather, matmul, scope, tensor, transpose, ShapeError, ValueError, type Tensor } from '@heed/tensor'
 import {
   charTokenizer,
@@ -125,28 +125,28 @@ t.test('generate: greedy with the KV cache equals recomputing the whole forward 
     const p = params64(lm, 3)
     const prompt = [1, 2, 3, 4, 5]
     const greedy = (row: ArrayLike<number>) => argmax(row)
-    // 14 tokens: positions run past the training context (6); prefill in chunks of 2
-    const want = recompute(lm, p, prompt, 14, greedy)
-    t.same(await all(generate(lm, p, prompt, { temperature: 0, maxTokens: 14, chunk: 2 })), want, 'full cache, chunked prefill')
-    t.same(await all(generate(lm, p, prompt, { temperature: 0, maxTokens: 14 })), want, 'one prefill chunk')
+    // 12 tokens: positions run past the training context (6); prefill in chunks of 2
+    const want = recompute(lm, p, prompt, 12, greedy)
+    t.same(await all(generate(lm, p, prompt, { temperature: 0, maxTokens: 12, chunk: 2 })), want, 'full cache, chunked prefill')
+    t.same(await all(generate(lm, p, prompt, { temperature: 0, maxTokens: 12 })), want, 'one prefill chunk')
     t.ok(new Set(want).size > 1, 'not a constant sequence')
     // streaming heads: equal to the full forward under mask.streaming (exact: keys stay at their positions)
     const mix = [headPolicy.streaming(1, 3), headPolicy.full()]
     const win = [headPolicy.streaming(0, 4), headPolicy.streaming(0, 4)]
     const policies = (l: number) => (l === 0 ? mix : win)
-    const wantS = recompute(lm, p, prompt, 14, greedy, l => policyMask(policies(l)))
-    t.same(await all(generate(lm, p, prompt, { temperature: 0, maxTokens: 14, chunk: 2, policies })), wantS, 'per-head streaming/full mix, window without sinks')
+    const wantS = recompute(lm, p, prompt, 12, greedy, l => policyMask(policies(l)))
+    t.same(await all(generate(lm, p, prompt, { temperature: 0, maxTokens: 12, chunk: 2, policies })), wantS, 'per-head streaming/full mix, window without sinks')
     t.notSame(wantS, want, 'the streaming policy changes the text (the comparison can fail)')
     // seeded sampling through the cache equals the recomputation drawing with the same counters
     const s = sampler('test', tiny.vocab, { seed: 11, temperature: 1 })
-    const wantT = recompute(lm, p, prompt, 14, s.pick)
-    const got = await all(generate(lm, p, prompt, { seed: 11, maxTokens: 14 }))
+    const wantT = recompute(lm, p, prompt, 12, s.pick)
+    const got = await all(generate(lm, p, prompt, { seed: 11, maxTokens: 12 }))
     t.same(got, wantT, 'sampling: draw i uses counter i')
-    t.same(await all(generate(lm, p, prompt, { seed: 11, maxTokens: 14 })), got, 'reproducible')
-    t.notSame(await all(generate(lm, p, prompt, { seed: 12, maxTokens: 14 })), got, 'another seed, another text')
+    t.same(await all(generate(lm, p, prompt, { seed: 11, maxTokens: 12 })), got, 'reproducible')
+    t.notSame(await all(generate(lm, p, prompt, { seed: 12, maxTokens: 12 })), got, 'another seed, another text')
     t.notSame(got, want, 'sampling is not greedy here')
-    t.same(await all(generate(lm, p, prompt, { seed: 11, topK: 1, maxTokens: 14 })), want, 'top-k 1 is greedy')
-    t.same(await all(generate(lm, p, prompt, { seed: 11, topP: 1e-9, maxTokens: 14 })), want, 'a tiny top-p is greedy')
+    t.same(await all(generate(lm, p, prompt, { seed: 11, topK: 1, maxTokens: 12 })), want, 'top-k 1 is greedy')
+    t.same(await all(generate(lm, p, prompt, { seed: 11, topP: 1e-9, maxTokens: 12 })), want, 'a tiny top-p is greedy')
     dispose(p)
   })
 })
@@ -156,17 +156,17 @@ t.test('generate: stop sequences and predicates; generateText', async t => {
     const lm = transformerLM(tiny)
     const p = params64(lm, 3)
     const prompt = [1, 2, 3, 4, 5]
-    const full = await all(generate(lm, p, prompt, { temperature: 0, maxTokens: 14 }))
+    const full = await all(generate(lm, p, prompt, { temperature: 0, maxTokens: 12 }))
     const at = 4
     const seq = full.slice(at - 1, at + 1)
     const first = full.findIndex((_, i) => i >= 1 && full[i - 1] === seq[0] && full[i] === seq[1])
-    t.same(await all(generate(lm, p, prompt, { temperature: 0, maxTokens: 14, stop: [[6, 6, 6, 6], seq] })), full.slice(0, first + 1), 'stops after the sequence, emitting it')
-    t.same(await all(generate(lm, p, prompt, { temperature: 0, maxTokens: 14, stop: g => g.length === 3 })), full.slice(0, 3), 'predicate')
+    t.same(await all(generate(lm, p, prompt, { temperature: 0, maxTokens: 12, stop: [[6, 6, 6, 6], seq] })), full.slice(0, first + 1), 'stops after the sequence, emitting it')
+    t.same(await all(generate(lm, p, prompt, { temperature: 0, maxTokens: 12, stop: g => g.length === 3 })), full.slice(0, 3), 'predicate')
     const tok = charTokenizer('abcdefg')
-    const text = (await all(generateText(lm, p, tok, 'bcdef', { temperature: 0, maxTokens: 14 }))).join('')
+    const text = (await all(generateText(lm, p, tok, 'bcdef', { temperature: 0, maxTokens: 12 }))).join('')
     t.equal(text, tok.decode(full), 'one string per token')
     const c = text[6]!
-    const cut = (await all(generateText(lm, p, tok, 'bcdef', { temperature: 0, maxTokens: 14, stop: c }))).join('')
+    const cut = (await all(generateText(lm, p, tok, 'bcdef', { temperature: 0, maxTokens: 12, stop: c }))).join('')
     t.equal(cut, text.slice(0, text.indexOf(c) + 1), 'stop string')
     t.throws(() => generateText(lm, p, tok, 'bcx', {}), ValueError, 'a character outside the vocabulary, before anything starts')
     t.throws(() => generateText(lm, p, tok, 'bc', { stop: 'z' }), ValueError)
@@ -184,6 +184,12 @@ t.test('generate: cold, caches freed on unsubscribe, complete and error; share, 
   const ref = await all(generate(lm, p, prompt, opts))
   await noLeaks(t, 'first value, then unsubscribe', async () => {
     t.equal(await firstValueFrom(generate(lm, p, prompt, opts)), ref[0])
+  })
+  await noLeaks(t, 'a scheduler between decode steps changes nothing but the timing', async () => {
+    let waits = 0
+    const counting = { now: () => asyncScheduler.now(), schedule: ((...a: Parameters<typeof asyncScheduler.schedule>) => (waits++, asyncScheduler.schedule(...a))) as typeof asyncScheduler.schedule }
+    t.same(await all(generate(lm, p, prompt, { ...opts, scheduler: counting })), ref)
+    t.equal(waits, opts.maxTokens - 1, 'one wait before each decode step')
   })
   await noLeaks(t, 'take(3)', async () => {
     t.same(await all(generate(lm, p, prompt, opts).pipe(take(3))), ref.slice(0, 3))
