@@ -14,7 +14,8 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { from, lastValueFrom, last } from 'rxjs'
 import { adam, sgd, dispose, gather, keep, matmul, memory, noGrad, random, scope, sum, tanh, add, tensor, valueAndGrad, mean, neg, type Tensor } from '@heed/tensor'
-import { collectMetrics, dpoLoss, flexDpoLoss, preferenceBatches, showProgress, tokenLogps, trainStep, type MetricsHistory } from '@heed/align'
+import { dpoLoss, flexDpoLoss, tokenLogps } from '@heed/align'
+import { collectMetrics, preferenceBatches, showProgress, trainStep, type MetricsHistory } from '@heed/align/stream'
 import { outDir, writeOutput } from './lib/out.js'
 
 const V = 8 // vocabulary

@@ -4,7 +4,8 @@
 import { Subject } from 'rxjs'
 import { concat, dispose, getBackend, random, setBackend, tensor, type Tensor } from '@heed/tensor'
 import type { TokenChunk } from '@heed/tensor/stream'
-import { attend, multiHeadAttention } from '@heed/attention'
+import { multiHeadAttention } from '@heed/attention'
+import { attend } from '@heed/attention/stream'
 
 export interface DemoResult {
   readonly backend: string

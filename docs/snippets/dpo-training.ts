@@ -1,7 +1,8 @@
 // #region recipe
 import { from, lastValueFrom } from 'rxjs'
 import { dispose, gather, noGrad, random, sgd, sum, tensor, type Tensor } from '@heed/tensor'
-import { collectMetrics, dpoLoss, preferenceBatches, tokenLogps, trainStep } from '@heed/align'
+import { dpoLoss, tokenLogps } from '@heed/align'
+import { collectMetrics, preferenceBatches, trainStep } from '@heed/align/stream'
 
 // The smallest policy that still has a likelihood: a table of logits per prompt and response position.
 const PROMPTS = 4, T = 3, V = 6

@@ -2,7 +2,8 @@
 import { from, lastValueFrom, toArray } from 'rxjs'
 import { dispose, random, tensor, type Tensor } from '@heed/tensor'
 import type { TokenChunk } from '@heed/tensor/stream'
-import { attend, multiHeadAttention } from '@heed/attention'
+import { multiHeadAttention } from '@heed/attention'
+import { attend } from '@heed/attention/stream'
 
 const dModel = 32
 const layer = multiHeadAttention({ dModel, heads: 4, kvHeads: 2, rope: true })

@@ -30,8 +30,4 @@ export {
   type NoisePredictionErrorsInput,
 } from './noisePredictionErrors.js'
 export { readMetrics, readMetricsSync } from './readMetrics.js'
-export { preferenceBatches, type PreferenceBatchesOptions } from './preferenceBatches.js'
-export { trainStep, type TrainStepOptions, type TrainLoss, type StepResult } from './trainStep.js'
-export { showProgress, stepInfo, type ShowProgressOptions } from './progressBar.js'
-export { collectMetrics, type MetricsHistory } from './collectMetrics.js'
 export { imageAttentionShares } from './imageAttentionShares.js'

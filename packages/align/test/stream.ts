@@ -1,7 +1,8 @@
 import t from 'tap'
 import { Subject, from, lastValueFrom, toArray, throwError, concat, of } from 'rxjs'
 import { ArgumentError, ValueError, dispose, memory, sgd, stack, sum, mul, tensor, type Tensor } from '@heed/tensor'
-import { collectMetrics, dpoLoss, preferenceBatches, showProgress, stepInfo, trainStep, type StepResult } from '@heed/align'
+import { dpoLoss } from '@heed/align'
+import { collectMetrics, preferenceBatches, showProgress, stepInfo, trainStep, type StepResult } from '@heed/align/stream'
 import { run, report, asciiChart, svgChart } from '../../../examples/align-dpo.js'
 
 type Ex = { c: Tensor; r: Tensor }

@@ -14,7 +14,6 @@ export { KvCache, kvCache, headPolicy, cachedAttention, mergeAttention, CacheOve
 export { rope, type RopeOptions } from './rope.js'
 export { multiHeadAttention, type MultiHeadAttention, type MultiHeadAttentionOptions, type MhaParams, type InitOptions, type ForwardOptions, type CacheOptions } from './multiHeadAttention.js'
 export { transformerBlock, rmsNorm, type TransformerBlock, type TransformerBlockOptions, type TransformerBlockParams } from './transformerBlock.js'
-export { attend, type CachedLayer, type CacheSource } from './attend.js'
 export { lightningAttention, lightning, lightningDecay, combineLinearStates, type LinearState, type LightningDecay, type LightningPreset, type LightningOptions, type LightningAttentionOptions, type LightningStateInput, type LightningResult, type LightningOp } from './operators/lightningAttention.js'
 export { agentAttention, agentMaps, agentDwc, type AgentAttentionOptions, type AgentDwc, type AgentMaps, type AgentResult } from './operators/agentAttention.js'
 export { flowAttention, flowStats, type FlowAttentionOptions, type FlowState, type FlowStats, type FlowResult } from './operators/flowAttention.js'

@@ -2,7 +2,8 @@ import t from 'tap'
 import { defer, from, Subject, take, toArray, lastValueFrom } from 'rxjs'
 import { memory, ShapeError, tensor, ValueError, type Tensor } from '@heed/tensor'
 import type { TokenChunk } from '@heed/tensor/stream'
-import { attend, CacheOverflowError, multiHeadAttention, transformerBlock, type KvCache } from '@heed/attention'
+import { CacheOverflowError, multiHeadAttention, transformerBlock, type KvCache } from '@heed/attention'
+import { attend } from '@heed/attention/stream'
 import { assertClose, prng, randomArray } from '../../tensor/test/helpers/numeric.js'
 
 const rand = prng(23)

@@ -2,7 +2,8 @@ import t from 'tap'
 import { from, lastValueFrom, toArray } from 'rxjs'
 import { concat, matmul, memory, permute, reshape, scope, slice, tensor, type Tensor } from '@heed/tensor'
 import type { TokenChunk } from '@heed/tensor/stream'
-import { attend, headPolicy, mask, lightningAttention, multiHeadAttention, operators, positionalMaps, recycledAttention, scaledDotProductAttention, type AttentionFn, type MhaParams } from '@heed/attention'
+import { headPolicy, mask, lightningAttention, multiHeadAttention, operators, positionalMaps, recycledAttention, scaledDotProductAttention, type AttentionFn, type MhaParams } from '@heed/attention'
+import { attend } from '@heed/attention/stream'
 import { assertClose, prng, randomArray } from '../../tensor/test/helpers/numeric.js'
 
 const rand = prng(77)

@@ -7,13 +7,8 @@
 import { Observable, type OperatorFunction } from 'rxjs'
 import { ArgumentError, dispose, isTensor, keep, scope, type Tensor } from '@heed/tensor'
 import { disposeChunk, type TokenChunk } from '@heed/tensor/stream'
+import { isRecall, type Recall } from './recall.js'
 
-/** Ask the memory for `query` rows. */
-export interface Recall {
-  readonly query: Tensor
-}
-
-export const isRecall = (x: unknown): x is Recall => typeof x === 'object' && x !== null && 'query' in x && isTensor((x as Recall).query)
 
 /** @internal the shared operator: `store` and `recall` return tensors the operator owns; `free` releases a state. */
 export function memoryOperator<S>(

@@ -47,9 +47,6 @@ import {
   type DType,
   type Tensor,
 } from '@heed/tensor'
-import type { OperatorFunction } from 'rxjs'
-import type { TokenChunk } from '@heed/tensor/stream'
-import { memoryOperator, type Recall } from './memoryStream.js'
 
 export type MemoryActivation = 'silu' | 'gelu' | 'tanh' | 'relu'
 
@@ -509,34 +506,4 @@ export function neuralMemory(params: NeuralMemoryParams, x: Tensor, state?: Tita
     if (own) disposeTitansState(s)
     return res
   })
-}
-
-export interface NeuralMemoryStreamOptions extends NeuralMemoryOptions {
-  /** Emit the per-token reads `[T, dv]` of every stored chunk too (default false: only recalls emit). */
-  readonly emitReads?: boolean
-}
-
-/**
- * The neural memory as an RxJS operator: each `TokenChunk` (`tokens: [T, d]` embeddings) is written as it arrives;
- * each `{ query: [Q, d] }` is answered with `[Q, dv]` read from the committed weights. The params are borrowed
- * (never disposed); each subscription starts from M₀ with its own state.
- */
-export function neuralMemoryStream(params: NeuralMemoryParams, opts: NeuralMemoryStreamOptions = {}): OperatorFunction<TokenChunk | Recall, Tensor> {
-  const op = 'neuralMemoryStream'
-  if (params === null || typeof params !== 'object' || !isTensor(params.wk)) throw new ArgumentError({ op, arg: 'params', expected: 'NeuralMemoryParams', actual: typeof params })
-  const { emitReads = false, ...memOpts } = opts
-  return memoryOperator<TitansState>(
-    op,
-    () => neuralMemoryState(params),
-    (s, chunk) => {
-      const res = neuralMemory(params, chunk.tokens, s, memOpts)
-      if (!emitReads) res.out.dispose()
-      return { state: res.state, out: emitReads ? res.out : null }
-    },
-    (s, query) => {
-      const q = neuralMemoryInputs(params, query, memOpts)
-      return titansRead(s, q.queries!, memOpts)
-    },
-    disposeTitansState,
-  )
 }

@@ -1,7 +1,8 @@
 import t, { type Test } from 'tap'
 import { from, lastValueFrom, Subject, toArray } from 'rxjs'
 import { ShapeError, ValueError, DTypeError, dispose, memory, sum, tensor, valueAndGrad, type Tensor } from '@heed/tensor'
-import { disposeHcam, hcamAttention, hcamMemory, hcamRead, hcamStream, hcamWrite, type HcamMemory } from '@heed/memory'
+import { disposeHcam, hcamAttention, hcamMemory, hcamRead, hcamWrite, type HcamMemory } from '@heed/memory'
+import { hcamStream } from '@heed/memory/stream'
 import { assertClose, checkGrad, prng, randomArray } from '../../tensor/test/helpers/numeric.js'
 
 const base = memory().tensors

@@ -2,7 +2,8 @@ import t from 'tap'
 import { from, lastValueFrom, toArray, take } from 'rxjs'
 import { memory, tensor } from '@heed/tensor'
 import { type TokenChunk } from '@heed/tensor/stream'
-import { SparseyMac, disposeEvent, sparsey, tensorBrainMemory, type SparseyEvent, type TensorBrainEvent } from '@heed/memory'
+import { SparseyMac } from '@heed/memory'
+import { disposeEvent, sparsey, tensorBrainMemory, type SparseyEvent, type TensorBrainEvent } from '@heed/memory/stream'
 
 const rows = (n: number, size: number, seed: number): number[][] =>
   Array.from({ length: n }, (_, i) => Array.from({ length: size }, (_, j) => (((i * 7919 + j * 104729 + seed) % 13) === 0 ? 1 : 0)))

@@ -11,7 +11,6 @@ import {
   linearMemoryGradient,
   memoryForward,
   neuralMemory,
-  neuralMemoryStream,
   neuralMemoryInputs,
   titansFlush,
   titansRead,
@@ -20,6 +19,7 @@ import {
   type NeuralMemoryParams,
   type TitansState,
 } from '@heed/memory'
+import { neuralMemoryStream } from '@heed/memory/stream'
 import { assertClose, checkGrad, prng, randomArray } from '../../tensor/test/helpers/numeric.js'
 
 const base = memory().tensors
