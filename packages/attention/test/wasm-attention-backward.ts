@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
-import { configureCpuWasm, cpuWasmReady, shutdownCpuWasm } from '@heed/tensor'
+import { configureCpuWasm, cpuWasmReady, grad, mul, shutdownCpuWasm, sum, add, tensor, type Tensor } from '@heed/tensor'
+import { mask, scaledDotProductAttention } from '@heed/attention'
 import { registerWasmModulePart } from '@heed/tensor/cpu'
 import { ATTENTION_THREAD_MIN_MACS, wasmAttentionForward } from '../src/kernels/wasm/attentionForward.js'
 import { wasmAttentionBackward, type AttentionBackwardProblem } from '../src/kernels/wasm/attentionBackward.js'
@@ -218,4 +219,61 @@ t.test('declines where the caller must keep its own kernel', async t => {
   await configureCpuWasm({ mode: 'off' })
   t.equal(wasmAttentionBackward(base), undefined, 'HEED_CPU_WASM=0')
   await configureCpuWasm({ mode: 'auto' })
+})
+
+/** L = Σ out ∘ dOut + Σ lse ∘ dLse through the float64 golden forward: its gradient is what the backward computes. */
+function loss(p: Raw): number {
+  const { out, lse } = reference(p, false)
+  let l = 0
+  for (let i = 0; i < out.length; i++) l += out[i]! * p.dOut[i]!
+  for (let i = 0; i < lse.length; i++) if (lse[i] !== -Infinity) l += lse[i]! * p.dLse[i]!
+  return l
+}
+
+t.test('gradients match central differences of the float64 forward', async t => {
+  await configureCpuWasm({ mode: 'force', threads: 2 })
+  const rand = prng(65)
+  for (const c of [
+    { B: 1, H: 2, Hkv: 1, Tq: 11, Tk: 13, D: 6, Dv: 5, causal: true, delta: 3, queryBlock: 8, keyBlock: 8 },
+    { B: 1, H: 1, Hkv: 1, Tq: 9, Tk: 20, D: 8, Dv: 8, causal: false, delta: 0, keyLimit: 14, keyBlock: 8 },
+  ] satisfies Case[]) {
+    const raw = inputs(rand, c)
+    const got = run(raw)
+    for (const [name, arr, g] of [['q', raw.q, got.dq], ['k', raw.k, got.dk], ['v', raw.v, got.dv]] as const) {
+      // float64 copies so the perturbation is exact; the kernel's inputs stay float32
+      const base = Float64Array.from(arr)
+      let worst = 0
+      for (let idx = 0; idx < base.length; idx += 3) {
+        const h = 1e-4
+        const at = (x: number): number => {
+          const moved = Float64Array.from(base)
+          moved[idx] = x
+          return loss({ ...raw, [name]: moved as unknown as Float32Array })
+        }
+        const fd = (at(base[idx]! + h) - at(base[idx]! - h)) / (2 * h)
+        worst = Math.max(worst, Math.abs(fd - g[idx]!) / (1e-3 + Math.abs(fd)))
+      }
+      t.ok(worst < 1e-4, `d${name} ${JSON.stringify(c)}: worst relative error against central differences ${worst.toExponential(2)} < 1e-4`)
+    }
+  }
+})
+
+t.test("scaledDotProductAttention's float32 CPU gradient takes this backward where the forward takes its fast path", async t => {
+  await configureCpuWasm({ mode: 'auto' })
+  const rand = prng(66)
+  const [B, H, Hkv, T, D] = [2, 4, 2, 100, 32]
+  const c: Case = { B, H, Hkv, Tq: T, Tk: T, D, Dv: D, causal: true, delta: 0 }
+  const raw = inputs(rand, c)
+  const [q, k, v] = [tensor(raw.q, [B, H, T, D]), tensor(raw.k, [B, Hkv, T, D]), tensor(raw.v, [B, Hkv, T, D])]
+  const [dOut, dLse] = [tensor(raw.dOut, [B, H, T, D]), tensor(raw.dLse, [B, H, T])]
+  const f = (a: Tensor, b: Tensor, d: Tensor): Tensor => {
+    const r = scaledDotProductAttention(a, b, d, { causal: true, mask: mask.all })
+    return add(sum(mul(r.out, dOut)), sum(mul(r.lse, dLse)))
+  }
+  const [gq, gk, gv] = grad(f, { argnums: [0, 1, 2] })(q, k, v) as Tensor[]
+  const direct = run(raw)
+  t.same(Array.from((await gq!.data()) as Float32Array), Array.from(direct.dq), 'dq is the WebAssembly backward\'s, bit for bit')
+  t.same(Array.from((await gk!.data()) as Float32Array), Array.from(direct.dk), 'dk')
+  t.same(Array.from((await gv!.data()) as Float32Array), Array.from(direct.dv), 'dv')
+  for (const x of [q, k, v, dOut, dLse, gq, gk, gv]) x!.dispose()
 })

@@ -100,8 +100,10 @@ const lanes32 = (l: readonly number[]): number[] => l.flatMap(x => [4 * x, 4 * x
 
 /**
  * pack(dst, src, nT, nTPad, nG, nGPad, w, sT, sG, scale) → max |x|: the elements (t, g) of a matrix at
- * src + 4·(t·sT + g·sG), times scale, into panels of w along g: dst[((g/w)·nTPad + t)·w + g%w], zero past nT, nG.
- * With w = 4 and g the rows it is a packed A operand (k = t); with w = 8 and g the columns a packed B operand.
+ * src + 4·(t·sT + g·sG), times scale, into panels of w (4 or 8) along g: dst[((g/w)·nTPad + t)·w + g%w], zero past
+ * nT, nG. With w = 4 and g the rows it is a packed A operand (k = t); with w = 8 and g the columns a packed B operand.
+ * Full panels go by vectors: rows (sT = 1) 4×4 blocks at a time through a shuffle transpose, columns (sG = 1) as
+ * two vector copies; edges one element at a time.
  */
 function addPanelPack(mod: ModuleBuilder): number {
   const { index, fn: f } = mod.function(['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32'], ['f32'])
@@ -109,12 +111,22 @@ function addPanelPack(mod: ModuleBuilder): number {
   const scale = f.param(9)
   const g0 = f.local('i32')
   const t = f.local('i32')
+  const t0 = f.local('i32')
   const l = f.local('i32')
   const g = f.local('i32')
+  const hh = f.local('i32')
+  const from = f.local('i32')
+  const to = f.local('i32')
   const x = f.local('f32')
   const mx = f.local('f32')
-  f.forRange(g0, () => f.i32Const(0), () => f.get(nGPad), 1, () => {
-    f.forRange(t, () => f.i32Const(0), () => f.get(nTPad), 1, () => {
+  const sv = f.local('v128')
+  const mv = f.local('v128')
+  const r = Array.from({ length: 4 }, () => f.local('v128'))
+  const tr = Array.from({ length: 4 }, () => f.local('v128'))
+  f.get(scale).f32x4Splat().set(sv)
+  // element (t, lane l) of the panel at g0, for t in [t0, nTPad), one at a time
+  const scalar = (): void => {
+    f.forRange(t, () => f.get(t0), () => f.get(nTPad), 1, () => {
       f.forRange(l, () => f.i32Const(0), () => f.get(w), 1, () => {
         f.get(g0).get(l).i32Add().set(g)
         f.f32Const(0).set(x)
@@ -127,13 +139,67 @@ function addPanelPack(mod: ModuleBuilder): number {
             f.get(x).get(scale).f32Mul().set(x)
           })
         })
-        f.get(dst).get(x).f32Store()
-        f.get(dst).i32Const(4).i32Add().set(dst)
+        // dst + (((g0/w)·nTPad + t)·w + l)·4
+        f.get(dst).get(g0).get(w).i32DivS().get(nTPad).i32Mul().get(t).i32Add().get(w).i32Mul().get(l).i32Add().i32Const(2).i32Shl().i32Add().get(x).f32Store()
       })
     })
+  }
+  const absMax = (v: Local): void => {
+    f.get(mv).get(v).f32x4Abs().f32x4Max().set(mv)
+  }
+  f.forRange(g0, () => f.i32Const(0), () => f.get(nGPad), 1, () => {
+    f.i32Const(0).set(t0)
+    f.get(g0).get(w).i32Add().get(nG).i32LeS()
+    f.if(() => {
+      f.get(sT).i32Const(1).i32Eq()
+      f.if(
+        () => {
+          // g are rows: 4 rows × 4 t at a time, transposed so that each t holds the 4 rows' values
+          f.forRange(t0, () => f.i32Const(0), () => f.get(nT).i32Const(-4).i32And(), 4, () => {
+            f.forRange(hh, () => f.i32Const(0), () => f.get(w), 4, () => {
+              for (let i = 0; i < 4; i++) {
+                f.get(src).get(g0).get(hh).i32Add().i32Const(i).i32Add().get(sG).i32Mul().get(t0).i32Add().i32Const(2).i32Shl().i32Add().v128Load().set(r[i]!)
+                absMax(r[i]!)
+              }
+              f.get(r[0]!).get(r[1]!).i8x16Shuffle(lanes32([0, 4, 1, 5])).set(tr[0]!)
+              f.get(r[0]!).get(r[1]!).i8x16Shuffle(lanes32([2, 6, 3, 7])).set(tr[1]!)
+              f.get(r[2]!).get(r[3]!).i8x16Shuffle(lanes32([0, 4, 1, 5])).set(tr[2]!)
+              f.get(r[2]!).get(r[3]!).i8x16Shuffle(lanes32([2, 6, 3, 7])).set(tr[3]!)
+              // dst + (((g0/w)·nTPad + t0)·w + hh)·4, then + w·4 per t
+              f.get(dst).get(g0).get(w).i32DivS().get(nTPad).i32Mul().get(t0).i32Add().get(w).i32Mul().get(hh).i32Add().i32Const(2).i32Shl().i32Add().set(to)
+              const out = (a: Local, b: Local, lanes: number[], c: number): void => {
+                f.get(to).get(w).i32Const(2 + 0).i32Shl().i32Const(c).i32Mul().i32Add()
+                f.get(a).get(b).i8x16Shuffle(lanes32(lanes)).get(sv).f32x4Mul().v128Store()
+              }
+              out(tr[0]!, tr[2]!, [0, 1, 4, 5], 0)
+              out(tr[0]!, tr[2]!, [2, 3, 6, 7], 1)
+              out(tr[1]!, tr[3]!, [0, 1, 4, 5], 2)
+              out(tr[1]!, tr[3]!, [2, 3, 6, 7], 3)
+            })
+          })
+        },
+        () => {
+          f.get(sG).i32Const(1).i32Eq().get(w).i32Const(8).i32Eq().i32And()
+          f.if(() => {
+            // g are columns: each t is 8 adjacent values
+            f.forRange(t0, () => f.i32Const(0), () => f.get(nT), 1, () => {
+              f.get(src).get(t0).get(sT).i32Mul().get(g0).i32Add().i32Const(2).i32Shl().i32Add().set(from)
+              f.get(dst).get(g0).i32Const(3).i32ShrS().get(nTPad).i32Mul().get(t0).i32Add().i32Const(5).i32Shl().i32Add().set(to)
+              for (let v = 0; v < 2; v++) {
+                f.get(from).v128Load(16 * v).set(r[v]!)
+                absMax(r[v]!)
+                f.get(to).get(r[v]!).get(sv).f32x4Mul().v128Store(16 * v)
+              }
+            })
+          })
+        },
+      )
+    })
+    scalar()
     // next panel (forRange adds 1)
     f.get(g0).get(w).i32Add().i32Const(1).i32Sub().set(g0)
   })
+  for (let lane = 0; lane < 4; lane++) f.get(mx).get(mv).f32x4ExtractLane(lane).f32Max().set(mx)
   f.get(mx)
   return index
 }
