@@ -2,6 +2,7 @@ import type { Attrs } from '../../../backend.js'
 import { allocArray, type DType } from '../../../dtype.js'
 import { sizeOf, type Shape } from '../../../shape.js'
 import type { CpuKernelTable, CpuTensor } from '../types.js'
+import { takeFloat32 } from '../float32Pool.js'
 
 const attr = <T>(attrs: Attrs, k: string): T => attrs[k] as T
 
@@ -52,6 +53,19 @@ function sortedLanes(x: CpuTensor, axis: number, k: number, descending: boolean)
   ]
 }
 
+/**
+ * ScatterAdd's float32 loop, monomorphic (the embedding gradient: [B·T] rows of D added into a [V, D] table),
+ * in the same order as the general loop, so the sums are identical.
+ */
+function scatterAddF32(out: Float32Array, iv: ArrayLike<number>, uv: Float32Array, outer: number, n: number, m: number, inner: number): void {
+  for (let o = 0; o < outer; o++)
+    for (let j = 0; j < m; j++) {
+      const dst = (o * n + iv[j]!) * inner
+      const src = (o * m + j) * inner
+      for (let i = 0; i < inner; i++) out[dst + i] = out[dst + i]! + uv[src + i]!
+    }
+}
+
 export const indexingKernels = {
   /**
    * numpy `take` along `axis`: out shape is x.shape[:axis] + indices.shape + x.shape[axis+1:]. Indices are
@@ -62,12 +76,18 @@ export const indexingKernels = {
     const { outer, n, inner } = around(x!.shape, axis)
     const m = idx!.values.length
     const shape = [...x!.shape.slice(0, axis), ...idx!.shape, ...x!.shape.slice(axis + 1)]
-    const out = allocArray(x!.dtype, outer * m * inner)
+    // every element is written: a float32 output may reuse a freed array
+    const out = x!.dtype === 'float32' ? takeFloat32(outer * m * inner) : allocArray(x!.dtype, outer * m * inner)
+    // operands hoisted out of the loops (a property read per element was most of the cost); rows of an embedding
+    // table ([V, D] gathered along axis 0) are block copies
+    const xv = x!.values
+    const iv = idx!.values
     for (let o = 0; o < outer; o++)
       for (let j = 0; j < m; j++) {
-        const src = (o * n + idx!.values[j]!) * inner
+        const src = (o * n + iv[j]!) * inner
         const dst = (o * m + j) * inner
-        for (let i = 0; i < inner; i++) out[dst + i] = x!.values[src + i]!
+        if (inner >= 16) out.set(xv.subarray(src, src + inner), dst)
+        else for (let i = 0; i < inner; i++) out[dst + i] = xv[src + i]!
       }
     return { values: out, shape, dtype: x!.dtype }
   },
@@ -82,12 +102,16 @@ export const indexingKernels = {
     const m = idx!.values.length
     const out = allocArray(x!.dtype, x!.values.length)
     out.set(x!.values)
-    for (let o = 0; o < outer; o++)
-      for (let j = 0; j < m; j++) {
-        const dst = (o * n + idx!.values[j]!) * inner
-        const src = (o * m + j) * inner
-        for (let i = 0; i < inner; i++) out[dst + i] = out[dst + i]! + upd!.values[src + i]!
-      }
+    const iv = idx!.values
+    const uv = upd!.values
+    if (out instanceof Float32Array && uv instanceof Float32Array) scatterAddF32(out, iv, uv, outer, n, m, inner)
+    else
+      for (let o = 0; o < outer; o++)
+        for (let j = 0; j < m; j++) {
+          const dst = (o * n + iv[j]!) * inner
+          const src = (o * m + j) * inner
+          for (let i = 0; i < inner; i++) out[dst + i] = out[dst + i]! + uv[src + i]!
+        }
     return { values: out, shape: x!.shape, dtype: x!.dtype }
   },
 
