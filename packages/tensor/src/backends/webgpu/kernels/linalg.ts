@@ -6,8 +6,7 @@ import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '
 import { broadcastStrides, enableF16, MAX_RANK, MAX_WG_DIM, Uniforms } from '../wgsl.js'
 
 /**
- * Batched matmul in two shapes of kernel, because the fast one on a software rasterizer is the slow one on a GPU
- * (shared/research/tensor_anchors.md B3–B4):
+ * Batched matmul in two shapes of kernel, because the fast one on a software rasterizer is the slow one on a GPU:
  *
  * - `register`: no workgroup memory. Each invocation owns a 4×4 block of C and walks k four at a time, loading
  *   the operands as vec4 along whichever dim their layout makes contiguous. On lavapipe, workgroup memory and
