@@ -4,7 +4,7 @@
  * @tensorflow/tfjs-backend-wasm (XNNPACK, SIMD; single-threaded in Node), onnxruntime-web's wasm EP (1 and 2
  * threads), onnxruntime-node's CPU EP (MLAS; 1 thread and its default), and on the same WebGPU adapter
  * @tensorflow/tfjs-backend-webgpu, @jax-js/jax (webgpu device) and onnxruntime-node's WebGPU execution provider
- * (its own bundled Dawn). Method as in shared/research/tensor_anchors.md B3: warm-up runs, then the median (and
+ * (its own bundled Dawn). Method: warm-up runs, then the median (and
  * best) of several timed runs, each including the call and the readback into a JS typed array. GFLOP = 2N³/1e9.
  * Every result is cross-checked against heed's CPU result over the whole matrix and against a float64 reference
  * on a few rows. A peer that fails to load or run is reported as `n/a (reason)`. Writes bench/out/matmul.json and

@@ -210,8 +210,8 @@ export function runMnistDemo(opts: MnistDemoOptions = {}): MnistDemoResult {
   const order = train.map((_, i) => i).sort((i, j) => (i % trainPer) - (j % trainPer) || i - j)
 
   // One internal level, as in the reference's 2-level net: macs on 6×6 patches every 2 pixels (6×10 macs on
-  // 16×24). Q = 12, K = 8, λU = 2 and the 0.5 freeze threshold are research note §1.5's defaults. The one change is
-  // G⁻ = 0.9 (note §1.4: 0.1–0.2). A patch of a binarised stroke has ~30 % of its bits on, against the 5–10 % the
+  // 16×24). Q = 12, K = 8, λU = 2 and the 0.5 freeze threshold are the package's defaults. The one change is
+  // G⁻ = 0.9 (the default is 0.2; Sparsey implementations use 0.1–0.2). A patch of a binarised stroke has ~30 % of its bits on, against the 5–10 % the
   // defaults assume, so crosstalk lifts G of a novel patch past 0.2 after a handful of stores; the CSA then
   // reuses old cells, codes pile onto a few cells and recall maps every test patch to them (measured, 500 test
   // digits: 84 % at G⁻ = 0.2 with λU = 10, Sparsey_Alt's exponent; 87 % at G⁻ = 0.9). A high G⁻ keeps selection

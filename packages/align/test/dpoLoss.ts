@@ -3,7 +3,7 @@ import { ArgumentError, DTypeError, ShapeError, ValueError, dispose, memory, sco
 import { DPO_LOSS_TYPES, dpoLoss, flexDpoLoss, logpsFromTokens, readMetricsSync, type DpoLossOptions, type DpoLossType } from '@heed/align'
 import { assertClose, checkGrad, prng, randomArray } from '../../tensor/test/helpers/numeric.js'
 
-// ---- float64 reference, transcribed from the formulas (research note §3), independent of the library ----
+// ---- float64 reference, transcribed from TRL's dpo_trainer.py formulas, independent of the library ----
 const sp = (x: number): number => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)))
 const ls = (x: number): number => -sp(-x)
 const sig = (x: number): number => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)))
@@ -70,7 +70,7 @@ const batchOf = (x: Ref) => ({
 const epsFor = (type: DpoLossType): number => (type === 'exo_pair' ? 1e-3 : type === 'robust' ? 0.1 : 0)
 const flexOk = (type: DpoLossType) => !['ipo', 'sppo_hard', 'aot', 'aot_unpaired'].includes(type)
 
-// Research note §7 vectors (TRL HEAD formulas, β = 0.1).
+// Reference vectors: TRL HEAD's dpo_trainer.py formulas evaluated in float64 on these inputs, β = 0.1.
 const NOTE: Ref = { pc: [-10, -20, -5, -40], pr: [-12, -18, -9, -35], rc: [-11, -19, -6, -42], rr: [-11, -19, -8, -36], nc: [5, 10, 3, 20], nr: [6, 9, 4, 18] }
 const NOTE_VALUES: Record<DpoLossType, number[]> = {
   sigmoid: [0.598139, 0.798139, 0.598139, 0.644397],
@@ -90,7 +90,7 @@ const NOTE_VALUES: Record<DpoLossType, number[]> = {
   sigmoid_norm: [0.674982, 0.703758, 0.664406, 0.690927],
 }
 
-t.test("the research note's reference vectors, every lossType", async t => {
+t.test("TRL's reference vectors, every lossType", async t => {
   const before = memory().tensors
   const b = batchOf(NOTE)
   for (const type of DPO_LOSS_TYPES) {

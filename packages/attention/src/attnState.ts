@@ -26,9 +26,10 @@ import {
 import { checkQkv, scaledDotProductAttention, type SdpaOptions } from './sdpa.js'
 
 /**
- * The state of softmax attention over some set of keys: the normalised output and the row logsumexp. Two states
- * over disjoint key sets merge into the state over their union (§2.1 of the research note), which is what makes
- * split-KV decode, chunked prefill and sink + window + retrieved-block compositions exact.
+ * The state of softmax attention over some set of keys: the normalised output and the row logsumexp. Two states over
+ * disjoint key sets merge into the state over their union (the online-softmax rescaling of Milakov & Gimelshein,
+ * "Online normalizer calculation for softmax", 2018, as FlashAttention uses it), which is what makes split-KV
+ * decode, chunked prefill and sink + window + retrieved-block compositions exact.
  */
 export interface AttnState {
   /** [B, H, Tq, Dv] */

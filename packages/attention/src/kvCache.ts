@@ -32,7 +32,7 @@ import { ScoreMod } from './scoreMod.js'
 import { scaledDotProductAttention, type AttentionResult } from './sdpa.js'
 
 /**
- * Retention policy of one kv head (§2.6 of the research note).
+ * Retention policy of one kv head.
  * - `full`: keeps every token, up to the cache's `capacity`.
  * - `streaming`: StreamingLLM / DuoAttention streaming heads: the first `sink` positions and the last `recent`
  *   ones, i.e. exactly what `mask.streaming(sink, recent)` lets a query see. Keys are cached after RoPE at their

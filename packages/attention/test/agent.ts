@@ -267,7 +267,7 @@ t.test('agentAttention meets the conformance contracts that apply to it', async 
     name: 'agentAttention',
     run: (q, k, v, o) => agentAttention(q, k, v, { numAgents: 3, ...(o.scale !== undefined ? { scale: o.scale } : {}) }),
     reference: golden,
-    // Agents pool over every token: no causal form exists (note §7 item 10).
+    // Agents pool over every token: no causal form exists (it would need agents pooled per prefix).
     patterns: ['NS', 'NC'],
     incremental: false,
     supports: { mask: false, offsets: false },

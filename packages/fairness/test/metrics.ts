@@ -8,7 +8,7 @@ import {
 } from '@heed/fairness'
 import { assertClose, prng } from '../../tensor/test/helpers/numeric.js'
 
-// fairlearn user guide, "Perform a fairness assessment" (values in ../shared/research/align_fairness.md §9.3).
+// fairlearn user guide, "Perform a fairness assessment": its example labels, predictions and groups.
 const yT = [0, 1, 1, 1, 1, 0, 1, 0, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1]
 const yP = [0, 0, 1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 0]
 const sf = ['b', 'b', 'a', 'b', 'b', 'c', 'c', 'c', 'a', 'a', 'c', 'a', 'b', 'c', 'c', 'b', 'c', 'c']

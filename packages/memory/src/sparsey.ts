@@ -12,7 +12,10 @@
  */
 import { inRange, intAtLeast, ArgumentError, ShapeError, ValueError, rng as makeRng, tensor, type Rng, type Tensor } from '@heed/tensor'
 
-/** Options of one mac. Only `inputSize` is required; the defaults are research note §1.5's. */
+/**
+ * Options of one mac. Only `inputSize` is required; each default is given on its field, within the ranges of Rinkus,
+ * "Sparsey™: event recognition via deep hierarchical sparse distributed codes" (Front. Comput. Neurosci. 2014).
+ */
 export interface SparseyConfig {
   /** Number of bottom-up (U) input bits. */
   readonly inputSize: number

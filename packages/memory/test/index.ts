@@ -1,9 +1,11 @@
 import t from 'tap'
 import { tensor, type DType } from '@heed/tensor'
-import { stage, type Tensor } from '@heed/memory'
+import * as memory from '@heed/memory'
+import type { Tensor } from '@heed/memory'
 
-t.test('the entry point loads and states its stage', async t => {
-  t.equal(stage, 'in development')
+t.test('the entry point loads its models and no longer exports a development stage', async t => {
+  for (const name of ['sparseyMac', 'hcamMemory', 'TensorBrain'] as const) t.equal(typeof memory[name], 'function', name)
+  t.notOk('stage' in memory)
 })
 
 t.test('its re-exported Tensor type is @heed/tensor\'s', async t => {

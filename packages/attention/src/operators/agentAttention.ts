@@ -3,9 +3,10 @@ import { checkQkv } from '../sdpa.js'
 import { repeatKvHeads } from './lightningAttention.js'
 
 /**
- * Agent Attention (Han et al. 2024, seed #35, research note §3 T1.4): n agent tokens, pooled from the queries,
- * first aggregate the values (agent → key softmax attention) and then broadcast them back (query → agent softmax
- * attention); a depthwise convolution over V restores the diversity the low-rank product loses:
+ * Agent Attention (Han et al., "Agent Attention: On the Integration of Softmax and Linear Attention", ECCV 2024): n
+ * agent tokens, pooled from the queries, first aggregate the values (agent → key softmax attention) and then
+ * broadcast them back (query → agent softmax attention); a depthwise convolution over V restores the diversity the
+ * low-rank product loses:
  *
  *   V_A = softmax(s·A Kᵀ + B1) V,   O = softmax(s·Q Aᵀ + B2) V_A + DWC(V)
  *

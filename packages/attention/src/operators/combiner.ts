@@ -4,9 +4,9 @@ import { mask as masks } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
 
 /**
- * Combiner-Fixed (Ren et al. 2021, seed #1 of the research note, §3 T2.3; `sqrt_fixed_full` in
- * google-research/combiner). The sequence is cut into segments of `L` tokens. Query i (segment σ(i)) takes one
- * softmax over
+ * Combiner-Fixed (Ren et al., "Combiner: Full Attention Transformer with Sparse Computation Cost", NeurIPS 2021;
+ * `sqrt_fixed_full` in google-research/combiner). The sequence is cut into segments of `L` tokens. Query i
+ * (segment σ(i)) takes one softmax over
  *   - the keys of its own segment (causal: j ≤ i), and
  *   - one summary key k̄_r = pool_{j∈r}(k_j) per other segment r (causal: r < σ(i)),
  * and a summary's value is the attention of the pooled query q̄_r over its own span: v̄_r = Σ_{j∈r} softmax_j(q̄_r·k_j) v_j.

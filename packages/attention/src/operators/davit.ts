@@ -3,7 +3,7 @@ import { mask as masks } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
 
 /**
- * DaViT (Ding et al. 2022, seed #51 of the research note, §3 T2.2): dual attention over a token grid.
+ * DaViT (Ding et al., "DaViT: Dual Attention Vision Transformers", ECCV 2022): dual attention over a token grid.
  * - Spatial window attention: tokens of a `[rows, cols]` grid attend inside non-overlapping `window` tiles.
  * - Channel-group attention: per group (= head) g, a `C_g × C_g` attention over channels whose scores sum over
  *   all tokens, so its cost is linear in the number of tokens:

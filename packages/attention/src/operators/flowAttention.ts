@@ -3,10 +3,10 @@ import { checkQkv } from '../sdpa.js'
 import { lightning, repeatKvHeads } from './lightningAttention.js'
 
 /**
- * Flow-Attention (Flowformer; Wu et al. 2022, seed #49, research note §3 T1.3): linear attention normalised by
- * flow conservation. With φ = sigmoid, queries are sinks and keys sources; the incoming flow of each sink and the
- * outgoing flow of each source normalise the aggregation, a sigmoid of the conserved incoming flow allocates
- * (gates) each sink's output and a softmax over the conserved outgoing flow makes sources compete.
+ * Flow-Attention (Wu et al., "Flowformer: Linearizing Transformers with Conservation Flows", ICML 2022): linear
+ * attention normalised by flow conservation. With φ = sigmoid, queries are sinks and keys sources; the incoming flow
+ * of each sink and the outgoing flow of each source normalise the aggregation, a sigmoid of the conserved incoming
+ * flow allocates (gates) each sink's output and a softmax over the conserved outgoing flow makes sources compete.
  */
 
 export interface FlowAttentionOptions {

@@ -3,8 +3,8 @@ import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sd
 import { checkGrid, windowAttention, windowPair, type Grid } from './davit.js'
 
 /**
- * HiLo attention (LITv2, Pan et al. 2022, seed #10 of the research note, §3 T2.1) on `[B, H, rows·cols, D]`
- * token grids. The heads split into two groups whose outputs are concatenated, Hi-Fi first:
+ * HiLo attention (LITv2; Pan et al., "Fast Vision Transformers with HiLo Attention", NeurIPS 2022) on
+ * `[B, H, rows·cols, D]` token grids. The heads split into two groups whose outputs are concatenated, Hi-Fi first:
  * - Hi-Fi heads (`H − ⌊H·α⌋`): self-attention inside non-overlapping `s × s` windows (high frequencies).
  * - Lo-Fi heads (`⌊H·α⌋`): every query attends to keys and values average-pooled over `s × s` windows
  *   (low frequencies), `N/s²` of them.

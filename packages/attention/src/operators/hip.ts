@@ -3,12 +3,12 @@ import { mask as masks } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
 
 /**
- * HiP, hierarchically pruned attention (Lee et al. 2024, seed #45 of the research note, §3 T2.5), pinned as
- * "hip-v1": the paper's tree search. Per query block of `b_q` queries (scored through every `b_sq`-th one), the
- * visible key blocks (`b_k` tokens each) are cut into `k` chunks; each round splits every chunk into two halves,
- * scores a half by its centre token (max over the block's strided queries of q·k_rep) and keeps the best `k`
- * halves, until every kept range is one key block. The `k` blocks found are a block-sparse mask for exact
- * attention. Mask search costs O(T·k·log(T/k)·D / b_q), attention O(T·k·b_k·D).
+ * HiP, hierarchically pruned attention (Lee et al., "HiP Attention: Sparse Sub-Quadratic Attention with Hierarchical
+ * Attention Pruning", 2024), pinned as "hip-v1": the paper's tree search. Per query block of `b_q` queries (scored
+ * through every `b_sq`-th one), the visible key blocks (`b_k` tokens each) are cut into `k` chunks; each round
+ * splits every chunk into two halves, scores a half by its centre token (max over the block's strided queries of
+ * q·k_rep) and keeps the best `k` halves, until every kept range is one key block. The `k` blocks found are a
+ * block-sparse mask for exact attention. Mask search costs O(T·k·log(T/k)·D / b_q), attention O(T·k·b_k·D).
  *
  * The search reads q and k on the host (the choice is discrete and data-dependent), so `hipAttention` needs
  * host-resident tensors unless a `selection` is passed: on WebGPU, compute it with `hipSelect` on host copies (or

@@ -3,8 +3,9 @@ import { alibiSlopes } from '../scoreMod.js'
 import { checkQkv } from '../sdpa.js'
 
 /**
- * Lightning Attention 1/2 (TransNormerLLM; Qin et al. 2024, seeds #30/#39 of the research note, §3 T1.2): causal
- * linear attention with a per-head scalar decay λ_h,
+ * Lightning Attention 1/2 (TransNormerLLM; Qin et al., "Lightning Attention-2: A Free Lunch for Handling Unlimited
+ * Sequence Lengths in Large Language Models", 2024, and "Various Lengths, Constant Speed: Efficient Language
+ * Modeling with Lightning Attention", ICML 2024): causal linear attention with a per-head scalar decay λ_h,
  *
  *   o_t = s · Σ_{s' ≤ t} λ^{t−s'} (q_t · k_{s'}) v_{s'}
  *

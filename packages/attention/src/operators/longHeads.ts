@@ -3,9 +3,9 @@ import { rope, type RopeOptions } from '../rope.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
 
 /**
- * LongHeads (Lu et al. 2024, seed #58 of the research note, §3 T2.6): each head of a model pretrained on `L`
- * tokens reads a longer context through `L/w` chunks of `w` tokens chosen per query, re-positioned contiguously
- * so every RoPE position stays inside the pretrained window [0, L).
+ * LongHeads (Lu et al., "LongHeads: Multi-Head Attention is Secretly a Long Context Processor", 2024): each head of
+ * a model pretrained on `L` tokens reads a longer context through `L/w` chunks of `w` tokens chosen per query,
+ * re-positioned contiguously so every RoPE position stays inside the pretrained window [0, L).
  * - Chunk key: RoPE at local positions, non-causal attention inside chunk g, c̄_g = mean of its outputs, and
  *   k̂_g = softmax(c̄_g·K_gᵀ/√D)·K_g (un-rotated keys).
  * - Query i beyond the first L tokens scores visible chunks by q_i·k̂_g, always keeps chunk 0 and the two local

@@ -5,9 +5,9 @@ import {
 import { checkQkv } from '../sdpa.js'
 
 /**
- * Routing attention (Routing Transformer, Roy et al. 2021, seed #43 of the research note, §3 T2.4). Queries and
- * keys are routed to `C` centroids on the unit sphere (online spherical k-means); each token attends only to keys
- * routed to the same centroid. Two routings:
+ * Routing attention (Roy et al., "Efficient Content-Based Sparse Attention with Routing Transformers", TACL 2021).
+ * Queries and keys are routed to `C` centroids on the unit sphere (online spherical k-means); each token attends
+ * only to keys routed to the same centroid. Two routings:
  * - 'balanced' (the paper and `lucidrains/routing-transformer`): every centroid takes its top-`w` queries and its
  *   top-`w` keys by μ·x̂ (`w = T/C` by default), members attend within their cluster (causally by original
  *   position when causal), and a query's outputs over the clusters it joined are averaged (`scatter_mean`);

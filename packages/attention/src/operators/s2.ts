@@ -128,10 +128,11 @@ export function s2Shards(heads: number, kvHeads: number, opts: S2Options = {}): 
 }
 
 /**
- * The S2-Attention mask (§3 T1.7 of the research note), per query head: key block `kb` is visible from query
- * block `qb` iff `|qb − kb| < localBlocks` or `kb` is in the head's strided shard. Combine with `causal` (the
- * usual use; `s2Attention` does) for `(qb ≥ kb) ∧ (local ∨ strided) ∧ pk ≤ pq`. It is a `mask.perHead` of
- * closures, so on WebGPU it travels as a precomputed bit table (see `mask.custom`).
+ * The S2-Attention mask (Lin et al., "S2-Attention: Hardware-Aware Context Sharding Among Attention Heads", 2024),
+ * per query head: key block `kb` is visible from query block `qb` iff `|qb − kb| < localBlocks` or `kb` is in the
+ * head's strided shard. Combine with `causal` (the usual use; `s2Attention` does) for
+ * `(qb ≥ kb) ∧ (local ∨ strided) ∧ pk ≤ pq`. It is a `mask.perHead` of closures, so on WebGPU it travels as a
+ * precomputed bit table (see `mask.custom`).
  */
 export function s2Mask(heads: number, kvHeads: number, opts: S2Options = {}): Mask {
   const o = resolve(heads, kvHeads, opts)

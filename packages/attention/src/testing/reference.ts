@@ -17,7 +17,8 @@ export interface ReferenceOptions {
 
 /**
  * The float64 golden path: dense softmax attention, one (b, h) pair at a time, written for obviousness rather than
- * speed (§0 of the research note). Every kernel and operator is checked against it.
+ * speed: JavaScript numbers are float64, so this plain loop is the reference. Every kernel and operator is checked
+ * against it.
  */
 export function referenceAttention(q: HostTensor, k: HostTensor, v: HostTensor, opts: ReferenceOptions = {}): { out: Float64Array; lse: Float64Array } {
   const [B, H, Tq, D] = q.shape

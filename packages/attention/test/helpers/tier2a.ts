@@ -70,6 +70,6 @@ export async function runOn<R extends Record<string, Tensor>>(
   return { values, leaked: leaked.length }
 }
 
-/** §6.1 float32 tolerance against a float64 golden path. */
+/** float32 tolerance against a float64 golden path. */
 export const tolFor = (dtype: 'float32' | 'float64') => (dtype === 'float64' ? { atol: 1e-11, rtol: 1e-11 } : { atol: 3e-5, rtol: 3e-4 })
 export const dtypesFor = (backend: string): ('float32' | 'float64')[] => (backend === 'cpu' ? ['float64', 'float32'] : ['float32'])

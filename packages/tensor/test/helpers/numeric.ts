@@ -1,7 +1,6 @@
 /**
  * Shared numeric test utilities: float64 references, tolerance checks and central finite differences.
- * Tolerances follow ../shared/research/attention.md §6: compare against a float64 oracle, scale the allowed
- * error with the dtype's precision.
+ * Tolerances: compare against a float64 oracle and scale the allowed error with the dtype's precision.
  */
 import type { Test } from 'tap'
 import { tensor, valueAndGrad, type DType, type Tensor } from '@heed/tensor'

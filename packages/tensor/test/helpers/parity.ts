@@ -1,7 +1,8 @@
 /**
  * Backend parity: every op (and its gradient) on a backend against the float64 CPU oracle, with the tolerance
- * policy of ../shared/research/attention.md §6.1: err(kernel, golden) ≤ 2·err(f32 reference, golden) + a floor
- * of `atol` scaled by the output's magnitude. Integer and bool outputs must match exactly.
+ * policy of FlashAttention's own tests (Dao-AILab/flash-attention, tests/test_flash_attn.py): err(kernel, golden)
+ * ≤ 2·err(f32 reference, golden) + a floor of `atol` scaled by the output's magnitude. Integer and bool outputs
+ * must match exactly.
  */
 import type { Test } from 'tap'
 import { isTensor, mul, scope, setBackend, sum, tensor, trackTensors, valueAndGrad, type DType, type Tensor } from '@heed/tensor'

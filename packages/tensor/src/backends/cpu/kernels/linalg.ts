@@ -11,7 +11,7 @@ import { wasmGemm } from '../wasm/matmul.js'
  * float32 result then carries a single rounding instead of one per step.
  */
 
-// k-block and rows per pass follow the measurements in shared/research/tensor_anchors.md Part B: a 128-deep
+// k-block and rows per pass follow measurements on the development machines: a 128-deep
 // slice of B stays in L2 while every row block of A passes over it, and each loaded B element feeds 4 rows.
 const KB = 128
 const ROWS = 4
