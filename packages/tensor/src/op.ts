@@ -6,17 +6,34 @@ import type { Tensor } from './Tensor.js'
 
 /**
  * @internal the one path from a validated op to a kernel of the contract (`Kernel.X` with its `KernelAttrs<'X'>`):
- * run it, then record it for autodiff when a gradient rule is given. Ops without a rule (comparisons, argmax,
- * casts to int) are not differentiable and cut the tape.
+ * run it, and record it for autodiff when `grad` says so. `true` records the call, and the backward pass applies
+ * the kernel's rule from src/gradients/ (how every op of this package does it, so that no op imports another for
+ * its backward); a function is a rule of the call's own; false (the default) leaves the call off the tape, as for
+ * comparisons, argmax and casts to int, which are not differentiable.
  */
-export function runOp<K extends KernelName>(op: string, kernel: K, inputs: readonly Tensor[], attrs: KernelAttrs<K>, grad?: GradFn, backend?: string): Tensor[] {
+export function runOp<K extends KernelName>(
+  op: string,
+  kernel: K,
+  inputs: readonly Tensor[],
+  attrs: KernelAttrs<K>,
+  grad: boolean | GradFn<KernelAttrs<K>> = false,
+  backend?: string,
+): Tensor[] {
   const outputs = runKernel(op, kernel, inputs, attrs, backend)
-  if (grad) record(op, inputs, outputs, attrs, grad)
+  if (grad === true) record(op, kernel, inputs, outputs, attrs)
+  else if (grad) record(op, kernel, inputs, outputs, attrs, (dys, saved) => grad(dys, { ...saved, attrs }))
   return outputs
 }
 
 /** @internal single-output convenience. */
-export function runOp1<K extends KernelName>(op: string, kernel: K, inputs: readonly Tensor[], attrs: KernelAttrs<K>, grad?: GradFn, backend?: string): Tensor {
+export function runOp1<K extends KernelName>(
+  op: string,
+  kernel: K,
+  inputs: readonly Tensor[],
+  attrs: KernelAttrs<K>,
+  grad: boolean | GradFn<KernelAttrs<K>> = false,
+  backend?: string,
+): Tensor {
   return runOp(op, kernel, inputs, attrs, grad, backend)[0]!
 }
 
@@ -29,6 +46,6 @@ export function runExtensionOp<A extends object>(op: string, kernel: string, inp
   // gets them back typed through the closure.
   const wire = attrs as object as Attrs
   const outputs = runKernel(op, kernel, inputs, wire, undefined)
-  if (grad) record(op, inputs, outputs, wire, (dys, saved) => grad(dys, { ...saved, attrs }))
+  if (grad) record(op, kernel, inputs, outputs, wire, (dys, saved) => grad(dys, { ...saved, attrs }))
   return outputs
 }

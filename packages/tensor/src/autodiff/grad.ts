@@ -5,6 +5,7 @@ import { closeScope, openScope } from '../engine.js'
 import { treeTensors } from '../memory.js'
 import { runOp1 } from '../op.js'
 import { Kernel } from '../kernelContract.js'
+import { gradientOf } from '../gradients/index.js'
 import { add } from '../ops/binary.js'
 import { isTensor, type Tensor } from '../Tensor.js'
 import { popTape, pushTape, Tape } from './tape.js'
@@ -45,7 +46,8 @@ function backward(tape: Tape, y: Tensor, sources: readonly Tensor[]): Map<Tensor
     if (!node.outputs.some(o => cot.has(o))) continue
     const dys = node.outputs.map(o => cot.get(o) ?? zerosLike(o))
     const needs = node.inputs.map(x => tape.watched.has(x))
-    const dxs = node.grad(dys, { inputs: node.savedInputs, outputs: node.savedOutputs, attrs: node.attrs, needs })
+    const rule = node.grad ?? gradientOf(node.kernel, node.op)
+    const dxs = rule(dys, { inputs: node.savedInputs, outputs: node.savedOutputs, attrs: node.attrs, needs })
     node.inputs.forEach((x, j) => {
       const dx = dxs[j]
       if (!dx || !tape.watched.has(x)) return
@@ -93,7 +95,7 @@ export function valueAndGrad<Args extends readonly unknown[], const N extends nu
       const cot = backward(tape, value, sources.flat())
       // Hand out only tensors this call made: a cotangent or value may be an argument or a tape handle. The
       // copy is an identity on the tape, so an enclosing grad still differentiates through it.
-      const owned = (t: Tensor): Tensor => (s.has(t) ? t : runOp1('valueAndGrad', Kernel.Identity, [t], {}, dys => [dys[0]!]))
+      const owned = (t: Tensor): Tensor => (s.has(t) ? t : runOp1('valueAndGrad', Kernel.Identity, [t], {}, true))
       value = owned(value)
       const gradOf = (t: Tensor): Tensor => owned(cot.get(t) ?? zerosLike(t))
       const perArg = list.map(i => mapTree(args[i], gradOf))

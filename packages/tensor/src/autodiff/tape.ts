@@ -23,6 +23,8 @@ export type GradFn<A extends object = Attrs> = (
 
 export interface TapeNode {
   readonly op: string
+  /** The kernel that ran: its rule in src/gradients/ is the node's VJP unless `grad` is given. */
+  readonly kernel: string
   /** The tensors the op was called with (identity is what links nodes). */
   readonly inputs: readonly Tensor[]
   readonly outputs: readonly Tensor[]
@@ -30,7 +32,8 @@ export interface TapeNode {
   readonly savedInputs: readonly Tensor[]
   readonly savedOutputs: readonly Tensor[]
   readonly attrs: Attrs
-  readonly grad: GradFn
+  /** A rule of the call's own (kernels of other packages); absent for the kernels of the contract. */
+  readonly grad: GradFn | undefined
 }
 
 /** One recording: the tensors reachable from the differentiated arguments, and the ops that made them. */
@@ -81,13 +84,17 @@ function save(t: Tensor): Tensor {
   return s
 }
 
-/** @internal record an op on every open tape that watches one of its inputs. Pruning is free this way. */
-export function record(op: string, inputs: readonly Tensor[], outputs: readonly Tensor[], attrs: Attrs, grad: GradFn): void {
+/**
+ * @internal record an op on every open tape that watches one of its inputs. Pruning is free this way. The rule is
+ * looked up by `kernel` when the backward pass runs (src/gradients/), unless `grad` brings one.
+ */
+export function record(op: string, kernel: string, inputs: readonly Tensor[], outputs: readonly Tensor[], attrs: Attrs, grad?: GradFn): void {
   const ins = inputs.map(canonical)
   for (const tape of active) {
     if (!ins.some(t => tape.watched.has(t))) continue
     tape.nodes.push({
       op,
+      kernel,
       inputs: ins,
       outputs,
       savedInputs: inputs.map(save),

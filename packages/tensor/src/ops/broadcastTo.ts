@@ -5,14 +5,13 @@ import { Kernel } from '../kernelContract.js'
 import { assertShape, broadcastShapes, shapesEqual, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import { unbroadcast } from './unbroadcast.js'
 
 const broadcastToImpl = (x: Tensor, shape: Shape): Tensor => {
   assertShape('broadcastTo', 'shape', shape)
   const out = broadcastShapes('broadcastTo', x.shape, shape, ['x', 'shape'])
   if (!shapesEqual(out, shape))
     throw new ShapeError({ op: 'broadcastTo', arg: 'shape', expected: `a shape x [${x.shape.join(',')}] broadcasts to`, actual: shape })
-  return runOp1('broadcastTo', Kernel.BroadcastTo, [x], { shape: out }, (dys, { inputs }) => [unbroadcast(dys[0]!, inputs[0]!.shape)])
+  return runOp1('broadcastTo', Kernel.BroadcastTo, [x], { shape: out }, true)
 }
 
 /** Materialise `x` broadcast to `shape` (numpy rules). */

@@ -8,10 +8,10 @@ import { guard } from '../typed.js'
 
 const castImpl = (x: Tensor, dtype: DType): Tensor => {
   if (!isDType(dtype)) throw new DTypeError({ op: 'cast', arg: 'dtype', expected: 'float32, float16, float64, int32, uint32 or bool', actual: String(dtype) })
-  if (dtype === x.dtype) return runOp1('cast', Kernel.Identity, [x], {}, dys => [dys[0]!])
+  if (dtype === x.dtype) return runOp1('cast', Kernel.Identity, [x], {}, true)
   // Float → float casts carry gradients (cast back); anything through an integer or bool cuts the tape.
   const differentiable = isFloat(x.dtype) && isFloat(dtype)
-  return runOp1('cast', Kernel.Cast, [x], { dtype }, differentiable ? (dys, { inputs }) => [cast(dys[0]!, inputs[0]!.dtype)] : undefined)
+  return runOp1('cast', Kernel.Cast, [x], { dtype }, differentiable)
 }
 
 /** Convert to `dtype`. Float → int truncates toward zero; → bool is `x != 0`. */

@@ -5,11 +5,7 @@ import { Kernel } from '../kernelContract.js'
 import { broadcastShapes, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import { scope } from '../memory.js'
-import { greater, greaterEqual, less, lessEqual, logicalAnd, logicalOr, where } from './binary.js'
 import { constantLike } from './internal.js'
-import { logicalNot } from './unary.js'
-import { unbroadcast } from './unbroadcast.js'
 
 type Bound = Tensor | number
 
@@ -31,22 +27,6 @@ function boundValue(v: number, dtype: DType): number {
   return v
 }
 
-// Masks (no gradient of their own) route dy to the operand min(max(x, lo), hi) returned: x where lo ≤ x ≤ hi,
-// lo where x < lo ≤ hi, hi where max(x, lo) > hi. The three masks partition dy (NaN positions get none).
-const clampGrad = (dys: readonly Tensor[], { inputs }: { readonly inputs: readonly Tensor[] }): Tensor[] =>
-  scope(() => {
-    const [x, lo, hi] = inputs as [Tensor, Tensor, Tensor]
-    const dy = dys[0]!
-    const xGeLo = greaterEqual(x, lo)
-    const xLtLo = less(x, lo)
-    const loLeHi = lessEqual(lo, hi)
-    const toX = logicalAnd(xGeLo, lessEqual(x, hi))
-    const toLo = logicalAnd(xLtLo, loLeHi)
-    const toHi = logicalOr(logicalAnd(xGeLo, greater(x, hi)), logicalAnd(xLtLo, logicalNot(loLeHi)))
-    const route = (m: Tensor, shape: Shape): Tensor => unbroadcast(where(m, dy, 0), shape)
-    return [route(toX, x.shape), route(toLo, lo.shape), route(toHi, hi.shape)]
-  })
-
 function clampImpl(x: Tensor, min: Bound, max: Bound): Tensor {
   if (x.dtype === 'bool') throw new DTypeError({ op: 'clamp', arg: 'x', expected: 'a numeric dtype', actual: x.dtype })
   checkBound('min', min, x)
@@ -55,7 +35,7 @@ function clampImpl(x: Tensor, min: Bound, max: Bound): Tensor {
   const hi = typeof max === 'number' ? constantLike(boundValue(max, x.dtype), x) : max
   try {
     const shape = broadcastShapes('clamp', broadcastShapes('clamp', x.shape, lo.shape, ['x', 'min']), hi.shape, ['x/min', 'max'])
-    return runOp1('clamp', Kernel.Clamp, [x, lo, hi], { shape }, clampGrad)
+    return runOp1('clamp', Kernel.Clamp, [x, lo, hi], { shape }, true)
   } finally {
     if (lo !== min) lo.dispose()
     if (hi !== max) hi.dispose()

@@ -5,7 +5,6 @@ import { Kernel } from '../kernelContract.js'
 import { normAxis } from '../shape.js'
 import { isTensor, type Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import { split } from './split.js'
 
 /** @internal shared checks of concat and stack: a non-empty list of live tensors of one dtype. */
 export function checkList(op: string, tensors: readonly unknown[]): asserts tensors is readonly Tensor[] {
@@ -34,7 +33,7 @@ const concatImpl = (tensors: readonly Tensor[], axis = 0): Tensor => {
   })
   const sizes = tensors.map(t => t.shape[a]!)
   const shape = first.shape.map((d, j) => (j === a ? sizes.reduce((p, q) => p + q, 0) : d))
-  return runOp1('concat', Kernel.Concat, tensors, { axis: a, shape }, dys => split(dys[0]!, sizes, a))
+  return runOp1('concat', Kernel.Concat, tensors, { axis: a, shape }, true)
 }
 
 /** Join tensors of one dtype along an existing `axis` (default 0); all other dims must match. The gradient splits. */

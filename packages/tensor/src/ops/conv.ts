@@ -1,4 +1,3 @@
-import type { Attrs } from '../backend.js'
 import { isFloat, type DType } from '../dtype.js'
 import { ArgumentError, DTypeError, ShapeError, ValueError } from '../errors.js'
 import { runOp1 } from '../op.js'
@@ -40,7 +39,7 @@ export interface PoolOptions<P> {
   readonly padding?: Padding | P
 }
 
-// ---- raw ops (validated inputs; every one records a rule made of the others, so higher orders work) ----------
+// ---- raw ops (validated inputs; differentiable, their rules are in src/gradients/conv.ts) ---------------------
 
 interface Geo {
   readonly stride: readonly [number, number]
@@ -49,35 +48,7 @@ interface Geo {
   readonly groups: number
 }
 
-const geoOf = (attrs: Attrs): Geo => ({
-  stride: attrs['stride'] as Geo['stride'],
-  dilation: attrs['dilation'] as Geo['dilation'],
-  pad: attrs['pad'] as Geo['pad'],
-  groups: attrs['groups'] as number,
-})
-
-// Conv, its input-gradient and its filter-gradient are bilinear and adjoint to one another, so the VJP of each
-// is two of the three again: <g, conv(x, w)> = <bpInput(g, w), x> = <bpFilter(x, g), w>.
-const convRaw = (x: Tensor, w: Tensor, geo: Geo, yShape: Shape): Tensor =>
-  runOp1('conv', Kernel.Conv, [x, w], { ...geo, shape: yShape }, (dys, { inputs, attrs }) => {
-    const [xi, wi] = inputs as [Tensor, Tensor]
-    const g = geoOf(attrs)
-    return [bpInput(dys[0]!, wi, g, xi.shape), bpFilter(xi, dys[0]!, g, wi.shape)]
-  })
-
-const bpInput = (dy: Tensor, w: Tensor, geo: Geo, xShape: Shape): Tensor =>
-  runOp1('conv', Kernel.ConvBackpropInput, [dy, w], { ...geo, shape: xShape }, (dys, { inputs, attrs }) => {
-    const [dyi, wi] = inputs as [Tensor, Tensor]
-    const g = geoOf(attrs)
-    return [convRaw(dys[0]!, wi, g, dyi.shape), bpFilter(dys[0]!, dyi, g, wi.shape)]
-  })
-
-const bpFilter = (x: Tensor, dy: Tensor, geo: Geo, wShape: Shape): Tensor =>
-  runOp1('conv', Kernel.ConvBackpropFilter, [x, dy], { ...geo, shape: wShape }, (dys, { inputs, attrs }) => {
-    const [xi, dyi] = inputs as [Tensor, Tensor]
-    const g = geoOf(attrs)
-    return [bpInput(dyi, dys[0]!, g, xi.shape), convRaw(xi, dys[0]!, g, dyi.shape)]
-  })
+const convRaw = (x: Tensor, w: Tensor, geo: Geo, yShape: Shape): Tensor => runOp1('conv', Kernel.Conv, [x, w], { ...geo, shape: yShape }, true)
 
 interface PoolGeo {
   readonly kernel: readonly [number, number]
@@ -85,18 +56,7 @@ interface PoolGeo {
   readonly pad: readonly [number, number]
 }
 
-const poolGeoOf = (attrs: Attrs): PoolGeo => ({
-  kernel: attrs['kernel'] as PoolGeo['kernel'],
-  stride: attrs['stride'] as PoolGeo['stride'],
-  pad: attrs['pad'] as PoolGeo['pad'],
-})
-
-// AvgPool is linear and AvgPoolBackprop is its adjoint, so each one's VJP is the other.
-const poolRaw = (x: Tensor, geo: PoolGeo, yShape: Shape): Tensor =>
-  runOp1('avgPool', Kernel.AvgPool, [x], { ...geo, shape: yShape }, (dys, { inputs, attrs }) => [poolBack(dys[0]!, poolGeoOf(attrs), inputs[0]!.shape)])
-
-const poolBack = (dy: Tensor, geo: PoolGeo, xShape: Shape): Tensor =>
-  runOp1('avgPool', Kernel.AvgPoolBackprop, [dy], { ...geo, shape: xShape }, (dys, { inputs, attrs }) => [poolRaw(dys[0]!, poolGeoOf(attrs), inputs[0]!.shape)])
+const poolRaw = (x: Tensor, geo: PoolGeo, yShape: Shape): Tensor => runOp1('avgPool', Kernel.AvgPool, [x], { ...geo, shape: yShape }, true)
 
 // ---- validation --------------------------------------------------------------------------------------------
 

@@ -1,4 +1,3 @@
-import { zerosLike } from '../creation/fill.js'
 import type { DType } from '../dtype.js'
 import { DTypeError, ShapeError, ValueError } from '../errors.js'
 import { scope } from '../memory.js'
@@ -8,7 +7,6 @@ import { normAxis } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
 import { reshape } from './reshape.js'
-import { scatterAdd } from './scatterAdd.js'
 
 /**
  * @internal index tensors are int32 or uint32 with every value in [0, n). Values are checked where the backend
@@ -35,10 +33,7 @@ export function indexAxis(op: string, x: Tensor, axis: number): number {
 const gatherImpl = (x: Tensor, indices: Tensor, axis = 0): Tensor => {
   const a = indexAxis('gather', x, axis)
   checkIndices('gather', 'indices', indices, x.shape[a]!, `dim ${a} of [${x.shape.join(',')}]`)
-  return runOp1('gather', Kernel.Gather, [x, indices], { axis: a }, (dys, { inputs }) => {
-    const [xin, idx] = inputs as [Tensor, Tensor]
-    return [scatterAdd(zerosLike(xin), idx, dys[0]!, a), null]
-  })
+  return runOp1('gather', Kernel.Gather, [x, indices], { axis: a }, true)
 }
 
 /**

@@ -1,5 +1,6 @@
 export * from './unary.js'
 export * from './binary.js'
+export * from './where.js'
 export * from './cast.js'
 export * from './reshape.js'
 export * from './broadcastTo.js'

@@ -1,4 +1,3 @@
-import type { GradFn } from '../autodiff/tape.js'
 import type { DType } from '../dtype.js'
 import { ArgumentError, DTypeError, ShapeError } from '../errors.js'
 import { runOp1 } from '../op.js'
@@ -7,8 +6,6 @@ import { broadcastShapes, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
 import type { Check, MatMulShape, SwapLast, Valid } from '../types/shapeTypes.js'
-import { reshape } from './reshape.js'
-import { unbroadcast } from './unbroadcast.js'
 
 export interface MatMulOptions {
   /** Multiply by `a` with its last two dims swapped (ignored when `a` is 1-D). */
@@ -49,51 +46,9 @@ export interface MatMul {
 
 const DTYPES: readonly DType[] = ['float32', 'float16', 'float64', 'int32']
 
-/**
- * VJP of y = op(A)·op(B) (op = optional transpose), written on the promoted matrices: a 1-D `a` is [1, k], a 1-D
- * `b` is [k, 1], and the cotangent gets those dims back. Each product below is the usual dA = dY·Bᵀ, dB = Aᵀ·dY
- * rearranged so that no transposed copy is made outside the kernel; unbroadcast sums over broadcast batch dims.
- */
-const matmulGrad: GradFn = (dys, { inputs, attrs, needs }) => {
-  const a = inputs[0]!
-  const b = inputs[1]!
-  const dy = dys[0]!
-  const a1 = a.rank === 1
-  const b1 = b.rank === 1
-  const tA = attrs['transposeA'] === true && !a1
-  const tB = attrs['transposeB'] === true && !b1
-  const a2 = a1 ? reshape(a, [1, a.shape[0]!]) : a
-  const b2 = b1 ? reshape(b, [b.shape[0]!, 1]) : b
-  const batch = dy.shape.slice(0, dy.rank - (a1 ? 0 : 1) - (b1 ? 0 : 1))
-  const m = a1 ? 1 : dy.shape[batch.length]!
-  const n = b1 ? 1 : dy.shape[dy.rank - 1]!
-  const g = a1 || b1 ? reshape(dy, [...batch, m, n]) : dy
-  // a product per operand, and each is as large as the forward one: skip the operand nothing differentiates
-  const wantA = needs?.[0] ?? true
-  const wantB = needs?.[1] ?? true
-  let ga: Tensor | null = null
-  let gb: Tensor | null = null
-  if (!tA && !tB) {
-    if (wantA) ga = mm(g, b2, false, true)
-    if (wantB) gb = mm(a2, g, true, false)
-  } else if (!tA && tB) {
-    if (wantA) ga = mm(g, b2, false, false)
-    if (wantB) gb = mm(g, a2, true, false)
-  } else if (tA && !tB) {
-    if (wantA) ga = mm(b2, g, false, true)
-    if (wantB) gb = mm(a2, g, false, false)
-  } else {
-    if (wantA) ga = mm(b2, g, true, true)
-    if (wantB) gb = mm(g, a2, true, true)
-  }
-  if (ga) ga = unbroadcast(ga, a2.shape)
-  if (gb) gb = unbroadcast(gb, b2.shape)
-  return [ga && (a1 ? reshape(ga, a.shape) : ga), gb && (b1 ? reshape(gb, b.shape) : gb)]
-}
-
-/** @internal validated inputs only. Records the gradient (itself made of matmuls, so higher orders work). */
+/** @internal validated inputs only. int32 products are not differentiable. */
 const mm = (a: Tensor, b: Tensor, transposeA: boolean, transposeB: boolean): Tensor =>
-  runOp1('matmul', Kernel.MatMul, [a, b], { transposeA, transposeB }, a.dtype === 'int32' ? undefined : matmulGrad)
+  runOp1('matmul', Kernel.MatMul, [a, b], { transposeA, transposeB }, a.dtype !== 'int32')
 
 const isFlag = (u: unknown): u is boolean | undefined => u === undefined || typeof u === 'boolean'
 

@@ -4,7 +4,6 @@ import { runOp1 } from '../op.js'
 import { Kernel } from '../kernelContract.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import { slice } from './slice.js'
 
 export type PadWidths = readonly (readonly [before: number, after: number])[]
 
@@ -21,7 +20,7 @@ const padImpl = (x: Tensor, pads: PadWidths, value = 0): Tensor => {
   })
   if (!isFloat(x.dtype) && !Number.isFinite(value))
     throw new ValueError({ op: 'pad', arg: 'value', expected: `a finite number for ${x.dtype}`, actual: value })
-  return runOp1('pad', Kernel.Pad, [x], { before, after, value }, (dys, { inputs }) => [slice(dys[0]!, before, inputs[0]!.shape)])
+  return runOp1('pad', Kernel.Pad, [x], { before, after, value }, true)
 }
 
 /** Pad every axis with `value` (default 0): `pads[d] = [before, after]`, non-negative. The gradient slices. */

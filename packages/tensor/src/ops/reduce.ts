@@ -5,10 +5,8 @@ import { runOp1 } from '../op.js'
 import { Kernel } from '../kernelContract.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import { div, equal, mul, sub, where } from './binary.js'
-import { cast } from './cast.js'
 import { reshape } from './reshape.js'
-import { assertNonEmpty, axesOf, boolOption, checkDType, counts, expandTo, parseReduce, spread, type ReduceOptions } from './reduceInternal.js'
+import { assertNonEmpty, axesOf, boolOption, checkDType, counts, parseReduce, type ReduceOptions } from './reduceInternal.js'
 
 export type { ReduceOptions } from './reduceInternal.js'
 
@@ -39,10 +37,7 @@ const reduceOp = <O extends ReduceOptions>(name: string, impl: (x: Tensor, opts:
 
 const sumImpl = (x: Tensor, opts: ReduceOptions): Tensor => {
   const { axes, keepDims } = parseReduce('sum', x, opts, 'numeric')
-  return runOp1('sum', Kernel.Sum, [x], { axes, keepDims }, (dys, { inputs }) => {
-    const xin = inputs[0]!
-    return [spread(dys[0]!, xin.shape, axes)]
-  })
+  return runOp1('sum', Kernel.Sum, [x], { axes, keepDims }, true)
 }
 
 /** Sum over `axis` (all axes by default); an empty sum is 0. Accumulates in float64 on the CPU. */
@@ -51,8 +46,7 @@ export const sum: ReduceOp = reduceOp('sum', sumImpl)
 const meanImpl = (x: Tensor, opts: ReduceOptions): Tensor => {
   const { axes, keepDims } = parseReduce('mean', x, opts, 'float')
   assertNonEmpty('mean', x, axes)
-  const { n } = counts(x, axes)
-  return runOp1('mean', Kernel.Mean, [x], { axes, keepDims }, (dys, { inputs }) => [div(spread(dys[0]!, inputs[0]!.shape, axes), n)])
+  return runOp1('mean', Kernel.Mean, [x], { axes, keepDims }, true)
 }
 
 /** Arithmetic mean over `axis` (float dtypes). An empty reduction is a ValueError, not NaN. */
@@ -60,19 +54,7 @@ export const mean: ReduceOp = reduceOp('mean', meanImpl)
 
 const prodImpl = (x: Tensor, opts: ReduceOptions): Tensor => {
   const { axes, keepDims } = parseReduce('prod', x, opts, 'numeric')
-  return runOp1('prod', Kernel.Prod, [x], { axes, keepDims }, (dys, { inputs, outputs }) => {
-    const xin = inputs[0]!
-    // y / x fails at zeros, so count them per slice: with none, ∂y/∂xᵢ = y / xᵢ; with exactly one, only the
-    // zero entry has a non-zero partial (the product of the others); with two or more every partial is 0.
-    const isZero = equal(xin, 0)
-    const zeros = sum(cast(isZero, xin.dtype), { axis: axes, keepDims: true })
-    const safe = where(isZero, 1, xin)
-    const others = prod(safe, { axis: axes, keepDims: true })
-    const noZero = div(expandTo(outputs[0]!, xin.shape, axes), safe)
-    const oneZero = where(isZero, others, 0)
-    const partial = where(equal(zeros, 0), noZero, where(equal(zeros, 1), oneZero, 0))
-    return [mul(partial, expandTo(dys[0]!, xin.shape, axes))]
-  })
+  return runOp1('prod', Kernel.Prod, [x], { axes, keepDims }, true)
 }
 
 /** Product over `axis`; an empty product is 1. Integer products wrap modulo 2^32 like numpy's int32. */
@@ -85,13 +67,7 @@ const extremeImpl =
   (x: Tensor, opts: ReduceOptions): Tensor => {
     const { axes, keepDims } = parseReduce(name, x, opts, 'numeric')
     assertNonEmpty(name, x, axes)
-    return runOp1(name, kernel, [x], { axes, keepDims }, (dys, { inputs, outputs }) => {
-      const xin = inputs[0]!
-      // Ties share the cotangent evenly (PyTorch's amax/amin), so the gradient stays a valid subgradient.
-      const hit = cast(equal(xin, expandTo(outputs[0]!, xin.shape, axes)), xin.dtype)
-      const ties = sum(hit, { axis: axes, keepDims: true })
-      return [mul(hit, div(expandTo(dys[0]!, xin.shape, axes), ties))]
-    })
+    return runOp1(name, kernel, [x], { axes, keepDims }, true)
   }
 
 /** Maximum over `axis`. NaN propagates; an empty reduction is a ValueError. Ties split the gradient evenly. */
@@ -135,18 +111,7 @@ const momentImpl =
     const { n, slices } = counts(x, axes)
     if (slices > 0 && n - correction <= 0)
       throw new ValueError({ op: name, arg: 'correction', expected: `less than the reduced element count ${n}`, actual: correction })
-    const denom = n - correction
-    return runOp1(name, name === 'variance' ? Kernel.Variance : Kernel.Std, [x], { axes, keepDims, correction }, (dys, { inputs, outputs }) => {
-      const xin = inputs[0]!
-      const centred = sub(xin, mean(xin, { axis: axes, keepDims: true }))
-      const dy = expandTo(dys[0]!, xin.shape, axes)
-      if (name === 'variance') return [mul(centred, div(dy, denom / 2))]
-      // ∂std/∂x = (x - mean) / (denom · std); at std = 0 that is 0/0, and 0 is the subgradient we return.
-      const y = expandTo(outputs[0]!, xin.shape, axes)
-      const flat = equal(y, 0)
-      const g = mul(centred, div(dy, mul(where(flat, 1, y), denom)))
-      return [where(flat, 0, g)]
-    })
+    return runOp1(name, name === 'variance' ? Kernel.Variance : Kernel.Std, [x], { axes, keepDims, correction }, true)
   }
 
 /**
@@ -166,9 +131,7 @@ const cumsumImpl = (x: Tensor, opts: CumsumOptions): Tensor => {
   if (opts.axis === undefined) return scope(() => cumsumImpl(reshape(x, [-1]), { axis: 0, reverse, exclusive }))
   const axes = axesOf('cumsum', opts.axis, x.rank, false)
   // The adjoint of a running sum is the running sum taken the other way, with the same exclusivity.
-  return runOp1('cumsum', Kernel.Cumsum, [x], { axes, reverse, exclusive }, dys => [
-    cumsum(dys[0]!, { axis: axes[0] ?? 0, reverse: !reverse, exclusive }),
-  ])
+  return runOp1('cumsum', Kernel.Cumsum, [x], { axes, reverse, exclusive }, true)
 }
 
 /** Running sum along `axis` (flattened when omitted), optionally `reverse` and/or `exclusive`. Shape is kept. */

@@ -1,12 +1,10 @@
 import { isFloat } from '../dtype.js'
 import { ArgumentError, AxisError, DTypeError, ValueError } from '../errors.js'
-import { normAxes, reducedShape, type Shape } from '../shape.js'
+import { normAxes, reducedShape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
-import { broadcastTo } from './broadcastTo.js'
-import { reshape } from './reshape.js'
 
 /**
- * @internal validation and cotangent helpers shared by the reduction and softmax ops. Kept out of reduce.ts so
+ * @internal validation helpers shared by the reduction and softmax ops (and their gradient rules). Kept out of reduce.ts so
  * that `export *` from the ops index does not publish them.
  */
 
@@ -16,9 +14,6 @@ export interface ReduceOptions {
   /** Keep reduced axes as size-1 dims. */
   readonly keepDims?: boolean
 }
-
-/** @internal the reduced shape with kept dims, used to broadcast a cotangent back over the input. */
-export const keptShape = (shape: Shape, axes: readonly number[]): number[] => reducedShape(shape, axes, true)
 
 // ---- validation shared with softmax.ts ----------------------------------------------------------------------
 
@@ -77,10 +72,4 @@ export function parseReduce(op: string, x: Tensor, opts: ReduceOptions, domain: 
   checkDType(op, x, domain)
   return { axes: axesOf(op, opts.axis, x.rank), keepDims: boolOption(op, 'keepDims', opts.keepDims) }
 }
-
-/** @internal a reduced cotangent (kept dims or not) reshaped so it broadcasts against the input. */
-export const expandTo = (g: Tensor, shape: Shape, axes: readonly number[]): Tensor => reshape(g, keptShape(shape, axes))
-
-/** @internal the reduced cotangent materialised over the input's shape. */
-export const spread = (g: Tensor, shape: Shape, axes: readonly number[]): Tensor => broadcastTo(expandTo(g, shape, axes), shape)
 

@@ -22,7 +22,7 @@ function resolveShape(op: string, from: Shape, to: Shape): number[] {
 
 const reshapeImpl = (x: Tensor, shape: Shape): Tensor => {
   const out = resolveShape('reshape', x.shape, shape)
-  return runOp1('reshape', Kernel.Reshape, [x], { shape: out }, (dys, { inputs }) => [reshape(dys[0]!, inputs[0]!.shape)])
+  return runOp1('reshape', Kernel.Reshape, [x], { shape: out }, true)
 }
 
 /** Same values under a new shape with the same element count (one dim may be -1). Shares storage. */

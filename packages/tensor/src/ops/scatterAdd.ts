@@ -5,7 +5,7 @@ import { Kernel } from '../kernelContract.js'
 import { shapesEqual } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import { checkIndices, gather, indexAxis } from './gather.js'
+import { checkIndices, indexAxis } from './gather.js'
 
 const scatterAddImpl = (x: Tensor, indices: Tensor, updates: Tensor, axis = 0): Tensor => {
   if (x.dtype === 'bool') throw new DTypeError({ op: 'scatterAdd', arg: 'x', expected: 'a numeric dtype', actual: x.dtype })
@@ -19,10 +19,7 @@ const scatterAddImpl = (x: Tensor, indices: Tensor, updates: Tensor, axis = 0): 
       { op: 'scatterAdd', arg: 'updates', expected: want, actual: updates.shape },
       `updates must be x.shape[:axis] + indices.shape + x.shape[axis+1:], x is [${x.shape.join(',')}], indices is [${indices.shape.join(',')}]`,
     )
-  return runOp1('scatterAdd', Kernel.ScatterAdd, [x, indices, updates], { axis: a }, (dys, { inputs }) => {
-    const dy = dys[0]!
-    return [dy, null, gather(dy, inputs[1]!, a)]
-  })
+  return runOp1('scatterAdd', Kernel.ScatterAdd, [x, indices, updates], { axis: a }, true)
 }
 
 /**

@@ -1,15 +1,9 @@
-import { fromValues } from '../engine.js'
 import type { DType } from '../dtype.js'
 import { ShapeError, ValueError } from '../errors.js'
 import { runOp1 } from '../op.js'
 import { Kernel } from '../kernelContract.js'
-import type { Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import { full } from '../creation/fill.js'
-import { pad } from './pad.js'
-import { reshape } from './reshape.js'
-import { scatterAdd } from './scatterAdd.js'
 
 /**
  * One entry of a slice spec, per axis from the first:
@@ -85,31 +79,8 @@ function planBeginSize(x: Tensor, begin: readonly number[], size: readonly numbe
   return p
 }
 
-/**
- * The adjoint of a strided slice: dy placed back at the sliced positions of zeros of `shape`. Unit-stride axes
- * are one pad; strided axes scatter along that axis, since pad cannot interleave zeros.
- */
-function unslice(dy: Tensor, shape: Shape, p: Plan): Tensor {
-  if (p.size.some(s => s === 0)) return zerosOf(dy, shape)
-  let g: Tensor = reshape(dy, p.size)
-  const strided = (d: number): boolean => p.step[d] !== 1 && p.size[d]! > 1
-  const before = shape.map((_, d) => (strided(d) ? 0 : p.begin[d]!))
-  const after = shape.map((n, d) => (strided(d) ? 0 : n - p.begin[d]! - p.size[d]!))
-  if (before.some(v => v > 0) || after.some(v => v > 0)) g = pad(g, before.map((b, d) => [b, after[d]!] as const))
-  for (let d = 0; d < shape.length; d++) {
-    if (!strided(d)) continue
-    const idx = Int32Array.from({ length: p.size[d]! }, (_, i) => p.begin[d]! + i * p.step[d]!)
-    const ix = fromValues(idx, [idx.length], 'int32', dy.backend)
-    const z = zerosOf(g, g.shape.map((v, k) => (k === d ? shape[d]! : v)))
-    g = scatterAdd(z, ix, g, d)
-  }
-  return g
-}
-
-const zerosOf = (like: Tensor, shape: Shape): Tensor => full(shape, 0, { dtype: like.dtype, backend: like.backend })
-
 function sliceWith(x: Tensor, p: Plan): Tensor {
-  return runOp1('slice', Kernel.Slice, [x], { ...p }, (dys, { inputs }) => [unslice(dys[0]!, inputs[0]!.shape, p)])
+  return runOp1('slice', Kernel.Slice, [x], { ...p }, true)
 }
 
 /**

@@ -4,10 +4,7 @@ import { Kernel } from '../kernelContract.js'
 import type { Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import { equal, mul, sub, where } from './binary.js'
-import { sum } from './reduce.js'
-import { axesOf, checkDType, expandTo, parseReduce, type ReduceOptions } from './reduceInternal.js'
-import { exp } from './unary.js'
+import { axesOf, checkDType, parseReduce, type ReduceOptions } from './reduceInternal.js'
 
 export interface SoftmaxOptions {
   /** Axis or axes normalised over (negative counts from the end); the last axis by default. */
@@ -16,15 +13,7 @@ export interface SoftmaxOptions {
 
 const logSumExpImpl = (x: Tensor, opts: ReduceOptions): Tensor => {
   const { axes, keepDims } = parseReduce('logSumExp', x, opts, 'float')
-  return runOp1('logSumExp', Kernel.LogSumExp, [x], { axes, keepDims }, (dys, { inputs, outputs }) => {
-    const xin = inputs[0]!
-    // The weights come from the fused softmax, not exp(x - y): y rounded to float32 near 1e4 would put a
-    // relative error of ~1e-3 into exp(x - y).
-    const w = softmax(xin, { axis: axes })
-    const g = mul(w, expandTo(dys[0]!, xin.shape, axes))
-    // An all -Infinity slice stays -Infinity under any finite nudge, so its true gradient is 0 (softmax is NaN there).
-    return [where(equal(expandTo(outputs[0]!, xin.shape, axes), -Infinity), 0, g)]
-  })
+  return runOp1('logSumExp', Kernel.LogSumExp, [x], { axes, keepDims }, true)
 }
 
 /**
@@ -43,19 +32,12 @@ const softmaxAxes = (op: string, x: Tensor, opts: SoftmaxOptions): number[] => {
 
 const softmaxImpl = (x: Tensor, opts: SoftmaxOptions): Tensor => {
   const axes = softmaxAxes('softmax', x, opts)
-  return runOp1('softmax', Kernel.Softmax, [x], { axes }, (dys, { outputs }) => {
-    const y = outputs[0]!
-    const dy = dys[0]!
-    return [mul(y, sub(dy, sum(mul(dy, y), { axis: axes, keepDims: true })))]
-  })
+  return runOp1('softmax', Kernel.Softmax, [x], { axes }, true)
 }
 
 const logSoftmaxImpl = (x: Tensor, opts: SoftmaxOptions): Tensor => {
   const axes = softmaxAxes('logSoftmax', x, opts)
-  return runOp1('logSoftmax', Kernel.LogSoftmax, [x], { axes }, (dys, { outputs }) => {
-    const dy = dys[0]!
-    return [sub(dy, mul(exp(outputs[0]!), sum(dy, { axis: axes, keepDims: true })))]
-  })
+  return runOp1('logSoftmax', Kernel.LogSoftmax, [x], { axes }, true)
 }
 
 /**

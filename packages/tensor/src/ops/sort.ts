@@ -5,7 +5,6 @@ import type { Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
 import { indexAxis } from './gather.js'
-import { scatterAlongAxis } from './topk.js'
 
 export interface SortOptions {
   /** Axis to sort along, default -1. */
@@ -22,7 +21,7 @@ function sortBoth(op: string, x: Tensor, opts: SortOptions, differentiable: bool
     Kernel.Sort,
     [x],
     { axis, descending },
-    differentiable ? (dys, { inputs, outputs }) => [scatterAlongAxis(dys[0]!, outputs[1]!, axis, inputs[0]!.shape)] : undefined,
+    differentiable,
   ) as [Tensor, Tensor]
 }
 

@@ -5,7 +5,6 @@ import { Kernel } from '../kernelContract.js'
 import { normAxis } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import { concat } from './concat.js'
 
 const splitImpl = (x: Tensor, sizesOrCount: number | readonly number[], axis = 0): Tensor[] => {
   if (x.rank === 0) throw new ShapeError({ op: 'split', arg: 'x', expected: 'rank ≥ 1', actual: x.shape })
@@ -23,7 +22,7 @@ const splitImpl = (x: Tensor, sizesOrCount: number | readonly number[], axis = 0
       throw new ValueError({ op: 'split', arg: 'sizes', expected: `non-negative integers summing to dim ${a} of [${x.shape.join(',')}] (${n})`, actual: sizes })
   }
   const shapes = sizes.map(s => x.shape.map((d, j) => (j === a ? s : d)))
-  return runOp('split', Kernel.Split, [x], { axis: a, shapes }, dys => [concat(dys, a)])
+  return runOp('split', Kernel.Split, [x], { axis: a, shapes }, true)
 }
 
 /**

@@ -17,7 +17,7 @@ const stackImpl = (tensors: readonly Tensor[], axis = 0): Tensor => {
   const a = normAxis('stack', axis, first.rank + 1)
   const shape = [...first.shape.slice(0, a), tensors.length, ...first.shape.slice(a)]
   // Concat reads each input as [outer, size/outer] blocks, so it stacks without materialising expanded views.
-  return runOp1('stack', Kernel.Concat, tensors, { axis: a, shape }, dys => unstack(dys[0]!, a))
+  return runOp1('stack', Kernel.Concat, tensors, { axis: a, shape }, true)
 }
 
 /** Join tensors of one shape and dtype along a new `axis` (default 0, in [-rank-1, rank]). The gradient unstacks. */
@@ -31,7 +31,7 @@ const unstackImpl = (x: Tensor, axis = 0): Tensor[] => {
   const a = normAxis('unstack', axis, x.rank)
   const inner = x.shape.filter((_, j) => j !== a)
   const shapes = Array.from({ length: x.shape[a]! }, () => inner)
-  return runOp('unstack', Kernel.Split, [x], { axis: a, shapes }, dys => [stack(dys, a)])
+  return runOp('unstack', Kernel.Split, [x], { axis: a, shapes }, true)
 }
 
 /** The slices of `x` along `axis` (default 0), that axis removed: the inverse of `stack`. The gradient stacks. */

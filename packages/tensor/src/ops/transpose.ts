@@ -16,16 +16,9 @@ export function normPerm(op: string, axes: readonly number[], rank: number): num
   return perm
 }
 
-const inverse = (perm: readonly number[]): number[] => {
-  const inv = new Array<number>(perm.length)
-  perm.forEach((p, i) => (inv[p] = i))
-  return inv
-}
-
 function permuteImpl(op: string, x: Tensor, axes: readonly number[]): Tensor {
   const perm = normPerm(op, axes, x.rank)
-  // The gradient is the inverse permutation, so the tape never needs to know which public name was called.
-  return runOp1(op, Kernel.Transpose, [x], { perm }, dys => [permute(dys[0]!, inverse(perm))])
+  return runOp1(op, Kernel.Transpose, [x], { perm }, true)
 }
 
 /** Reverse the axes (a matrix transpose for rank 2); with `axes`, the same as `permute(x, axes)`. */

@@ -10,8 +10,7 @@ function triangle(op: 'tril' | 'triu', x: Tensor, k = 0): Tensor {
   if (x.rank < 2) throw new ShapeError({ op, arg: 'x', expected: 'rank ≥ 2 (matrices in the last two dims)', actual: x.shape })
   if (!Number.isInteger(k)) throw new ValueError({ op, arg: 'k', expected: 'an integer diagonal offset', actual: k })
   const upper = op === 'triu'
-  // The op is linear and its own mask, so the gradient is the same op on dy.
-  return runOp1(op, Kernel.Triangle, [x], { k, upper }, dys => [triangle(op, dys[0]!, k)])
+  return runOp1(op, Kernel.Triangle, [x], { k, upper }, true)
 }
 
 type TriangleOp = <D extends DType, S extends Shape>(x: Tensor<D, S>, k?: number) => Tensor<D, S>

@@ -1,11 +1,11 @@
 import { shapesEqual, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
-import { reshape } from './reshape.js'
-import { sum } from './reduce.js'
+import { reshape } from '../ops/reshape.js'
+import { sum } from '../ops/reduce.js'
 
 /**
  * @internal sum a cotangent of the broadcast shape back to an input's `shape`: the adjoint of broadcasting.
- * Every gradient rule of a broadcasting op ends here.
+ * Every gradient rule of a broadcasting kernel ends here.
  */
 export function unbroadcast(g: Tensor, shape: Shape): Tensor {
   if (shapesEqual(g.shape, shape)) return g
