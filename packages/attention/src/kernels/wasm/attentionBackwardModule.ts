@@ -364,11 +364,10 @@ function emitMin(f: FunctionBuilder, a: () => void, b: () => void, into: Local):
 }
 
 /** att_bwd(job, params): claim units (key blocks of one kv head) until none are left. */
-function addBackwardJob(mod: ModuleBuilder, ctx: WasmPartContext): void {
-  const ds = addDs(mod)
-  const transpose = addTranspose(mod)
-  const copy = addCopy(mod)
-  const f = mod.function(['i32', 'i32'], [], 'att_bwd').fn
+function addBackwardFn(mod: ModuleBuilder, ctx: WasmPartContext, fns: { ds: number; transpose: number; copy: number; tile?: number }): number {
+  const { ds, transpose, copy } = fns
+  const isTile = fns.tile === undefined
+  const { index, fn: f } = isTile ? mod.function(['i32', 'i32', 'i32', 'i32', 'i32', 'i32'], []) : mod.function(['i32', 'i32'], [], 'att_bwd')
   const job = f.param(0)
   const params = f.param(1)
   const field = (k: BwdParam): Local => {
@@ -412,7 +411,9 @@ function addBackwardJob(mod: ModuleBuilder, ctx: WasmPartContext): void {
   const i0 = i32(), nq = i32(), nq4 = i32(), qp = i32(), kp = i32(), q = i32(), j = i32(), e = i32(), full = i32(), x = i32()
   const sBuf = i32(), dpBuf = i32(), tBuf = i32(), dK = i32(), dV = i32()
   const tile = (): void => void f.get(BQ).get(BK).i32Mul().i32Const(2).i32Shl()
-  f.get(params).i32Load(BwdParam.Scratch * 4).get(job).get(params).i32Load(BwdParam.SlotBytes * 4).i32Mul().i32Add().tee(sBuf)
+  // the tile function's parameters: (slot, params, bh, z, kb, i0); the job's: (job, params)
+  if (isTile) f.get(job).tee(sBuf)
+  else f.get(params).i32Load(BwdParam.Scratch * 4).get(job).get(params).i32Load(BwdParam.SlotBytes * 4).i32Mul().i32Add().tee(sBuf)
   tile()
   f.i32Add().tee(dpBuf)
   tile()
@@ -434,6 +435,115 @@ function addBackwardJob(mod: ModuleBuilder, ctx: WasmPartContext): void {
     f.call(panels ? ctx.microPanels : ctx.micro)
   }
 
+  if (isTile) {
+    f.get(f.param(2)).set(bh)
+    f.get(f.param(3)).set(z)
+    f.get(f.param(4)).tee(kb).get(BK).i32Mul().set(k0)
+    f.get(f.param(5)).set(i0)
+    min(() => f.get(BK), () => f.get(Tk).get(k0).i32Sub(), nk)
+    f.get(nk).i32Const(7).i32Add().i32Const(3).i32ShrS().set(nk8)
+    min(() => f.get(BQ), () => f.get(Tq).get(i0).i32Sub(), nq)
+    f.get(nq).i32Const(3).i32Add().i32Const(-4).i32And().set(nq4)
+    // ---- S = Qs·Kᵀ, dP = dO·Vᵀ as [key/4][query][4] ------------------------------------------------------
+    f.forRange(qp, () => f.i32Const(0), () => f.get(nq4), 4, () => {
+      micro(
+        true,
+        () => f.get(QA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().get(D).i32Mul().i32Const(2).i32Shl().i32Add(),
+        () => f.get(KB1).get(z).get(TkPad).i32Mul().get(k0).i32Add().get(D).i32Mul().i32Const(2).i32Shl().i32Add(),
+        () => f.get(sBuf).get(qp).i32Const(4).i32Shl().i32Add(),
+        () => f.get(D),
+        () => f.get(nk8),
+        () => f.get(D).i32Const(5).i32Shl(),
+        () => f.i32Const(16),
+        0,
+        () => f.get(BQ).i32Const(4).i32Shl(),
+      )
+      micro(
+        true,
+        () => f.get(OA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().get(Dv).i32Mul().i32Const(2).i32Shl().i32Add(),
+        () => f.get(VB).get(z).get(TkPad).i32Mul().get(k0).i32Add().get(Dv).i32Mul().i32Const(2).i32Shl().i32Add(),
+        () => f.get(dpBuf).get(qp).i32Const(4).i32Shl().i32Add(),
+        () => f.get(Dv),
+        () => f.get(nk8),
+        () => f.get(Dv).i32Const(5).i32Shl(),
+        () => f.i32Const(16),
+        0,
+        () => f.get(BQ).i32Const(4).i32Shl(),
+      )
+    })
+    // ---- mask: keys past a row's causal limit or past Tk get S = −∞ (the first query sees the tile's
+    // last padded key and the tile ends within Tk: nothing to do) ------------------------------------------
+    f.get(k0).get(nk8).i32Const(3).i32Shl().i32Add().set(e) // padded end of the tile
+    f.get(e).get(Tk).i32LeS().get(causal).i32Eqz().get(e).i32Const(1).i32Sub().get(i0).get(delta).i32Add().i32LeS().i32Add().i32Const(0).i32GtS().i32And().set(full)
+    f.get(full).i32Eqz().if(() => {
+      f.forRange(q, () => f.i32Const(0), () => f.get(nq), 1, () => {
+        // first masked key of row i0 + q: min(Tk, i0 + q + delta + 1) if causal, else Tk; at least k0
+        f.get(causal).if(
+          () => min(() => f.get(Tk), () => f.get(i0).get(q).i32Add().get(delta).i32Add().i32Const(1).i32Add(), j),
+          () => f.get(Tk).set(j),
+        )
+        f.get(j).get(k0).get(j).get(k0).i32GtS().select().set(j)
+        f.forRange(j, () => f.get(j), () => f.get(e), 1, () => {
+          // sBuf + (((j − k0)/4)·BQ + q)·16 + (j % 4)·4
+          f.get(sBuf).get(j).get(k0).i32Sub().i32Const(2).i32ShrS().get(BQ).i32Mul().get(q).i32Add().i32Const(4).i32Shl().i32Add()
+          f.get(j).i32Const(3).i32And().i32Const(2).i32Shl().i32Add()
+          f.f32Const(-Infinity).f32Store()
+        })
+      })
+    })
+    // ---- P and dS in place, one key panel at a time -----------------------------------------------------
+    f.forRange(kp, () => f.i32Const(0), () => f.get(nk8).i32Const(1).i32Shl(), 1, () => {
+      f.get(kp).get(BQ).i32Mul().i32Const(4).i32Shl().set(x)
+      f.get(sBuf).get(x).i32Add()
+      f.get(dpBuf).get(x).i32Add()
+      f.get(LseA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().i32Const(2).i32Shl().i32Add()
+      f.get(DeltaA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().i32Const(2).i32Shl().i32Add()
+      f.get(nq4)
+      f.call(ds)
+      // dV[keys of kp] += Pᵀ·dO and dK += dSᵀ·Qs over this block's queries
+      micro(
+        false,
+        () => f.get(sBuf).get(x).i32Add(),
+        () => f.get(OB).get(bh).get(TqPad).i32Mul().get(DvPad).i32Mul().get(i0).i32Const(3).i32Shl().i32Add().i32Const(2).i32Shl().i32Add(),
+        () => f.get(dV).get(kp).get(DvPad).i32Mul().i32Const(4).i32Shl().i32Add(),
+        () => f.get(nq4),
+        () => f.get(DvPad).i32Const(3).i32ShrS(),
+        () => f.get(TqPad).i32Const(5).i32Shl(),
+        () => f.get(DvPad).i32Const(2).i32Shl(),
+        1,
+      )
+      micro(
+        false,
+        () => f.get(dpBuf).get(x).i32Add(),
+        () => f.get(QB).get(bh).get(TqPad).i32Mul().get(DPad).i32Mul().get(i0).i32Const(3).i32Shl().i32Add().i32Const(2).i32Shl().i32Add(),
+        () => f.get(dK).get(kp).get(DPad).i32Mul().i32Const(4).i32Shl().i32Add(),
+        () => f.get(nq4),
+        () => f.get(DPad).i32Const(3).i32ShrS(),
+        () => f.get(TqPad).i32Const(5).i32Shl(),
+        () => f.get(DPad).i32Const(2).i32Shl(),
+        1,
+      )
+    })
+    // ---- dQpart = dS·K: dS transposed to [query/4][key][4] -----------------------------------------------
+    f.get(tBuf).get(dpBuf).get(nk8).i32Const(1).i32Shl().get(nq4).i32Const(2).i32ShrS().get(BQ).get(BK)
+    f.call(transpose)
+    f.forRange(qp, () => f.i32Const(0), () => f.get(nq4), 4, () => {
+      micro(
+        false,
+        () => f.get(tBuf).get(qp).get(BK).i32Mul().i32Const(2).i32Shl().i32Add(),
+        () => f.get(KB2).get(z).get(TkPad).i32Mul().get(DPad).i32Mul().get(k0).i32Const(3).i32Shl().i32Add().i32Const(2).i32Shl().i32Add(),
+        () =>
+          f.get(DQPart).get(bh).get(KB).i32Mul().get(kb).i32Add().get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().get(DPad).i32Mul().i32Const(2).i32Shl().i32Add(),
+        () => f.get(nk8).i32Const(3).i32Shl(),
+        () => f.get(DPad).i32Const(3).i32ShrS(),
+        () => f.get(TkPad).i32Const(5).i32Shl(),
+        () => f.get(DPad).i32Const(2).i32Shl(),
+        0,
+      )
+    })
+    void [units, counter, table, G, KB, DK, DV, D4, Dv4, copy, u, p, bh0, h]
+    return index
+  }
   f.block(done => {
     f.loop(next => {
       if (ctx.shared) f.get(counter).i32Const(1).i32AtomicRmwAdd().tee(u)
@@ -456,103 +566,9 @@ function addBackwardJob(mod: ModuleBuilder, ctx: WasmPartContext): void {
           // a query block sees this key block unless causal and its last row is before the first key
           f.get(causal).i32Eqz().get(i0).get(nq).i32Add().i32Const(1).i32Sub().get(delta).i32Add().get(k0).i32GeS().i32Add().i32Const(0).i32GtS()
           f.if(() => {
-            // ---- S = Qs·Kᵀ, dP = dO·Vᵀ as [key/4][query][4] ------------------------------------------------------
-            f.forRange(qp, () => f.i32Const(0), () => f.get(nq4), 4, () => {
-              micro(
-                true,
-                () => f.get(QA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().get(D).i32Mul().i32Const(2).i32Shl().i32Add(),
-                () => f.get(KB1).get(z).get(TkPad).i32Mul().get(k0).i32Add().get(D).i32Mul().i32Const(2).i32Shl().i32Add(),
-                () => f.get(sBuf).get(qp).i32Const(4).i32Shl().i32Add(),
-                () => f.get(D),
-                () => f.get(nk8),
-                () => f.get(D).i32Const(5).i32Shl(),
-                () => f.i32Const(16),
-                0,
-                () => f.get(BQ).i32Const(4).i32Shl(),
-              )
-              micro(
-                true,
-                () => f.get(OA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().get(Dv).i32Mul().i32Const(2).i32Shl().i32Add(),
-                () => f.get(VB).get(z).get(TkPad).i32Mul().get(k0).i32Add().get(Dv).i32Mul().i32Const(2).i32Shl().i32Add(),
-                () => f.get(dpBuf).get(qp).i32Const(4).i32Shl().i32Add(),
-                () => f.get(Dv),
-                () => f.get(nk8),
-                () => f.get(Dv).i32Const(5).i32Shl(),
-                () => f.i32Const(16),
-                0,
-                () => f.get(BQ).i32Const(4).i32Shl(),
-              )
-            })
-            // ---- mask: keys past a row's causal limit or past Tk get S = −∞ (the first query sees the tile's
-            // last padded key and the tile ends within Tk: nothing to do) ------------------------------------------
-            f.get(k0).get(nk8).i32Const(3).i32Shl().i32Add().set(e) // padded end of the tile
-            f.get(e).get(Tk).i32LeS().get(causal).i32Eqz().get(e).i32Const(1).i32Sub().get(i0).get(delta).i32Add().i32LeS().i32Add().i32Const(0).i32GtS().i32And().set(full)
-            f.get(full).i32Eqz().if(() => {
-              f.forRange(q, () => f.i32Const(0), () => f.get(nq), 1, () => {
-                // first masked key of row i0 + q: min(Tk, i0 + q + delta + 1) if causal, else Tk; at least k0
-                f.get(causal).if(
-                  () => min(() => f.get(Tk), () => f.get(i0).get(q).i32Add().get(delta).i32Add().i32Const(1).i32Add(), j),
-                  () => f.get(Tk).set(j),
-                )
-                f.get(j).get(k0).get(j).get(k0).i32GtS().select().set(j)
-                f.forRange(j, () => f.get(j), () => f.get(e), 1, () => {
-                  // sBuf + (((j − k0)/4)·BQ + q)·16 + (j % 4)·4
-                  f.get(sBuf).get(j).get(k0).i32Sub().i32Const(2).i32ShrS().get(BQ).i32Mul().get(q).i32Add().i32Const(4).i32Shl().i32Add()
-                  f.get(j).i32Const(3).i32And().i32Const(2).i32Shl().i32Add()
-                  f.f32Const(-Infinity).f32Store()
-                })
-              })
-            })
-            // ---- P and dS in place, one key panel at a time -----------------------------------------------------
-            f.forRange(kp, () => f.i32Const(0), () => f.get(nk8).i32Const(1).i32Shl(), 1, () => {
-              f.get(kp).get(BQ).i32Mul().i32Const(4).i32Shl().set(x)
-              f.get(sBuf).get(x).i32Add()
-              f.get(dpBuf).get(x).i32Add()
-              f.get(LseA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().i32Const(2).i32Shl().i32Add()
-              f.get(DeltaA).get(bh).get(TqPad).i32Mul().get(i0).i32Add().i32Const(2).i32Shl().i32Add()
-              f.get(nq4)
-              f.call(ds)
-              // dV[keys of kp] += Pᵀ·dO and dK += dSᵀ·Qs over this block's queries
-              micro(
-                false,
-                () => f.get(sBuf).get(x).i32Add(),
-                () => f.get(OB).get(bh).get(TqPad).i32Mul().get(DvPad).i32Mul().get(i0).i32Const(3).i32Shl().i32Add().i32Const(2).i32Shl().i32Add(),
-                () => f.get(dV).get(kp).get(DvPad).i32Mul().i32Const(4).i32Shl().i32Add(),
-                () => f.get(nq4),
-                () => f.get(DvPad).i32Const(3).i32ShrS(),
-                () => f.get(TqPad).i32Const(5).i32Shl(),
-                () => f.get(DvPad).i32Const(2).i32Shl(),
-                1,
-              )
-              micro(
-                false,
-                () => f.get(dpBuf).get(x).i32Add(),
-                () => f.get(QB).get(bh).get(TqPad).i32Mul().get(DPad).i32Mul().get(i0).i32Const(3).i32Shl().i32Add().i32Const(2).i32Shl().i32Add(),
-                () => f.get(dK).get(kp).get(DPad).i32Mul().i32Const(4).i32Shl().i32Add(),
-                () => f.get(nq4),
-                () => f.get(DPad).i32Const(3).i32ShrS(),
-                () => f.get(TqPad).i32Const(5).i32Shl(),
-                () => f.get(DPad).i32Const(2).i32Shl(),
-                1,
-              )
-            })
-            // ---- dQpart = dS·K: dS transposed to [query/4][key][4] -----------------------------------------------
-            f.get(tBuf).get(dpBuf).get(nk8).i32Const(1).i32Shl().get(nq4).i32Const(2).i32ShrS().get(BQ).get(BK)
-            f.call(transpose)
-            f.forRange(qp, () => f.i32Const(0), () => f.get(nq4), 4, () => {
-              micro(
-                false,
-                () => f.get(tBuf).get(qp).get(BK).i32Mul().i32Const(2).i32Shl().i32Add(),
-                () => f.get(KB2).get(z).get(TkPad).i32Mul().get(DPad).i32Mul().get(k0).i32Const(3).i32Shl().i32Add().i32Const(2).i32Shl().i32Add(),
-                () =>
-                  f.get(DQPart).get(bh).get(KB).i32Mul().get(kb).i32Add().get(TqPad).i32Mul().get(i0).i32Add().get(qp).i32Add().get(DPad).i32Mul().i32Const(2).i32Shl().i32Add(),
-                () => f.get(nk8).i32Const(3).i32Shl(),
-                () => f.get(DPad).i32Const(3).i32ShrS(),
-                () => f.get(TkPad).i32Const(5).i32Shl(),
-                () => f.get(DPad).i32Const(2).i32Shl(),
-                0,
-              )
-            })
+            // one (query head, query block) tile: a function of its own, so the engine optimises it after its first calls
+            f.get(sBuf).get(params).get(bh).get(z).get(kb).get(i0)
+            f.call(fns.tile!)
           })
           // next query block (forRange's step is 0: the block size is a local)
           f.get(i0).get(BQ).i32Add().set(i0)
@@ -568,7 +584,15 @@ function addBackwardJob(mod: ModuleBuilder, ctx: WasmPartContext): void {
       f.br(next)
     })
   })
-  void Dv
+  void [Dv, ds, transpose, qp, kp, q, j, e, full, tBuf, dpBuf, micro]
+  return index
+}
+
+
+function addBackwardJob(mod: ModuleBuilder, ctx: WasmPartContext): void {
+  const fns = { ds: addDs(mod), transpose: addTranspose(mod), copy: addCopy(mod) }
+  const tile = addBackwardFn(mod, ctx, fns)
+  addBackwardFn(mod, ctx, { ...fns, tile })
 }
 
 /**
