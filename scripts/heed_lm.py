@@ -377,6 +377,8 @@ def train(spec):
         if spec['evalEvery'] > 0 and (s % spec['evalEvery'] == 0 or s == r['steps']):
             nats = validation_loss(model, va, T, spec['evalTokens'])
             evals.append({'step': s, 'nats': nats, 'bitsPerChar': nats / math.log(2)})
+            # progress on stderr (stdout carries the result)
+            print(f'  torch step {s:5d}: validation {nats:.4f} nats, {nats / math.log(2):.4f} bpc', file=sys.stderr, flush=True)
     return {
         'torch': torch.__version__,
         'threads': torch.get_num_threads(),
