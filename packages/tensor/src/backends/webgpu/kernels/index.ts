@@ -5,6 +5,7 @@ import { shapeKernels } from './shape.js'
 import { indexingKernels } from './indexing.js'
 import { linalgKernels } from './linalg.js'
 import { convKernels } from './conv.js'
+import { fusedKernels } from './fused.js'
 
 /** Every WebGPU kernel by name: the same names and attrs as the CPU backend's table. */
 export const webgpuKernels: WebGpuKernelTable = {
@@ -14,4 +15,5 @@ export const webgpuKernels: WebGpuKernelTable = {
   ...indexingKernels,
   ...linalgKernels,
   ...convKernels,
+  ...fusedKernels,
 }
