@@ -14,11 +14,38 @@ function stridedRead(src: AnyTypedArray, dtype: DType, counts: Shape, strides: r
   const n = sizeOf(counts)
   const out = allocArray(dtype, n)
   const rank = counts.length
+  const len = rank > 0 ? counts[rank - 1]! : 0
+  if (n > 0 && strides[rank - 1] === 1 && len >= 8) return runRead(src, out, counts, strides, offset, len)
   const ctr = new Array<number>(rank).fill(0)
   let off = offset
   for (let i = 0; i < n; i++) {
     out[i] = src[off]!
     for (let d = rank - 1; d >= 0; d--) {
+      ctr[d]!++
+      off += strides[d]!
+      if (ctr[d]! < counts[d]!) break
+      off -= strides[d]! * counts[d]!
+      ctr[d] = 0
+    }
+  }
+  return out
+}
+
+/**
+ * stridedRead when the last axis is read contiguously (a head split [B, T, H, D] → [B, H, T, D], a slice of whole
+ * rows): the odometer steps once per run of `len` elements, and each run is one block copy (a loop for short runs,
+ * where a subarray view would cost more than it moves). Same result as the element walk.
+ */
+function runRead(src: AnyTypedArray, out: AnyTypedArray, counts: Shape, strides: readonly number[], offset: number, len: number): AnyTypedArray {
+  const outer = counts.length - 1
+  const ctr = new Array<number>(outer).fill(0)
+  const o = out as Float64Array
+  const s = src as Float64Array
+  let off = offset
+  for (let i = 0; i < o.length; i += len) {
+    if (len >= 16) o.set(s.subarray(off, off + len), i)
+    else for (let j = 0; j < len; j++) o[i + j] = s[off + j]!
+    for (let d = outer - 1; d >= 0; d--) {
       ctr[d]!++
       off += strides[d]!
       if (ctr[d]! < counts[d]!) break
