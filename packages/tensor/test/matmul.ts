@@ -231,6 +231,9 @@ t.test('matmul gradients (finite differences, float64)', async t => {
     [[4, 3], [4, 5], true, false],
     [[2, 4, 3], [1, 5, 4], true, true],
     [[5], [2, 3, 5], true, true],
+    // one weight for every batch (a linear layer): dW is one product over the flattened batch rows
+    [[2, 3, 4], [4, 5], false, false],
+    [[2, 2, 3, 4], [5, 4], false, true],
   ]
   for (const [sa, sb, tA, tB] of cases) {
     const a = operand(rand, sa, 'float64')
