@@ -15,7 +15,7 @@ import { cpuWasmAttention, type CpuWasmAttention } from './wasm/cpuWasmAttention
  * Arithmetic is float64 throughout; results are rounded once on store. Every sum runs in the same order as the
  * one-row-at-a-time formulation (dot products over d, then tiles and keys in order), so blocking changes speed, not
  * results. Exception: float32 without a score mod, unmasked, causal or over a key prefix, takes a float32
- * WebAssembly forward where available (`fastForward` below). Other float32 forwards run their two inner products in
+ * WebAssembly forward and backward where available (`fastForward`, `fastBackward` below). Other float32 forwards run their two inner products in
  * WebAssembly (f64x2, see wasm/attentionModule.ts) where available: P·V sums in the same order,
  * Q·Kᵀ as two interleaved halves, a float64 reordering far below the float32 rounding of the output.
  * Layout: q [B,H,Tq,D], k [B,Hkv,Tk,D], v [B,Hkv,Tk,Dv]; query head h reads kv head ⌊h / (H/Hkv)⌋.
