@@ -237,6 +237,30 @@ t.test('generate: cold, caches freed on unsubscribe, complete and error; share, 
   dispose(p)
 })
 
+t.test('generate: onKvBytes reports the KV bytes the caches retain for each token drawn', async t => {
+  await noLeaks(t, 'no leaks', async () => {
+    const lm = transformerLM(tiny)
+    const p = params64(lm, 6)
+    const prompt = [3, 1, 4, 1]
+    const opts = { seed: 2, maxTokens: 9 }
+    // float64 keys and values of headDim 4 each, 2 kv heads, 2 layers
+    const perToken = 2 * 2 * (4 + 4) * 8
+    const full: number[] = []
+    const ids = await all(generate(lm, p, prompt, { ...opts, onKvBytes: b => void full.push(b) }))
+    t.same(ids, await all(generate(lm, p, prompt, opts)), 'the callback changes no token')
+    t.same(full, ids.map((_, i) => (prompt.length + i) * perToken), 'full heads: prompt + tokens before it, one report per token')
+    const sw = [headPolicy.streaming(1, 3), headPolicy.streaming(1, 3)]
+    const streaming: number[] = []
+    t.same(await all(generate(lm, p, prompt, { ...opts, policies: sw, onKvBytes: b => void streaming.push(b) })), await all(generate(lm, p, prompt, { ...opts, policies: sw })))
+    t.equal(streaming.length, opts.maxTokens)
+    t.ok(streaming.every(b => b > 0 && b <= 4 * perToken), `sink + recent bound the bytes: ${streaming.join(', ')}`)
+    t.equal(new Set(streaming.slice(3)).size, 1, 'constant once the window is full')
+    const err = new Error('from the callback')
+    await t.rejects(all(generate(lm, p, prompt, { ...opts, onKvBytes: () => { throw err } })), err, 'a throwing callback errors the stream')
+    dispose(p)
+  })
+})
+
 t.test('generate: bad input is a typed error when called, naming what was wrong', async t => {
   await noLeaks(t, 'no leaks', async () => {
     const lm = transformerLM(tiny)
@@ -257,6 +281,7 @@ t.test('generate: bad input is a typed error when called, naming what was wrong'
       ['stop id out of range', () => generate(lm, p, [1], { stop: [[9]] })],
       ['policies per kv head', () => generate(lm, p, [1], { policies: [headPolicy.full()] })],
       ['no room for maxTokens', () => generate(lm, p, [1, 2], { capacity: 4, maxTokens: 4 })],
+      ['onKvBytes not a function', () => generate(lm, p, [1], { onKvBytes: 3 as unknown as () => void })],
     ]
     for (const [name, f] of bad) t.throws(f, ValueError, name)
     const long = t.throws(() => generate(lm, p, [1, 2, 3, 4, 5], { capacity: 4 })) as ValueError

@@ -2,7 +2,7 @@ import { Observable, map, type SchedulerLike } from 'rxjs'
 import { keep, noGrad, scope, slice, tensor, ValueError, type Tensor } from '@heed/tensor'
 import type { KvCache } from '../kvCache.js'
 import type { CharTokenizer } from './charTokenizer.js'
-import { checkIds, layerPolicies, type LMPolicies } from './perplexity.js'
+import { checkIds, layerPolicies, retainedKvBytes, type LMPolicies } from './perplexity.js'
 import { sampler, type SamplingOptions } from './sampling.js'
 import type { TransformerLM, TransformerLMParams } from './transformerLM.js'
 
@@ -25,6 +25,12 @@ export interface GenerateOptions extends SamplingOptions {
   readonly chunk?: number
   /** When given, each decode step waits for this scheduler (e.g. rxjs `asyncScheduler`), so a page can repaint. */
   readonly scheduler?: SchedulerLike
+  /**
+   * Called before each token is emitted with the bytes of keys and values the caches retain for drawing it (the
+   * prompt and the tokens before it; slots in use, not the preallocated storage, as `perplexity`'s `kvBytes.final`):
+   * it grows by one token per step under full heads and stops growing once streaming heads hold sink + recent.
+   */
+  readonly onKvBytes?: (bytes: number) => void
 }
 
 interface Plan {
@@ -36,6 +42,7 @@ interface Plan {
   readonly pick: (logits: ArrayLike<number>, counter: number) => number
   readonly policies: LMPolicies
   readonly scheduler: SchedulerLike | undefined
+  readonly onKvBytes: ((bytes: number) => void) | undefined
 }
 
 function plan(op: string, lm: TransformerLM, prompt: Int32Array | readonly number[], opts: GenerateOptions): Plan {
@@ -73,7 +80,8 @@ function plan(op: string, lm: TransformerLM, prompt: Int32Array | readonly numbe
     stop = g => seqs.some(q => q.length <= g.length && q.every((x, j) => g[g.length - q.length + j] === x))
   }
   if (opts.scheduler !== undefined && typeof opts.scheduler?.schedule !== 'function') throw new ValueError({ op, arg: 'scheduler', expected: 'an rxjs SchedulerLike', actual: typeof opts.scheduler })
-  return { prompt: ids, maxTokens, capacity, chunk, stop, pick: s.pick, policies: l => perLayer[l], scheduler: opts.scheduler }
+  if (opts.onKvBytes !== undefined && typeof opts.onKvBytes !== 'function') throw new ValueError({ op, arg: 'onKvBytes', expected: 'a function of the byte count', actual: typeof opts.onKvBytes })
+  return { prompt: ids, maxTokens, capacity, chunk, stop, pick: s.pick, policies: l => perLayer[l], scheduler: opts.scheduler, onKvBytes: opts.onKvBytes }
 }
 
 /**
@@ -133,6 +141,8 @@ export function generate(lm: TransformerLM, params: TransformerLMParams, prompt:
         if (done) return
         const id = p.pick(logits, i)
         generated.push(id)
+        p.onKvBytes?.(retainedKvBytes(caches!))
+        if (done) return
         subscriber.next(id)
         if (done) return
         if (generated.length >= p.maxTokens || p.stop(generated)) break
