@@ -3,6 +3,7 @@ import type { GradFn } from '../autodiff/tape.js'
 import type { KernelName } from '../kernelContract.js'
 import { convGradients } from './conv.js'
 import { elementwiseGradients } from './elementwise.js'
+import { fusedGradients } from './fused.js'
 import type { GradientTable } from './gradientTable.js'
 import { indexingGradients } from './indexing.js'
 import { linalgGradients } from './linalg.js'
@@ -21,6 +22,7 @@ export const gradients: GradientTable = {
   ...convGradients,
   ...shapeGradients,
   ...indexingGradients,
+  ...fusedGradients,
 }
 
 /** @internal the rule of a recorded kernel; recording a kernel that has none is a bug of the op that did it. */

@@ -1,36 +1,15 @@
-import { isRecording } from '../autodiff/tape.js'
 import { isFloat, type DType } from '../dtype.js'
 import { DTypeError, ShapeError, ValueError } from '../errors.js'
 import { Kernel, type CrossEntropyAttrs } from '../kernelContract.js'
 import { runOp } from '../op.js'
-import { scope } from '../memory.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import { div, mul, notEqual, sub } from './binary.js'
-import { cast } from './cast.js'
-import { expandDims } from './expandDims.js'
-import { oneHot } from './oneHot.js'
-import { sum } from './reduce.js'
-import { softmax } from './softmax.js'
 
 export interface CrossEntropyOptions {
   /** 'mean' (default) over the rows that count, 'sum', or 'none' (one loss per target, shape of `targets`). */
   readonly reduction?: 'mean' | 'sum' | 'none'
   /** A target value whose rows add no loss and no gradient and are left out of the mean (none by default). */
   readonly ignoreIndex?: number
-}
-
-/** The gradient as public ops, for grad of grad: (softmax(x) − onehot(t)) · g per row, 0 on ignored rows. */
-function composedBackward(g: Tensor, logits: Tensor, targets: Tensor, a: CrossEntropyAttrs): Tensor {
-  return scope(() => {
-    const v = logits.shape[logits.rank - 1]!
-    const keep = a.ignoreIndex === null ? undefined : notEqual(targets, a.ignoreIndex)
-    const safe = keep ? mul(targets, cast(keep, 'int32')) : targets
-    // 1 on rows that count (targets are ≥ 0 when nothing is ignored)
-    const w = cast(keep ?? notEqual(targets, -1), logits.dtype)
-    const rowScale = a.reduction === 'mean' ? div(mul(w, g), sum(w)) : mul(w, g)
-    return mul(sub(softmax(logits), oneHot(safe, v, { dtype: logits.dtype as 'float32' })), expandDims(rowScale, -1))
-  })
 }
 
 const crossEntropyImpl = (logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor => {
@@ -58,12 +37,7 @@ const crossEntropyImpl = (logits: Tensor, targets: Tensor, opts: CrossEntropyOpt
         throw new ValueError({ op, arg: 'targets', expected: `class indices in [0, ${v})${ignoreIndex !== null ? ` or ${ignoreIndex}` : ''}`, actual: t }, `target at flat position ${i} is out of range`)
     }
   const attrs: CrossEntropyAttrs = { reduction, ignoreIndex }
-  const [loss, lse] = runOp(op, Kernel.CrossEntropy, [logits, targets], attrs, (dys, { inputs, outputs }) => {
-    const [x, t] = inputs as [Tensor, Tensor]
-    const g = dys[0]!
-    if (isRecording()) return [composedBackward(g, x, t, attrs), null]
-    return [runOp('crossEntropyGrad', Kernel.CrossEntropyGrad, [g, x, t, outputs[1]!], attrs)[0]!, null]
-  })
+  const [loss, lse] = runOp(op, Kernel.CrossEntropy, [logits, targets], attrs, true)
   lse!.dispose()
   return loss!
 }

@@ -1,35 +1,14 @@
-import { isRecording } from '../autodiff/tape.js'
 import { isFloat, type DType } from '../dtype.js'
 import { DTypeError, ShapeError, ValueError } from '../errors.js'
-import { Kernel, type RmsNormAttrs } from '../kernelContract.js'
+import { Kernel } from '../kernelContract.js'
 import { runOp } from '../op.js'
-import { scope } from '../memory.js'
 import type { Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import { add, mul, sub } from './binary.js'
-import { mean, sum } from './reduce.js'
-import { rsqrt } from './unary.js'
 
 export interface RmsNormOptions {
   /** Added to the mean square before the square root (default 1e-6). */
   readonly eps?: number
-}
-
-/**
- * The backward as public ops, for grad of grad: r = 1/√(mean(x²) + eps), dx = r·g·dy − x·r³·mean(g·dy·x),
- * dgain = Σ_rows dy·x·r. Differentiable in dy, x and gain, unlike the fused kernel.
- */
-function composedBackward(dy: Tensor, x: Tensor, gain: Tensor, eps: number): [Tensor, Tensor] {
-  return scope(() => {
-    const r = rsqrt(add(mean(mul(x, x), { axis: -1, keepDims: true }), eps))
-    const gdy = mul(dy, gain)
-    const s = mean(mul(gdy, x), { axis: -1, keepDims: true })
-    const dx = sub(mul(gdy, r), mul(x, mul(mul(r, mul(r, r)), s)))
-    const lead = Array.from({ length: x.rank - 1 }, (_, i) => i)
-    const dgain = lead.length > 0 ? sum(mul(mul(dy, x), r), { axis: lead }) : mul(mul(dy, x), r)
-    return [dx, dgain] as [Tensor, Tensor]
-  })
 }
 
 const rmsNormImpl = (x: Tensor, gain: Tensor, opts: RmsNormOptions = {}): Tensor => {
@@ -41,14 +20,7 @@ const rmsNormImpl = (x: Tensor, gain: Tensor, opts: RmsNormOptions = {}): Tensor
   if (gain.rank !== 1 || gain.shape[0] !== d) throw new ShapeError({ op, arg: 'gain', expected: [d], actual: gain.shape }, 'gain is one value per element of the last axis')
   const eps = opts.eps ?? 1e-6
   if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) throw new ValueError({ op, arg: 'eps', expected: 'a finite number ≥ 0', actual: eps })
-  const [y, rstd] = runOp(op, Kernel.RmsNorm, [x, gain], { eps }, (dys, { inputs, outputs }) => {
-    const [xin, g] = inputs as [Tensor, Tensor]
-    const dy = dys[0]!
-    // grad of grad records the backward itself: only the composed form is differentiable
-    if (isRecording()) return composedBackward(dy, xin, g, eps)
-    const [dx, dgain] = runOp('rmsNormGrad', Kernel.RmsNormGrad, [dy, xin, g, outputs[1]!], { eps })
-    return [dx!, dgain!]
-  })
+  const [y, rstd] = runOp(op, Kernel.RmsNorm, [x, gain], { eps }, true)
   // the per-row 1/rms is kept for the backward by the tape (when one records); the caller gets y alone
   rstd!.dispose()
   return y!
