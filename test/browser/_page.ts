@@ -3,15 +3,16 @@
  * Runs every case of _cases.ts on the WebGPU backend (navigator.gpu) and leaves plain data in
  * `window.__heedResults`; all checking happens in Node, where the float64 references live.
  */
-import { BackendError, getBackend, initBackend, memory, scope, setBackend, tensor, type Tensor } from '@heed/tensor'
+import { BackendError, getBackend, initBackend, scope, setBackend, tensor, trackTensors, type Tensor } from '@heed/tensor'
 import type { WebGpuBackend } from '../../packages/tensor/src/backends/webgpu/index.js'
 import { cases, type CaseResult, type PageResults } from './_cases.js'
 
 const message = (err: unknown): string => (err instanceof Error ? `${err.name}: ${err.message}\n${err.stack ?? ''}` : String(err))
-const liveGpuTensors = (): number => memory().backends['webgpu']?.tensors ?? 0
-
 async function runCase(c: (typeof cases)[number]): Promise<CaseResult> {
-  const before = liveGpuTensors()
+  // Counts only the tensors the case makes (not a difference of global counts, which a tensor freed meanwhile by
+  // the GC safety net also moves); `leaked` is what of them is left undisposed.
+  const made = trackTensors()
+  const leaked = (): number => made.stop().length
   const t0 = performance.now()
   const xs = c.inputs.map(s => tensor([...s.values], s.shape, s.dtype))
   let outs: Tensor[] = []
@@ -23,11 +24,11 @@ async function runCase(c: (typeof cases)[number]): Promise<CaseResult> {
     const ms = performance.now() - t0
     for (const o of outs) o.dispose()
     for (const x of xs) x.dispose()
-    return { name: c.name, outputs, ms, leaked: liveGpuTensors() - before }
+    return { name: c.name, outputs, ms, leaked: leaked() }
   } catch (err) {
     for (const o of outs) o.dispose()
     for (const x of xs) x.dispose()
-    return { name: c.name, outputs: [], ms: performance.now() - t0, leaked: liveGpuTensors() - before, error: message(err) }
+    return { name: c.name, outputs: [], ms: performance.now() - t0, leaked: leaked(), error: message(err) }
   }
 }
 
