@@ -11,6 +11,8 @@ import { attentionWasmRuntime } from './attentionWasm.js'
  * (costliest first), and att_bwd_dq jobs sum the per-key-block dQ terms.
  */
 export interface AttentionBackwardProblem extends AttentionForwardProblem {
+  /** Bytes of per-key-block dQ terms per dispatch (default PART_BYTES; tests make it small to force slices). */
+  readonly partBytes?: number
   /** [B, H, Tq, Dv]: the forward's output */
   readonly out: Float32Array
   /** [B, H, Tq]: the forward's logsumexp (−∞ for a row that sees no key) */
@@ -38,6 +40,11 @@ export const KEY_BLOCK = 64
 export const BWD_QUERY_BLOCK = 64
 /** Bound on the float32 scores and dO·V products (as the forward's): beyond it, or with non-finite inputs, undefined. */
 const BOUND = 1e30
+/**
+ * Bytes of per-key-block dQ terms held at once (they grow with T²·D/BK): a larger problem runs as several dispatches
+ * over slices of its kv heads, so memory stays O(T·D) per head beyond this.
+ */
+const PART_BYTES = 64 << 20
 
 const align = (x: number): number => (x + 63) & ~63
 const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m
@@ -81,11 +88,14 @@ export function wasmAttentionBackward(problem: AttentionBackwardProblem): Attent
   const DvPad = roundUp(Dv, 8)
   const D4 = roundUp(D, 4)
   const Dv4 = roundUp(Dv, 4)
-  const units = Z * KB
+  // kv heads per dispatch (their query heads are z·g … z·g + g − 1)
+  const headPart = g * KB * TqPad * DPad * 4
+  const slice = Math.max(1, Math.min(Z, Math.floor((p.partBytes ?? PART_BYTES) / headPart)))
+  const units = slice * KB
   const parallel = p.threads !== 1 && rt.threads() > 1 && macs >= ATTENTION_THREAD_MIN_MACS
   const jobs = parallel ? rt.threads() : 1
   const packJobs = Math.min(MAX_JOBS, Math.max(Z, BH))
-  const dqJobs = Math.min(MAX_JOBS, BH)
+  const dqJobs = Math.min(MAX_JOBS, slice * g)
   const slotBytes = align(4 * (3 * BQ * BK + BK * DPad + BK * DvPad))
 
   // layout: [params][pack params][counter][stats][unit table][Δ][lse][QA][QB][OA][OB][KB1][KB2][VB][dQpart][dQ][dK][dV][slots]
@@ -109,7 +119,7 @@ export function wasmAttentionBackward(problem: AttentionBackwardProblem): Attent
   const kb1At = take(Z * TkPad * D * 4)
   const kb2At = take(Z * TkPad * DPad * 4)
   const vbAt = take(Z * TkPad * Dv * 4)
-  const partAt = take(BH * KB * TqPad * DPad * 4)
+  const partAt = take(slice * headPart)
   const dqAt = take(BH * Tq * D4 * 4)
   const dkAt = take(Z * Tk * D4 * 4)
   const dvAt = take(Z * Tk * Dv4 * 4)
@@ -172,13 +182,11 @@ export function wasmAttentionBackward(problem: AttentionBackwardProblem): Attent
     [BwdParam.KB1, kb1At],
     [BwdParam.KB2, kb2At],
     [BwdParam.VB, vbAt],
-    [BwdParam.DQPart, partAt],
     [BwdParam.DQ, dqAt],
     [BwdParam.DK, dkAt],
     [BwdParam.DV, dvAt],
     [BwdParam.Scratch, scratchAt],
     [BwdParam.SlotBytes, slotBytes],
-    [BwdParam.QHeads, BH],
     [BwdParam.Jobs, dqJobs],
   ]
   for (const [f, x] of fields) words[(paramsAt >> 2) + f] = x
@@ -196,16 +204,6 @@ export function wasmAttentionBackward(problem: AttentionBackwardProblem): Attent
   ]
   for (const [f, x] of pack) words[(packAt >> 2) + f] = x
 
-  // units: key blocks of every kv head, those that the most query blocks see first
-  const order = Array.from({ length: KB }, (_, kb) => kb).sort((x, y) => unitCost[y]! - unitCost[x]!)
-  let t = tableAt >> 2
-  for (const kb of order)
-    for (let z = 0; z < Z; z++) {
-      words[t] = z
-      words[t + 1] = Math.floor(z / Hkv) * H + (z % Hkv) * g
-      words[t + 2] = kb
-      t += BWD_UNIT_WORDS
-    }
   mem.set(deltaRow, deltaAt >> 2)
   mem.set(lseRow, lseAt >> 2)
   mem.set(p.q, rawQAt >> 2)
@@ -228,10 +226,30 @@ export function wasmAttentionBackward(problem: AttentionBackwardProblem): Attent
   }
   if (!(Math.abs(p.scale) * qMax * kMax * D <= BOUND) || !(oMax * vMax * Dv <= BOUND)) return undefined
 
-  rt.run('att_bwd', jobs, [paramsAt], parallel, () => {
-    rt.i32()[counterAt >> 2] = 0
-  })
-  rt.run('att_bwd_dq', dqJobs, [paramsAt], parallel)
+  // units: key blocks of the slice's kv heads, those that the most query blocks see first
+  const order = Array.from({ length: KB }, (_, kb) => kb).sort((x, y) => unitCost[y]! - unitCost[x]!)
+  for (let z0 = 0; z0 < Z; z0 += slice) {
+    const z1 = Math.min(Z, z0 + slice)
+    const w = rt.i32()
+    let t = tableAt >> 2
+    for (const kb of order)
+      for (let z = z0; z < z1; z++) {
+        w[t] = z
+        w[t + 1] = Math.floor(z / Hkv) * H + (z % Hkv) * g
+        w[t + 2] = kb
+        t += BWD_UNIT_WORDS
+      }
+    w[(paramsAt >> 2) + BwdParam.Units] = (z1 - z0) * KB
+    // dQpart is indexed by the absolute query head: its base moves back by the slice's first one (i32 arithmetic
+    // wraps in the module, so the addresses it forms are the slice's)
+    w[(paramsAt >> 2) + BwdParam.DQPart] = (partAt - z0 * headPart) | 0
+    w[(paramsAt >> 2) + BwdParam.QHead0] = z0 * g
+    w[(paramsAt >> 2) + BwdParam.QHeads] = z1 * g
+    rt.run('att_bwd', jobs, [paramsAt], parallel, () => {
+      rt.i32()[counterAt >> 2] = 0
+    })
+    rt.run('att_bwd_dq', Math.min(dqJobs, (z1 - z0) * g), [paramsAt], parallel)
+  }
 
   const view = rt.f32()
   const crop = (from: number, rows: number, w: number, w4: number): Float32Array => {

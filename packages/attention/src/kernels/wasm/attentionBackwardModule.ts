@@ -70,6 +70,8 @@ export const enum BwdParam {
   QHeads,
   /** the jobs of att_bwd_dq */
   Jobs,
+  /** first query head of this dispatch: att_bwd_dq sums heads [QHead0, QHeads) (the host slices large problems) */
+  QHead0,
   /** float32 bits */
   Scale,
   Count,
@@ -608,10 +610,10 @@ function addDqSum(mod: ModuleBuilder): void {
     f.get(params).i32Load(k * 4).set(l)
     return l
   }
-  const [Tq, TqPad, Tk, DPad, D4, BQ, BK, KB, causal, delta, DQPart, DQ, qHeads, jobs] = [
+  const [Tq, TqPad, Tk, DPad, D4, BQ, BK, KB, causal, delta, DQPart, DQ, qHeads, jobs, qHead0] = [
     BwdParam.Tq, BwdParam.TqPad, BwdParam.Tk, BwdParam.DPad, BwdParam.D4, BwdParam.BQ, BwdParam.BK, BwdParam.KB, BwdParam.Causal, BwdParam.Delta, BwdParam.DQPart,
-    BwdParam.DQ, BwdParam.QHeads, BwdParam.Jobs,
-  ].map(field) as Local[] as [Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local]
+    BwdParam.DQ, BwdParam.QHeads, BwdParam.Jobs, BwdParam.QHead0,
+  ].map(field) as Local[] as [Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local]
   const scale = f.local('f32')
   f.get(params).f32Load(BwdParam.Scale * 4).set(scale)
   const sv = f.local('v128')
@@ -621,7 +623,7 @@ function addDqSum(mod: ModuleBuilder): void {
   const acc = f.local('v128')
   // bytes between the same row of consecutive key blocks
   f.get(TqPad).get(DPad).i32Mul().i32Const(2).i32Shl().set(step)
-  f.forRange(bh, () => f.get(job), () => f.get(qHeads), 1, () => {
+  f.forRange(bh, () => f.get(job).get(qHead0).i32Add(), () => f.get(qHeads), 1, () => {
     f.forRange(i0, () => f.i32Const(0), () => f.get(Tq), 0, () => {
       emitMin(f, () => f.get(BQ), () => f.get(Tq).get(i0).i32Sub(), nq)
       // key blocks seen: all, or those starting at or before the causal limit of the block's last row (≥ 0)
