@@ -26,7 +26,7 @@ import {
   type Tensor,
 } from '@heed/tensor'
 import type { CpuKernel, CpuTensor } from '@heed/tensor/cpu'
-import { attentionGeometry, type AttentionGeometry } from './kernels/attrs.js'
+import { AttentionKernel, attentionGeometry, type AttentionGeometry } from './kernels/attrs.js'
 import type { Mask } from './mask.js'
 import type { ScoreMod } from './scoreMod.js'
 import { attentionAttrs, checkQkv, type SdpaOptions } from './sdpa.js'
@@ -79,12 +79,19 @@ const range = (n: number): Int32Array => Int32Array.from({ length: n }, (_, i) =
 
 // ---- score mods ------------------------------------------------------------------------------------------------
 
+/** Attrs of the custom score-mod kernels: the closure and the absolute positions of the score rows and columns. */
+interface ScoreModAttrs {
+  readonly mod: ScoreMod
+  readonly pq: Int32Array
+  readonly pk: Int32Array
+}
+
 /** Custom score mods are opaque closures: they run in a CPU kernel (differentiable through `derivative`). */
 const customModKernel =
-  (derivative: boolean): CpuKernel =>
+  (derivative: boolean): CpuKernel<ScoreModAttrs> =>
   (inputs, attrs) => {
     const s = inputs[0]!
-    const { mod, pq, pk } = attrs as unknown as { mod: ScoreMod; pq: Int32Array; pk: Int32Array }
+    const { mod, pq, pk } = attrs
     const [B, H, R, C] = s.shape as [number, number, number, number]
     const out = new (s.values.constructor as Float64ArrayConstructor)(s.values.length)
     for (let b = 0, i = 0; b < B; b++)
@@ -98,9 +105,9 @@ const customModKernel =
   }
 
 function ensureObserveKernels(): void {
-  if (hasKernel('cpu', 'AttentionScoreModCustom')) return
-  registerKernel('cpu', 'AttentionScoreModCustom', customModKernel(false))
-  registerKernel('cpu', 'AttentionScoreModCustomGrad', customModKernel(true))
+  if (hasKernel('cpu', AttentionKernel.ScoreModCustom)) return
+  registerKernel('cpu', AttentionKernel.ScoreModCustom, customModKernel(false))
+  registerKernel('cpu', AttentionKernel.ScoreModCustomGrad, customModKernel(true))
 }
 
 /** `mod` applied to scores [B, H, R, C] whose rows sit at positions pq and columns at pk. */
@@ -124,9 +131,9 @@ function applyScoreMod(s: Tensor, mod: ScoreMod, pq: Int32Array, pk: Int32Array)
       return n.mods.reduce((x, m) => applyScoreMod(x, m, pq, pk), s)
     case 'custom': {
       ensureObserveKernels()
-      const attrs = { mod, pq, pk }
-      return kernelOp('attentionProbs.scoreMod', 'AttentionScoreModCustom', [s], attrs, (dys, { inputs }) => [
-        mul(dys[0]!, kernelOp('attentionProbs.scoreMod.grad', 'AttentionScoreModCustomGrad', [inputs[0]!], attrs)[0]!),
+      const attrs: ScoreModAttrs = { mod, pq, pk }
+      return kernelOp('attentionProbs.scoreMod', AttentionKernel.ScoreModCustom, [s], attrs, (dys, { inputs }) => [
+        mul(dys[0]!, kernelOp('attentionProbs.scoreMod.grad', AttentionKernel.ScoreModCustomGrad, [inputs[0]!], attrs)[0]!),
       ])[0]!
     }
   }

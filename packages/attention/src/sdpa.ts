@@ -1,5 +1,5 @@
 import { ArgumentError, DTypeError, kernelOp, ShapeError, ValueError, zerosLike, type GradFn, type Tensor } from '@heed/tensor'
-import type { AttentionAttrs } from './kernels/attrs.js'
+import { AttentionKernel, type AttentionAttrs } from './kernels/attrs.js'
 import { ensureAttentionKernels } from './kernels/register.js'
 import { Mask, mask as masks } from './mask.js'
 import { ScoreMod } from './scoreMod.js'
@@ -74,7 +74,7 @@ const attentionGrad: GradFn<AttentionAttrs> = (dys, { inputs, outputs, attrs }) 
   const [q, k, v] = inputs as [Tensor, Tensor, Tensor]
   const [out, lse] = outputs as [Tensor, Tensor]
   const [dOut, dLse] = dys as [Tensor, Tensor]
-  const [dq, dk, dv] = kernelOp('scaledDotProductAttention.grad', 'AttentionBackward', [q, k, v, out, lse, dOut, dLse ?? zerosLike(lse)], attrs)
+  const [dq, dk, dv] = kernelOp('scaledDotProductAttention.grad', AttentionKernel.Backward, [q, k, v, out, lse, dOut, dLse ?? zerosLike(lse)], attrs)
   return [dq!, dk!, dv!]
 }
 
@@ -95,6 +95,6 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   checkQkv(OP, q, k, v)
   const attrs = attentionAttrs(q, k, opts)
   ensureAttentionKernels()
-  const [out, lse] = kernelOp(OP, 'Attention', [q, k, v], attrs, attentionGrad)
+  const [out, lse] = kernelOp(OP, AttentionKernel.Forward, [q, k, v], attrs, attentionGrad)
   return { out: out!, lse: lse! }
 }

@@ -1,6 +1,20 @@
 import type { Mask } from '../mask.js'
 import type { ScoreMod } from '../scoreMod.js'
 
+/**
+ * The kernels @heed/attention registers with @heed/tensor's backends: its part of the kernel contract, so that no
+ * call site spells a kernel name (@heed/tensor's own are `Kernel.X` in its kernelContract.ts).
+ */
+export const AttentionKernel = {
+  /** q, k, v → out, lse; attrs: AttentionAttrs. */
+  Forward: 'Attention',
+  /** q, k, v, out, lse, dOut, dLse → dq, dk, dv; attrs: AttentionAttrs. */
+  Backward: 'AttentionBackward',
+  /** A `scoreMod.custom` applied to materialised scores (CPU only), and its derivative. */
+  ScoreModCustom: 'AttentionScoreModCustom',
+  ScoreModCustomGrad: 'AttentionScoreModCustomGrad',
+} as const
+
 /** Attributes of the `Attention` and `AttentionBackward` kernels (CPU and WebGPU share them). */
 export interface AttentionAttrs {
   readonly scale: number

@@ -1,8 +1,7 @@
-import type { Attrs } from '@heed/tensor'
 import type { CpuKernel, CpuTensor } from '@heed/tensor/cpu'
 import type { Mask } from '../mask.js'
 import type { ScoreMod } from '../scoreMod.js'
-import { attentionGeometry, type AttentionAttrs, type AttentionGeometry } from './attrs.js'
+import { AttentionKernel, attentionGeometry, type AttentionAttrs, type AttentionGeometry } from './attrs.js'
 import { wasmAttentionForward } from './wasm/attentionForward.js'
 import { wasmAttentionBackward } from './wasm/attentionBackward.js'
 import { cpuWasmAttention, type CpuWasmAttention } from './wasm/cpuWasmAttention.js'
@@ -376,8 +375,7 @@ function fastBackward(ins: readonly CpuTensor[], a: AttentionAttrs, geo: Attenti
   ]
 }
 
-const forward: CpuKernel = ([q, k, v], attrs: Attrs) => {
-  const a = attrs as unknown as AttentionAttrs
+const forward: CpuKernel<AttentionAttrs> = ([q, k, v], a) => {
   const geo = attentionGeometry(q!, k!, v!)
   const fast = fastForward(q!, k!, v!, a, geo)
   if (fast) return fast
@@ -479,8 +477,7 @@ const forward: CpuKernel = ([q, k, v], attrs: Attrs) => {
  * dV_j = Σ_i P_ij dO_i;  dS_ij = P_ij (dO_i·V_j − Δ_i + dLse_i) · mod'(S);  Δ_i = dO_i·O_i;
  * dQ_i = scale Σ_j dS_ij K_j;  dK_j = scale Σ_i dS_ij Q_i  (summed over the query heads of a kv group).
  */
-const backward: CpuKernel = ([q, k, v, o, lse, dO, dLse], attrs: Attrs) => {
-  const a = attrs as unknown as AttentionAttrs
+const backward: CpuKernel<AttentionAttrs> = ([q, k, v, o, lse, dO, dLse], a) => {
   const fast = fastBackward([q!, k!, v!, o!, lse!, dO!, dLse!], a, attentionGeometry(q!, k!, v!))
   if (fast) return fast
   const { B, H, Hkv, Tq, Tk, D, Dv, g } = attentionGeometry(q!, k!, v!)
@@ -570,7 +567,7 @@ const backward: CpuKernel = ([q, k, v, o, lse, dO, dLse], attrs: Attrs) => {
   ]
 }
 
-export const cpuAttentionKernels: Readonly<Record<string, CpuKernel>> = {
-  Attention: forward,
-  AttentionBackward: backward,
+export const cpuAttentionKernels: Readonly<Record<string, CpuKernel<AttentionAttrs>>> = {
+  [AttentionKernel.Forward]: forward,
+  [AttentionKernel.Backward]: backward,
 }

@@ -1,8 +1,8 @@
-import { BackendError, type Attrs, type Backend } from '@heed/tensor'
+import { BackendError, type Backend } from '@heed/tensor'
 import type { GpuData, GpuTensor, WebGpuContext, WebGpuKernel } from '@heed/tensor/webgpu'
 import type { Mask } from '../mask.js'
 import type { ScoreMod } from '../scoreMod.js'
-import { attentionGeometry, type AttentionAttrs, type AttentionGeometry } from './attrs.js'
+import { AttentionKernel, attentionGeometry, type AttentionAttrs, type AttentionGeometry } from './attrs.js'
 
 /**
  * WebGPU kernels of scaled dot-product attention, with the CPU kernels' names, inputs, outputs and semantics.
@@ -406,8 +406,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 `
 }
 
-const forward: WebGpuKernel = (ctx, [q, k, v], attrs: Attrs) => {
-  const a = attrs as unknown as AttentionAttrs
+const forward: WebGpuKernel<AttentionAttrs> = (ctx, [q, k, v], a) => {
   const geo = geometry(q!, k!, v!)
   const c = compile(a, geo)
   const host = asHost(ctx)
@@ -590,8 +589,7 @@ const fold = (n: number): [number, number] => {
   return [Math.ceil(n / y), y]
 }
 
-const backward: WebGpuKernel = (ctx, [q, k, v, o, lse, dO, dLse], attrs: Attrs) => {
-  const a = attrs as unknown as AttentionAttrs
+const backward: WebGpuKernel<AttentionAttrs> = (ctx, [q, k, v, o, lse, dO, dLse], a) => {
   const geo = geometry(q!, k!, v!)
   const c = compile(a, geo)
   const host = asHost(ctx)
@@ -640,7 +638,7 @@ const backward: WebGpuKernel = (ctx, [q, k, v, o, lse, dO, dLse], attrs: Attrs) 
   return [dq, dk, dv]
 }
 
-export const webgpuAttentionKernels: Readonly<Record<string, WebGpuKernel>> = {
-  Attention: forward,
-  AttentionBackward: backward,
+export const webgpuAttentionKernels: Readonly<Record<string, WebGpuKernel<AttentionAttrs>>> = {
+  [AttentionKernel.Forward]: forward,
+  [AttentionKernel.Backward]: backward,
 }
