@@ -1,9 +1,11 @@
 /**
  * `npm start`: a tour of heed on the default (CPU) backend, run from source. Four sections:
  *
- * - attention: a long token sequence streams through one multiHeadAttention layer with different KV-cache
- *   policies and efficient operators; each is scored by its output error against dense causal attention, its
- *   time and the KV bytes it holds;
+ * - lm: the shipped character-level transformer (trained on the King James Bible, no training here) streams
+ *   generated text to the terminal through the RxJS pipeline, then reads the validation books under different KV
+ *   cache policies — full, a window without sinks, StreamingLLM's sinks + recent, DuoAttention with the retrieval
+ *   heads its gate optimisation found on this model, and a linear operator swapped in — scored in bits per
+ *   character against the KV bytes held, also past the training context;
  * - memory: Sparsey stores MNIST digits in one pass and classifies by recalled codes, the Tensor Brain recalls
  *   WordNet episodes, Titans recalls a passkey from a fixed-size state;
  * - align: a few DPO steps on a tiny language model (the loss starts at ln 2);
@@ -16,15 +18,17 @@
  *   npm start -- --quick      # ~20 s
  */
 import { join } from 'node:path'
-import { add, concat, dispose, mul, getBackend, matmul, memory, permute, random, reshape, scope, slice, type Tensor } from '@heed/tensor'
-import { duoDeploy, headPolicy, lightning, mask, multiHeadAttention, s2Mask, scaledDotProductAttention, type HeadPolicy, type LinearState, type MhaParams } from '@heed/attention'
+import { lastValueFrom, reduce, tap } from 'rxjs'
+import { dispose, getBackend, memory } from '@heed/tensor'
+import { charTokenizer, duoDeploy, headPolicy, kjvSplit, loadKjv, loadKjvModel, operators, perplexity, transformerLM, type LMPolicies } from '@heed/attention'
+import { generateText } from '@heed/attention/stream'
 import { accuracy, demographicParityDifference, loadAdult, PAPER_ADULT, trainDistraction, trainMlp, trainProtectedAttributeEncoder, type Classifier, type TabularData } from '@heed/fairness'
 import { run as runDpo } from './align-dpo.js'
 import { runMnistDemo } from './memory-sparsey-mnist.js'
 import { noiseSvg, runTensorBrainDemo } from './memory-tensor-brain.js'
 import { runPasskey } from './memory-titans-passkey.js'
 import { outDir, writeOutput } from './lib/out.js'
-import { chart, type Series } from './lib/plot.js'
+import { chart } from './lib/plot.js'
 import { progress } from './lib/progress.js'
 
 const quick = process.argv.includes('--quick')
@@ -56,162 +60,98 @@ const timed = async <T,>(f: () => T | Promise<T>): Promise<[T, number]> => {
   return [r, (performance.now() - t0) / 1000]
 }
 
-// ---- attention ------------------------------------------------------------------------------------------------
+// ---- the language model -----------------------------------------------------------------------------------
 
-interface AttnRun {
+interface PolicyRun {
   readonly name: string
-  /** ‖y − y_dense‖ / ‖y_dense‖ over the whole sequence. */
-  readonly err: number
-  readonly seconds: number
+  readonly bitsPerChar: number
+  /** KV bytes retained after the text (or the fixed state of a linear operator). */
   readonly kvBytes: number
+  readonly buckets: readonly { readonly from: number; readonly to: number; readonly bitsPerChar: number }[]
+  readonly seconds: number
   readonly note: string
-  /** Seconds spent streaming up to each chunk's end position (cumulative: single chunks are too noisy to read). */
-  readonly elapsed?: readonly (readonly [number, number])[]
 }
 
-function relErr(a: Float32Array, b: Float32Array): number {
-  let num = 0
-  let den = 0
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2
-    den += b[i]! ** 2
+async function lmSection(): Promise<void> {
+  bar.stage('lm: loading the shipped model')
+  const model = await loadKjvModel()
+  const { lm, params } = model
+  const tok = charTokenizer(model.vocab)
+  const { context: T, layers, kvHeads, heads } = lm.config
+  const card = (model.card ?? {}) as { validationBitsPerChar?: number; command?: string }
+  rows.push({ section: 'lm', run: `shipped KJV model: ${(lm.parameterCount / 1e6).toFixed(2)} M params, ${layers} layers, context ${T}`, result: `validation ${card.validationBitsPerChar?.toFixed(3) ?? '?'} bits/char (Romans–Revelation)`, seconds: 0 })
+
+  // Generation through the RxJS pipeline: tokens stream to the terminal as they are sampled.
+  const prompt = 'And God said unto'
+  const maxTokens = quick ? 80 : 240
+  bar.stage(`lm: generating ${maxTokens} characters`)
+  process.stdout.write(`\n${prompt}`)
+  const t0 = performance.now()
+  const text = await lastValueFrom(
+    generateText(lm, params, tok, prompt, { maxTokens, temperature: 0.8, topK: 20, seed: 1 }).pipe(
+      tap(c => process.stdout.write(c)),
+      reduce((acc, c) => acc + c, ''),
+    ),
+  )
+  const genS = (performance.now() - t0) / 1000
+  process.stdout.write('\n\n')
+  rows.push({ section: 'lm', run: `generate ${maxTokens} chars (T 0.8, top-k 20, seed 1)`, result: `${(maxTokens / genS).toFixed(0)} chars/s with a KV cache`, seconds: genS })
+  summary['generation'] = { prompt, text, seconds: genS }
+
+  // Cache policies on the validation books, past the training context.
+  const split = kjvSplit(await loadKjv())
+  const n = quick ? 3 * T : 8 * T
+  const valTokens = tok.encode(split.validationText).subarray(0, n + 1)
+  const sink = 4
+  const recent = 124
+  const stream = (s: number, w: number) => Array.from({ length: kvHeads }, () => headPolicy.streaming(s, w))
+  const runs: PolicyRun[] = []
+  const measure = async (name: string, policies: LMPolicies | undefined, note: string): Promise<void> => {
+    bar.stage(`lm: ${name} over ${n} validation characters`, n)
+    let seen = 0
+    const t1 = performance.now()
+    const r = await perplexity(lm, params, valTokens, { ...(policies ? { policies } : {}), chunk: 64, onProgress: read => (bar.tick(read - seen), (seen = read)) })
+    runs.push({ name, bitsPerChar: r.bitsPerChar, kvBytes: r.kvBytes.final, buckets: r.buckets, seconds: (performance.now() - t1) / 1000, note })
   }
-  return Math.sqrt(num / den)
-}
-
-async function attentionSection(): Promise<void> {
-  const T = quick ? 1024 : 2048
-  const dModel = 64
-  const heads = 4
-  const headDim = dModel / heads
-  const chunk = 128
-  const [sink, recent] = [64, 256]
-  const window = 256
-  const layer = multiHeadAttention({ dModel, heads })
-  // A synthetic layer with the head structure DuoAttention finds in trained LLMs: odd heads are local (their keys
-  // are their queries' projection, sharpened, so a query matches tokens of its own segment), even heads are
-  // random and read the whole context. Which heads are which is left for the calibration below to discover.
-  const params: MhaParams = scope(() => {
-    const init = layer.init({ seed: 1 })
-    const cols = (w: Tensor, h: number) => slice(w, [null, [h * headDim, (h + 1) * headDim]])
-    const Wk = concat(Array.from({ length: heads }, (_, h) => (h % 2 === 1 ? mul(cols(init.Wq, h), 2.5) : cols(init.Wk, h))), 1)
-    return { ...init, Wk }
-  })
-  // Tokens in topic segments of 64 (a shared segment vector plus per-token noise): neighbours resemble each other,
-  // as in text, so a local cache approximates some heads well and others poorly, which is what a policy exploits.
-  const x0 = scope(() => {
-    const g = random.rng(3)
-    const topics = reshape(random.normal([1, T / 64, 1, dModel], { rng: g }), [1, T / 64, 1, dModel])
-    const segments = reshape(concat(Array.from({ length: 64 }, () => topics), 2), [1, T, dModel])
-    return add(segments, random.normal([1, T, dModel], { rng: g, std: 0.7 })) as Tensor
-  })
-  const kvPerToken = 2 * heads * headDim * 4
-  const REF = 'the reference'
-  const runs: AttnRun[] = []
-
-  bar.stage(`attention: dense causal reference, T = ${T}`)
-  const [dense, denseS] = await timed(() => scope(() => layer.forward(params, x0).dataSync() as Float32Array))
-  runs.push({ name: 'dense causal sdpa (one shot)', err: 0, seconds: denseS, kvBytes: T * kvPerToken, note: REF })
-
-  /** Stream x0 through the layer chunk by chunk with a cache of the given policies. */
-  const streamed = (name: string, policies: readonly HeadPolicy[] | undefined, note: string): AttnRun => {
-    const cache = layer.cache({ batch: 1, capacity: T, chunk, ...(policies ? { policies } : {}) })
-    const outs: Float32Array[] = []
-    const elapsed: [number, number][] = []
-    const t0 = performance.now()
-    bar.stage(`attention: ${name}`, T / chunk)
-    for (let i = 0; i < T; i += chunk) {
-      outs.push(scope(() => layer.forward(params, slice(x0, [null, [i, i + chunk]]), { cache }).dataSync() as Float32Array))
-      elapsed.push([i + chunk, (performance.now() - t0) / 1000])
-      bar.tick()
-    }
-    const seconds = (performance.now() - t0) / 1000
-    const y = new Float32Array(T * dModel)
-    outs.forEach((o, k) => y.set(o, k * chunk * dModel))
-    const kvBytes = cache.bytes()
-    cache.dispose()
-    return { name, err: relErr(y, dense), seconds, kvBytes, note, elapsed }
+  await measure('full KV cache', undefined, 'every token kept')
+  await measure(`window of ${sink + recent}, no sinks`, stream(0, sink + recent), 'the first tokens leave the window')
+  await measure(`StreamingLLM: ${sink} sinks + ${recent} recent`, stream(sink, recent), 'constant cache')
+  if (model.duo) {
+    const perLayer = model.duo.gates.map(g => duoDeploy(g, { sparsity: 0.5, sink: model.duo!.sink, recent: model.duo!.recent }))
+    const retrieval = perLayer.reduce((k, d) => k + d.retrieval.filter(Boolean).length, 0)
+    await measure(`DuoAttention: ${retrieval}/${layers * kvHeads} retrieval heads`, (l: number) => perLayer[l]!.policies, `gates trained on this model (lmDuoGates); streaming heads ${model.duo.sink} + ${model.duo.recent}`)
   }
+  // A linear operator swapped in without retraining: one fixed-size state per head instead of a cache.
+  bar.stage('lm: Lightning attention in every layer (no retraining)')
+  const t2 = performance.now()
+  const linear = transformerLM({ ...lm.config, attention: () => operators.lightning({ decay: 'tnl', blockSize: 64 }) })
+  const lin = await perplexity(linear, params, valTokens, { chunk: n })
+  const headDim = lm.blocks[0]!.attention.headDim
+  runs.push({ name: 'Lightning (linear, TNL decay), not retrained', bitsPerChar: lin.bitsPerChar, kvBytes: layers * heads * headDim * headDim * 4, buckets: lin.buckets, seconds: (performance.now() - t2) / 1000, note: 'state bytes; the weights were trained for softmax' })
+  dispose(params)
 
-  runs.push(streamed(`full KV cache, streamed in chunks of ${chunk}`, undefined, 'exact: the streamed output is the dense one'))
-
-  // DuoAttention picks its retrieval heads by training gates on how much each head loses under the streaming
-  // mask; here one calibration pass measures that loss per head directly and half the heads become streaming.
-  const [q, k, v] = scope(() => {
-    const split = (w: Tensor): Tensor => permute(reshape(matmul(x0, w), [1, T, heads, headDim]), [0, 2, 1, 3])
-    return [split(params.Wq), split(params.Wk), split(params.Wv)]
-  })
-  const headLoss = scope(() => {
-    const full = scaledDotProductAttention(q, k, v, { causal: true }).out.dataSync()
-    const part = scaledDotProductAttention(q, k, v, { causal: true, mask: mask.streaming(sink, recent) }).out.dataSync()
-    const per = T * headDim
-    return Array.from({ length: heads }, (_, h) => relErr(part.subarray(h * per, (h + 1) * per) as Float32Array, full.subarray(h * per, (h + 1) * per) as Float32Array))
-  })
-  const duo = duoDeploy(headLoss, { sparsity: 0.5, sink, recent })
-  const retrieval = duo.retrieval.flatMap((r, h) => (r ? [h] : []))
-  runs.push(streamed('DuoAttention: 2 retrieval + 2 streaming heads', duo.policies, `heads ${retrieval.join(', ')} keep everything; the others sinks ${sink} + recent ${recent}`))
-  runs.push(streamed('StreamingLLM: every head sinks + recent', Array.from({ length: heads }, () => headPolicy.streaming(sink, recent)), `sinks ${sink} + recent ${recent}, constant cache`))
-
-  bar.stage(`attention: sdpa with a window-${window} mask`)
-  const [win, winS] = await timed(() => scope(() => layer.forward(params, x0, { mask: mask.window(window) }).dataSync() as Float32Array))
-  const winCache = layer.cache({ batch: 1, capacity: T, chunk, policies: Array.from({ length: heads }, () => headPolicy.streaming(0, window)) })
-  runs.push({ name: `sdpa + window(${window}) mask`, err: relErr(win, dense), seconds: winS, kvBytes: winCache.bytes(), note: `one shot; a window cache holds the last ${window} tokens` })
-  winCache.dispose()
-
-  bar.stage('attention: S2 sharded heads (sdpa mask)')
-  const [s2, s2S] = await timed(() => scope(() => layer.forward(params, x0, { mask: s2Mask(heads, heads, { blockSize: 64, localBlocks: 4, stride: 4 }) }).dataSync() as Float32Array))
-  runs.push({ name: 'S2-Attention: local + strided shards', err: relErr(s2, dense), seconds: s2S, kvBytes: T * kvPerToken, note: 'every token stays reachable, so the KV stays full' })
-
-  // What Lightning buys is a fixed-size state and a constant cost per token, whatever the position.
-  const op = lightning({ decay: 'tnl', blockSize: 64 })
-  bar.stage('attention: Lightning (linear, decayed), streamed', T / chunk)
-  let state: LinearState | undefined
-  const lOuts: Tensor[] = []
-  const lElapsed: [number, number][] = []
-  const l0 = performance.now()
-  for (let i = 0; i < T; i += chunk) {
-    const part = (t: Tensor) => slice(t, [null, null, [i, i + chunk]])
-    const r = scope(() => {
-      const { o, state: s } = op.chunk(part(q), part(k), part(v), { state })
-      o.dataSync()
-      return { o, s }
-    })
-    if (state) dispose([state.S])
-    state = r.s
-    lOuts.push(r.o)
-    lElapsed.push([i + chunk, (performance.now() - l0) / 1000])
-    bar.tick()
-  }
-  const lightY = scope(() => matmul(reshape(permute(concat(lOuts, 2), [0, 2, 1, 3]), [1, T, dModel]), params.Wo).dataSync() as Float32Array)
-  const lightS = (performance.now() - l0) / 1000
-  const stateBytes = state!.S.size * 4
-  // Lightning is linear attention with decay, not an approximation of softmax, so its error is taken against its
-  // own dense form (the materialised ((QKᵀ) ⊙ decay) V): that checks that streaming with a carried state is exact.
-  const lDense = scope(() => matmul(reshape(permute(op.naive(q, k, v).o, [0, 2, 1, 3]), [1, T, dModel]), params.Wo).dataSync() as Float32Array)
-  const lightningRun: AttnRun = { name: 'Lightning Attention (TNL decay), streamed', err: relErr(lightY, lDense), seconds: lightS, kvBytes: stateBytes, note: 'error vs its own dense form: a different operator (no softmax); the state is fixed-size', elapsed: lElapsed }
-  runs.push(lightningRun)
-  dispose([...lOuts, state!.S, q, k, v, x0, params])
-
-  summary['attention'] = { T, dModel, heads, headDim, chunk, sink, recent, window, retrieval, runs }
-  for (const r of runs) rows.push({ section: 'attention', run: r.name, result: `err ${r.note === REF ? 'ref' : r.err === 0 ? '0' : r.err < 1e-3 ? r.err.toExponential(1) : r.err.toFixed(3)}${r === lightningRun ? ' vs own dense' : ''}, KV ${kib(r.kvBytes)}`, seconds: r.seconds })
-
-  const series: Series[] = runs.filter(r => r.elapsed).map(r => ({ name: r.name, points: [[0, 0] as const, ...r.elapsed!] }))
-  // A full cache's cost per chunk grows with the position (the curve bends up); a fixed-size state's does not.
-  const perTokenSvg = chart({ title: `Time to stream the first n tokens (chunks of ${chunk})`, xLabel: 'tokens streamed', yLabel: 'seconds', series, yMin: 0 })
-  const tradeSvg = chart({
-    title: 'Output error vs KV bytes held',
-    xLabel: 'KV bytes (log)',
-    yLabel: 'relative error vs dense',
+  summary['lm'] = { config: lm.config, parameters: lm.parameterCount, card, tokens: n, runs }
+  for (const r of runs) rows.push({ section: 'lm', run: r.name, result: `${r.bitsPerChar.toFixed(3)} bits/char, KV ${kib(r.kvBytes)}`, seconds: r.seconds })
+  const pareto = chart({
+    title: `Validation bits per character vs KV bytes (${n} characters)`,
+    xLabel: 'KV bytes held at the end (log)',
+    yLabel: 'bits per character',
     logX: true,
-    series: runs.map(r => ({ name: r.name, points: [[r.kvBytes, r.err] as const], line: false })),
-    yMin: 0,
+    series: runs.map(r => ({ name: r.name, points: [[r.kvBytes, r.bitsPerChar] as const], line: false })),
   })
-  report.push(`<h2>Attention</h2>
-<p>One <code>multiHeadAttention</code> layer (d<sub>model</sub> ${dModel}, ${heads} heads of ${headDim}; heads 1 and 3 built local, 0 and 2 global) over ${T} tokens in topic segments of 64. The dense causal
-output is the reference; every other run is scored by its relative output error ‖y − y<sub>dense</sub>‖/‖y<sub>dense</sub>‖, its wall time and
-the KV bytes it holds (a <code>KvCache</code>'s preallocated storage, or Lightning's state).</p>
-${htmlTable(['run', 'error vs dense', 'time', 'KV bytes', 'note'], runs.map(r => [r.name, r.err === 0 ? '0' : r.err.toExponential(2), `${r.seconds.toFixed(2)} s`, kib(r.kvBytes), r.note]))}
-<div class="plots">${tradeSvg}${perTokenSvg}</div>`)
+  const byPos = chart({
+    title: 'Bits per character by position (training context ' + T + ')',
+    xLabel: 'position in the text (bucket start)',
+    yLabel: 'bits per character',
+    series: runs.map(r => ({ name: r.name, points: r.buckets.filter(b => Number.isFinite(b.bitsPerChar)).map(b => [b.from, b.bitsPerChar] as const), markers: true })),
+  })
+  report.push(`<h2>Language model</h2>
+<p>The shipped character-level model (${lm.parameterCount.toLocaleString('en')} parameters, ${layers} layers, ${heads} heads, context ${T}), trained on Genesis–Acts of the King James Bible; ${card.command ? `made by <code>${esc(card.command)}</code>; ` : ''}validation text is Romans–Revelation, never trained on.</p>
+<h3>Generated from “${esc(prompt)}”</h3><pre>${esc(prompt + text)}</pre>
+<h3>Cache policies on ${n} validation characters</h3>
+<p>Each run reads the validation text as one stream, 64 characters at a time, with one KV cache per layer under the policy; bits per character of every next-character prediction, overall and by position (positions past ${T} are beyond anything the model saw in training).</p>
+${htmlTable(['run', 'bits/char', 'KV bytes', 'time', 'note'], runs.map(r => [r.name, r.bitsPerChar.toFixed(4), kib(r.kvBytes), `${r.seconds.toFixed(1)} s`, r.note]))}
+<div class="plots">${pareto}${byPos}</div>`)
 }
 
 // ---- memory ---------------------------------------------------------------------------------------------------
@@ -343,7 +283,7 @@ ${htmlTable(['model', 'η', 'accuracy', 'DP gap'], [
 // ---- run ------------------------------------------------------------------------------------------------------
 
 console.log(`heed tour on the ${getBackend()} backend${quick ? ' (--quick)' : ''}`)
-await attentionSection()
+await lmSection()
 await memorySection()
 await alignSection()
 await fairnessSection()

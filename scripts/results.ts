@@ -71,8 +71,8 @@ interface AttnBench { readonly date: string; readonly rows: readonly { backend: 
 interface FairRow { readonly method: string; readonly eta?: number; readonly epoch: number; readonly accuracy: number; readonly dpGap: number; readonly softDp: number; readonly eoGap: number }
 interface Fairness { readonly date: string; readonly quick: boolean; readonly seconds: number; readonly rows: readonly FairRow[]; readonly distractionEpochs: readonly FairRow[]; readonly front: readonly FairRow[]; readonly picks?: readonly (FairRow & { readonly pickedOn: "soft" | "hard" })[] }
 interface Operators { readonly date: string; readonly rows: readonly { backend: string; op: string; T: number; ok?: boolean; ms?: number; recall?: number; relErr?: number; skipped?: string }[]; readonly linearGrowth?: { target: number; from: number; to: number; results: readonly { backend: string; op: string; ratio?: number; pass?: boolean }[] } }
-interface AttnRun { readonly name: string; readonly err: number; readonly seconds: number; readonly kvBytes: number; readonly note: string; readonly elapsed?: readonly (readonly [number, number])[] }
-interface Tour { readonly date: string; readonly quick: boolean; readonly seconds: number; readonly attention: { T: number; dModel: number; heads: number; headDim: number; chunk: number; sink: number; recent: number; window: number; retrieval: number[]; runs: AttnRun[] } }
+interface PolicyRun { readonly name: string; readonly bitsPerChar: number; readonly kvBytes: number; readonly seconds: number; readonly note: string; readonly buckets: readonly { from: number; to: number; bitsPerChar: number }[] }
+interface Tour { readonly date: string; readonly quick: boolean; readonly seconds: number; readonly generation: { prompt: string; text: string; seconds: number }; readonly lm: { config: { context: number; layers: number; heads: number; dModel: number }; parameters: number; card: { validationBitsPerChar?: number; command?: string }; tokens: number; runs: PolicyRun[] } }
 interface Dpo { readonly steps: number; readonly dpo: Record<string, number[]>; readonly flex: Record<string, number[]> }
 interface Mnist { readonly trainPerClass: number; readonly input?: string; readonly accuracy: number; readonly pixelAccuracy: number; readonly rawPixelAccuracy?: number; readonly trainSeconds: number; readonly tested: number; readonly trained: number }
 interface Tb { readonly triples: number; readonly entities: number; readonly noiseCurve: readonly { noise: number; accuracy: number; accuracyNoFeedback: number }[]; readonly recallExact: number; readonly oldRecallAfterNew: number }
@@ -103,23 +103,16 @@ const plot = (name: string, svg: string, alt: string): string => {
 }
 const kib = (b: number): string => (b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(2)} MiB` : `${(b / 1024).toFixed(1)} KiB`)
 
-// Time per token over the last quarter of a stream against the second quarter (the first one pays for warm-up);
-// 1 is a constant cost per token.
-const runs = tour.attention.runs
-const growth = (r: AttnRun | undefined): number | undefined => {
-  const e = r?.elapsed
-  if (!e || e.length < 8) return undefined
-  const q = Math.floor(e.length / 4)
-  const rate = (a: number, b: number) => (e[b]![1] - e[a]![1]) / (e[b]![0] - e[a]![0])
-  return rate(e.length - 1 - q, e.length - 1) / rate(q - 1, 2 * q - 1)
-}
+const runs = tour.lm.runs
 const lightningGrowth = operators?.linearGrowth?.results.find(r => r.op === 'lightningAttention' && r.ratio !== undefined)
-const lightRun = runs.find(r => r.name.startsWith('Lightning'))
 const fullRun = runs.find(r => r.name.startsWith('full KV cache'))
 const duoRun = runs.find(r => r.name.startsWith('DuoAttention'))
-const { T, sink, recent, heads, headDim } = tour.attention
+const sinksRun = runs.find(r => r.name.startsWith('StreamingLLM'))
+const windowRun = runs.find(r => r.name.startsWith('window'))
+const T = tour.lm.config.context
 // The paper's regime: long contexts, where streaming heads' fixed sink + recent is negligible beside T.
 const paperDuo = duoKvBytes(duoDeploy([1, 1, 0, 0], { sink: 128, recent: 256 }), { headDim: 128, seqLen: 32768, dtype: 'float16' })
+const bpc = (r: PolicyRun | undefined): string => (r ? r.bitsPerChar.toFixed(3) : '–')
 const titans = passkey.rows.find(r => r.model === 'titans-linear')
 const windowRow = passkey.rows.find(r => r.model === 'window')
 const fullPk = passkey.rows.find(r => r.model === 'full')
@@ -142,11 +135,9 @@ shared 2-core machine and move by tens of percent between runs; errors, recall a
 ${table(['claim (paper)', "paper's figure", 'heed here', 'how'], [
   ['Sparsey: MNIST single-trial learning', '~91 % (200/class, skeletonised 16×24 input)', `${pct(mnist.accuracy)} (${mnist.trainPerClass}/class, ${mnist.tested} test digits; 5-NN on the same input pixels ${pct(mnist.pixelAccuracy)})`, 'examples/memory-sparsey-mnist.ts'],
   ['Distraction on UCI Adult (sex)', '0.8309 acc at ΔDP 0.000; 0.8361 at 0.010; unfair MLP 0.8485 at 0.188', fairness ? `MLP ${f4(mlp?.accuracy ?? NaN)} at DP ${f4(mlp?.dpGap ?? NaN)} (soft ${f4(mlp?.softDp ?? NaN)}); Distraction ${bestFair ? `picked on validation (η ${bestFair.eta}, epoch ${bestFair.epoch}): ${f4(bestFair.accuracy)} at DP ${f4(bestFair.dpGap)} (soft ${f4(bestFair.softDp)})` : distraction.map(r => `η ${r.eta}: ${f4(r.accuracy)} at ${f4(r.dpGap)}`).join('; ')}` : 'not measured (npm run bench -- fairness)', 'npm run bench -- fairness'],
-  ["Lightning: constant cost per token ('various lengths, constant speed')", 'flat tokens/s as the sequence grows', [
-    lightningGrowth && operators?.linearGrowth ? `${operators.linearGrowth.to / operators.linearGrowth.from}× the tokens (${operators.linearGrowth.from} → ${operators.linearGrowth.to}) take ${lightningGrowth.ratio!.toFixed(2)}× the time: ${(lightningGrowth.ratio! / (operators.linearGrowth.to / operators.linearGrowth.from)).toFixed(2)}× the cost per token` : '',
-    lightRun && fullRun ? `streaming ${T} tokens, time per token in the last quarter / the second: Lightning ${growth(lightRun)?.toFixed(2)}, full KV cache ${growth(fullRun)?.toFixed(2)}` : '',
-  ].filter(Boolean).join('; ') || 'n/a', `${lightningGrowth ? 'npm run bench -- operators; ' : ''}npm start (attention)`],
-  ['DuoAttention: KV memory saving', 'up to 2.55× (MHA), 1.67× (GQA)', duoRun && fullRun ? `${(fullRun.kvBytes / duoRun.kvBytes).toFixed(2)}× measured (T = ${T}, half the heads streaming, cache storage); ${paperDuo.ratio.toFixed(2)}× by \`duoKvBytes\` at 32k tokens, half streaming` : 'n/a', 'npm start (attention)'],
+  ["Lightning: constant cost per token ('various lengths, constant speed')", 'flat tokens/s as the sequence grows', lightningGrowth && operators?.linearGrowth ? `${operators.linearGrowth.to / operators.linearGrowth.from}× the tokens (${operators.linearGrowth.from} → ${operators.linearGrowth.to}) take ${lightningGrowth.ratio!.toFixed(2)}× the time: ${(lightningGrowth.ratio! / (operators.linearGrowth.to / operators.linearGrowth.from)).toFixed(2)}× the cost per token` : 'n/a', 'npm run bench -- operators'],
+  ['StreamingLLM: sinks restore window attention', 'window attention degrades once the first tokens leave; a few sink tokens restore it', sinksRun && windowRun ? `shipped KJV model, ${tour.lm.tokens} validation characters: window ${bpc(windowRun)} vs 4 sinks + recent ${bpc(sinksRun)} bits/char (full cache ${bpc(fullRun)})` : 'n/a', 'npm start (lm)'],
+  ['DuoAttention: KV memory saving at minimal quality loss', 'up to 2.55× (MHA), 1.67× (GQA)', duoRun && fullRun ? `shipped KJV model, half the heads streaming: ${(fullRun.kvBytes / duoRun.kvBytes).toFixed(2)}× less KV at ${tour.lm.tokens} characters, ${bpc(duoRun)} vs ${bpc(fullRun)} bits/char; ${paperDuo.ratio.toFixed(2)}× by \`duoKvBytes\` at 32k tokens` : 'n/a', 'npm start (lm)'],
   ['Titans: long-range recall from a fixed-size memory', 'higher needle-in-a-haystack accuracy than baselines beyond 2M tokens', titans ? `passkey at ${passkey.length} tokens: Titans linear ${titans.correct}/${titans.trials}, window-512 attention ${windowRow?.correct}/${windowRow?.trials}, full attention ${fullPk?.correct}/${fullPk?.trials}` : 'n/a', 'examples/memory-titans-passkey.ts'],
 ])}
 
@@ -202,22 +193,24 @@ ${table(['implementation', 'ms', 'ratio', 'notes'], rows(peers.mlp.rows))}
 `)
 }
 
-// Attention
-md.push(`## Attention: cache policies and operators
+// The language model
+md.push(`## The shipped language model: cache policies on real text
 
-From the tour (\`npm start\`): one \`multiHeadAttention\` layer (d_model ${tour.attention.dModel}, ${heads} heads of ${headDim}; heads
-1 and 3 built local, 0 and 2 global) streams ${T} tokens in chunks of ${tour.attention.chunk}. Error is ‖y − y_dense‖/‖y_dense‖ against
-dense causal attention (Lightning: against its own dense form, since it is a different operator); KV bytes are the
-cache's storage. DuoAttention's retrieval heads were picked by a calibration pass: heads ${tour.attention.retrieval.join(' and ')}.
+From the tour (\`npm start\`): the shipped character-level model (${tour.lm.parameters.toLocaleString('en')} parameters, ${tour.lm.config.layers} layers,
+${tour.lm.config.heads} heads, context ${T}; validation ${tour.lm.card.validationBitsPerChar?.toFixed(3) ?? '?'} bits per character on Romans–Revelation) reads the first
+${tour.lm.tokens} characters of the validation books as one stream, 64 at a time, under each cache policy. KV bytes are what
+the caches retain at the end (Lightning: its fixed state). Positions past ${T} are beyond the training context.
 
-${table(['run', 'error vs dense', 'time', 'KV bytes', 'note'], runs.map(r => [r.name, r.err === 0 ? '0' : r.err.toExponential(2), `${r.seconds.toFixed(2)} s`, kib(r.kvBytes), r.note]))}
+${table(['run', 'bits/char', 'KV bytes', 'time', 'note'], runs.map(r => [r.name, r.bitsPerChar.toFixed(4), kib(r.kvBytes), `${r.seconds.toFixed(1)} s`, r.note]))}
 
-${plot('attention-streaming', chart({ title: `Time to stream the first n tokens (chunks of ${tour.attention.chunk})`, xLabel: 'tokens streamed', yLabel: 'seconds', yMin: 0, series: runs.filter(r => r.elapsed).map(r => ({ name: r.name, points: [[0, 0] as const, ...r.elapsed!] })) }), 'cumulative streaming time by cache policy')}
-${plot('attention-kv', chart({ title: 'Output error vs KV bytes held', xLabel: 'KV bytes (log)', yLabel: 'relative error vs dense', logX: true, yMin: 0, series: runs.map(r => ({ name: r.name, points: [[r.kvBytes, r.err] as const], line: false })) }), 'error against KV bytes')}
+${plot('lm-policies', chart({ title: 'Validation bits per character vs KV bytes', xLabel: 'KV bytes (log)', yLabel: 'bits per character', logX: true, series: runs.map(r => ({ name: r.name, points: [[r.kvBytes, r.bitsPerChar] as const], line: false })) }), 'bits per character against KV bytes')}
+${plot('lm-positions', chart({ title: 'Bits per character by position', xLabel: 'position (bucket start)', yLabel: 'bits per character', series: runs.map(r => ({ name: r.name, points: r.buckets.filter(b => Number.isFinite(b.bitsPerChar)).map(b => [b.from, b.bitsPerChar] as const), markers: true })) }), 'bits per character by position')}
 
-DuoAttention's saving grows with the context: streaming heads keep ${sink} + ${recent} tokens whatever T is, so at
-T = ${T} half the heads streaming saves ${duoRun && fullRun ? (fullRun.kvBytes / duoRun.kvBytes).toFixed(2) : '–'}×, and at 32k tokens (\`duoKvBytes\`, fp16, sink 128, recent 256)
-${paperDuo.ratio.toFixed(2)}×, against the paper's up to 2.55× for MHA models (where more than half the heads stream).
+Generated by the tour from “${tour.generation.prompt}” (temperature 0.8, top-k 20, seed 1):
+
+\`\`\`text
+${tour.generation.prompt}${tour.generation.text}
+\`\`\`
 `)
 if (attnBench) {
   const series: Series[] = [...new Set(attnBench.rows.map(r => r.backend))].map(b => ({ name: `heed ${b}`, points: attnBench.rows.filter(r => r.backend === b && r.ok && r.ms !== undefined).map(r => [r.T, r.ms! / 1000] as const) }))

@@ -1,7 +1,7 @@
 /**
  * One redrawn status line on stderr, so stdout stays a clean table that tests and pipes can read. On a terminal
- * the line is rewritten in place; elsewhere (CI logs, tests) every update would be a new line, so only the
- * stage starts and the final line are written there.
+ * the line is rewritten in place; elsewhere (CI logs, tests) every update would be a new line, so the stage
+ * starts, a line at every quarter of a stage (or every 10 s) and the final line are written there.
  */
 export interface Progress {
   /** Start a stage of `total` steps (0: no bar, just the label). */
@@ -40,6 +40,13 @@ export function progress(opts: { readonly write?: (s: string) => void; readonly 
       if (tty && (now - last > 100 || count >= total)) {
         last = now
         write(`\r\x1b[K${line(note)}`)
+      } else if (!tty && total > 0) {
+        // A log gets a whole line at every quarter of a stage (or every 10 s), so it shows progress as it happens.
+        const quarter = Math.floor((4 * count) / total)
+        if (quarter !== Math.floor((4 * (count - n)) / total) || now - last > 10_000) {
+          last = now
+          write(`${line(note)}\n`)
+        }
       }
     },
     done(note) {

@@ -299,7 +299,7 @@ t.test('perplexity: a full cache over one training window equals validationLoss;
     const p = params64(lm, 6, 8)
     const text = Array.from({ length: 30 }, (_, i) => (i * 5 + ((i * i) % 3)) % 7)
     const window = Int32Array.from(text.slice(0, 7))
-    const v = validationLoss(lm, p, window, { context: 6 })
+    const v = await validationLoss(lm, p, window, { context: 6 })
     for (const chunk of [1, 4, 64]) {
       const r = await perplexity(lm, p, window, { chunk })
       t.ok(Math.abs(r.nats - v.nats) < 1e-12, `chunk ${chunk}: ${r.nats} vs validationLoss ${v.nats}`)

@@ -221,7 +221,7 @@ t.test('lmBatch and validationLoss: deterministic windows; the loss of a uniform
   const p = lm.init()
   // zero head: uniform predictions
   const zp = { ...p, head: cast(tensor(new Array(56).fill(0), [8, 7]), 'float32') }
-  const v = validationLoss(lm, zp, tokens, { batch: 3 })
+  const v = await validationLoss(lm, zp, tokens, { batch: 3 })
   t.ok(Math.abs(v.nats - Math.log(7)) < 1e-6 && Math.abs(v.bitsPerChar - Math.log2(7)) < 1e-6)
   t.equal(v.tokens, Math.floor(99 / 6) * 6)
   dispose([p, zp.head])

@@ -1,5 +1,5 @@
 import { Observable, Subject } from 'rxjs'
-import { adamw, dispose, keep, mul, noGrad, scope, ValueError, warmupCosine, type Tensor } from '@heed/tensor'
+import { adamw, dispose, keep, mul, noGrad, scope, ValueError, warmupCosine, type OptState, type Tensor } from '@heed/tensor'
 import { trainStep, type StepResult } from '@heed/tensor/stream'
 import { lmBatch, type LMBatch } from './lmBatches.js'
 import { loadLM, saveLM, type LoadedLM } from './lmCheckpoint.js'
@@ -123,9 +123,10 @@ export function trainLM(opts: TrainLMOptions): Observable<TrainLMEvent> {
     const startState = resumed?.training?.state
     const first = startState?.count ?? 0
     const batches = new Subject<LMBatch>()
-    // Work that must wait for the host (checkpoint bytes); the driver awaits it before the next batch.
-    let pending: Promise<void> | undefined
-    let t0 = performance.now()
+    // Snapshots taken in `inspect` (the optimizer frees p and state on the next step), used by the driver for
+    // work that must wait for the host: a validation pass, a checkpoint's bytes.
+    let evalSnap: { step: number; p: TransformerLMParams } | undefined
+    let ckptSnap: { step: number; p: TransformerLMParams; s: OptState<TransformerLMParams> } | undefined
     const steps = batches.pipe(
       trainStep<TransformerLMParams, LMBatch>({
         params: initial,
@@ -135,29 +136,20 @@ export function trainLM(opts: TrainLMOptions): Observable<TrainLMEvent> {
         clipNorm: recipe.clipNorm,
         inspect: (p, step, state) => {
           const last = step === recipe.steps
-          if (opts.validation !== undefined && evalEvery > 0 && (step % evalEvery === 0 || last)) {
-            const v = validationLoss(lm, p, opts.validation, { maxTokens: opts.evalTokens ?? 32_768 })
-            evals.push({ kind: 'eval', step, ...v })
-          }
-          if ((ckptEvery > 0 && step % ckptEvery === 0) || last) {
-            // Copies that outlive this call (the optimizer frees p and state on the next step).
-            const snap = keep(noGrad(() => scope(() => ({ p: copy(p), s: { count: state.count, slots: copy(state.slots) } }))))
-            const meta = { recipe, step, dataPosition: step, seed: recipe.seed }
-            pending = saveLM(lm, snap.p, { vocab: opts.vocab, ...(opts.checkpointDtype ? { dtype: opts.checkpointDtype } : {}), training: { state: snap.s, meta } })
-              .then(bytes => void checkpoints.push({ kind: 'checkpoint', step, bytes }))
-              .finally(() => dispose(snap))
-          }
+          if (opts.validation !== undefined && evalEvery > 0 && (step % evalEvery === 0 || last)) evalSnap = { step, p: keep(noGrad(() => scope(() => copy(p)))) }
+          if ((ckptEvery > 0 && step % ckptEvery === 0) || last)
+            ckptSnap = { step, ...keep(noGrad(() => scope(() => ({ p: copy(p), s: { count: state.count, slots: copy(state.slots) } })))) }
         },
       }),
     )
-    const evals: TrainLMEvent[] = []
-    const checkpoints: TrainLMEvent[] = []
-    let lastResult: StepResult | undefined
+    // Each batch's step result, resolved by the subscription below (synchronously on the CPU, later on WebGPU).
+    let resolveStep: ((r: StepResult) => void) | undefined
     let failed = false
     const sub = steps.subscribe({
-      next: r => (lastResult = r),
+      next: r => resolveStep?.(r),
       error: err => {
         failed = true
+        resolveStep = undefined
         subscriber.error(err)
       },
     })
@@ -166,17 +158,36 @@ export function trainLM(opts: TrainLMOptions): Observable<TrainLMEvent> {
     dispose(startState)
     const drive = async (): Promise<void> => {
       for (let i = first; i < recipe.steps && !stopped && !failed; i++) {
-        t0 = performance.now()
+        const t0 = performance.now()
+        const result = new Promise<StepResult>(res => (resolveStep = res))
         batches.next(lmBatch(opts.train, batchOpts, i))
         if (failed || stopped) return
-        const r = lastResult!
+        const r = await result
+        if (failed || stopped) return
         const seconds = (performance.now() - t0) / 1000
         subscriber.next({ kind: 'step', step: r.step, loss: r.loss, lr: schedule(r.step), gradNorm: r.gradNorm ?? NaN, tokensPerSecond: (recipe.batch * T) / seconds, seconds })
-        for (const e of evals.splice(0)) subscriber.next(e)
-        if (pending !== undefined) {
-          await pending
-          pending = undefined
-          for (const c of checkpoints.splice(0)) subscriber.next(c)
+        if (evalSnap !== undefined) {
+          const e = evalSnap
+          evalSnap = undefined
+          try {
+            const v = await validationLoss(lm, e.p, opts.validation!, { maxTokens: opts.evalTokens ?? 32_768 })
+            if (stopped) return
+            subscriber.next({ kind: 'eval', step: e.step, ...v })
+          } finally {
+            dispose(e.p)
+          }
+        }
+        if (ckptSnap !== undefined) {
+          const c = ckptSnap
+          ckptSnap = undefined
+          try {
+            const meta = { recipe, step: c.step, dataPosition: c.step, seed: recipe.seed }
+            const bytes = await saveLM(lm, c.p, { vocab: opts.vocab, ...(opts.checkpointDtype ? { dtype: opts.checkpointDtype } : {}), training: { state: c.s, meta } })
+            if (stopped) return
+            subscriber.next({ kind: 'checkpoint', step: c.step, bytes })
+          } finally {
+            dispose([c.p, c.s])
+          }
         }
         // Let timers, I/O and device callbacks run between steps (and an unsubscribe arrive).
         await new Promise<void>(res => setTimeout(res, 0))
@@ -190,6 +201,9 @@ export function trainLM(opts: TrainLMOptions): Observable<TrainLMEvent> {
     return () => {
       stopped = true
       sub.unsubscribe()
+      dispose([evalSnap?.p, ckptSnap?.p, ckptSnap?.s])
+      evalSnap = undefined
+      ckptSnap = undefined
     }
   })
 }

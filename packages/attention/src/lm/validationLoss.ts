@@ -22,9 +22,9 @@ export interface ValidationLoss {
 /**
  * Next-token loss over consecutive, non-overlapping windows of `context` tokens (each window predicts its
  * tokens 2…T+1 from a fresh start, as training does): the validation metric of the training loop. Runs without
- * recording a tape; leaves no tensors behind.
+ * recording a tape; leaves no tensors behind. Async: the loss is read with `data()`, so it runs on WebGPU too.
  */
-export function validationLoss(lm: TransformerLM, params: TransformerLMParams, tokens: Int32Array, opts: ValidationLossOptions = {}): ValidationLoss {
+export async function validationLoss(lm: TransformerLM, params: TransformerLMParams, tokens: Int32Array, opts: ValidationLossOptions = {}): Promise<ValidationLoss> {
   const op = 'validationLoss'
   const T = opts.context ?? lm.config.context
   const B = opts.batch ?? 8
@@ -41,7 +41,13 @@ export function validationLoss(lm: TransformerLM, params: TransformerLMParams, t
       x.set(tokens.subarray(o, o + T), r * T)
       y.set(tokens.subarray(o + 1, o + T + 1), r * T)
     }
-    total += noGrad(() => scope(() => lmLoss(lm.forward(params, tensor(x, [rows, T], 'int32')), tensor(y, [rows, T], 'int32')).dataSync()[0]!)) * rows * T
+    const at = { backend: params.embed.backend }
+    const loss = noGrad(() => scope(() => lmLoss(lm.forward(params, tensor(x, [rows, T], 'int32', at)), tensor(y, [rows, T], 'int32', at))))
+    try {
+      total += (await loss.data())[0]! * rows * T
+    } finally {
+      loss.dispose()
+    }
   }
   const nats = total / (windows * T)
   return { nats, bitsPerChar: nats / Math.LN2, tokens: windows * T }

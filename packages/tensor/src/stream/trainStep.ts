@@ -62,7 +62,9 @@ function mapTree(tree: unknown, f: (t: Tensor) => Tensor): unknown {
  * loss → `valueAndGrad` → optional global-norm clipping → optimizer step. Per subscription it holds a copy of the
  * parameters and the optimizer state, emits a `StepResult` (loss and metrics read back as numbers) for every
  * batch, and frees parameters, state and any batch in flight on teardown, so `retry` and re-subscription start
- * again from the same initial parameters. A failing loss or step goes to the error channel.
+ * again from the same initial parameters. A failing loss or step goes to the error channel. On the CPU each result
+ * is emitted synchronously within its batch's `next`; on a device backend (WebGPU) the scalars are read back with
+ * `data()` and emitted in step order as they arrive, and completion waits for the last one.
  */
 export function trainStep<P, B>(opts: TrainStepOptions<P, B>): OperatorFunction<B, StepResult> {
   const op = 'trainStep'
@@ -87,9 +89,26 @@ export function trainStep<P, B>(opts: TrainStepOptions<P, B>): OperatorFunction<
         metricTensors = keep(Object.fromEntries(Object.entries(out.metrics ?? {}).filter(([, v]) => isTensor(v))) as Record<string, Tensor>)
         return out.loss
       })
+      // On a device backend (WebGPU) the step's scalars are read back asynchronously; results are emitted in
+      // step order from this chain, and completion waits for it. On the CPU everything stays synchronous.
+      let reads: Promise<void> | undefined
+      let closed = false
+      const finish = (): void => {
+        if (opts.onComplete !== undefined && params !== undefined) {
+          const p = params
+          params = undefined
+          try {
+            opts.onComplete(p)
+          } catch (err) {
+            subscriber.error(err)
+            return
+          }
+        }
+        subscriber.complete()
+      }
       const sub = source.subscribe({
         next: batch => {
-          let result: StepResult
+          let scalars: { value: Tensor; metrics: Record<string, Tensor>; norm: Tensor | undefined; step: number } | undefined
           try {
             const [value, rawGrads] = vg(params!, batch)
             let grads: unknown = rawGrads
@@ -101,38 +120,56 @@ export function trainStep<P, B>(opts: TrainStepOptions<P, B>): OperatorFunction<
                 norm = clipped.norm
               }
               ;[params, state] = optimizer.step(grads as P, state!, params!)
-              const metrics: Record<string, number> = {}
-              for (const [k, v] of Object.entries(metricTensors)) metrics[k] = v.dataSync()[0]!
-              result = { step: state.count, loss: value.dataSync()[0]!, metrics, ...(norm !== undefined ? { gradNorm: norm.dataSync()[0]! } : {}) }
+              scalars = { value, metrics: metricTensors, norm, step: state.count }
+              metricTensors = {}
               opts.inspect?.(params, state.count, state)
             } finally {
-              dispose([value, rawGrads, grads, norm, metricTensors])
-              metricTensors = {}
+              dispose([rawGrads, grads === rawGrads ? undefined : grads])
+              // a failed update: the step's scalars have no result to go to
+              if (scalars === undefined) {
+                dispose([value, norm, metricTensors])
+                metricTensors = {}
+              }
             }
           } catch (err) {
+            if (scalars) dispose([scalars.value, scalars.metrics, scalars.norm])
             subscriber.error(err)
             return
           } finally {
             if (disposeBatch) dispose(batch)
           }
-          subscriber.next(result)
+          const s = scalars
+          const read = (t: Tensor): number | undefined => t.storage.backend.readSync(t.storage.dataId, t.dtype, 1)?.[0]
+          const sync = reads === undefined ? read(s.value) : undefined
+          if (sync !== undefined) {
+            const metrics: Record<string, number> = {}
+            for (const [k, v] of Object.entries(s.metrics)) metrics[k] = read(v)!
+            const gradNorm = s.norm !== undefined ? read(s.norm) : undefined
+            dispose([s.value, s.metrics, s.norm])
+            subscriber.next({ step: s.step, loss: sync, metrics, ...(gradNorm !== undefined ? { gradNorm } : {}) })
+            return
+          }
+          reads = (reads ?? Promise.resolve()).then(async () => {
+            try {
+              const metrics: Record<string, number> = {}
+              for (const [k, v] of Object.entries(s.metrics)) metrics[k] = (await v.data())[0]!
+              const loss = (await s.value.data())[0]!
+              const gradNorm = s.norm !== undefined ? (await s.norm.data())[0]! : undefined
+              if (!closed) subscriber.next({ step: s.step, loss, metrics, ...(gradNorm !== undefined ? { gradNorm } : {}) })
+            } finally {
+              dispose([s.value, s.metrics, s.norm])
+            }
+          })
+          reads.catch(err => subscriber.error(err))
         },
         error: err => subscriber.error(err),
         complete: () => {
-          if (opts.onComplete !== undefined && params !== undefined) {
-            const p = params
-            params = undefined
-            try {
-              opts.onComplete(p)
-            } catch (err) {
-              subscriber.error(err)
-              return
-            }
-          }
-          subscriber.complete()
+          if (reads === undefined) finish()
+          else void reads.then(finish, () => {})
         },
       })
       return () => {
+        closed = true
         sub.unsubscribe()
         dispose([params, state, metricTensors])
         params = undefined
