@@ -1,9 +1,10 @@
+import { mapTree } from '../mapTree.js'
 import { noGrad } from '../autodiff/tape.js'
 import { isFloat } from '../dtype.js'
 import { ValueError } from '../errors.js'
 import { scope, treeTensors } from '../memory.js'
 import { add, div, maximum, mul, sqrt, sum } from '../ops/index.js'
-import { isTensor, type Tensor } from '../Tensor.js'
+import type { Tensor } from '../Tensor.js'
 
 export interface ClippedGrads<G> {
   /** The gradients scaled by `min(1, maxNorm / (norm + 1e-6))` (new tensors; the input is not disposed). */
@@ -40,10 +41,3 @@ export function clipByGlobalNorm<G>(grads: G, maxNorm: number): ClippedGrads<G> 
   )
 }
 
-function mapTree(tree: unknown, f: (t: Tensor) => Tensor): unknown {
-  if (isTensor(tree)) return f(tree)
-  if (Array.isArray(tree)) return tree.map(x => mapTree(x, f))
-  if (tree !== null && typeof tree === 'object' && Object.getPrototypeOf(tree) === Object.prototype)
-    return Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, mapTree(v, f)]))
-  return tree
-}

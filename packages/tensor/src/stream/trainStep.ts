@@ -1,3 +1,4 @@
+import { mapTree } from '../mapTree.js'
 import { Observable, type OperatorFunction } from 'rxjs'
 import { valueAndGrad } from '../autodiff/grad.js'
 import { ArgumentError, ValueError } from '../errors.js'
@@ -49,13 +50,6 @@ export interface TrainStepOptions<P, B> {
 }
 
 const copyTree = <T>(tree: T): T => scope(() => mapTree(tree, t => add(t, 0)) as T)
-function mapTree(tree: unknown, f: (t: Tensor) => Tensor): unknown {
-  if (isTensor(tree)) return f(tree)
-  if (Array.isArray(tree)) return tree.map(x => mapTree(x, f))
-  if (tree !== null && typeof tree === 'object' && Object.getPrototypeOf(tree) === Object.prototype)
-    return Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, mapTree(v, f)]))
-  return tree
-}
 
 /**
  * The one training-step operator of heed (the LM trainer, `@heed/align`, `@heed/fairness` use it): batches →
