@@ -1,27 +1,28 @@
 // The pipeline of the live demo page (docs/demo.md), bundled for the browser by VitePress. It is not a recipe run
-// by test/recipes.ts (it needs a page); test/docs-demo.ts runs it in headless Chromium instead.
+// by test/recipes.ts (it needs a page and the model's URL); test/docs-demo.ts runs it in headless Chromium and checks
+// its text against the same generation in Node.
 // #region recipe
-import { Subject } from 'rxjs'
-import { concat, dispose, getBackend, random, setBackend, tensor, type Tensor } from '@heed/tensor'
-import type { TokenChunk } from '@heed/tensor/stream'
-import { multiHeadAttention } from '@heed/attention'
-import { attend } from '@heed/attention/stream'
+import { asyncScheduler, map, type Observable } from 'rxjs'
+import { getBackend, setBackend } from '@heed/tensor'
+import { charTokenizer, headPolicy, loadLM, type CharTokenizer, type HeadPolicy, type LoadedLM } from '@heed/attention'
+import { generateText } from '@heed/attention/stream'
 
-export interface DemoResult {
+/** The cache policies the page offers, the same for every layer and kv head. */
+export const POLICIES = {
+  full: { label: 'full cache', policy: (): HeadPolicy => headPolicy.full() },
+  sinks: { label: 'sinks + recent (4 + 60)', policy: (): HeadPolicy => headPolicy.streaming(4, 60) },
+  window: { label: 'window (64, no sinks)', policy: (): HeadPolicy => headPolicy.streaming(0, 64) },
+} as const
+export type PolicyName = keyof typeof POLICIES
+
+export interface DemoModel extends LoadedLM {
+  readonly tokenizer: CharTokenizer
   readonly backend: string
   readonly fellBack: boolean
-  readonly tokens: number
-  readonly maxAbsDiff: number
-  readonly streamMs: number
-  readonly oneShotMs: number
 }
 
-/**
- * Prefill 32 tokens, decode 8 more one at a time through a KV cache, then check the stream against one-shot
- * causal attention over all 40 tokens. Small on purpose: software WebGPU adapters compile a pipeline for each new
- * cache length, which dominates the run.
- */
-export async function runDemo(want: 'webgpu' | 'cpu', log: (line: string) => void): Promise<DemoResult> {
+/** Pick the backend (WebGPU when the browser gives an adapter, else the CPU), fetch the checkpoint and load it. */
+export async function loadDemoModel(url: string, want: 'webgpu' | 'cpu', log: (line: string) => void): Promise<DemoModel> {
   let fellBack = false
   try {
     await setBackend(want)
@@ -30,47 +31,56 @@ export async function runDemo(want: 'webgpu' | 'cpu', log: (line: string) => voi
     log(`${want} is unavailable (${err instanceof Error ? err.message : String(err)}); falling back to the CPU`)
     await setBackend('cpu')
   }
-  const backend = getBackend()
-  log(`backend: ${backend}`)
+  const response = await fetch(url)
+  if (!response.ok) throw new Error(`fetching the model: HTTP ${response.status}`)
+  const bytes = new Uint8Array(await response.arrayBuffer())
+  const loaded = loadLM(bytes)
+  const { layers, dModel, context } = loaded.config
+  log(`model: ${layers} layers, dModel ${dModel}, context ${context}, ${loaded.vocab.length} characters (${(bytes.length / 1e6).toFixed(1)} MB) on ${getBackend()}`)
+  return { ...loaded, tokenizer: charTokenizer(loaded.vocab), backend: getBackend(), fellBack }
+}
 
-  const dModel = 32, T = 40, prefill = 32
-  const layer = multiHeadAttention({ dModel, heads: 4, kvHeads: 2, rope: true })
-  const params = layer.init({ seed: 1 })
-  // Host values, so that each chunk is a fresh tensor the stream can own and free.
-  const noise = random.normal([T, dModel], { rng: random.rng(7), backend: 'cpu' })
-  const host = await noise.data()
-  noise.dispose()
-  const rows = (a: number, b: number): Tensor => tensor(host.subarray(a * dModel, b * dModel), [b - a, dModel])
+export interface DemoOptions {
+  readonly policy: PolicyName
+  readonly seed: number
+  /** 0 is greedy. */
+  readonly temperature: number
+  readonly maxTokens: number
+}
 
-  const t0 = performance.now()
-  const outputs: Tensor[] = []
-  const input = new Subject<TokenChunk>()
-  const done = new Promise<void>((resolve, reject) =>
-    input.pipe(attend(layer, () => layer.cache({ batch: 1, capacity: T }), params)).subscribe({ next: y => void outputs.push(y), error: reject, complete: resolve }),
+/** One step of the stream: the character drawn and where the run stands. */
+export interface DemoStep {
+  readonly char: string
+  readonly tokens: number
+  /** Keys and values the caches retain for this token (all layers, all kv heads). */
+  readonly kvBytes: number
+  /** Decode tokens per second since the first token (the prefill is not in it); 0 for the first. */
+  readonly tokensPerSecond: number
+}
+
+/**
+ * Generated text as a stream of characters, each with the KV bytes held and the running tokens/s. Decode steps wait
+ * on asyncScheduler, so the page repaints between tokens; unsubscribing stops decoding and frees the caches.
+ */
+export function demoStream(model: DemoModel, prompt: string, opts: DemoOptions): Observable<DemoStep> {
+  const policy = POLICIES[opts.policy].policy()
+  const policies = Array.from({ length: model.lm.config.kvHeads }, () => policy)
+  let kvBytes = 0
+  let first = 0
+  return generateText(model.lm, model.params, model.tokenizer, prompt, {
+    maxTokens: opts.maxTokens,
+    temperature: opts.temperature,
+    topK: 20,
+    seed: opts.seed,
+    policies,
+    scheduler: asyncScheduler,
+    onKvBytes: bytes => void (kvBytes = bytes),
+  }).pipe(
+    map((char, i) => {
+      const now = performance.now()
+      if (i === 0) first = now
+      return { char, tokens: i + 1, kvBytes, tokensPerSecond: i === 0 ? 0 : i / ((now - first) / 1000) }
+    }),
   )
-  input.next({ tokens: rows(0, prefill), positions: 0 })
-  log(`prefill: ${prefill} tokens`)
-  for (let p = prefill; p < T; p++) {
-    input.next({ tokens: rows(p, p + 1), positions: p })
-    // Reading back now and then submits the queued GPU work and yields to the event loop.
-    if ((p + 1) % 4 === 0) await outputs[outputs.length - 1]!.data()
-  }
-  input.complete()
-  await done
-  const streamed = concat(outputs, 0)
-  const got = await streamed.data()
-  const streamMs = performance.now() - t0
-  log(`decode: ${T - prefill} tokens, one at a time, in ${streamMs.toFixed(0)} ms (prefill included)`)
-
-  const t1 = performance.now()
-  const all = rows(0, T)
-  const oneShot = layer.forward(params, all)
-  const reference = await oneShot.data()
-  const oneShotMs = performance.now() - t1
-  let maxAbsDiff = 0
-  for (let i = 0; i < got.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(got[i]! - reference[i]!))
-  log(`one-shot causal attention over ${T} tokens: ${oneShotMs.toFixed(0)} ms; max |stream − one-shot| = ${maxAbsDiff.toExponential(2)}`)
-  dispose([outputs, streamed, all, oneShot, params])
-  return { backend, fellBack, tokens: T, maxAbsDiff, streamMs, oneShotMs }
 }
 // #endregion recipe
