@@ -87,6 +87,10 @@ const attentionGrad: GradFn<AttentionAttrs> = (dys, { inputs, outputs, attrs }) 
  * - Tiled online softmax: memory O(T·D) for any mask; no T×T buffer is ever made. Differentiable (recomputing
  *   probabilities from `lse` in the backward pass), including through `lse`.
  * - Fully masked rows give `out = 0` and `lse = −∞`, the identity of `attnState.merge`.
+ * - NaN rule (every backend): a key or value row a query cannot see (masked out, a cache slot past the filled
+ *   prefix, padding) never influences that query's output or gradients, whatever its values. A NaN in what a row
+ *   does see propagates to that row: a NaN query row or a NaN visible key gives a NaN row and a NaN `lse`, a NaN in
+ *   a visible value row gives NaN in that column of `out`.
  * - WebGPU: float32 or float16 storage, f32 arithmetic. Library masks and score mods compile to WGSL; a
  *   `mask.custom` closure is evaluated on the host into a B·H·Tq·Tk/8-byte bit table per call, and a
  *   `scoreMod.custom` throws a BackendError (it runs on the CPU only: move the tensors with `toBackend`).

@@ -248,6 +248,61 @@ function accumulate(C: Float64Array, cOff: number, W: Float64Array, sr: number, 
 }
 
 /**
+ * accumulate() restricted to the visible entries (`vis[r·sr + c·sc]` ≠ 0, laid out like W): a masked entry adds
+ * nothing at all, where accumulate() would add its weight 0 times the row of X, and 0·NaN = NaN. Used only on tiles
+ * whose rows of X hold a non-finite value, so the common case keeps the register-blocked loops; the visible terms
+ * are added in the same order as accumulate() adds them.
+ */
+function accumulateVisible(
+  C: Float64Array,
+  cOff: number,
+  W: Float64Array,
+  sr: number,
+  sc: number,
+  nR: number,
+  nC: number,
+  X: Float64Array,
+  xOff: number,
+  n: number,
+  vis: Uint8Array,
+): void {
+  for (let r = 0; r < nR; r++) {
+    const o = cOff + r * n
+    for (let c = 0; c < nC; c++) {
+      const e = r * sr + c * sc
+      if (!vis[e]) continue
+      const p = W[e]!
+      const x = xOff + c * n
+      for (let d = 0; d < n; d++) C[o + d] = C[o + d]! + p * X[x + d]!
+    }
+  }
+}
+
+/**
+ * Which rows of a [rows, n] block (from `off`) hold a non-finite value, or undefined when none does: the tiles that
+ * read such a row take accumulateVisible(), so a masked-out key (or query) never reaches an output it cannot see.
+ */
+function nonFiniteRows(src: ArrayLike<number>, off: number, rows: number, n: number): Uint8Array | undefined {
+  let flags: Uint8Array | undefined
+  for (let r = 0; r < rows; r++)
+    for (let d = 0, x = off + r * n; d < n; d++, x++) {
+      const y = src[x]!
+      if (y - y !== 0) {
+        ;(flags ??= new Uint8Array(rows))[r] = 1
+        break
+      }
+    }
+  return flags
+}
+
+/** Whether any of flags[from..from+count) is set. */
+const anyIn = (flags: Uint8Array | undefined, from: number, count: number): boolean => {
+  if (!flags) return false
+  for (let i = from; i < from + count; i++) if (flags[i]) return true
+  return false
+}
+
+/**
  * Mask a partially allowed tile of scaled scores in place (−∞ where not allowed) and apply the score mod to the
  * allowed ones. With `raw`, the pre-mod scores are kept there for the mod's derivative. Plain causal masks take a
  * per-row cut instead of a per-pair test.
@@ -395,8 +450,11 @@ const forward: CpuKernel<AttentionAttrs> = ([q, k, v], a) => {
   const acc = scratch ? scratch.acc : new Float64Array(BQ * Dv)
   const mRow = new Float64Array(BQ)
   const lRow = new Float64Array(BQ)
+  const vis = new Uint8Array(BQ * BK)
   const { mask: msk, scoreMod: mod, scale, qOffset, kOffset } = a
   const qv = q!.values
+  let vBadAt = -1
+  let vBad: Uint8Array | undefined
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++) {
       const hk = Math.floor(h / g)
@@ -406,6 +464,10 @@ const forward: CpuKernel<AttentionAttrs> = ([q, k, v], a) => {
       const vt = vHead.at(vBase)
       const kt0 = kHead.offset
       const vt0 = vHead.offset
+      if (vBase !== vBadAt) {
+        vBad = nonFiniteRows(v!.values, vBase, Tk, Dv)
+        vBadAt = vBase
+      }
       for (let i0 = 0; i0 < Tq; i0 += BQ) {
         const nq = Math.min(BQ, Tq - i0)
         const row0 = (b * H + h) * Tq + i0
@@ -422,6 +484,8 @@ const forward: CpuKernel<AttentionAttrs> = ([q, k, v], a) => {
           if (scratch) wasm!.dots(scratch.qbAt, nq, scratch.kAt + 8 * (kt0 + k0 * D), nk, D, scratch.sAt, BK, scale)
           else dots(qb, nq, kt, kt0 + k0 * D, nk, D, S, BK, scale)
           if (cls !== 'full' || mod) maskAndMod(S, BK, undefined, msk, mod, cls === 'full', b, h, pq0, nq, pk0, nk)
+          // a value row holding NaN or ±∞ in this tile: only the keys a row sees may reach it (0·NaN = NaN)
+          const bad = anyIn(vBad, k0, nk)
           // online softmax per row; S becomes P (0 where masked, and on rows this tile leaves untouched)
           for (let r = 0; r < nq; r++) {
             const s0 = r * BK
@@ -432,6 +496,7 @@ const forward: CpuKernel<AttentionAttrs> = ([q, k, v], a) => {
               const x = S[s0 + j]!
               if (x !== -Infinity) any = true
               if (x > mt) mt = x
+              if (bad) vis[s0 + j] = x === -Infinity ? 0 : 1
             }
             if (!any) {
               for (let j = 0; j < nk; j++) S[s0 + j] = 0
@@ -450,7 +515,8 @@ const forward: CpuKernel<AttentionAttrs> = ([q, k, v], a) => {
             lRow[r] = l
             mRow[r] = mt
           }
-          if (scratch) wasm!.pv(scratch.accAt, scratch.sAt, BK, nq, nk, scratch.vAt + 8 * (vt0 + k0 * Dv), Dv)
+          if (bad) accumulateVisible(acc, 0, S, BK, 1, nq, nk, vt, vt0 + k0 * Dv, Dv, vis)
+          else if (scratch) wasm!.pv(scratch.accAt, scratch.sAt, BK, nq, nk, scratch.vAt + 8 * (vt0 + k0 * Dv), Dv)
           else accumulate(acc, 0, S, BK, 1, nq, nk, vt, vt0 + k0 * Dv, Dv)
         }
         for (let r = 0; r < nq; r++) {
@@ -496,6 +562,7 @@ const backward: CpuKernel<AttentionAttrs> = ([q, k, v, o, lse, dO, dLse], a) => 
   const L = new Float64Array(BQ)
   const delta = new Float64Array(BQ)
   const dl = new Float64Array(BQ)
+  const vis = new Uint8Array(BQ * BK)
   const { mask: msk, scoreMod: mod, scale, qOffset, kOffset } = a
   const [qv, ov, lv, dov, dlv] = [q!.values, o!.values, lse!.values, dO!.values, dLse!.values]
   for (let b = 0; b < B; b++)
@@ -507,11 +574,14 @@ const backward: CpuKernel<AttentionAttrs> = ([q, k, v, o, lse, dO, dLse], a) => 
       const vt = vHead.at(vBase)
       const kt0 = kHead.offset
       const vt0 = vHead.offset
+      const kBad = nonFiniteRows(k!.values, kBase, Tk, D)
       for (let i0 = 0; i0 < Tq; i0 += BQ) {
         const nq = Math.min(BQ, Tq - i0)
         const row0 = (b * H + h) * Tq + i0
         load(qb, qv, row0 * D, nq, D)
         load(dob, dov, row0 * Dv, nq, Dv)
+        // non-finite query or upstream-gradient rows reach dK and dV only through the keys they see
+        const rowsBad = !!nonFiniteRows(qb, 0, nq, D) || !!nonFiniteRows(dob, 0, nq, Dv)
         let live = false
         for (let r = 0; r < nq; r++) {
           const row = row0 + r
@@ -533,6 +603,7 @@ const backward: CpuKernel<AttentionAttrs> = ([q, k, v, o, lse, dO, dLse], a) => 
           dots(qb, nq, kt, kt0 + k0 * D, nk, D, S, BK, scale)
           if (cls !== 'full' || mod) maskAndMod(S, BK, raw, msk, mod, cls === 'full', b, h, pq0, nq, pk0, nk)
           dots(dob, nq, vt, vt0 + k0 * Dv, nk, Dv, dP, BK, 1)
+          const bad = rowsBad || anyIn(kBad, k0, nk)
           // S becomes P, dP becomes dS
           for (let r = 0; r < nq; r++) {
             const s0 = r * BK
@@ -544,8 +615,10 @@ const backward: CpuKernel<AttentionAttrs> = ([q, k, v, o, lse, dO, dLse], a) => 
               if (Lr === -Infinity || x === -Infinity) {
                 S[s0 + j] = 0
                 dP[s0 + j] = 0
+                if (bad) vis[s0 + j] = 0
                 continue
               }
+              if (bad) vis[s0 + j] = 1
               const p = Math.exp(x - Lr)
               S[s0 + j] = p
               let ds = p * (dP[s0 + j]! - dr + lr)
@@ -553,9 +626,15 @@ const backward: CpuKernel<AttentionAttrs> = ([q, k, v, o, lse, dO, dLse], a) => 
               dP[s0 + j] = ds * scale
             }
           }
-          accumulate(dv, vBase + k0 * Dv, S, 1, BK, nk, nq, dob, 0, Dv)
-          accumulate(dq, row0 * D, dP, BK, 1, nq, nk, kt, kt0 + k0 * D, D)
-          accumulate(dk, kBase + k0 * D, dP, 1, BK, nk, nq, qb, 0, D)
+          if (bad) {
+            accumulateVisible(dv, vBase + k0 * Dv, S, 1, BK, nk, nq, dob, 0, Dv, vis)
+            accumulateVisible(dq, row0 * D, dP, BK, 1, nq, nk, kt, kt0 + k0 * D, D, vis)
+            accumulateVisible(dk, kBase + k0 * D, dP, 1, BK, nk, nq, qb, 0, D, vis)
+          } else {
+            accumulate(dv, vBase + k0 * Dv, S, 1, BK, nk, nq, dob, 0, Dv)
+            accumulate(dq, row0 * D, dP, BK, 1, nq, nk, kt, kt0 + k0 * D, D)
+            accumulate(dk, kBase + k0 * D, dP, 1, BK, nk, nq, qb, 0, D)
+          }
         }
       }
     }

@@ -296,6 +296,9 @@ struct Params { B: u32, H: u32, Hkv: u32, Tq: u32, Tk: u32, nQT: u32, nKT: u32, 
 const COMMON = /* wgsl */ `
 // through a var: an infinite constant expression is a WGSL compile error
 fn neg_inf() -> f32 { var u = 0xff800000u; return bitcast<f32>(u); }
+fn nan_() -> f32 { var u = 0x7fc00000u; return bitcast<f32>(u); }
+// NaN by its bits: WGSL lets a compiler assume that float comparisons never see a NaN
+fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 // tanh through exp(−2|x|): never overflows, whatever the platform's builtin does at large |x|
 fn tanh_(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }
 fn floor_div(a: i32, b: i32) -> i32 { let q = a / b; return select(q, q - 1i, (a % b != 0i) && (a < 0i)); }
@@ -355,6 +358,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var s: array<f32, ${T}>;
   var m = ninf;
   var l = 0.0;
+  // a visible NaN score (NaN in this q row or in a key it sees) makes the row NaN, as on the CPU
+  var bad = false;
   for (var kt = 0u; kt < p.nKT; kt++) {
     // nobody may still be reading the previous tile (or wcls) when they are overwritten
     workgroupBarrier();
@@ -375,6 +380,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           var dot = 0.0;
           ${each(D, d => `dot += qr[${d}] * ks[j * ${D}u + ${d}];`)}
           x = score_mod(dot * p.scale, b, h, pq, pk);
+          if (is_nan(x)) { bad = true; x = ninf; }
         }
         s[j] = x;
         mt = max(mt, x);
@@ -399,8 +405,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (live) {
     // fully masked row: o = 0, lse = −∞, the identity of the state merge (never 0/0)
     let inv = select(0.0, 1.0 / l, l > 0.0);
-    ${each(Dv, d => `O[row * ${Dv}u + ${d}] = ${st}(acc[${d}] * inv);`)}
-    L[row] = ${st}(select(ninf, m + log(l), l > 0.0));
+    if (bad) {
+      ${each(Dv, d => `O[row * ${Dv}u + ${d}] = ${st}(nan_());`)}
+      L[row] = ${st}(nan_());
+    } else {
+      ${each(Dv, d => `O[row * ${Dv}u + ${d}] = ${st}(acc[${d}] * inv);`)}
+      L[row] = ${st}(select(ninf, m + log(l), l > 0.0));
+    }
   }
 }
 `
@@ -466,7 +477,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let ninf = neg_inf();
   let L = stats[row];
   let delta = stats[p.rows + row];
-  let live = i < p.Tq && L > ninf;
+  // a NaN row (it saw a NaN) passes NaN on to the gradients of what it saw, as on the CPU
+  let live = i < p.Tq && (L > ninf || is_nan(L));
   var qr: array<f32, ${D}>;
   ${each(D, d => `qr[${d}] = f32(Q[row * ${D}u + ${d}]);`)}
   var dor: array<f32, ${Dv}>;
@@ -490,7 +502,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           ${each(D, d => `dot += qr[${d}] * ks[j * ${D}u + ${d}];`)}
           let raw = dot * p.scale;
           let x = score_mod(raw, b, h, pq, pk);
-          if (x > ninf) {
+          if (x > ninf || is_nan(x)) {
             let pr = exp(x - L);
             var dp = 0.0;
             ${each(Dv, d => `dp += dor[${d}] * vs[j * ${Dv}u + ${d}];`)}
@@ -557,12 +569,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var i = 0u; i < nq; i++) {
           let pq = p.qOff + i32(q0 + i);
           let L = ls[i];
-          if (L > ninf && (cls == 2u || mask_allowed(b, h, pq, pk))) {
+          if ((L > ninf || is_nan(L)) && (cls == 2u || mask_allowed(b, h, pq, pk))) {
             var dot = 0.0;
             ${each(D, d => `dot += qs[i * ${D}u + ${d}] * kr[${d}];`)}
             let raw = dot * p.scale;
             let x = score_mod(raw, b, h, pq, pk);
-            if (x > ninf) {
+            if (x > ninf || is_nan(x)) {
               let pr = exp(x - L);
               var dp = 0.0;
               ${each(Dv, d => `dv[${d}] += pr * dos[i * ${Dv}u + ${d}]; dp += dos[i * ${Dv}u + ${d}] * vr[${d}];`)}
