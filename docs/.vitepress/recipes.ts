@@ -1,6 +1,7 @@
 /** The recipe pages, in sidebar order: each is docs/recipes/<slug>.md around docs/snippets/<slug>.ts. */
 export const RECIPES = [
   { slug: 'train-lm', title: 'Train your own language model' },
+  { slug: 'swap-trained-attention', title: 'Swap the attention of a trained model' },
   { slug: 'streaming-decode', title: 'Streaming decode with a KV cache' },
   { slug: 'swap-operators', title: 'Swapping attention operators' },
   { slug: 'chunked-prefill', title: 'Chunked prefill with attnState.merge' },
