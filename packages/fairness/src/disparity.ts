@@ -1,4 +1,5 @@
 import { ArgumentError } from '@heed/tensor'
+import { zeroDivision } from './confusion.js'
 import { metricFrame, type AggregationMethod, type Metric } from './metricFrame.js'
 import { groupIndex, sameLength, type Groups, type Labels } from './validate.js'
 
@@ -11,6 +12,8 @@ export interface DisparityOptions {
   readonly sampleWeight?: Labels
   /** The positive label (default 1). */
   readonly posLabel?: number
+  /** A group's rate with an empty denominator (no positives for a TPR): 0 (default, fairlearn), 1 or NaN (then skipped). */
+  readonly zeroDivision?: number
 }
 
 /** @internal check options and groups, then frame the given metrics. */
@@ -18,10 +21,11 @@ export function disparityFrame<M extends Record<string, Metric>>(op: string, yTr
   if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ sensitiveFeatures, … }', actual: String(opts) })
   sameLength(op, [['yTrue', yTrue], ['yPred', yPred], ['sensitiveFeatures', opts.sensitiveFeatures], ['sampleWeight', opts.sampleWeight]])
   groupIndex(op, 'sensitiveFeatures', opts.sensitiveFeatures, 2)
-  const pos = opts.posLabel
-  const bound = Object.fromEntries(
-    Object.entries(metrics).map(([k, m]) => [k, ((t, p, o) => m(t, p, pos === undefined ? o : { ...o, posLabel: pos } as never)) as Metric]),
-  ) as unknown as M
+  const extra = {
+    ...(opts.posLabel === undefined ? {} : { posLabel: opts.posLabel }),
+    ...(opts.zeroDivision === undefined ? {} : { zeroDivision: zeroDivision(op, opts.zeroDivision) }),
+  }
+  const bound = Object.fromEntries(Object.entries(metrics).map(([k, m]) => [k, ((t, p, o) => m(t, p, { ...o, ...extra } as never)) as Metric])) as unknown as M
   const frame = metricFrame({ metrics: bound, yTrue, yPred, sensitiveFeatures: opts.sensitiveFeatures, ...(opts.sampleWeight ? { sampleWeight: opts.sampleWeight } : {}) })
   const how = opts.method === undefined ? {} : { method: opts.method }
   return { frame, how }

@@ -73,6 +73,10 @@ export function metricFrame<M extends Metric | { readonly [name: string]: Metric
   const overall = evalRows(null)
   const rowsOf: number[][] = groups.map(() => [])
   for (let i = 0; i < n; i++) rowsOf[index[i]!]!.push(i)
+  rowsOf.forEach((r, gi) => {
+    if (!r.some(i => w[i]! > 0))
+      throw new ValueError({ op: OP, arg: 'sampleWeight', expected: 'a positive total weight in every group', actual: `total weight 0 in group ${JSON.stringify(groups[gi])}` }, 'every rate of that group would be 0/0')
+  })
   const per = rowsOf.map(r => evalRows(r))
   const col = (j: number): number[] => per.map(r => r[j]!)
   const wrap = (v: readonly number[]): Values<M> => (single ? v[0]! : Object.fromEntries(names.map((k, j) => [k, v[j]!]))) as Values<M>

@@ -3,8 +3,8 @@ import type { Labels } from './validate.js'
 
 /**
  * Theil index of the per-row "benefit" `b = ŷ − y + 1` (AIF360 `theil_index`, the generalised entropy index at
- * α = 1): `mean((b/μ)·ln(b/μ))` with `0·ln 0 = 0`. 0 when every row gets the same benefit. NaN when μ = 0
- * (every row a false negative).
+ * α = 1): `mean((b/μ)·ln(b/μ))` with `0·ln 0 = 0`. 0 when every row gets the same benefit, including μ = 0
+ * (every row a false negative: everyone gets benefit 0, an equal share; AIF360 divides by zero there and gives NaN).
  */
 export function theilIndex(yTrue: Labels, yPred: Labels, opts: { readonly posLabel?: number } = {}): number {
   const op = 'theilIndex'
@@ -15,7 +15,7 @@ export function theilIndex(yTrue: Labels, yPred: Labels, opts: { readonly posLab
   let mu = 0
   for (let i = 0; i < n; i++) mu += p[i]! - t[i]! + 1
   mu /= n
-  if (mu === 0) return Number.NaN
+  if (mu === 0) return 0
   let s = 0
   for (let i = 0; i < n; i++) {
     const r = (p[i]! - t[i]! + 1) / mu

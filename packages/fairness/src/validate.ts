@@ -37,22 +37,23 @@ export function finite(op: string, arg: string, v: ArrayLike<unknown>): void {
   }
 }
 
-/** @internal labels that must be binary: each equal to `pos` or to one other value (0/1 by default). */
+/**
+ * @internal labels that must be binary: each equal to `pos` or to one other value. With the default positive label
+ * 1 the other value is 0 or −1 (fairlearn: labels from {0, 1} or {−1, 1}); with another `pos` it is any one value.
+ */
 export function binary(op: string, arg: string, v: Labels, pos: number): Uint8Array {
   finite(op, arg, v)
   const out = new Uint8Array(v.length)
   for (let i = 0; i < v.length; i++) {
     const x = v[i]!
     if (x === pos) out[i] = 1
-    else if (pos === 1 ? x !== 0 : false)
-      throw new ValueError({ op, arg: `${arg}[${i}]`, expected: 'a binary label 0 or 1', actual: x })
+    else if (pos === 1 && x !== 0 && x !== -1)
+      throw new ValueError({ op, arg: `${arg}[${i}]`, expected: 'a binary label: 0 or 1, or −1 or 1 (or name the positive label with posLabel)', actual: x })
   }
-  if (pos !== 1) {
-    // With a custom positive label, the negative class is whatever single other value appears.
-    const others = new Set<number>()
-    for (let i = 0; i < v.length; i++) if (v[i] !== pos) others.add(v[i]!)
-    if (others.size > 1) throw new ValueError({ op, arg, expected: `binary labels (${pos} and one other value)`, actual: `values ${[...others, pos].join(', ')}` })
-  }
+  // the negative class is whatever single other value appears
+  const others = new Set<number>()
+  for (let i = 0; i < v.length; i++) if (v[i] !== pos) others.add(v[i]!)
+  if (others.size > 1) throw new ValueError({ op, arg, expected: `binary labels (${pos} and one other value)`, actual: `values ${[...others, pos].join(', ')}` })
   return out
 }
 
@@ -70,10 +71,14 @@ export function weights(op: string, v: Labels | undefined, n: number): Float64Ar
   const w = new Float64Array(n)
   if (v === undefined) return w.fill(1)
   finite(op, 'sampleWeight', v)
+  let total = 0
   for (let i = 0; i < n; i++) {
     if (v[i]! < 0) throw new ValueError({ op, arg: `sampleWeight[${i}]`, expected: 'a weight ≥ 0', actual: v[i] })
     w[i] = v[i]!
+    total += w[i]!
   }
+  // every rate would be 0/0: there is nothing to measure
+  if (!(total > 0)) throw new ValueError({ op, arg: 'sampleWeight', expected: 'weights that are not all zero', actual: 'all zero' }, 'every rate would be 0/0')
   return w
 }
 

@@ -125,7 +125,8 @@ t.test('bad input is a clear, typed error', async t => {
   t.throws(() => metricFrame({ metrics: {}, yTrue: [0], yPred: [0], sensitiveFeatures: [0] }), ArgumentError)
   t.throws(() => demographicParityDifference('01' as never, [0, 1], o), ArgumentError)
   t.throws(() => equalizedOddsDifference([0, 1, 0], [0, 1, 1], { ...o, agg: 'max' as never }), ValueError)
-  t.ok(Number.isNaN(truePositiveRate([0, 0], [0, 1])), 'undefined rate is NaN')
+  t.equal(truePositiveRate([0, 0], [0, 1]), 0, 'an empty denominator is 0, as in fairlearn')
+  t.ok(Number.isNaN(truePositiveRate([0, 0], [0, 1], { zeroDivision: NaN })), 'or NaN on request')
   t.equal(selectionRate([0, 1, 9], [2, 2, 0], { posLabel: 2 }), 2 / 3, 'custom positive label')
 })
 
