@@ -46,10 +46,10 @@ t.test('chunkTokens over [T, D] tensors: slices, concatenates, passes whole chun
   const chunks = await collect(from(inputs).pipe(chunkTokens({ size: 4 })))
   t.same(chunks.map(chunkLength), [4, 4, 4, 4])
   t.same(chunks.map(c => c.positions), [0, 4, 8, 12])
-  t.equal(chunks[0]!.tokens, whole, 'an input that is exactly one chunk is passed through without a copy')
+  t.equal(chunks[0]!.tokens.storage, whole.storage, 'an input that is exactly one chunk is passed on as a view, without a copy')
   t.same(chunks.flatMap(c => vals(c.tokens)), Array.from({ length: 16 * d }, (_, i) => i), 'rows in order, none lost')
   t.ok(chunks.every(c => c.tokens.dtype === 'float64' && c.tokens.shape[1] === d))
-  t.ok(inputs.slice(1).every(x => x.isDisposed), 'consumed inputs are disposed')
+  t.ok(inputs.every(x => !x.isDisposed), 'inputs are borrowed, never disposed')
   const p = positionsOf(chunks[2]!)
   t.same([p.dtype, vals(p)], ['int32', [8, 9, 10, 11]])
   p.dispose()
@@ -59,6 +59,7 @@ t.test('chunkTokens over [T, D] tensors: slices, concatenates, passes whole chun
   q.dispose()
   disposeChunk(explicit)
   chunks.forEach(disposeChunk)
+  inputs.forEach(x => x.dispose())
   t.equal(memory().tensors, base, 'no leaked tensors')
 })
 
@@ -74,10 +75,13 @@ t.test('teardown disposes buffered tensors on unsubscribe', async t => {
   src.next(b) // emits [1..4]; [5, 6] stays buffered as a slice of b
   t.equal(got.length, 1)
   t.same(vals(got[0]!.tokens), [1, 2, 3, 4])
-  t.equal(memory().tensors, base + 2, 'one emitted chunk + one buffered remainder')
+  t.equal(memory().tensors, base + 4, 'the two inputs, one emitted chunk, one buffered remainder')
   sub.unsubscribe()
-  t.equal(memory().tensors, base + 1, 'the buffered remainder is disposed on unsubscribe')
+  t.equal(memory().tensors, base + 3, 'the buffered remainder is disposed on unsubscribe')
+  t.notOk(a.isDisposed || b.isDisposed, 'inputs are borrowed')
   got.forEach(disposeChunk)
+  a.dispose()
+  b.dispose()
 
   // batchChunks: buffered chunks are disposed on unsubscribe, emitted batches are not.
   const chunks = new Subject<TokenChunk>()
@@ -87,17 +91,21 @@ t.test('teardown disposes buffered tensors on unsubscribe', async t => {
   const cs = [mk(0), mk(1), mk(2)]
   cs.forEach(c => chunks.next(c))
   t.equal(batches.length, 1)
+  const before = memory().tensors
   sub2.unsubscribe()
-  t.ok(cs[2]!.tokens.isDisposed, 'buffered chunk disposed')
-  t.notOk(cs[0]!.tokens.isDisposed || cs[1]!.tokens.isDisposed, 'emitted chunks untouched')
+  t.equal(memory().tensors, before - 1, 'the view of the buffered chunk is disposed')
+  t.notOk(cs.some(c => c.tokens.isDisposed), 'the chunks themselves are borrowed')
+  t.same(batches[0]!.map(c => vals(c.tokens)), [[0], [1]], 'an emitted batch (views of the chunks) is the subscriber\'s')
   batches.flat().forEach(disposeChunk)
+  cs.forEach(disposeChunk)
 
   // take(1) downstream closes the subscription mid-way: the rest is freed.
   const many = [tensor([1, 2, 3, 4, 5, 6], [6], 'int32'), tensor([7], [1], 'int32')]
   const first = await firstValueFrom(from(many).pipe(chunkTokens({ size: 2 }), take(1)))
   t.same(vals(first.tokens), [1, 2])
   disposeChunk(first)
-  t.ok(many.every(x => x.isDisposed), 'inputs freed when downstream stops early')
+  t.ok(many.every(x => !x.isDisposed), 'inputs borrowed when downstream stops early')
+  many.forEach(x => x.dispose())
   t.equal(memory().tensors, base, 'no leaked tensors')
 })
 
@@ -123,11 +131,13 @@ t.test('errors go to the error channel, and buffers are freed', async t => {
   const a = tensor([[1, 2]], [1, 2])
   const b = tensor([[1, 2, 3]], [1, 3])
   await t.rejects(collect(from([a, b]).pipe(chunkTokens({ size: 4 }))), ShapeError)
-  t.ok(a.isDisposed && b.isDisposed, 'buffered and rejected inputs disposed')
+  t.ok(!a.isDisposed && !b.isDisposed, 'inputs borrowed, the buffer\'s views freed')
   const c = tensor([1], [1], 'int32')
   const dd = tensor([1], [1], 'float32')
   await t.rejects(collect(from([c, dd]).pipe(chunkTokens({ size: 4 }))), DTypeError)
-  await t.rejects(collect(from([tensor(1)]).pipe(chunkTokens({ size: 4 }))), ShapeError, 'scalar tensors rejected')
+  const scalar = tensor(1)
+  await t.rejects(collect(from([scalar]).pipe(chunkTokens({ size: 4 }))), ShapeError, 'scalar tensors rejected')
+  ;[a, b, c, dd, scalar].forEach(x => x.dispose())
   await t.rejects(collect(from(['x' as unknown as number]).pipe(chunkTokens({ size: 4 }))), ArgumentError)
 
   // A user callback that throws.
@@ -157,7 +167,8 @@ t.test('errors go to the error channel, and buffers are freed', async t => {
       }),
   )
   t.same(seen, [[2], 'boom at 1'], 'value, then the error on the error channel (no complete)')
-  t.ok(inputs.every(x => x.isDisposed), 'inputs disposed, including the one whose callback threw')
+  t.ok(inputs.every(x => !x.isDisposed), 'inputs borrowed, including the one whose callback threw')
+  inputs.forEach(x => x.dispose())
 
   // Source errors pass through and free buffers.
   const src = new Subject<number>()
@@ -176,13 +187,14 @@ t.test('errors go to the error channel, and buffers are freed', async t => {
   t.equal(memory().tensors, base, 'no leaked tensors')
 })
 
-t.test('mapTensor frees temporaries and inputs unless asked to keep', async t => {
+t.test('mapTensor frees temporaries and borrows its inputs', async t => {
   const base = memory().tensors
   const xs = [tensor([1, 2], [2]), tensor([3, 4], [2])]
   const ys = await collect(from(xs).pipe(mapTensor(x => add(mul(x, x), 1))))
   t.same(ys.map(vals), [[2, 5], [10, 17]])
-  t.ok(xs.every(x => x.isDisposed), 'inputs disposed')
+  t.ok(xs.every(x => !x.isDisposed), 'inputs borrowed')
   ys.forEach(y => y.dispose())
+  xs.forEach(x => x.dispose())
   const kept = [tensor([1], [1])]
   const same = await collect(from(kept).pipe(mapTensor(x => ({ x, twice: add(x, x) }), { keepInput: true })))
   t.notOk(kept[0]!.isDisposed, 'keepInput leaves the input alive')

@@ -82,7 +82,13 @@ t.test('trainStep: clipping, resume from a state equals the uninterrupted run, s
   const base = memory().tensors
   const w0 = { w: tensor([0, 0, 0], [3], 'float64') }
   const opt = adamw({ lr: 0.1, weightDecay: 0.01 })
-  const batches = (n: number) => Array.from({ length: n }, () => ({ y: target() }))
+  // trainStep borrows its batches (the stream ownership rule): the test made them and frees them
+  const made: unknown[] = []
+  const batches = (n: number) => {
+    const b = Array.from({ length: n }, () => ({ y: target() }))
+    made.push(b)
+    return b
+  }
 
   // uninterrupted: 6 steps, with clipping; capture the params after every step
   const full: number[][] = []
@@ -127,6 +133,44 @@ t.test('trainStep: clipping, resume from a state equals the uninterrupted run, s
   t.same(rsteps.map(s => s.step), [4, 5, 6], 'step numbers continue from the state')
   t.same(resumed, full.slice(3), 'resumed run equals the uninterrupted one, bit for bit')
   t.throws(() => trainStep({ params: w0, optimizer: sgd({ lr: 1 }), loss: quad, clipNorm: -1 }), ValueError)
-  dispose([w0, saved])
+  dispose([w0, saved, made])
   t.equal(memory().tensors, base, 'no leaks')
+})
+
+t.test('trainStep onNonFinite: continue (default), error (TerminateOnNaN), skip', async t => {
+  const { eachBackend } = await import('./helpers/backends.js')
+  const { noLeaks } = await import('./helpers/leaks.js')
+  await eachBackend(t, 'onNonFinite', async (t, backend) => {
+    // loss = Σ (w − y)²: a batch whose target holds NaN gives a NaN loss
+    const lossOf = (p: { w: Tensor }, b: { y: Tensor }) => ({ loss: sum(mul(sub(p.w, b.y), sub(p.w, b.y))) })
+    const run = (mode: 'continue' | 'error' | 'skip' | undefined) =>
+      noLeaks(t, `no leaks (${mode ?? 'default'})`, async () => {
+        const w0 = { w: tensor([0, 0], [2], 'float32', { backend }) }
+        const ys = [tensor([1, 1], [2], 'float32', { backend }), tensor([Number.NaN, 1], [2], 'float32', { backend }), tensor([1, 1], [2], 'float32', { backend })]
+        const seen: number[][] = []
+        try {
+          const steps = await lastValueFrom(
+            from(ys.map(y => ({ y }))).pipe(
+              trainStep({ params: w0, optimizer: sgd({ lr: 0.25 }), loss: lossOf, ...(mode ? { onNonFinite: mode } : {}), inspect: p => void p.w.data().then(v => seen.push([...v])) }),
+              toArray(),
+            ),
+          )
+          const w = await new Promise<number[][]>(res => setTimeout(() => res(seen), 50))
+          return { steps, w }
+        } finally {
+          dispose([w0, ys])
+        }
+      })
+    const cont = await run(undefined)
+    t.ok(Number.isNaN(cont.steps[1]!.loss) && Number.isNaN(cont.steps[2]!.loss), 'default: the NaN step is applied and NaN flows on')
+
+    await t.rejects(run('error'), { constructor: ValueError, message: /finite loss/ }, "'error' stops the stream with a ValueError")
+
+    const skip = await run('skip')
+    t.same(skip.steps.map(s => s.skipped ?? false), [false, true, false], "'skip' marks the NaN step")
+    t.ok(Number.isFinite(skip.steps[2]!.loss), 'training goes on with finite losses')
+    t.same(skip.w[1], skip.w[0], 'the skipped step leaves the parameters unchanged')
+    t.ok(skip.w[2]!.every(v => Number.isFinite(v)), 'parameters stay finite')
+    t.throws(() => trainStep({ params: { w: tensor([0]) }, optimizer: sgd({ lr: 1 }), loss: lossOf as never, onNonFinite: 'stop' as never }), ValueError)
+  })
 })

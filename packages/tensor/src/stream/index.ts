@@ -2,10 +2,15 @@
  * `@heed/tensor/stream`: token streams as RxJS observables. A separate entry point so that the main package
  * never imports rxjs (an optional peer dependency).
  *
- * Ownership: operators take ownership of the tensors they receive and hand ownership of the tensors they emit
- * downstream. Whatever an operator still holds when its subscription ends (complete, error or unsubscribe) is
- * disposed in its teardown. Each subscription has its own state, so the operators are cold and re-subscribable.
- * All operators are synchronous and buffer at most one output's worth of input (no unbounded queues).
+ * Ownership (the rule of every heed stream operator, in every package): operators borrow what they receive and
+ * whoever made a tensor frees it. An operator never disposes its input; what it makes and emits it frees once the
+ * operators downstream are done with it (`lend`), and an emission that reached no operator is the subscriber's.
+ * Your source's tensors stay yours. So `share()`, `shareReplay` over a source you own, several subscribers,
+ * `retry` and early unsubscribes all work; see `ownership.ts`. Whatever an operator still holds when its
+ * subscription ends (complete, error or unsubscribe) is disposed in its teardown. Each subscription has its own
+ * state, so the operators are cold and re-subscribable. Every item is validated: a bad one (null, a chunk without
+ * a tensor) is a typed error on the error channel, never an exception thrown out of `next`. All operators are
+ * synchronous and buffer at most one output's worth of input (no unbounded queues).
  */
 import { Observable, type OperatorFunction } from 'rxjs'
 import { fromValues } from '../engine.js'
@@ -17,6 +22,9 @@ import { concat } from '../ops/concat.js'
 import { reshape } from '../ops/reshape.js'
 import { slice } from '../ops/slice.js'
 import { isTensor, type Tensor } from '../Tensor.js'
+import { borrow, lend, retainTree } from './ownership.js'
+
+export { borrow, isBorrowed, lend, retainTree } from './ownership.js'
 
 /** A run of consecutive tokens of one sequence. */
 export interface TokenChunk<D extends DType = DType> {
@@ -43,7 +51,7 @@ export function positionsOf(c: TokenChunk): Tensor<'int32'> {
   return fromValues(Int32Array.from({ length: n }, (_, i) => (c.positions as number) + i), [n], 'int32', c.tokens.backend) as Tensor<'int32'>
 }
 
-/** Dispose every tensor a chunk holds. */
+/** Dispose every tensor a chunk holds (a chunk you made, or one an operator emitted to you). */
 export function disposeChunk(c: TokenChunk): void {
   dispose([c.tokens, c.ids, c.positions])
 }
@@ -68,9 +76,10 @@ type Piece = { readonly host: number[] } | { tensor: Tensor }
 
 /**
  * Re-cut a stream of tokens into chunks of exactly `size` rows (the remainder is flushed on complete), each
- * carrying its absolute start position. Input tensors are owned by the operator: a tensor that already is a
- * whole chunk is passed through without a copy, others are sliced and concatenated. Every input must have the
- * same row shape and dtype as the first; a mismatch is an error on the error channel.
+ * carrying its absolute start position. Input tensors are borrowed: the operator holds its own view of each (no
+ * copy) while it waits for more rows, slices and concatenates views as needed, and emits chunks it made (freed by
+ * it once the operators downstream are done, yours otherwise). Every input must have the same row shape and dtype
+ * as the first; a mismatch is an error on the error channel.
  */
 export function chunkTokens(opts: ChunkTokensOptions): OperatorFunction<TokenInput, TokenChunk> {
   const op = 'chunkTokens'
@@ -95,17 +104,17 @@ export function chunkTokens(opts: ChunkTokensOptions): OperatorFunction<TokenInp
         let dt: DType
         let piece: Piece
         if (isTensor(x)) {
-          if (x.rank === 0) {
-            x.dispose()
+          if (x.rank === 0)
             throw new ShapeError({ op, arg: 'value', expected: 'a tensor of rank ≥ 1 ([T] or [T, ...])', actual: 'a scalar tensor' })
-          }
+          x.assertLive(op)
           shape = x.shape.slice(1)
           dt = x.dtype
-          piece = { tensor: x }
+          // Borrowed: the rows may wait for the next input, so the buffer holds a handle of its own.
+          piece = { tensor: retainTree(borrow(x)) }
         } else {
           const list = typeof x === 'number' ? [x] : x
           if (!Array.isArray(list) || !list.every(v => typeof v === 'number'))
-            throw new ArgumentError({ op, arg: 'value', expected: 'a number, an array of numbers or a Tensor', actual: typeof x })
+            throw new ArgumentError({ op, arg: 'value', expected: 'a number, an array of numbers or a Tensor', actual: describeItem(x) })
           shape = []
           dt = numberDType
           piece = { host: [...list] }
@@ -167,16 +176,13 @@ export function chunkTokens(opts: ChunkTokensOptions): OperatorFunction<TokenInp
         const tokens = take(n)
         const chunk: TokenChunk = { tokens, positions: position, ...extra }
         position += n
-        subscriber.next(chunk)
+        lend(subscriber, chunk)
       }
 
       const sub = source.subscribe({
         next: x => {
-          // A synchronous source keeps pushing after downstream has closed (take(1)); drop what we own.
-          if (subscriber.closed) {
-            if (isTensor(x)) x.dispose()
-            return
-          }
+          // A synchronous source keeps pushing after downstream has closed (take(1)); the input is not ours.
+          if (subscriber.closed) return
           try {
             const piece = admit(x)
             const n = lengthOf(piece)
@@ -232,8 +238,10 @@ export interface BatchChunksOptions {
 }
 
 /**
- * Group chunks into arrays of `size` (like rxjs `bufferCount`), flushing the remainder on complete. Chunks
- * still buffered when the subscription ends early (error or unsubscribe) are disposed.
+ * Group chunks into arrays of `size` (like rxjs `bufferCount`), flushing the remainder on complete. Chunks are
+ * borrowed: the buffer holds views of them (no copy), and each batch holds those views, freed by the operator once
+ * the operators downstream are done with it (yours when it reaches only your code). Views still buffered when the
+ * subscription ends early (error or unsubscribe) are disposed. An item that is not a `TokenChunk` is an error.
  */
 export function batchChunks<C extends TokenChunk>(opts: BatchChunksOptions): OperatorFunction<C, C[]> {
   const op = 'batchChunks'
@@ -244,15 +252,18 @@ export function batchChunks<C extends TokenChunk>(opts: BatchChunksOptions): Ope
       let buffer: C[] = []
       const sub = source.subscribe({
         next: c => {
-          if (subscriber.closed) {
-            disposeChunk(c)
+          if (subscriber.closed) return
+          try {
+            checkChunk(op, c)
+            buffer.push(retainTree(borrow(c)))
+          } catch (err) {
+            subscriber.error(err)
             return
           }
-          buffer.push(c)
           if (buffer.length >= size) {
             const out = buffer
             buffer = []
-            subscriber.next(out)
+            lend(subscriber, out)
           }
         },
         error: err => subscriber.error(err),
@@ -260,7 +271,7 @@ export function batchChunks<C extends TokenChunk>(opts: BatchChunksOptions): Ope
           if (buffer.length > 0) {
             const out = buffer
             buffer = []
-            subscriber.next(out)
+            lend(subscriber, out)
           }
           subscriber.complete()
         },
@@ -274,43 +285,74 @@ export function batchChunks<C extends TokenChunk>(opts: BatchChunksOptions): Ope
 }
 
 export interface MapTensorOptions {
-  /** Leave the input tensor alive (default false: the operator disposes it after `f`). */
+  /** @deprecated inputs are never disposed now (operators borrow their inputs); the option has no effect. */
   readonly keepInput?: boolean
 }
 
 /**
  * Apply `f` to each tensor inside a `scope`, so its temporaries are freed and only its result (any pytree of
- * tensors) survives. The input is disposed after `f` unless `keepInput` is set or `f` returns it. A throw from
- * `f` goes to the error channel (the input is disposed then too).
+ * tensors) survives. The input is borrowed (never disposed); the tensors `f` made are freed by the operator once
+ * the operators downstream are done with them (yours when they reach only your code); a tensor `f` returns
+ * unchanged is passed on as it is. A throw from `f`, or an item that is not a tensor, goes to the error channel.
  */
 export function mapTensor<T extends Tensor, R>(f: (x: T, index: number) => R, opts: MapTensorOptions = {}): OperatorFunction<T, R> {
   if (typeof f !== 'function') throw new ArgumentError({ op: 'mapTensor', arg: 'f', expected: 'a function', actual: typeof f })
-  const keepInput = opts.keepInput ?? false
+  void opts
   return source =>
     new Observable<R>(subscriber => {
       let index = 0
       const sub = source.subscribe({
         next: x => {
-          if (subscriber.closed) {
-            if (!keepInput && isTensor(x)) x.dispose()
-            return
-          }
+          if (subscriber.closed) return
           let y: R
           try {
+            if (!isTensor(x)) throw new ArgumentError({ op: 'mapTensor', arg: 'value', expected: 'a Tensor', actual: describeItem(x) })
             y = scope(() => f(x, index++))
           } catch (err) {
-            if (!keepInput && isTensor(x)) x.dispose()
             subscriber.error(err)
             return
           }
-          if (!keepInput && isTensor(x) && !treeTensors(y).has(x)) x.dispose()
-          subscriber.next(y)
+          const out = treeTensors(y)
+          // An input passed on unchanged is still its maker's: only what f made is ours to lend.
+          if (!out.has(x)) borrow(x)
+          lend(subscriber, y, [...out].filter(t => t !== x))
         },
         error: err => subscriber.error(err),
         complete: () => subscriber.complete(),
       })
       return () => sub.unsubscribe()
     })
+}
+
+/** What a bad stream item was, for an error message: `null`, `undefined`, `a number`, `an object without tokens`. */
+export function describeItem(x: unknown): string {
+  if (x === null) return 'null'
+  if (x === undefined) return 'undefined'
+  if (isTensor(x)) return `a ${x.dtype} tensor [${x.shape.join(',')}]`
+  if (Array.isArray(x)) return 'an array'
+  if (typeof x === 'object') return `an object with keys ${JSON.stringify(Object.keys(x))}`
+  return `a ${typeof x} (${String(x)})`
+}
+
+/**
+ * Check that a stream item is a `TokenChunk` (`tokens` a live tensor, `positions` a non-negative integer or an
+ * int32 tensor, `ids` a tensor when present) and throw a typed error naming `op` otherwise. Operators call it on
+ * every item, inside their `try`, so a bad item reaches the error channel.
+ */
+export function checkChunk(op: string, c: unknown): asserts c is TokenChunk {
+  if (c === null || typeof c !== 'object' || Array.isArray(c) || isTensor(c))
+    throw new ArgumentError({ op, arg: 'chunk', expected: 'a TokenChunk { tokens, positions }', actual: describeItem(c) })
+  const { tokens, positions, ids } = c as Record<string, unknown>
+  if (!isTensor(tokens)) throw new ArgumentError({ op, arg: 'chunk.tokens', expected: 'a Tensor', actual: describeItem(tokens) })
+  tokens.assertLive(op)
+  if (tokens.rank === 0) throw new ShapeError({ op, arg: 'chunk.tokens', expected: 'a tensor of rank ≥ 1 ([T] or [T, ...])', actual: 'a scalar tensor' })
+  if (isTensor(positions)) {
+    positions.assertLive(op)
+    if (positions.dtype !== 'int32' || positions.rank !== 1)
+      throw new DTypeError({ op, arg: 'chunk.positions', expected: 'an int32 [T] tensor', actual: `${positions.dtype} [${positions.shape.join(',')}]` })
+  } else if (typeof positions !== 'number' || !Number.isSafeInteger(positions) || positions < 0)
+    throw new ArgumentError({ op, arg: 'chunk.positions', expected: 'a non-negative integer or an int32 tensor', actual: describeItem(positions) })
+  if (ids !== undefined && !isTensor(ids)) throw new ArgumentError({ op, arg: 'chunk.ids', expected: 'an int32 tensor or undefined', actual: describeItem(ids) })
 }
 
 export { trainStep, type TrainStepOptions, type TrainLoss, type StepResult } from './trainStep.js'

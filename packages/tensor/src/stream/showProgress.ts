@@ -1,4 +1,5 @@
 import { Observable, type MonoTypeOperatorFunction } from 'rxjs'
+import { ArgumentError } from '../errors.js'
 import { progressBar, type ProgressOptions } from '../progressBar.js'
 import type { StepResult } from './trainStep.js'
 
@@ -28,8 +29,16 @@ export function showProgress(opts: ShowProgressOptions): MonoTypeOperatorFunctio
       let seen = 0
       const sub = source.subscribe({
         next: r => {
-          seen++
-          bar.tick(1, stepInfo(r, show))
+          if (subscriber.closed) return
+          try {
+            if (r === null || typeof r !== 'object' || typeof r.loss !== 'number' || r.metrics === null || typeof r.metrics !== 'object')
+              throw new ArgumentError({ op: 'showProgress', arg: 'step', expected: 'a StepResult { step, loss, metrics }', actual: r === null ? 'null' : typeof r })
+            seen++
+            bar.tick(1, stepInfo(r, show))
+          } catch (err) {
+            subscriber.error(err)
+            return
+          }
           subscriber.next(r)
         },
         error: err => {

@@ -3,7 +3,8 @@ import { Observable, type OperatorFunction } from 'rxjs'
 import { valueAndGrad } from '../autodiff/grad.js'
 import { ArgumentError, ValueError } from '../errors.js'
 import { dispose, keep, scope, treeTensors } from '../memory.js'
-import { add } from '../ops/index.js'
+import { abs, add, less, where } from '../ops/index.js'
+import { borrow } from './ownership.js'
 import { clipByGlobalNorm } from '../optim/clipByGlobalNorm.js'
 import type { Optimizer, OptState } from '../optim/index.js'
 import { isTensor, type Tensor } from '../Tensor.js'
@@ -23,7 +24,16 @@ export interface StepResult {
   readonly metrics: Readonly<Record<string, number>>
   /** The global gradient norm before clipping, when `clipNorm` is set. */
   readonly gradNorm?: number
+  /** The step's loss was not finite and `onNonFinite: 'skip'` left parameters and optimizer state unchanged. */
+  readonly skipped?: boolean
 }
+
+/**
+ * What `trainStep` does with a step whose loss is NaN or ±Infinity: `'continue'` applies it as any other (the
+ * default), `'error'` stops the stream with a `ValueError` on the error channel (Keras' `TerminateOnNaN`),
+ * `'skip'` leaves parameters and optimizer state as they were and emits the step with `skipped: true`.
+ */
+export type NonFiniteLoss = 'continue' | 'error' | 'skip'
 
 export interface TrainStepOptions<P, B> {
   /** Initial parameters (a pytree of float tensors). Copied per subscription; the caller keeps the originals. */
@@ -45,8 +55,18 @@ export interface TrainStepOptions<P, B> {
    * call), e.g. to evaluate or to write a checkpoint. It runs before the step's result is emitted.
    */
   readonly inspect?: (params: P, step: number, state: OptState<P>) => void
-  /** Dispose every tensor of a batch once its step is done (the operator owns its input). Default true. */
+  /**
+   * @deprecated operators borrow their inputs (see `@heed/tensor/stream`): a batch is freed by whoever made it.
+   * `true` still disposes each batch after its step, for a source you own that nothing else reads. Default false.
+   */
   readonly disposeBatch?: boolean
+  /**
+   * A step whose loss is not finite: `'continue'` (default), `'error'` (stop, as Keras' `TerminateOnNaN`) or
+   * `'skip'` (no update). On the CPU the loss is checked before the update; on a device backend `'skip'` selects
+   * the old parameters and moments on the device (the step counter, and with it a schedule, still advances) and
+   * `'error'` fails the stream when the loss is read back, after that step's update.
+   */
+  readonly onNonFinite?: NonFiniteLoss
 }
 
 const copyTree = <T>(tree: T): T => scope(() => mapTree(tree, t => add(t, 0)) as T)
@@ -71,7 +91,12 @@ export function trainStep<P, B>(opts: TrainStepOptions<P, B>): OperatorFunction<
   if (opts.clipNorm !== undefined && !(opts.clipNorm > 0)) throw new ValueError({ op, arg: 'clipNorm', expected: 'a positive number', actual: opts.clipNorm })
   if (opts.state !== undefined && !(opts.state !== null && typeof opts.state === 'object' && Number.isInteger(opts.state.count) && opts.state.count >= 0))
     throw new ArgumentError({ op, arg: 'state', expected: 'an optimizer state { count, slots }', actual: String(opts.state) })
-  const disposeBatch = opts.disposeBatch ?? true
+  const disposeBatch = opts.disposeBatch ?? false
+  const onNonFinite = opts.onNonFinite ?? 'continue'
+  if (onNonFinite !== 'continue' && onNonFinite !== 'error' && onNonFinite !== 'skip')
+    throw new ValueError({ op, arg: 'onNonFinite', expected: "'continue', 'error' or 'skip'", actual: String(onNonFinite) })
+  const nonFinite = (loss: number): ValueError =>
+    new ValueError({ op, arg: 'loss', expected: 'a finite loss', actual: loss }, "stopped by onNonFinite: 'error'")
   return source =>
     new Observable<StepResult>(subscriber => {
       let params: P | undefined = copyTree(opts.params)
@@ -87,6 +112,8 @@ export function trainStep<P, B>(opts: TrainStepOptions<P, B>): OperatorFunction<
       // step order from this chain, and completion waits for it. On the CPU everything stays synchronous.
       let reads: Promise<void> | undefined
       let closed = false
+      // step scalars waiting for their read-back (device backends), freed on teardown at the latest
+      const inflight = new Set<{ value: Tensor; metrics: Record<string, Tensor>; norm: Tensor | undefined }>()
       const finish = (): void => {
         if (opts.onComplete !== undefined && params !== undefined) {
           const p = params
@@ -102,21 +129,39 @@ export function trainStep<P, B>(opts: TrainStepOptions<P, B>): OperatorFunction<
       }
       const sub = source.subscribe({
         next: batch => {
-          let scalars: { value: Tensor; metrics: Record<string, Tensor>; norm: Tensor | undefined; step: number } | undefined
+          if (subscriber.closed) return
+          if (batch === null || batch === undefined) {
+            subscriber.error(new ArgumentError({ op, arg: 'batch', expected: 'a batch for the loss function', actual: String(batch) }))
+            return
+          }
+          borrow(batch)
+          let scalars: { value: Tensor; metrics: Record<string, Tensor>; norm: Tensor | undefined; step: number; skipped: boolean } | undefined
           try {
             const [value, rawGrads] = vg(params!, batch)
             let grads: unknown = rawGrads
             let norm: Tensor | undefined
             try {
-              if (opts.clipNorm !== undefined) {
-                const clipped = clipByGlobalNorm(rawGrads, opts.clipNorm)
-                grads = clipped.grads
-                norm = clipped.norm
+              // On the CPU the loss is on the host already: a non-finite one is caught before the update.
+              const host = onNonFinite !== 'continue' ? value.storage.backend.readSync(value.storage.dataId, value.dtype, 1)?.[0] : undefined
+              if (host !== undefined && !Number.isFinite(host)) {
+                if (onNonFinite === 'error') throw nonFinite(host)
+                scalars = { value, metrics: metricTensors, norm: undefined, step: state!.count, skipped: true }
+                metricTensors = {}
+              } else {
+                if (opts.clipNorm !== undefined) {
+                  const clipped = clipByGlobalNorm(rawGrads, opts.clipNorm)
+                  grads = clipped.grads
+                  norm = clipped.norm
+                }
+                if (onNonFinite === 'skip' && host === undefined) {
+                  // A device backend: the loss is not on the host yet, so the old values are selected on the device.
+                  const [p1, s1] = optimizer.update(grads as P, state!, params!)
+                  ;[params, state] = keepIfFinite(value, params!, state!, p1, s1)
+                } else [params, state] = optimizer.step(grads as P, state!, params!)
+                scalars = { value, metrics: metricTensors, norm, step: state.count, skipped: false }
+                metricTensors = {}
               }
-              ;[params, state] = optimizer.step(grads as P, state!, params!)
-              scalars = { value, metrics: metricTensors, norm, step: state.count }
-              metricTensors = {}
-              opts.inspect?.(params, state.count, state)
+              opts.inspect?.(params!, state!.count, state!)
             } finally {
               dispose([rawGrads, grads === rawGrads ? undefined : grads])
               // a failed update: the step's scalars have no result to go to
@@ -140,17 +185,24 @@ export function trainStep<P, B>(opts: TrainStepOptions<P, B>): OperatorFunction<
             for (const [k, v] of Object.entries(s.metrics)) metrics[k] = read(v)!
             const gradNorm = s.norm !== undefined ? read(s.norm) : undefined
             dispose([s.value, s.metrics, s.norm])
-            subscriber.next({ step: s.step, loss: sync, metrics, ...(gradNorm !== undefined ? { gradNorm } : {}) })
+            subscriber.next({ step: s.step, loss: sync, metrics, ...(gradNorm !== undefined ? { gradNorm } : {}), ...(s.skipped ? { skipped: true } : {}) })
             return
           }
-          reads = (reads ?? Promise.resolve()).then(async () => {
+          // Every link runs, also after an earlier one failed, so that each step's scalars are freed.
+          inflight.add(s)
+          reads = (reads ?? Promise.resolve()).catch(() => {}).then(async () => {
             try {
+              // torn down meanwhile: the teardown freed the scalars
+              if (closed) return
               const metrics: Record<string, number> = {}
               for (const [k, v] of Object.entries(s.metrics)) metrics[k] = (await v.data())[0]!
               const loss = (await s.value.data())[0]!
+              if (onNonFinite === 'error' && !Number.isFinite(loss)) throw nonFinite(loss)
+              const skipped = onNonFinite === 'skip' && !Number.isFinite(loss)
               const gradNorm = s.norm !== undefined ? (await s.norm.data())[0]! : undefined
-              if (!closed) subscriber.next({ step: s.step, loss, metrics, ...(gradNorm !== undefined ? { gradNorm } : {}) })
+              if (!closed) subscriber.next({ step: s.step, loss, metrics, ...(gradNorm !== undefined ? { gradNorm } : {}), ...(skipped ? { skipped: true } : {}) })
             } finally {
+              inflight.delete(s)
               dispose([s.value, s.metrics, s.norm])
             }
           })
@@ -165,9 +217,30 @@ export function trainStep<P, B>(opts: TrainStepOptions<P, B>): OperatorFunction<
       return () => {
         closed = true
         sub.unsubscribe()
+        for (const s of inflight) dispose([s.value, s.metrics, s.norm])
+        inflight.clear()
         dispose([params, state, metricTensors])
         params = undefined
         state = undefined
       }
     })
+}
+
+/**
+ * The parameters and optimizer slots after a step where its loss is finite, those before it where it is not,
+ * selected on the device (no readback); the four trees are consumed and the selection returned.
+ */
+function keepIfFinite<P>(loss: Tensor, oldP: P, oldS: OptState<P>, newP: P, newS: OptState<P>): [P, OptState<P>] {
+  const out = scope(() => {
+    const ok = less(abs(loss), Infinity)
+    // mapTree and treeTensors walk a tree in the same order, so the i-th leaves correspond
+    const pick = (a: unknown, b: unknown): unknown => {
+      const old = [...treeTensors(b)]
+      let i = 0
+      return mapTree(a, x => where(ok, x, old[i++]!))
+    }
+    return [pick(newP, oldP), { count: newS.count, slots: pick(newS.slots, oldS.slots) }] as [P, OptState<P>]
+  })
+  dispose([oldP, oldS, newP, newS])
+  return out
 }
