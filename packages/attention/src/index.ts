@@ -35,7 +35,7 @@ export { positionalAttention, positionalMaps, positional, type PositionalParams,
 export { retrievalScore, retrievalScoreFromArgmax, headDivergence, vhrScales, scaleHeads, RETRIEVAL_THRESHOLD, type RetrievalScoreOptions } from './operators/observers.js'
 export { taskKvAttention, taskKvPlan, taskKvHeads, TASKKV_DEFAULTS, type TaskKvOptions, type TaskKvPlan, type TaskKvResult, type TaskKvHeads, type TaskKvDistance, type TaskKvSeparator } from './operators/taskKv.js'
 export { operators } from './operators/layerOps.js'
-export type { AttentionFn, AttentionFnOptions } from './multiHeadAttention.js'
+export type { AttentionFn, AttentionFnOptions, OperatorInitOptions, OperatorParams } from './multiHeadAttention.js'
 export { transformerLM, lmLoss, type TransformerLM, type TransformerLMConfig, type TransformerLMOptions, type TransformerLMParams, type LayerAttention, type LMInitOptions, type LMForwardOptions, type LMCacheOptions } from './lm/transformerLM.js'
 export { charTokenizer, type CharTokenizer, type EncodeOptions, type UnknownChar } from './lm/charTokenizer.js'
 export { KJV_BOOKS, KJV_ALPHABET, KJV_VALIDATION_FROM, parseKjv, kjvSplit, versesText, loadKjv, type KjvBook, type Verse, type KjvSplit, type KjvSplitOptions } from './lm/kjv.js'

@@ -18,6 +18,25 @@ export interface AttentionFnOptions {
   readonly scale?: number
   readonly headOffset?: number
 }
+  /**
+   * The layer's input rows of this call, `[B, T, dModel]` (after the block's norm, before the q/k/v maps): for
+   * operators that route or read memory from the token itself (MoH's router, Titans' memory).
+   */
+  readonly input?: Tensor
+  /** The operator's own parameters (what its `init` made), when it has any. */
+  readonly params?: unknown
+}
+
+/** What an operator with its own parameters is told when the layer initialises them. */
+export interface OperatorInitOptions {
+  readonly dModel: number
+  /** Query heads of the run the operator serves (and the kv heads they read). */
+  readonly heads: number
+  readonly kvHeads: number
+  readonly headDim: number
+  readonly seed: number
+  readonly dtype: FloatDType
+  readonly backend?: string
 
 /**
  * An attention operator in the shape of `scaledDotProductAttention`: q [B, H, Tq, D], k [B, Hkv, Tk, D],
@@ -34,6 +53,13 @@ export interface AttentionFn {
   (q: Tensor, k: Tensor, v: Tensor, opts: AttentionFnOptions): { readonly out: Tensor; readonly lse?: Tensor }
   readonly incremental?: 'merge' | 'prefix'
 }
+  /**
+   * Trainable parameters of the operator (a pytree of tensors: MoH's router, Titans' memory): the layer's `init`
+   * calls it once per run of heads and stores the result in `MhaParams.op`, so `valueAndGrad` and the optimizers
+   * train it with the layer (`initOperators`, passed back as `forward`'s `operatorParams`); each call gets its run's
+   * part as `opts.params`.
+   */
+  readonly init?: (opts: OperatorInitOptions) => OperatorParams
 
 export interface MultiHeadAttentionOptions {
   readonly dModel: number
@@ -67,6 +93,12 @@ export interface MhaParams {
 }
 
 export interface InitOptions {
+/**
+ * Parameters of an operator: a pytree of tensors (objects and arrays of tensors, as `valueAndGrad` and the
+ * optimizers take them). Typed as `object`, not as a recursive tree, so the optimizers' mapped types stay shallow.
+ */
+export type OperatorParams = object
+
   readonly seed?: number
   /** Default float32. */
   readonly dtype?: FloatDType
@@ -86,6 +118,8 @@ export interface ForwardOptions {
   readonly mask?: Mask
   readonly scoreMod?: ScoreMod
 }
+  /** The operators' own parameters (`initOperators`), when an operator of the layer has an `init`. */
+  readonly operatorParams?: readonly OperatorParams[]
 
 export interface CacheOptions {
   readonly batch: number
@@ -110,6 +144,11 @@ export interface MultiHeadAttention {
   /** A KV cache shaped for this layer. */
   cache(opts: CacheOptions): KvCache
 }
+  /**
+   * The operators' own parameters, one entry per run of heads (`{}` for a run without any), or undefined when no
+   * operator has an `init`: pass them as `forward`'s `operatorParams`.
+   */
+  initOperators(opts?: InitOptions): readonly OperatorParams[] | undefined
 
 /** Rows of x as [B, T, dModel], and whether x came without a batch axis. */
 export function asBatched(op: string, x: Tensor, dModel: number): { x3: Tensor; unbatched: boolean } {
@@ -153,6 +192,17 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
     const [B, T] = scope(() => asBatched(fop, x, dModel).x3.shape) as readonly number[] as [number, number]
     const cache = fo.cache
     const causal = fo.causal ?? true
+  // One entry per run of heads; runs without parameters hold {}, so the indices line up with `groups`.
+  const initOperators = (o: InitOptions = {}): readonly OperatorParams[] | undefined => {
+    if (!groups?.some(g => g.fn.init !== undefined)) return undefined
+    const g = heads / kvHeads
+    return groups.map((r, i) =>
+      r.fn.init
+        ? r.fn.init({ dModel, heads: r.h1 - r.h0, kvHeads: Math.max(1, Math.ceil((r.h1 - r.h0) / g)), headDim, seed: (o.seed ?? 0) * 64 + 17 + i, dtype: o.dtype ?? 'float32', ...(o.backend !== undefined ? { backend: o.backend } : {}) })
+        : {},
+    )
+  }
+
     if (cache) {
       if (!causal) throw new ValueError({ op: fop, arg: 'causal', expected: 'true with a cache (decoding is causal)', actual: false })
       if (cache.batch !== B || cache.kvHeads !== kvHeads || cache.headDim !== headDim || cache.valueDim !== headDim)
@@ -171,6 +221,9 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
           throw new ValueError({ op: fop, arg: 'attention', expected: `operators with an incremental form (fn.incremental 'merge' or 'prefix') when a cache is used`, actual: `${describe(g.fn)} on heads [${g.h0}, ${g.h1}) has none` })
     return scope(() => {
       const x3 = unbatched ? reshape(x, [1, T, dModel]) : x
+    const ops = fo.operatorParams
+    if (groups?.some(g => g.fn.init !== undefined) && (!Array.isArray(ops) || ops.length !== groups.length))
+      throw new ShapeError({ op: fop, arg: 'operatorParams', expected: `${groups.length} entries (the operators' own parameters, from initOperators)`, actual: Array.isArray(ops) ? ops.length : typeof ops })
       const split = (y: Tensor, n: number): Tensor => permute(reshape(y, [B, T, n, headDim]), [0, 2, 1, 3])
       let q = split(matmul(x3, params.Wq), heads)
       let k = split(matmul(x3, params.Wk), kvHeads)
@@ -183,7 +236,7 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
       let o: Tensor
       if (!cache) {
         o = groups
-          ? runGroups(fop, groups, q, k, v, { causal, queryOffset: start, keyOffset: start, ...extra }, headDim)
+          ? runGroups(fop, groups, q, k, v, { causal, queryOffset: start, keyOffset: start, ...extra, input: x3 }, headDim, ops)
           : scaledDotProductAttention(q, k, v, { causal, queryOffset: start, keyOffset: start, ...extra }).out
       } else {
         const outs: Tensor[] = []
@@ -192,7 +245,8 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
           const i1 = Math.min(T, i0 + step)
           const piece = (y: Tensor): Tensor => (i0 === 0 && i1 === T ? y : slice(y, [null, null, [i0, i1]]))
           cache.append(piece(k), piece(v), start + i0)
-          outs.push(groups ? cachedGroups(fop, groups, piece(q), cache, { queryOffset: start + i0, ...extra }) : cachedAttention(piece(q), cache, { queryOffset: start + i0, ...extra }).out)
+          const rows = i0 === 0 && i1 === T ? x3 : slice(x3, [null, [i0, i1]])
+          outs.push(groups ? cachedGroups(fop, groups, piece(q), cache, { queryOffset: start + i0, ...extra }, rows, ops) : cachedAttention(piece(q), cache, { queryOffset: start + i0, ...extra }).out)
         }
         cache.compact()
         o = outs.length === 1 ? outs[0]! : concat(outs, 2)
@@ -214,7 +268,7 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
       ...(o.backend !== undefined ? { backend: o.backend } : {}),
     })
 
-  return { dModel, heads, kvHeads, headDim, rope: ropeOpts, attention: perHead, init, forward, cache }
+  return { dModel, heads, kvHeads, headDim, rope: ropeOpts, attention: perHead, init, forward, cache, initOperators }
 }
 
 // ---- pluggable attention operators --------------------------------------------------------------------------------
@@ -284,26 +338,26 @@ function checkOut(op: string, run: HeadRun, out: Tensor, want: readonly number[]
 type CallOptions = { readonly causal: boolean; readonly queryOffset: number; readonly keyOffset: number; readonly mask?: Mask; readonly scoreMod?: ScoreMod; readonly scale?: number }
 
 /** No cache: each run of heads calls its operator on its slice of q (and the k/v heads those read). */
-function runGroups(op: string, runs: readonly HeadRun[], q: Tensor, k: Tensor, v: Tensor, o: CallOptions, headDim: number): Tensor {
+function runGroups(op: string, runs: readonly HeadRun[], q: Tensor, k: Tensor, v: Tensor, o: CallOptions & { readonly input: Tensor }, headDim: number, ops: readonly OperatorParams[] | undefined): Tensor {
   const [B, H, T] = q.shape as [number, number, number]
   const g = H / k.shape[1]!
-  const outs = runs.map(r => {
+  const outs = runs.map((r, i) => {
     const whole = r.h0 === 0 && r.h1 === H
     const qr = whole ? q : slice(q, [null, [r.h0, r.h1]])
     const { mask: _m, scoreMod: _s, ...rest } = o
-    const res = r.fn(qr, kvFor(k, r.h0, r.h1, g), kvFor(v, r.h0, r.h1, g), { ...rest, ...shifted(o, r.h0), headOffset: r.h0 })
+    const res = r.fn(qr, kvFor(k, r.h0, r.h1, g), kvFor(v, r.h0, r.h1, g), { ...rest, ...shifted(o, r.h0), headOffset: r.h0, ...(r.fn.init ? { params: ops![i] } : {}) })
     return checkOut(op, r, res.out, [B, r.h1 - r.h0, T, headDim])
   })
   return outs.length === 1 ? outs[0]! : concat(outs, 1)
 }
 
 /** With a cache: each run of heads over each view (same-policy kv heads) it reads, by the operator's incremental form. */
-function cachedGroups(op: string, runs: readonly HeadRun[], q: Tensor, cache: KvCache, o: Omit<CallOptions, 'causal' | 'keyOffset'>): Tensor {
+function cachedGroups(op: string, runs: readonly HeadRun[], q: Tensor, cache: KvCache, o: Omit<CallOptions, 'causal' | 'keyOffset'>, input: Tensor, ops: readonly OperatorParams[] | undefined): Tensor {
   const [B, H, Tq] = q.shape as [number, number, number]
   const g = H / cache.kvHeads
   const views = cache.views()
   const outs: Tensor[] = []
-  for (const r of runs)
+  for (const [i, r] of runs.entries())
     for (const view of views) {
       const x0 = Math.max(r.h0, view.heads[0] * g)
       const x1 = Math.min(r.h1, view.heads[1] * g)
@@ -311,14 +365,16 @@ function cachedGroups(op: string, runs: readonly HeadRun[], q: Tensor, cache: Kv
       const qx = x0 === 0 && x1 === H ? q : slice(q, [null, [x0, x1]])
       // kv heads of the view are numbered from the view's first one.
       const local = (x: Tensor): Tensor => kvFor(x, x0 - view.heads[0] * g, x1 - view.heads[0] * g, g)
-      const user = { ...shifted(o, x0), ...(o.scale !== undefined ? { scale: o.scale } : {}), headOffset: x0 }
+      const user = { ...shifted(o, x0), ...(o.scale !== undefined ? { scale: o.scale } : {}), headOffset: x0, input, ...(r.fn.init ? { params: ops![i] } : {}) }
       const res = r.fn.incremental === 'prefix' ? prefixCall(op, r, view, qx, local, o.queryOffset, user) : mergeCall(op, r, view, qx, local, o.queryOffset, user)
       outs.push(checkOut(op, r, res, [B, x1 - x0, Tq, cache.valueDim]))
     }
   return outs.length === 1 ? outs[0]! : concat(outs, 1)
 }
 
-function mergeCall(op: string, r: HeadRun, view: KvView, q: Tensor, local: (x: Tensor) => Tensor, queryOffset: number, user: { mask?: Mask; scoreMod?: ScoreMod; scale?: number; headOffset: number }): Tensor {
+type UserOptions = { mask?: Mask; scoreMod?: ScoreMod; scale?: number; headOffset: number; input: Tensor; params?: unknown }
+
+function mergeCall(op: string, r: HeadRun, view: KvView, q: Tensor, local: (x: Tensor) => Tensor, queryOffset: number, user: UserOptions): Tensor {
   const [B, Hq, Tq] = q.shape as [number, number, number]
   const keys = local(view.keys)
   const values = local(view.values)
@@ -332,7 +388,7 @@ function mergeCall(op: string, r: HeadRun, view: KvView, q: Tensor, local: (x: T
   return parts.length === 1 ? parts[0]!.out : mergeAttention(parts).out
 }
 
-function prefixCall(op: string, r: HeadRun, view: KvView, q: Tensor, local: (x: Tensor) => Tensor, queryOffset: number, user: { mask?: Mask; scoreMod?: ScoreMod; scale?: number; headOffset: number }): Tensor {
+function prefixCall(op: string, r: HeadRun, view: KvView, q: Tensor, local: (x: Tensor) => Tensor, queryOffset: number, user: UserOptions): Tensor {
   const range = view.passes.length === 1 && view.passes[0]!.ranges.length === 1 ? view.passes[0]!.ranges[0]! : undefined
   if (view.policy.kind !== 'full' || range === undefined)
     throw new ValueError({ op, arg: 'attention', expected: `full-policy kv heads holding one run of consecutive positions for ${describe(r.fn)} (incremental 'prefix')`, actual: `kv heads [${view.heads[0]}, ${view.heads[1]}) with policy '${view.policy.kind}'` })

@@ -1,6 +1,6 @@
 import { crossEntropy, DTypeError, positiveInt, gather, matmul, ones, random, scope, ShapeError, transpose, ValueError, zeros, type FloatDType, type Tensor } from '@heed/tensor'
 import type { HeadPolicy, KvCache } from '../kvCache.js'
-import type { MultiHeadAttentionOptions } from '../multiHeadAttention.js'
+import type { MultiHeadAttentionOptions, OperatorParams } from '../multiHeadAttention.js'
 import type { RopeOptions } from '../rope.js'
 import { rmsNorm, transformerBlock, type TransformerBlock, type TransformerBlockParams } from '../transformerBlock.js'
 
@@ -49,6 +49,8 @@ export interface TransformerLMParams {
   readonly normF: Tensor
   /** Untied output head [dModel, vocab]. */
   readonly head?: Tensor
+  /** Per layer, the attention operators' own parameters (`multiHeadAttention.initOperators`), when any has some. */
+  readonly ops?: readonly (readonly OperatorParams[])[]
 }
 
 export interface LMInitOptions {
@@ -119,6 +121,8 @@ export function transformerLM(opts: TransformerLMOptions): TransformerLM {
   const perBlock = 2 * dModel + dModel * heads * headDim * 2 + dModel * kvHeads * headDim * 2 + 2 * dModel * hidden + hidden + dModel
   const parameterCount = vocab * dModel + L * perBlock + dModel + (tied ? 0 : dModel * vocab)
 
+  // Operators with parameters of their own (MoH's router, Titans' memory), seeded per layer after the rest.
+  const withOps = blocks.some(b => b.attention.attention?.some(f => f.init !== undefined))
   const init = (o: LMInitOptions = {}): TransformerLMParams => {
     const seed = o.seed ?? 0
     const at = { dtype: o.dtype ?? 'float32', ...(o.backend !== undefined ? { backend: o.backend } : {}) } as const
@@ -140,6 +144,7 @@ export function transformerLM(opts: TransformerLMOptions): TransformerLM {
       })),
       normF: ones([dModel], at),
       ...(tied ? {} : { head: normal([dModel, vocab], std) }),
+      ...(withOps ? { ops: blocks.map((b, l) => b.attention.initOperators({ ...at, seed: seed * 1024 + 512 + l }) ?? []) } : {}),
     }
   }
 
@@ -157,7 +162,7 @@ export function transformerLM(opts: TransformerLMOptions): TransformerLM {
     const position = fo.position ?? caches?.[0]?.nextPosition ?? 0
     return scope(() => {
       let h = gather(p.embed, ids, 0)
-      for (let l = 0; l < L; l++) h = blocks[l]!.forward(p.blocks[l]!, h, { positions: position, ...(caches ? { cache: caches[l]! } : {}) })
+      for (let l = 0; l < L; l++) h = blocks[l]!.forward(p.blocks[l]!, h, { positions: position, ...(caches ? { cache: caches[l]! } : {}), ...(p.ops?.[l]?.length ? { operatorParams: p.ops[l] } : {}) })
       h = rmsNorm(h, p.normF, eps)
       return matmul(h, tied ? transpose(p.embed) : p.head!)
     })

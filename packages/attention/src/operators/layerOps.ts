@@ -4,6 +4,7 @@ import { scaledDotProductAttention } from '../sdpa.js'
 import { actAttention, type ActOptions } from './act.js'
 import { flowAttention, type FlowAttentionOptions } from './flowAttention.js'
 import { lightningAttention, type LightningOptions } from './lightningAttention.js'
+import { lmOperators } from './lmOperators.js'
 import { scaleHeads } from './observers.js'
 import { pineAttention, type PineOptions } from './pine.js'
 import { positional, type PositionalMaps } from './positional.js'
@@ -95,4 +96,6 @@ export const operators = {
   positional: (maps: PositionalMaps): AttentionFn => positional(maps),
   /** Scale each head's output (VHR, ablation); keeps the wrapped operator's incremental form. */
   scaled: (fn: AttentionFn, scales: readonly number[]): AttentionFn => scaleHeads(fn, scales),
+  /** The causal LM forms of window, S2, MoH, Agent, Combiner, Routing and Landmark (`lmOperators.ts`). */
+  ...lmOperators,
 }

@@ -1,0 +1,201 @@
+/**
+ * The runs of `npm run bench -- lm-operators` (issue 16): which operator goes into which layer and head of the
+ * KJV transformerLM, how each decodes, and what it holds per token. Shared by the bench and by
+ * test/lm-operators.ts (which trains and decodes every trained run on a tiny config).
+ */
+import { headPolicy, operators, type LayerAttention, type LMPolicies } from '@heed/attention'
+import { memoryOperators } from '@heed/memory'
+
+export interface LMShape {
+  readonly layers: number
+  readonly heads: number
+  readonly kvHeads: number
+  readonly dModel: number
+  readonly context: number
+}
+
+export interface TrainedRun {
+  readonly id: string
+  readonly label: string
+  /** The paper, for the table. */
+  readonly paper: string
+  readonly attention?: (s: LMShape) => (layer: number) => LayerAttention
+  /** Cache policies for decode and the long-context evaluation (window: only the window is held). */
+  readonly policies?: (s: LMShape) => LMPolicies
+  /**
+   * How heed decodes it: 'cache' through `lm.cache` (and `exact`: equal to the full recomputation), 'recompute' by
+   * running the whole prefix again per token (the operator has no incremental form through a KV cache).
+   */
+  readonly decode: 'cache' | 'recompute'
+  readonly exact: boolean
+  /** Bytes per layer-sum at n tokens (float32, batch 1): what heed's decode path holds, and the operator's own state. */
+  readonly bytes: (s: LMShape, n: number) => { readonly held: number; readonly state: number }
+  readonly note: string
+}
+
+const F = 4
+const hd = (s: LMShape) => s.dModel / s.heads
+/** Full K and V of every layer. */
+export const denseBytes = (s: LMShape, n: number): number => s.layers * 2 * s.kvHeads * hd(s) * n * F
+const windowOf = (s: LMShape) => Math.max(2, s.context / 4)
+const full = (s: LMShape, n: number) => ({ held: denseBytes(s, n), state: denseBytes(s, n) })
+const linearState = (s: LMShape) => s.heads * hd(s) * hd(s) * F
+
+export const TRAINED: readonly TrainedRun[] = [
+  { id: 'dense', label: 'dense softmax', paper: 'Vaswani et al. 2017', decode: 'cache', exact: true, bytes: full, note: 'the baseline' },
+  {
+    id: 'window',
+    label: 'sliding window',
+    paper: 'Beltagy et al. 2020 (local attention)',
+    attention: s => () => operators.window(windowOf(s)),
+    policies: s => Array.from({ length: s.kvHeads }, () => headPolicy.streaming(0, windowOf(s))),
+    decode: 'cache',
+    exact: true,
+    bytes: (s, n) => ({ held: denseBytes(s, Math.min(n, windowOf(s))), state: denseBytes(s, Math.min(n, windowOf(s))) }),
+    note: 'window = context/4, cache holds the window only',
+  },
+  {
+    id: 'lightning',
+    label: 'Lightning (TNL decay)',
+    paper: 'Qin et al. 2024 (Lightning Attention-2 / TransNormerLLM)',
+    attention: s => l => operators.lightning({ decay: { preset: 'tnl', layer: l, layers: s.layers } }),
+    decode: 'cache',
+    exact: true,
+    bytes: (s, n) => ({ held: denseBytes(s, n), state: s.layers * linearState(s) }),
+    note: "decode rebuilds the linear state from the cached prefix ('prefix' form): heed holds the KV, the recurrence needs only the H·D² state",
+  },
+  {
+    id: 'lightning-hybrid',
+    label: 'Lightning + 1 softmax layer',
+    paper: 'Qin et al. 2024 (TransNormerLLM hybrid)',
+    attention: s => l => (l === s.layers - 1 ? undefined : operators.lightning({ decay: { preset: 'tnl', layer: l, layers: s.layers } })),
+    decode: 'cache',
+    exact: true,
+    bytes: (s, n) => ({ held: denseBytes(s, n), state: (s.layers - 1) * linearState(s) + denseBytes({ ...s, layers: 1 }, n) }),
+    note: 'last layer softmax, the others Lightning',
+  },
+  {
+    id: 'flow',
+    label: 'Flow-Attention',
+    paper: 'Wu et al. 2022 (Flowformer)',
+    attention: () => () => operators.flow(),
+    decode: 'recompute',
+    exact: false,
+    bytes: (s, n) => ({ held: denseBytes(s, n), state: s.layers * s.heads * (hd(s) * hd(s) + 4 * hd(s) + 1) * F }),
+    note: 'causal Flowformer; its running state (FlowState) needs the past queries too, which the KV cache does not keep: decode recomputes',
+  },
+  {
+    id: 'agent',
+    label: 'Agent (causal, 8 learned agents)',
+    paper: 'Han et al. 2024 (Agent Attention)',
+    attention: () => () => operators.agent({ agents: 8 }),
+    decode: 'cache',
+    exact: true,
+    bytes: (s, n) => ({ held: denseBytes(s, n), state: s.layers * s.heads * 8 * (hd(s) + 1) * F }),
+    note: 'the paper pools agents from all queries (non-causal); here learned agents over causal prefix sums, no DWC',
+  },
+  {
+    id: 'combiner',
+    label: 'Combiner (causal, fixed)',
+    paper: 'Ren et al. 2021 (Combiner)',
+    attention: s => () => operators.combiner({ segmentLength: Math.round(Math.sqrt(s.context)) }),
+    decode: 'recompute',
+    exact: false,
+    bytes: full,
+    note: 'segment √context; span summaries pool past queries (not cached): decode recomputes',
+  },
+  {
+    id: 'routing',
+    label: 'Routing (half local, half routed heads)',
+    paper: 'Roy et al. 2021 (Routing Transformer)',
+    attention: s => () => (h: number) => (h < s.heads / 2 ? operators.window(windowOf(s)) : operators.routing({ clusters: 4 })),
+    decode: 'cache',
+    exact: true,
+    bytes: full,
+    note: 'argmax routing to 4 fixed random centroids (no online k-means)',
+  },
+  {
+    id: 'landmark',
+    label: 'Landmark',
+    paper: 'Mohtashami & Jaggi 2023 (Landmark Attention)',
+    attention: s => () => operators.landmark({ blockSize: Math.max(1, s.context / 8 - 1) }),
+    decode: 'cache',
+    exact: true,
+    bytes: full,
+    note: 'every (ℓ+1)-th position acts as the landmark (an ordinary character, no landmark token in the alphabet)',
+  },
+  {
+    id: 's2',
+    label: 'S2-Attention',
+    paper: 'Lin et al. 2024 (S2-Attention)',
+    attention: s => () => operators.s2({ heads: s.heads, kvHeads: s.kvHeads, blockSize: Math.max(1, s.context / 8), localBlocks: 2, stride: s.heads }),
+    decode: 'cache',
+    exact: true,
+    bytes: full,
+    note: 'block context/8, 2 local blocks, stride = heads (the shards cover the context together)',
+  },
+  {
+    id: 'moh',
+    label: 'MoH (1 shared + top-2 of 3 routed)',
+    paper: 'Jin et al. 2024 (MoH)',
+    attention: s => () => operators.moh({ shared: 1, topK: Math.max(1, Math.floor((s.heads - 1) * 2 / 3)) }),
+    decode: 'cache',
+    exact: true,
+    bytes: full,
+    note: '75 % of heads active per token; no load-balancing loss (the LM loss is cross-entropy only); all heads keep KV',
+  },
+  {
+    id: 'titans-mac',
+    label: 'Titans MAC',
+    paper: 'Behrouz et al. 2024 (Titans)',
+    attention: s => () => memoryOperators.titans('MAC', { segment: s.context / 2 }),
+    decode: 'recompute',
+    exact: false,
+    bytes: (s, n) => ({ held: s.layers * n * s.dModel * F, state: s.layers * (4 * s.dModel * s.dModel + (s.context / 2) * s.dModel * 2) * F }),
+    note: 'Titans layer in place of attention (its own maps); memory rebuilt per call: decode recomputes',
+  },
+  {
+    id: 'titans-mag',
+    label: 'Titans MAG',
+    paper: 'Behrouz et al. 2024 (Titans)',
+    attention: s => () => memoryOperators.titans('MAG', { window: s.context / 4 }),
+    decode: 'recompute',
+    exact: false,
+    bytes: (s, n) => ({ held: s.layers * n * s.dModel * F, state: s.layers * (4 * s.dModel * s.dModel + (s.context / 4) * s.dModel * 2) * F }),
+    note: 'window context/4 beside the memory branch',
+  },
+  {
+    id: 'titans-mal',
+    label: 'Titans MAL',
+    paper: 'Behrouz et al. 2024 (Titans)',
+    attention: s => () => memoryOperators.titans('MAL', { window: s.context / 4 }),
+    decode: 'recompute',
+    exact: false,
+    bytes: (s, n) => ({ held: s.layers * n * s.dModel * F, state: s.layers * (4 * s.dModel * s.dModel + (s.context / 4) * s.dModel * 2) * F }),
+    note: 'memory layer, then window attention (context/4)',
+  },
+  {
+    id: 'hcam',
+    label: 'HCAM (own chunk + top-2 chunks)',
+    paper: 'Lampinen et al. 2021 (HCAM)',
+    attention: s => () => memoryOperators.hcam({ chunk: Math.max(2, s.context / 8), topK: 2 }),
+    decode: 'cache',
+    exact: true,
+    bytes: full,
+    note: 'memory rows = the layer keys; chunk context/8',
+  },
+]
+
+/** Not run, and why. */
+export const NOT_APPLICABLE: readonly { readonly id: string; readonly label: string; readonly why: string }[] = [
+  {
+    id: 'hilo',
+    label: 'HiLo (LITv2)',
+    why: "a 2-D image operator (hi-fi heads in s×s windows, lo-fi heads over s×s-average-pooled keys). Its 1-D causal form is local attention plus pooled summaries of earlier segments, which is Combiner's causal form (measured above); pooling a segment that is still being read would look at the future.",
+  },
+  {
+    id: 'davit',
+    label: 'DaViT (window + channel attention)',
+    why: 'channel attention mixes the D×D channel Gram matrix of every token (non-causal); its causal form is an unnormalised linear attention, which Lightning measures. Window attention in 1-D is the sliding window above.',
+  },
+]

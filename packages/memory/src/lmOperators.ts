@@ -1,0 +1,127 @@
+/**
+ * Titans and HCAM as attention operators of a language model (issue 16): `AttentionFn`s for
+ * `transformerLM({ attention })`, their parameters made by `init` and trained with the model.
+ */
+import { mask as masks, scaledDotProductAttention, type AttentionFn, type AttentionFnOptions, type OperatorInitOptions, type OperatorParams } from '@heed/attention'
+import { add, concat, isTensor, mean, permute, random, reshape, ShapeError, slice, stack, ValueError, type Tensor } from '@heed/tensor'
+import { hcamAttention, type HcamParams } from './hcam.js'
+import { disposeTitansState } from './titans.js'
+import { initTitansLayer, titansLayer, type TitansLayerParams, type TitansVariant } from './titansLayer.js'
+
+type Fn = (q: Tensor, k: Tensor, v: Tensor, o: AttentionFnOptions) => { out: Tensor; lse?: Tensor }
+
+function named(name: string, fn: Fn, extra: { incremental?: 'prefix'; init?: (o: OperatorInitOptions) => OperatorParams }): AttentionFn {
+  Object.defineProperty(fn, 'name', { value: name })
+  return Object.assign(fn, extra)
+}
+
+const noMask = (op: string, o: AttentionFnOptions): void => {
+  if (o.mask !== undefined || o.scoreMod !== undefined) throw new ValueError({ op, arg: 'mask', expected: 'no mask or score mod', actual: o.mask ? 'a mask' : 'a score mod' })
+}
+
+export interface TitansOperatorOptions {
+  /** MAC segment length (default 32). */
+  readonly segment?: number
+  /** MAG/MAL attention window (default 32). */
+  readonly window?: number
+  /** Persistent memory tokens (default 4). */
+  readonly persistentTokens?: number
+  /** The memory MLP's depth (default 2, the paper's smallest deep memory). */
+  readonly depth?: number
+}
+
+export interface HcamOperatorOptions {
+  /** Tokens per memory chunk (default 16). */
+  readonly chunk?: number
+  /** Chunks each query reads (default 2). */
+  readonly topK?: number
+}
+
+export const memoryOperators = {
+  /**
+   * A Titans layer (Behrouz et al. 2024, "Titans: Learning to Memorize at Test Time") in place of the layer's
+   * attention: `titansLayer` (its own q/k/v/o maps, neural memory and persistent tokens, `init`) runs on the
+   * layer's input rows and its output, split into the layer's heads, goes through the layer's output map. The
+   * layer's own Wq/Wk/Wv are unused (their gradient is 0). The memory is rebuilt from the first position on each
+   * call; the layer's KV cache does not carry it, so there is no incremental form (decode recomputes).
+   */
+  titans: (variant: TitansVariant, opts: TitansOperatorOptions = {}): AttentionFn =>
+    named(
+      `titans-${variant}`,
+      (q, _k, _v, o) => {
+        const op = `memoryOperators.titans(${variant})`
+        noMask(op, o)
+        const [B, H, T, D] = q.shape as [number, number, number, number]
+        const p = o.params as TitansLayerParams | undefined
+        if (!p || !isTensor(p.wq)) throw new ValueError({ op, arg: 'params', expected: 'the Titans layer parameters from init', actual: typeof o.params })
+        if (!isTensor(o.input) || o.input.shape[1] !== T || o.input.shape[2] !== H * D || (o.headOffset ?? 0) !== 0)
+          throw new ShapeError({ op, arg: 'input', expected: `every head of the layer in one call, input rows [${B}, ${T}, ${H * D}]`, actual: o.input?.shape })
+        if ((o.queryOffset ?? 0) !== 0 || (o.keyOffset ?? 0) !== 0) throw new ValueError({ op, arg: 'queryOffset', expected: '0 (the memory starts at the first position)', actual: o.queryOffset })
+        const outs: Tensor[] = []
+        for (let b = 0; b < B; b++) {
+          const x = reshape(slice(o.input, [[b, b + 1]]), [T, H * D])
+          const r = titansLayer(p, x, variant, undefined, { heads: H, segment: opts.segment ?? 32, window: opts.window ?? 32 })
+          disposeTitansState(r.state)
+          outs.push(r.out)
+        }
+        const y = B === 1 ? reshape(outs[0]!, [1, T, H * D]) : stack(outs, 0)
+        return { out: permute(reshape(y, [B, T, H, D]), [0, 2, 1, 3]) }
+      },
+      {
+        init: io =>
+          initTitansLayer({ dim: io.dModel, depth: opts.depth ?? 2, persistentTokens: opts.persistentTokens ?? 4, seed: io.seed, dtype: io.dtype === 'float64' ? 'float64' : 'float32' }),
+      },
+    ),
+
+  /**
+   * HCAM (Lampinen et al. 2021, "Towards mental time travel: a hierarchical memory for reinforcement learning
+   * agents") as LM attention: causal softmax within the query's own chunk of `chunk` positions, plus HCAM's
+   * two-level read of the completed earlier chunks (chunk summaries = the mean key; the top-k chunks by relevance
+   * are attended inside and mixed by their relevance weights), the two outputs summed. The memory holds the
+   * layer's (RoPE'd) keys as its rows, with HCAM's learned maps (`init`, one set per layer shared by the heads);
+   * HCAM stops the gradient into the stored rows, as in the paper. Reads depend on q_i and the keys up to i only,
+   * so the `prefix` form decodes exactly from the KV cache.
+   */
+  hcam: (opts: HcamOperatorOptions = {}): AttentionFn => {
+    const C = opts.chunk ?? 16
+    const topK = opts.topK ?? 2
+    if (!Number.isInteger(C) || C < 1) throw new ValueError({ op: 'memoryOperators.hcam', arg: 'chunk', expected: 'a positive integer', actual: C })
+    return named(
+      'hcam',
+      (q, k, v, o) => {
+        const op = 'memoryOperators.hcam'
+        noMask(op, o)
+        const p = o.params as HcamParams | undefined
+        if (!p || !isTensor(p.wq)) throw new ValueError({ op, arg: 'params', expected: 'the HCAM maps from init', actual: typeof o.params })
+        const [B, H, Tq, D] = q.shape as [number, number, number, number]
+        const [, Hkv, Tk] = k.shape as [number, number, number, number]
+        const kOff = o.keyOffset ?? 0
+        const qOff = o.queryOffset ?? kOff + Tk - Tq
+        if (kOff !== 0 || qOff + Tq !== Tk) throw new ValueError({ op, arg: 'queryOffset', expected: `keys from position 0 and the last query at the last key (${Tk - 1})`, actual: `keys from ${kOff}, queries from ${qOff}` })
+        // Own chunk: causal softmax inside it.
+        const local = scaledDotProductAttention(q, k, v, { causal: true, queryOffset: qOff, keyOffset: 0, mask: masks.chunk(C), ...(o.scale !== undefined ? { scale: o.scale } : {}) }).out
+        const M = Math.floor(Tk / C)
+        // No completed chunk before any query: the memory has nothing to say.
+        if (M === 0 || qOff + Tq <= C) return { out: local }
+        const g = H / Hkv
+        const ends = Array.from({ length: M }, (_, m) => (m + 1) * C)
+        const rows: Tensor[] = []
+        for (let b = 0; b < B; b++)
+          for (let h = 0; h < H; h++) {
+            const kh = reshape(slice(k, [[b, b + 1], [Math.floor(h / g), Math.floor(h / g) + 1], [0, M * C]]), [M, C, D])
+            const qh = reshape(slice(q, [[b, b + 1], [h, h + 1]]), [Tq, D])
+            rows.push(hcamAttention(qh, mean(kh, { axis: 1 }), kh, { topK, queryPositions: qOff, params: p }, ends).out)
+          }
+        const read = reshape(concat(rows, 0), [B, H, Tq, D])
+        return { out: add(local, read) }
+      },
+      {
+        incremental: 'prefix',
+        init: io => {
+          const w = (s: number) => random.normal([io.headDim, io.headDim], { std: 1 / Math.sqrt(io.headDim), seed: io.seed * 4 + s, dtype: io.dtype, ...(io.backend !== undefined ? { backend: io.backend } : {}) })
+          return { wq: w(0), wk: w(1), wv: w(2), wo: w(3) } satisfies HcamParams
+        },
+      },
+    )
+  },
+}
