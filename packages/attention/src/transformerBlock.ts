@@ -42,11 +42,13 @@ export function rmsNorm(x: Tensor, gain: Tensor, eps = 1e-6): Tensor {
  */
 export function transformerBlock(opts: TransformerBlockOptions): TransformerBlock {
   const op = 'transformerBlock'
-  const attention = multiHeadAttention(opts)
+  // The block's own options stay here: the attention layer rejects keys it does not know.
+  const { hidden: hiddenOpt, eps: epsOpt, ...attentionOpts } = opts
+  const attention = multiHeadAttention(attentionOpts)
   const dModel = attention.dModel
-  const hidden = opts.hidden ?? 4 * dModel
+  const hidden = hiddenOpt ?? 4 * dModel
   if (!Number.isInteger(hidden) || hidden < 1) throw new ValueError({ op, arg: 'hidden', expected: 'a positive integer', actual: hidden })
-  const eps = opts.eps ?? 1e-6
+  const eps = epsOpt ?? 1e-6
   if (!(eps >= 0)) throw new ValueError({ op, arg: 'eps', expected: 'a non-negative number', actual: eps })
 
   const init = (o: InitOptions = {}): TransformerBlockParams => {
