@@ -28,6 +28,12 @@ export interface TitansOperatorOptions {
   readonly persistentTokens?: number
   /** The memory MLP's depth (default 2, the paper's smallest deep memory). */
   readonly depth?: number
+  /**
+   * The memory's largest inner learning rate θ (default 0.1). At titansLayer's default 1 the memory of an untrained
+   * layer diverges within ~100 tokens of a character stream (non-finite rows past ~8 chunks of 16), which a
+   * language model's long-context evaluation reaches at once.
+   */
+  readonly maxLr?: number
 }
 
 export interface HcamOperatorOptions {
@@ -60,7 +66,7 @@ export const memoryOperators = {
         const outs: Tensor[] = []
         for (let b = 0; b < B; b++) {
           const x = reshape(slice(o.input, [[b, b + 1]]), [T, H * D])
-          const r = titansLayer(p, x, variant, undefined, { heads: H, segment: opts.segment ?? 32, window: opts.window ?? 32 })
+          const r = titansLayer(p, x, variant, undefined, { heads: H, segment: opts.segment ?? 32, window: opts.window ?? 32, maxLr: opts.maxLr ?? 0.1 })
           disposeTitansState(r.state)
           outs.push(r.out)
         }
