@@ -1,4 +1,5 @@
 import { scan, type OperatorFunction } from 'rxjs'
+import { ArgumentError } from '@heed/tensor'
 import type { StepResult } from './trainStep.js'
 
 /** Every metric's values in step order, plus `loss`. */
@@ -11,6 +12,9 @@ export interface MetricsHistory {
 export function collectMetrics(): OperatorFunction<StepResult, MetricsHistory> {
   return scan<StepResult, MetricsHistory>(
     (acc, r) => {
+      // scan reports a throw here on the error channel
+      if (r === null || typeof r !== 'object' || typeof r.loss !== 'number')
+        throw new ArgumentError({ op: 'collectMetrics', arg: 'step', expected: 'a StepResult { step, loss, metrics }', actual: r === null ? 'null' : typeof r })
       const series: Record<string, number[]> = { ...(acc.series as Record<string, number[]>) }
       for (const [k, v] of Object.entries({ loss: r.loss, ...r.metrics })) series[k] = [...(series[k] ?? []), v]
       return { steps: [...acc.steps, r.step], series }

@@ -1,5 +1,6 @@
 import { Observable, type OperatorFunction } from 'rxjs'
-import { ArgumentError, ValueError, dispose } from '@heed/tensor'
+import { ArgumentError, ValueError, dispose, trackTensors, type Tensor } from '@heed/tensor'
+import { borrow, describeItem, lend, retainTree } from '@heed/tensor/stream'
 import { treeTensorsOf } from './treeTensorsOf.js'
 
 export interface PreferenceBatchesOptions<T, B> {
@@ -12,9 +13,13 @@ export interface PreferenceBatchesOptions<T, B> {
 }
 
 /**
- * Group a stream of preference examples into batches. The operator owns the tensors inside the examples it
- * receives: after `collate` they are disposed unless the batch reuses them, and whatever is still buffered
- * when the subscription ends (error, unsubscribe, or `dropLast`) is disposed in teardown.
+ * Group a stream of preference examples into batches. Ownership follows `@heed/tensor/stream`: the examples are
+ * borrowed (the buffer holds views of their tensors, so a `share()`d stream can feed other pipelines too);
+ * `collate` receives those views, and the views it does not put into the batch are freed after it. The batch
+ * (its new tensors and the views it reuses) is freed by the operator once the operators downstream are done with
+ * it, and is yours when it reaches only your code; tensors `collate` takes from elsewhere (a constant it closes
+ * over) stay their owner's. Views still buffered when the subscription ends (error, unsubscribe, or `dropLast`)
+ * are disposed in teardown. A `null` or `undefined` example is an error on the error channel.
  */
 export function preferenceBatches<T, B>(opts: PreferenceBatchesOptions<T, B>): OperatorFunction<T, B> {
   const op = 'preferenceBatches'
@@ -30,21 +35,33 @@ export function preferenceBatches<T, B>(opts: PreferenceBatchesOptions<T, B>): O
         const items = buffer
         buffer = []
         let batch: B
+        const made = trackTensors()
+        let created: Set<Tensor>
         try {
           batch = collate(items)
         } catch (err) {
+          made.stop()
           dispose(items)
           subscriber.error(err)
           return false
+        } finally {
+          created = new Set(made.stop())
         }
         const reused = treeTensorsOf(batch)
-        for (const t of treeTensorsOf(items)) if (!reused.has(t)) t.dispose()
-        subscriber.next(batch)
+        const views = treeTensorsOf(items)
+        for (const t of views) if (!reused.has(t)) t.dispose()
+        lend(subscriber, batch, [...reused].filter(t => views.has(t) || created.has(t)))
         return true
       }
       const sub = source.subscribe({
         next: x => {
-          buffer.push(x)
+          if (subscriber.closed) return
+          if (x === null || x === undefined) {
+            subscriber.error(new ArgumentError({ op, arg: 'example', expected: 'a preference example', actual: describeItem(x) }))
+            return
+          }
+          // Held until its batch is full: a view of its own on every tensor of the example.
+          buffer.push(retainTree(borrow(x)))
           if (buffer.length === size) flush()
         },
         error: err => subscriber.error(err),

@@ -6,28 +6,42 @@ import { collectMetrics, preferenceBatches, showProgress, stepInfo, trainStep, t
 import { run, report, asciiChart, svgChart } from '../../../examples/align-dpo.js'
 
 type Ex = { c: Tensor; r: Tensor }
-const ex = (c: number, r: number): Ex => ({ c: tensor([c], [1], 'float64'), r: tensor([r], [1], 'float64') })
+// operators borrow their inputs (the stream ownership rule): the tests made these and free them
+const made: unknown[] = []
+const ex = (c: number, r: number): Ex => {
+  const e = { c: tensor([c], [1], 'float64'), r: tensor([r], [1], 'float64') }
+  made.push(e)
+  return e
+}
+const freeMade = () => dispose(made.splice(0))
 
-t.test('preferenceBatches groups, flushes the remainder, disposes consumed inputs and buffered ones on teardown', async t => {
+t.test('preferenceBatches groups, flushes the remainder, borrows its inputs and frees its buffer on teardown', async t => {
   const before = memory().tensors
   const collate = (xs: readonly Ex[]) => ({ c: stack(xs.map(x => x.c)), r: stack(xs.map(x => x.r)) })
   const out = await lastValueFrom(from([ex(1, 2), ex(3, 4), ex(5, 6)]).pipe(preferenceBatches({ size: 2, collate }), toArray()))
   t.same(out.map(b => b.c.shape), [[2, 1], [1, 1]])
   dispose(out)
-  t.equal(memory().tensors, before, 'inputs disposed after collate')
+  t.ok((made as Ex[]).every(e => !e.c.isDisposed), 'inputs borrowed, not disposed')
+  freeMade()
+  t.equal(memory().tensors, before, 'the views collate did not use are freed')
   const dropped = await lastValueFrom(from([ex(1, 2), ex(3, 4), ex(5, 6)]).pipe(preferenceBatches({ size: 2, collate, dropLast: true }), toArray()))
   t.equal(dropped.length, 1)
   dispose(dropped)
-  t.equal(memory().tensors, before, 'dropLast remainder disposed')
+  freeMade()
+  t.equal(memory().tensors, before, 'dropLast remainder (a view) disposed')
   const s = new Subject<Ex>()
   const sub = s.pipe(preferenceBatches({ size: 3, collate })).subscribe()
   s.next(ex(1, 2))
   s.next(ex(1, 2))
   sub.unsubscribe()
-  t.equal(memory().tensors, before, 'teardown disposes the buffered examples')
+  freeMade()
+  t.equal(memory().tensors, before, 'teardown disposes the views of the buffered examples')
   const err = await lastValueFrom(from([ex(1, 2)]).pipe(preferenceBatches({ size: 1, collate: () => { throw new ValueError({ op: 'collate' }) } }))).catch(e => e)
   t.type(err, ValueError, 'collate failure on the error channel')
-  t.equal(memory().tensors, before, 'and its inputs disposed')
+  freeMade()
+  t.equal(memory().tensors, before, 'and the views of its inputs disposed')
+  const nul = await lastValueFrom(from([null as unknown as Ex]).pipe(preferenceBatches({ size: 1, collate }))).catch(e => e)
+  t.type(nul, ArgumentError, 'a null example is a typed error on the error channel')
   t.throws(() => preferenceBatches({ size: 0, collate }), ValueError)
   t.throws(() => preferenceBatches({ size: 2, collate: 3 as never }), ArgumentError)
 })
@@ -42,7 +56,11 @@ t.test('trainStep: loss → valueAndGrad → optimizer step, metrics as numbers,
     const zero = mul(chosenLogps, 0)
     return dpoLoss({ chosenLogps, rejectedLogps, refChosenLogps: zero, refRejectedLogps: zero }, { beta: 1 })
   }
-  const batch = () => ({ a: tensor([[1, 0], [1, 1]], [2, 2], 'float64'), b: tensor([[0, 1], [0, 2]], [2, 2], 'float64') })
+  const batch = () => {
+    const b = { a: tensor([[1, 0], [1, 1]], [2, 2], 'float64'), b: tensor([[0, 1], [0, 2]], [2, 2], 'float64') }
+    made.push(b)
+    return b
+  }
   let final: { w: Tensor } | undefined
   const steps = await lastValueFrom(from([batch(), batch(), batch()]).pipe(trainStep({ params, optimizer: sgd({ lr: 0.5 }), loss, onComplete: p => (final = p) }), toArray()))
   t.equal(steps.length, 3)
@@ -53,6 +71,7 @@ t.test('trainStep: loss → valueAndGrad → optimizer step, metrics as numbers,
   t.same(Array.from(params.w.dataSync()), [0, 0], 'caller params untouched')
   t.ok(final !== undefined && final.w.dataSync()[0]! > 0, 'final params handed over')
   dispose([final, params])
+  freeMade()
   t.equal(memory().tensors, before, 'no leaked tensors after completion')
   const s = new Subject<{ a: Tensor; b: Tensor }>()
   const p2 = { w: tensor([0, 0], [2], 'float64') }
@@ -60,6 +79,7 @@ t.test('trainStep: loss → valueAndGrad → optimizer step, metrics as numbers,
   s.next(batch())
   sub.unsubscribe()
   dispose(p2)
+  freeMade()
   t.equal(memory().tensors, before, 'teardown frees the per-subscription params and state')
   const bad = await lastValueFrom(of(batch()).pipe(trainStep({ params: { w: tensor([0, 0, 0], [3], 'float64') }, optimizer: sgd({ lr: 0.1 }), loss }))).catch(e => e)
   t.ok(bad instanceof Error, 'a failing loss goes to the error channel')

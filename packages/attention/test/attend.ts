@@ -8,11 +8,26 @@ import { assertClose, prng, randomArray } from '../../tensor/test/helpers/numeri
 
 const rand = prng(23)
 
-/** A prefill chunk of `prefill` rows, then single rows, from one host array `[N, dModel]`. */
+/**
+ * A prefill chunk of `prefill` rows, then single rows, from one host array `[N, dModel]`. attend borrows its
+ * chunks (the stream ownership rule), so the generator, their maker, frees each once the pipeline is done with it.
+ */
 function* chunksOf(xs: Float32Array, dModel: number, prefill: number): Generator<TokenChunk> {
   const N = xs.length / dModel
-  yield { tokens: tensor(xs.subarray(0, prefill * dModel), [prefill, dModel], 'float32'), positions: 0 }
-  for (let p = prefill; p < N; p++) yield { tokens: tensor(xs.subarray(p * dModel, (p + 1) * dModel), [1, dModel], 'float32'), positions: p }
+  let c: TokenChunk = { tokens: tensor(xs.subarray(0, prefill * dModel), [prefill, dModel], 'float32'), positions: 0 }
+  try {
+    yield c
+  } finally {
+    c.tokens.dispose()
+  }
+  for (let p = prefill; p < N; p++) {
+    c = { tokens: tensor(xs.subarray(p * dModel, (p + 1) * dModel), [1, dModel], 'float32'), positions: p }
+    try {
+      yield c
+    } finally {
+      c.tokens.dispose()
+    }
+  }
 }
 
 t.test('a 4,000-token prefill then 2,000 decode steps equal one-shot causal attention over all 6,000 tokens', async t => {
@@ -65,8 +80,11 @@ t.test('unsubscribing frees the cache: memory() is back at its baseline', async 
   let cache: KvCache | undefined
   const outs: Tensor[] = []
   const sub = input.pipe(attend(layer, () => (cache = layer.cache({ batch: 1, capacity: 1024 })), params)).subscribe(y => outs.push(y))
-  input.next({ tokens: tensor(randomArray(rand, 10 * 8), [10, 8], 'float32'), positions: 0 })
-  input.next({ tokens: tensor(randomArray(rand, 8), [1, 8], 'float32'), positions: 10 })
+  const fed = [tensor(randomArray(rand, 10 * 8), [10, 8], 'float32'), tensor(randomArray(rand, 8), [1, 8], 'float32')]
+  input.next({ tokens: fed[0]!, positions: 0 })
+  input.next({ tokens: fed[1]!, positions: 10 })
+  t.ok(fed.every(x => !x.isDisposed), 'attend borrows its chunks')
+  for (const x of fed) x.dispose()
   t.equal(outs.length, 2)
   for (const y of outs) y.dispose()
   t.ok(memory().bytes >= base.bytes + cache!.bytes(), `the cache holds ${cache!.bytes()} bytes while subscribed`)
@@ -112,7 +130,7 @@ t.test('errors go to the error channel and still free everything', async t => {
 
   t.type(await run([{ tokens: row(2), positions: 0 }], () => { throw new ValueError({ op: 'factory' }) }), ValueError, 'a throwing cache factory')
   // that source was never subscribed: its chunk is still the producer's
-  t.equal(made.filter(x => !x.isDisposed).length, 1, 'every delivered chunk was disposed by the operator')
+  t.equal(made.filter(x => !x.isDisposed).length, made.length, 'no chunk was disposed by the operator (it borrows them)')
   for (const x of made) x.dispose()
   t.equal(memory().tensors, base.tensors, 'every chunk and cache was freed')
   t.throws(() => attend(layer, 5 as never, params), /a KvCache or a factory/)

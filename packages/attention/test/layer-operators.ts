@@ -68,6 +68,8 @@ t.test('attend through a layer with streaming-capable operators equals one-shot'
     const outs = await lastValueFrom(from(chunks).pipe(attend(layer, () => layer.cache({ batch: 1, capacity: N, chunk: 4, ...(policies ? { policies } : {}) }), params), toArray()))
     const got = outs.flatMap(y => Array.from(y.dataSync()))
     for (const y of outs) y.dispose()
+    // attend borrows its chunks: the test made them and frees them
+    for (const c of chunks) c.tokens.dispose()
     const x = tensor(xs, [N, dModel], 'float32')
     // The streaming kv head (query heads 2–3) sees sinks + recent; the full one everything.
     const m = policies ? mask.perHead(H, h => (h < 2 ? mask.all : mask.streaming(2, 4))) : undefined

@@ -2,12 +2,14 @@
  * `@heed/fairness/stream`: Distraction training as an RxJS pipeline over a batch stream. A separate entry point so
  * the main package never imports rxjs (an optional peer dependency).
  *
- * Ownership follows `@heed/tensor/stream`: the operator takes ownership of every batch it receives and disposes
- * its tensors after the step; on complete it emits the trained parameters, whose ownership passes downstream.
- * Whatever it still holds when the subscription ends early (error, unsubscribe) is disposed in its teardown.
+ * Ownership follows `@heed/tensor/stream`: the operator borrows every batch it receives (never disposes it); on
+ * complete it emits the trained parameters, whose ownership passes downstream. Whatever it still holds when the
+ * subscription ends early (error, unsubscribe) is disposed in its teardown. `distractionBatches` lends its
+ * batches: it frees each one once the operators downstream are done with it (yours when it reaches only your code).
  */
 import { Observable, type OperatorFunction } from 'rxjs'
-import { dispose, rng as makeRng } from '@heed/tensor'
+import { ArgumentError, isTensor, rng as makeRng } from '@heed/tensor'
+import { borrow, describeItem, lend } from '@heed/tensor/stream'
 import { shuffledBatches } from './batching.js'
 import { distractionConfig, distractionTrainer, initDistraction, type DistractionBatch, type DistractionConfig, type DistractionParams, type DistractionStepResult } from './distraction.js'
 import type { ProtectedAttributeEncoder } from './protectedAttributeEncoder.js'
@@ -49,15 +51,17 @@ export function distractionTraining(opts: DistractionTrainingOptions): OperatorF
       let done = false
       const sub = source.subscribe({
         next: b => {
+          if (subscriber.closed) return
           let r: DistractionStepResult
           const warmup = step < c.warmupEpochs * stepsPerEpoch
           try {
+            if (b === null || typeof b !== 'object' || !isTensor(b.x) || !isTensor(b.embedding) || !isTensor(b.y))
+              throw new ArgumentError({ op: 'distractionTraining', arg: 'batch', expected: 'a DistractionBatch { x, embedding, y } of tensors', actual: describeItem(b) })
+            borrow(b)
             r = warmup ? trainer.warmupStep(b) : trainer.step(b)
           } catch (err) {
             subscriber.error(err)
             return
-          } finally {
-            dispose([b.x, b.embedding, b.y])
           }
           subscriber.next({ type: 'step', step: ++step, warmup, ...r })
         },
@@ -76,7 +80,8 @@ export function distractionTraining(opts: DistractionTrainingOptions): OperatorF
 }
 
 /** Shuffled mini-batches of `data` for `epochs` epochs, with the frozen encoder's embeddings (cold: each
- * subscription draws the same sequence from `seed`). The subscriber owns each batch's tensors. */
+ * subscription draws the same sequence from `seed`). Each batch is lent: freed once the operators downstream
+ * are done with it, yours when it reaches only your code. */
 export function distractionBatches(data: TabularData, encoder: ProtectedAttributeEncoder, opts: { readonly batchSize: number; readonly epochs: number; readonly seed?: number }): Observable<DistractionBatch> {
   return new Observable<DistractionBatch>(subscriber => {
     const emb = encoder.embed(data)
@@ -84,7 +89,7 @@ export function distractionBatches(data: TabularData, encoder: ProtectedAttribut
     for (let e = 0; e < opts.epochs && !subscriber.closed; e++)
       for (const rows of shuffledBatches(data.n, opts.batchSize, rng)) {
         if (subscriber.closed) return
-        subscriber.next(batchTensors(data, emb, encoder.embeddingDim, rows))
+        lend(subscriber, batchTensors(data, emb, encoder.embeddingDim, rows))
       }
     subscriber.complete()
   })

@@ -1,12 +1,13 @@
 /**
  * RxJS operators for the Titans and HCAM memories: token chunks are stored as they stream, recall requests are
- * answered from what has been stored so far. Ownership follows `@heed/tensor/stream`: the operator takes the
- * tensors it receives and hands over the tensors it emits. The memory state belongs to one subscription and is
- * disposed when it ends (complete, error or unsubscribe).
+ * answered from what has been stored so far. Ownership follows `@heed/tensor/stream`: the operator borrows the
+ * chunks and recalls it receives (never disposes them) and frees each tensor it emits once the operators
+ * downstream are done with it (an emission that reaches only your code is yours). The memory state belongs to one
+ * subscription and is disposed when it ends (complete, error or unsubscribe).
  */
 import { Observable, type OperatorFunction } from 'rxjs'
-import { ArgumentError, dispose, isTensor, keep, scope, type Tensor } from '@heed/tensor'
-import { disposeChunk, type TokenChunk } from '@heed/tensor/stream'
+import { ArgumentError, dispose, keep, scope, type Tensor } from '@heed/tensor'
+import { borrow, checkChunk, describeItem, lend, type TokenChunk } from '@heed/tensor/stream'
 import { isRecall, type Recall } from './recall.js'
 
 
@@ -23,16 +24,14 @@ export function memoryOperator<S>(
       let state: S | undefined
       const sub = source.subscribe({
         next: item => {
-          const isQuery = isRecall(item)
-          const release = () => (isQuery ? item.query.dispose() : typeof item === 'object' && item !== null && 'tokens' in item ? disposeChunk(item) : undefined)
-          if (subscriber.closed) {
-            release()
-            return
-          }
+          if (subscriber.closed) return
           let out: Tensor | null
           try {
-            if (!isQuery && !(typeof item === 'object' && item !== null && 'tokens' in item && isTensor(item.tokens)))
-              throw new ArgumentError({ op, arg: 'value', expected: 'a TokenChunk or a { query } recall', actual: typeof item })
+            const isQuery = isRecall(item)
+            if (isQuery) item.query.assertLive(op)
+            else if (typeof item === 'object' && item !== null && 'tokens' in item) checkChunk(op, item)
+            else throw new ArgumentError({ op, arg: 'value', expected: 'a TokenChunk or a { query } recall', actual: describeItem(item) })
+            borrow(item)
             state ??= keep(scope(init))
             if (isQuery) out = keep(scope(() => recall(state!, item.query)))
             else {
@@ -42,12 +41,10 @@ export function memoryOperator<S>(
               out = res.out
             }
           } catch (err) {
-            release()
             subscriber.error(err)
             return
           }
-          release()
-          if (out) subscriber.next(out)
+          if (out) lend(subscriber, out)
         },
         error: err => subscriber.error(err),
         complete: () => subscriber.complete(),

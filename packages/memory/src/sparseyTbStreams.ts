@@ -2,16 +2,17 @@
  * RxJS operators for Sparsey and the Tensor Brain over @heed/tensor token chunks: chunks are stored as they
  * stream, `{ query }` items are answered from what has been stored so far (the same recall convention as the
  * package's other memories). Each subscription builds its own model and frees it when it ends (complete, error
- * or unsubscribe). Ownership follows `@heed/tensor/stream`: input tensors are disposed once read, emitted
- * tensors belong downstream.
+ * or unsubscribe). Ownership follows `@heed/tensor/stream`: input tensors are borrowed (the operator holds views
+ * of them while an item waits or is in flight, and frees those), emitted events are freed by the operator once the
+ * operators downstream are done with them, and are yours when they reach only your code.
  *
  * Reading a chunk is asynchronous (a WebGPU tensor has no synchronous readback), so items are processed one at a
  * time in arrival order (`concatMap`): items that arrive while one is in flight wait in rxjs's queue, unbounded.
  */
-import { defer, from, type Observable, type OperatorFunction } from 'rxjs'
+import { defer, Observable, type OperatorFunction } from 'rxjs'
 import { concatMap, finalize, map } from 'rxjs/operators'
 import { ArgumentError, DTypeError, ShapeError, dispose, isTensor, tensor, type Tensor } from '@heed/tensor'
-import { disposeChunk, type TokenChunk } from '@heed/tensor/stream'
+import { borrow, checkChunk, describeItem, lend, retainTree, type TokenChunk } from '@heed/tensor/stream'
 import { SparseyMac, resolveSparseyConfig, type SparseyConfig } from './sparsey.js'
 import { TensorBrain, type TensorBrainConfig, type Triple } from './tensorBrain.js'
 
@@ -23,38 +24,55 @@ export interface MemoryQuery {
 const isQuery = (x: unknown): x is MemoryQuery => typeof x === 'object' && x !== null && 'query' in x && isTensor((x as MemoryQuery).query)
 const isChunk = (x: unknown): x is TokenChunk => typeof x === 'object' && x !== null && 'tokens' in x && isTensor((x as TokenChunk).tokens)
 
-function release(x: unknown): void {
-  if (isQuery(x)) x.query.dispose()
-  else if (isChunk(x)) disposeChunk(x)
+/** A typed error unless `x` is a chunk or a `{ query }` (checked on arrival, so a bad item fails at once). */
+function checkItem(op: string, x: unknown): void {
+  if (isQuery(x)) x.query.assertLive(op)
+  else if (typeof x === 'object' && x !== null && 'tokens' in x) checkChunk(op, x)
+  else throw new ArgumentError({ op, arg: 'value', expected: 'a TokenChunk or a { query }', actual: describeItem(x) })
 }
 
 /** Per subscription: build the model, run items in order, free whatever is left when the subscription ends. */
-function perSubscription<M, I, O>(make: () => M, run: (m: M, item: I) => Promise<O>, free: (m: M) => void): OperatorFunction<I, O> {
+function perSubscription<M, I, O>(op: string, make: () => M, run: (m: M, item: I) => Promise<O>, free: (m: M) => void): OperatorFunction<I, O> {
   return (source: Observable<I>) =>
     defer(() => {
       const model = make()
       let closed = false
-      // Items waiting in concatMap's queue are ours too: freed if the subscription ends before their turn.
-      const waiting = new Set<I>()
+      // Views of the items waiting in concatMap's queue or in flight: ours, freed when done or on teardown.
+      const held = new Set<I>()
       return source.pipe(
         map(item => {
-          waiting.add(item)
-          return item
+          checkItem(op, item)
+          const own = retainTree(borrow(item))
+          held.add(own)
+          return own
         }),
         concatMap(item => {
-          waiting.delete(item)
           if (closed) {
-            release(item)
+            held.delete(item)
+            dispose(item)
             return []
           }
-          return from(
-            run(model, item).finally(() => release(item)),
-          )
+          // Each result is lent: freed after downstream's next when an operator there borrowed it.
+          return new Observable<O>(sub => {
+            run(model, item)
+              .finally(() => {
+                held.delete(item)
+                dispose(item)
+              })
+              .then(
+                out => {
+                  if (sub.closed) return dispose(out)
+                  lend(sub, out)
+                  sub.complete()
+                },
+                err => sub.error(err),
+              )
+          })
         }),
         finalize(() => {
           closed = true
-          waiting.forEach(release)
-          waiting.clear()
+          held.forEach(dispose)
+          held.clear()
           free(model)
         }),
       )
@@ -79,6 +97,7 @@ export interface SparseyEvent {
 export function sparsey(config: SparseyConfig): OperatorFunction<TokenChunk | MemoryQuery, SparseyEvent> {
   resolveSparseyConfig(config, 'sparsey')
   return perSubscription<SparseyMac, TokenChunk | MemoryQuery, SparseyEvent>(
+    'sparsey',
     () => new SparseyMac(config),
     async (mac, item) => {
       if (isQuery(item)) return { kind: 'recall', ...(await mac.recallBatch(item.query)) }
@@ -110,6 +129,7 @@ const tripleRows = (ts: readonly Triple[], backend: string): Tensor<'int32'> =>
 export function tensorBrainMemory(config: TensorBrainConfig): OperatorFunction<TokenChunk | MemoryQuery, TensorBrainEvent> {
   new TensorBrain(config).dispose()
   return perSubscription<TensorBrain, TokenChunk | MemoryQuery, TensorBrainEvent>(
+    'tensorBrainMemory',
     () => new TensorBrain(config),
     async (tb, item) => {
       const op = 'tensorBrainMemory'

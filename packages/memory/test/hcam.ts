@@ -212,8 +212,12 @@ leakTest('the stream operator stores as it streams, recalls on demand, frees on 
   const D = 4, C = 3
   const X = randomArray(rand, 14 * D)
   const Qv = randomArray(rand, 2 * D)
-  const chunk = (a: number, b: number) => ({ tokens: f64(X.slice(a * D, b * D), [b - a, D]), positions: a })
-  const outs = await lastValueFrom(from([chunk(0, 4), chunk(4, 9), { query: f64(Qv, [2, D]) }, chunk(9, 14), { query: f64(Qv, [2, D]) }]).pipe(hcamStream({ chunkSize: C, topK: 2 }), toArray()))
+  // the operator borrows its chunks and recalls (stream ownership rule): the test made them and frees them
+  const made: unknown[] = []
+  const mk = <T>(x: T): T => (made.push(x), x)
+  const chunk = (a: number, b: number) => mk({ tokens: f64(X.slice(a * D, b * D), [b - a, D]), positions: a })
+  const outs = await lastValueFrom(from([chunk(0, 4), chunk(4, 9), mk({ query: f64(Qv, [2, D]) }), chunk(9, 14), mk({ query: f64(Qv, [2, D]) })]).pipe(hcamStream({ chunkSize: C, topK: 2 }), toArray()))
+  dispose(made.splice(0))
   t.equal(outs.length, 2)
   const check = (rowsN: number, got: Tensor, msg: string) => {
     const x = f64(X.slice(0, rowsN * D), [rowsN, D])
@@ -231,6 +235,7 @@ leakTest('the stream operator stores as it streams, recalls on demand, frees on 
   const subject = new Subject<{ tokens: Tensor; positions: number }>()
   const sub = subject.pipe(hcamStream({ chunkSize: C, topK: 1 })).subscribe()
   subject.next(chunk(0, 7))
+  dispose(made.splice(0))
   t.ok(memory().tensors > before, 'the subscription holds its memory')
   sub.unsubscribe()
   t.equal(memory().tensors, before, 'freed on unsubscribe')

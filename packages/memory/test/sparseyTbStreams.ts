@@ -1,6 +1,6 @@
 import t from 'tap'
 import { from, lastValueFrom, toArray, take } from 'rxjs'
-import { memory, tensor } from '@heed/tensor'
+import { dispose, memory, tensor } from '@heed/tensor'
 import { type TokenChunk } from '@heed/tensor/stream'
 import { SparseyMac } from '@heed/memory'
 import { disposeEvent, sparsey, tensorBrainMemory, type SparseyEvent, type TensorBrainEvent } from '@heed/memory/stream'
@@ -21,6 +21,8 @@ t.test('sparsey operator: stores as chunks stream, recalls on demand, chunking d
     }
     items.push({ query: tensor(data, [8, 64], 'float32') })
     const out = await lastValueFrom(from(items).pipe(sparsey({ inputSize: 64, seed: 3 }), toArray()))
+    // the operator borrows its items (stream ownership rule): the test made them and frees them
+    dispose(items)
     const codes = await Promise.all(out.map(async (e: SparseyEvent) => Array.from(await e.codes.data())))
     out.forEach(disposeEvent)
     return codes
@@ -40,7 +42,13 @@ t.test('tensorBrainMemory: per-subscription state, recall by time index, buffers
   const base = memory().tensors
   const triples = [[1, 0, 2], [3, 1, 4], [5, 2, 6]]
   const op = tensorBrainMemory({ entities: 10, predicates: 3, dim: 64, seed: 1 })
-  const items = () => [{ tokens: tensor(triples, [3, 3], 'int32'), positions: 0 } as TokenChunk, { query: tensor([2, 0], [2], 'int32') }]
+  // the operator borrows its items (stream ownership rule): the test made them and frees them
+  const made: unknown[] = []
+  const items = () => {
+    const it = [{ tokens: tensor(triples, [3, 3], 'int32'), positions: 0 } as TokenChunk, { query: tensor([2, 0], [2], 'int32') }]
+    made.push(it)
+    return it
+  }
   const [a, b] = await Promise.all([lastValueFrom(from(items()).pipe(op, toArray())), lastValueFrom(from(items()).pipe(op, toArray()))])
   const rec = async (e: TensorBrainEvent) => Array.from(await e.triples.data())
   t.same(await rec(a[1]!), [5, 2, 6, 1, 0, 2])
@@ -49,5 +57,6 @@ t.test('tensorBrainMemory: per-subscription state, recall by time index, buffers
   const first = await lastValueFrom(from(items()).pipe(op, take(1)))
   disposeEvent(first)
   await new Promise(r => setTimeout(r, 10))
+  dispose(made)
   t.equal(memory().tensors, base, 'model tensors disposed when the subscription ends')
 })

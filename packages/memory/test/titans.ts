@@ -356,8 +356,11 @@ leakTest('the stream operator stores chunks, answers recalls, keeps state per su
   const X = randomArray(rand, 12 * d)
   const Qv = randomArray(rand, 2 * d)
   const before = memory().tensors
-  const chunk = (a: number, b: number) => ({ tokens: f64(X.slice(a * d, b * d), [b - a, d]), positions: a })
-  const run = () => lastValueFrom(from([chunk(0, 5), chunk(5, 12), { query: f64(Qv, [2, d]) }]).pipe(neuralMemoryStream(params, { chunkSize: 4 }), toArray()))
+  // the operator borrows its chunks and recalls (stream ownership rule): the test made them and frees them
+  const made: unknown[] = []
+  const mk = <T>(x: T): T => (made.push(x), x)
+  const chunk = (a: number, b: number) => mk({ tokens: f64(X.slice(a * d, b * d), [b - a, d]), positions: a })
+  const run = () => lastValueFrom(from([chunk(0, 5), chunk(5, 12), mk({ query: f64(Qv, [2, d]) })]).pipe(neuralMemoryStream(params, { chunkSize: 4 }), toArray()))
   const [a, b] = [await run(), await run()]
   t.equal(a.length, 1, 'only the recall emits')
   assertClose(t, host(a[0]!), host(b[0]!), { atol: 0, msg: 'each subscription starts from M₀' })
@@ -374,6 +377,7 @@ leakTest('the stream operator stores chunks, answers recalls, keeps state per su
   const sub = subject.pipe(neuralMemoryStream(params, { emitReads: true })).subscribe(o => o.dispose())
   subject.next(chunk(0, 6))
   sub.unsubscribe()
+  dispose(made)
   t.equal(memory().tensors, before, 'nothing left after unsubscribe')
   t.throws(() => neuralMemoryStream(null as unknown as NeuralMemoryParams), { name: 'ArgumentError' })
   dispose(params as unknown as object)

@@ -160,7 +160,13 @@ export function trainLM(opts: TrainLMOptions): Observable<TrainLMEvent> {
       for (let i = first; i < recipe.steps && !stopped && !failed; i++) {
         const t0 = performance.now()
         const result = new Promise<StepResult>(res => (resolveStep = res))
-        batches.next(lmBatch(opts.train, batchOpts, i))
+        // trainStep borrows the batch (stream ownership rule): its maker, this driver, frees it after the step.
+        const batch = lmBatch(opts.train, batchOpts, i)
+        try {
+          batches.next(batch)
+        } finally {
+          dispose(batch)
+        }
         if (failed || stopped) return
         const r = await result
         if (failed || stopped) return

@@ -9,6 +9,9 @@
  *   through `lend`, which disposes, after `next` returns, the tensors an operator downstream read (`borrow`). An
  *   emission that reached no operator (your `subscribe`, `toArray`, `lastValueFrom`) is yours to dispose.
  * - Tensors your own source emits are yours: dispose them when the stream is done (or emit them with `lend`).
+ * - Your own subscriber that only reads an emission which operators read too (a `share()` into `attend` and into
+ *   your `map`) calls `borrow` on it, or just does not dispose it; one that keeps an emission makes a view of it
+ *   (`retainTree`) and disposes that.
  *
  * This survives multicasting: `share()` hands one tensor to several subscribers within one `next`, none of them
  * disposes it, and its maker frees it after the last one returns. Teardown (complete, error, unsubscribe) frees
