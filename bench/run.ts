@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<{ run: (args: readonly string[]) => 
   'attention-peers': () => import('./attention-vs-peers.js'),
   train: () => import('./train.js'),
   lm: () => import('./lm.js'),
+  'align-lm': () => import('./align-lm.js'),
   'lm-operators': () => import('./lm-operators.js'),
 }
 

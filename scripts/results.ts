@@ -290,6 +290,34 @@ ${table(['', 'loss', 'reward accuracy', 'logp(chosen)', 'logp(rejected)'], [dpoL
 ![loss, reward accuracy and log-probs of chosen and rejected responses](./results/align-dpo.svg)
 `)
 
+// Align on the shipped model (npm run bench -- align-lm): read when its JSON exists, never run from here (≈ 40 min).
+interface AlignLmTask { readonly pairs: number; readonly rewardAccuracy: number; readonly margin: number; readonly logpChosen: number; readonly logpRejected: number }
+interface AlignLmEval { readonly step: number; readonly continuation: AlignLmTask; readonly style: AlignLmTask; readonly all: AlignLmTask; readonly kl: number }
+interface AlignLm { readonly date: string; readonly settings: { preset: string; steps: number; batch: number; trainPairs: number; lr: number; targetWord: string; samples: number; bpcTokens: number }; readonly reference: { evals: AlignLmEval; bitsPerChar: number; styleRate: number }; readonly runs: readonly { name: string; seconds: number; evals: readonly AlignLmEval[]; bitsPerChar: number; styleRate: number }[] }
+const alignLm = readJson<AlignLm>(join(benchOut, 'align-lm.json'))
+if (alignLm) {
+  for (const f of ['align-lm-logps', 'align-lm-accuracy', 'align-lm-tradeoff']) if (existsSync(join(benchOut, `${f}.svg`))) copyFileSync(join(benchOut, `${f}.svg`), join(plots, `${f}.svg`))
+  const s = alignLm.settings
+  const r0 = alignLm.reference.evals.all
+  const p0 = (x: number): string => `${(100 * x).toFixed(0)} %`
+  md.push(`## DPO and its family on the shipped KJV model
+
+\`npm run bench -- align-lm\`, run ${day(alignLm.date)}${s.preset === 'quick' ? ' with --quick (a tiny random model)' : ''}: the shipped model fine-tuned on preference pairs from the
+training books, ${s.steps} Adam steps (lr ${s.lr}) of ${s.batch} pairs for every method; held-out pairs from Romans–Revelation.
+Reward accuracy uses DPO's implicit reward for every row (continuation / style task); Δ log p is the change of the
+held-out completions' log-prob from the reference (${r0.logpChosen.toFixed(1)} chosen, ${r0.logpRejected.toFixed(1)} rejected); validation
+bits/char of the reference ${alignLm.reference.bitsPerChar.toFixed(4)}; "${s.targetWord}" in ${p0(alignLm.reference.styleRate)} of its ${s.samples} samples.
+
+${table(['run', 'reward acc.', 'margin', 'Δ log p chosen', 'Δ log p rejected', 'KL/char', 'bits/char', `"${s.targetWord}" in samples`], alignLm.runs.map(r => {
+    const e = r.evals.at(-1)!
+    return [r.name, `${p0(e.continuation.rewardAccuracy)} / ${p0(e.style.rewardAccuracy)}`, e.all.margin.toFixed(2), (e.all.logpChosen - r0.logpChosen).toFixed(2), (e.all.logpRejected - r0.logpRejected).toFixed(2), e.kl.toFixed(4), r.bitsPerChar.toFixed(4), p0(r.styleRate)]
+  }))}
+
+![held-out log-probs of chosen and rejected completions by step](./results/align-lm-logps.svg)
+![KL to the reference against validation bits per character](./results/align-lm-tradeoff.svg)
+`)
+}
+
 // Fairness
 if (fairness) {
   copyFileSync(join(dirname(benchJson['fairness']!), 'fairness.svg'), join(plots, 'fairness.svg'))

@@ -9,6 +9,7 @@ export const RECIPES = [
   { slug: 'tensor-brain-recall', title: 'Tensor Brain episodic recall' },
   { slug: 'titans-long-recall', title: 'Titans long-range recall' },
   { slug: 'dpo-training', title: 'A DPO training loop' },
+  { slug: 'dpo-kjv', title: 'Fine-tune the shipped model with DPO' },
   { slug: 'distraction-adult', title: 'Distraction on UCI Adult' },
   { slug: 'cpu-to-webgpu', title: 'From CPU to WebGPU' },
   { slug: 'safetensors-weights', title: 'Loading weights from safetensors' },
