@@ -10,6 +10,8 @@ export interface Series {
   readonly markers?: boolean
   readonly dashed?: boolean
   readonly color?: string
+  /** Write the series name next to its points (default: on for marker-only series of one point). */
+  readonly label?: boolean
 }
 
 export interface ChartOptions {
@@ -29,6 +31,42 @@ export interface ChartOptions {
 }
 
 export const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#17becf']
+
+/**
+ * One colour per run name for the whole process: the first chart that draws a name picks the next palette colour,
+ * and every later chart (the tour's, a bench's) draws that name in the same colour, so a run reads the same
+ * across plots.
+ */
+const assigned = new Map<string, string>()
+export function colorOf(name: string): string {
+  let c = assigned.get(name)
+  if (c === undefined) assigned.set(name, (c = PALETTE[assigned.size % PALETTE.length]!))
+  return c
+}
+
+/**
+ * Vertical positions for labels wanted at `ys` (pixels, any order) so that no two closer than `gap` overlap
+ * when their x ranges overlap: greedy, top to bottom, each pushed below the last one it collides with.
+ */
+export function placeLabels(items: readonly { readonly x: number; readonly y: number; readonly width: number }[], gap = 12): number[] {
+  const order = items.map((_, i) => i).sort((a, b) => items[a]!.y - items[b]!.y)
+  const out = items.map(it => it.y)
+  const placed: number[] = []
+  for (const i of order) {
+    let y = items[i]!.y
+    for (let moved = true; moved; ) {
+      moved = false
+      for (const j of placed)
+        if (Math.abs(out[j]! - y) < gap && items[j]!.x < items[i]!.x + items[i]!.width && items[i]!.x < items[j]!.x + items[j]!.width) {
+          y = out[j]! + gap
+          moved = true
+        }
+    }
+    out[i] = y
+    placed.push(i)
+  }
+  return out
+}
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 
@@ -74,9 +112,14 @@ export function chart(o: ChartOptions): string {
   let y0 = o.yMin ?? Math.min(...ys), y1 = o.yMax ?? Math.max(...ys)
   if (!(x1 > x0)) [x0, x1] = o.logX ? [x0 / 2, x0 * 2] : [x0 - 1, x0 + 1]
   if (!(y1 > y0)) [y0, y1] = o.logY ? [y0 / 2, y0 * 2] : [y0 - 1, y0 + 1]
-  if (!o.logY && o.yMin === undefined && o.yMax === undefined) {
-    const pad = (y1 - y0) * 0.05
-    ;[y0, y1] = [y0 - pad, y1 + pad]
+  // Padding, so that no point sits on an axis or the frame.
+  if (o.yMin === undefined && o.yMax === undefined) {
+    if (o.logY) [y0, y1] = [y0 / 1.15, y1 * 1.15]
+    else [y0, y1] = [y0 - (y1 - y0) * 0.05, y1 + (y1 - y0) * 0.05]
+  }
+  if (o.xMin === undefined && o.xMax === undefined) {
+    if (o.logX) [x0, x1] = [x0 / 1.25, x1 * 1.25]
+    else [x0, x1] = [x0 - (x1 - x0) * 0.04, x1 + (x1 - x0) * 0.04]
   }
   const fx = (x: number) => (o.logX ? Math.log10(x) : x)
   const fy = (y: number) => (o.logY ? Math.log10(y) : y)
@@ -97,17 +140,28 @@ export function chart(o: ChartOptions): string {
   parts.push(`<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#333"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#333"/>`)
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - B + 30}" text-anchor="middle">${esc(o.xLabel)}</text>`)
   parts.push(`<text x="14" y="${(T + H - B) / 2}" transform="rotate(-90 14 ${(T + H - B) / 2})" text-anchor="middle">${esc(o.yLabel)}</text>`)
-  o.series.forEach((s, i) => {
-    const c = s.color ?? PALETTE[i % PALETTE.length]!
+  const labels: { x: number; y: number; width: number; text: string; color: string }[] = []
+  o.series.forEach(s => {
+    const c = s.color ?? colorOf(s.name)
     const ok = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!o.logX || x > 0) && (!o.logY || y > 0))
     const xy = ok.map(([x, y]) => [sx(x).toFixed(1), sy(y).toFixed(1)] as const)
     if (s.line !== false && xy.length > 1)
       parts.push(`<polyline fill="none" stroke="${c}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5 4"' : ''} points="${xy.map(p => p.join(',')).join(' ')}"/>`)
     if (s.markers ?? (s.line === false || xy.length <= 12))
       for (const [k, [x, y]] of xy.entries()) parts.push(`<circle cx="${x}" cy="${y}" r="3.5" fill="${c}"><title>${esc(s.name)}: ${fmtTick(ok[k]![0])}, ${fmtTick(ok[k]![1])}</title></circle>`)
+    if ((s.label ?? (s.line === false && xy.length === 1)) && xy.length > 0) {
+      const [x, y] = xy.at(-1)!
+      labels.push({ x: +x + 6, y: +y + 4, width: 6 * s.name.length, text: s.name, color: c })
+    }
+  })
+  // Point labels: moved apart vertically where they would overlap, and kept inside the plot on the right.
+  const labelYs = placeLabels(labels)
+  labels.forEach((l, i) => {
+    const right = l.x + l.width > W - R
+    parts.push(`<text x="${(right ? l.x - 12 : l.x).toFixed(1)}" y="${labelYs[i]!.toFixed(1)}" fill="${l.color}"${right ? ' text-anchor="end"' : ''}>${esc(l.text)}</text>`)
   })
   o.series.forEach((s, i) => {
-    const c = s.color ?? PALETTE[i % PALETTE.length]!
+    const c = s.color ?? colorOf(s.name)
     const x = i % 2 === 0 ? L : L + (W - L - R) / 2
     const y = H - B + 46 + Math.floor(i / 2) * 15
     parts.push(`<rect x="${x}" y="${y - 8}" width="9" height="9" fill="${c}"/><text x="${x + 13}" y="${y}">${esc(s.name)}</text>`)
