@@ -30,6 +30,11 @@ export interface Backend {
   read(dataId: DataId, dtype: DType, size: number): Promise<AnyTypedArray>
   /** Synchronous read where data is host-resident; `undefined` where it is not (GPU). */
   readSync(dataId: DataId, dtype: DType, size: number): AnyTypedArray | undefined
+  /**
+   * A host copy of integer data the backend still holds from its upload (indices made on the host), so index ops
+   * can check values before dispatch where readSync cannot; undefined where there is none (computed on the device).
+   */
+  hostIntegers?(dataId: DataId): AnyTypedArray | undefined
   /** Release storage. Called exactly once per allocation, when its last tensor is disposed. */
   free(dataId: DataId): void
   /**

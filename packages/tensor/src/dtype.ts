@@ -1,3 +1,4 @@
+import { ValueError } from './errors.js'
 /**
  * Element types. `float64` is the CPU's reference precision; `float16` is stored as f16-rounded values and
  * computed in f32 on the CPU (Node 20 has no Float16Array), and as real f16 storage on WebGPU where the adapter
@@ -30,8 +31,34 @@ export const isInt = (d: DType): d is IntDType => d === 'int32' || d === 'uint32
 export const bytesPerElement = (d: DType): number =>
   d === 'float64' ? 8 : d === 'float16' ? 2 : d === 'bool' ? 1 : 4
 
-/** Allocate a host array for `dtype` (float16 lives in a Float32Array on the host). */
-export function allocArray<D extends DType>(dtype: D, size: number): TypedArrayFor<D> {
+/**
+ * Most bytes one host tensor may hold: the largest ArrayBuffer Node's JavaScript engine makes (4 GiB). A larger
+ * request is a `ValueError` naming the op, never the engine's "Invalid typed array length" or a crash.
+ */
+export const MAX_TENSOR_BYTES = 2 ** 32
+
+/** Host bytes per element (float16 lives in a Float32Array on the host). */
+const hostBytes = (d: DType): number => (d === 'float64' ? 8 : d === 'bool' ? 1 : 4)
+
+/**
+ * Throw a `ValueError` naming `op` and `arg` when `size` elements of `dtype` cannot be allocated (beyond
+ * MAX_TENSOR_BYTES, or not a size at all). Sizes that come from the user go through it before anything is allocated.
+ */
+export function checkAllocation(op: string, arg: string, size: number, dtype: DType): void {
+  if (!Number.isSafeInteger(size) || size < 0)
+    throw new ValueError({ op, arg, expected: 'a size that is a non-negative safe integer', actual: size }, 'cannot allocate')
+  if (size * hostBytes(dtype) > MAX_TENSOR_BYTES)
+    throw new ValueError(
+      { op, arg, expected: `at most ${Math.floor(MAX_TENSOR_BYTES / hostBytes(dtype))} ${dtype} elements (4 GiB per tensor)`, actual: `${size} elements (${fmtBytes(size * hostBytes(dtype))})` },
+      'tensor too large to allocate',
+    )
+}
+
+const fmtBytes = (b: number): string => (b >= 2 ** 40 ? `${(b / 2 ** 40).toPrecision(3)} TiB` : b >= 2 ** 30 ? `${(b / 2 ** 30).toPrecision(3)} GiB` : `${b} bytes`)
+
+/** Allocate a host array for `dtype` (float16 lives in a Float32Array on the host); `op` names the caller in the size error. */
+export function allocArray<D extends DType>(dtype: D, size: number, op = 'allocate'): TypedArrayFor<D> {
+  checkAllocation(op, 'size', size, dtype)
   switch (dtype) {
     case 'float32':
     case 'float16':

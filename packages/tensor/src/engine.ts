@@ -1,7 +1,7 @@
 import type { Attrs, Backend, TensorInfo } from './backend.js'
 import { CpuBackend } from './backends/cpu/CpuBackend.js'
 import { bytesPerElement } from './dtype.js'
-import { BackendError, DeviceLostError } from './errors.js'
+import { BackendError, DeviceLostError, ValueError } from './errors.js'
 import { sizeOf } from './shape.js'
 import { Storage } from './storage.js'
 import { Tensor } from './Tensor.js'
@@ -216,13 +216,29 @@ export function runKernel(op: string, kernel: string, inputs: readonly Tensor[],
   }
   if (!b.hasKernel(kernel)) throw new BackendError({ op, actual: b.name }, `kernel ${kernel} is not implemented on this backend`)
   const t0 = profiler ? performance.now() : 0
-  const infos = b.run(
-    kernel,
-    inputs.map(t => ({ dataId: t.storage.dataId, shape: t.shape, dtype: t.dtype })),
-    attrs,
-  )
+  let infos: TensorInfo[]
+  try {
+    infos = b.run(
+      kernel,
+      inputs.map(t => ({ dataId: t.storage.dataId, shape: t.shape, dtype: t.dtype })),
+      attrs,
+    )
+  } catch (err) {
+    throw allocationError(op, err)
+  }
   profiler?.push({ op, kernel, backend: b.name, ms: performance.now() - t0 })
   return infos.map(info => wrap(b, info, inputs.find(t => t.storage.dataId === info.dataId)?.storage))
+}
+
+/**
+ * A result too large to allocate, reported by the op that asked for it: a backend's size check (op 'allocate'), or
+ * the engine's own RangeError where a kernel allocates scratch itself. Any other error passes through unchanged.
+ */
+function allocationError(op: string, err: unknown): unknown {
+  if (err instanceof ValueError && err.op === 'allocate') return new ValueError({ op, arg: 'result', expected: err.expected, actual: err.actual }, 'result too large to allocate')
+  if (err instanceof RangeError && /Invalid typed array length|Array buffer allocation failed|Invalid array length/.test(err.message))
+    return new ValueError({ op, arg: 'result', expected: 'a result that fits in memory (4 GiB per tensor)', actual: err.message }, 'result too large to allocate')
+  return err
 }
 
 /** Upload host values as a new tensor on `backend` (default: the current one). */

@@ -3,12 +3,12 @@
  * Nothing happens at import time: backends are created on first use.
  */
 export type { DType, FloatDType, IntDType, TypedArrayFor, AnyTypedArray } from './dtype.js'
-export { DTYPES, isDType, isFloat, isInt, bytesPerElement, f16Round, f32ToF16Bits, f16BitsToF32 } from './dtype.js'
+export { DTYPES, isDType, isFloat, isInt, bytesPerElement, f16Round, f32ToF16Bits, f16BitsToF32, checkAllocation, MAX_TENSOR_BYTES } from './dtype.js'
 export type { Shape } from './shape.js'
 export { broadcastShapes, sizeOf } from './shape.js'
 export type { Broadcast, ShapeOf, ShapeMismatch, DTypeOf } from './types/shapeTypes.js'
 export * from './errors.js'
-export { positiveInt, nonNegativeInt, intAtLeast, finiteNumber, positiveNumber, nonNegativeNumber, inRange } from './validate.js'
+export { positiveInt, nonNegativeInt, intAtLeast, finiteNumber, positiveNumber, nonNegativeNumber, inRange, knownOptions, closestName } from './validate.js'
 export type { Backend, DataId, TensorInfo, Attrs } from './backend.js'
 export { Tensor, isTensor, type NestedArray } from './Tensor.js'
 export { setBackend, getBackend, withBackend, registerBackend, listBackends, initBackend, ready, registerKernel, hasKernel, type BackendFactory } from './engine.js'

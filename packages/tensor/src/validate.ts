@@ -1,4 +1,4 @@
-import { ValueError } from './errors.js'
+import { ArgumentError, ValueError } from './errors.js'
 
 /**
  * Argument checks shared by every heed package. Each returns its value, typed, or throws a `ValueError` that names
@@ -55,4 +55,52 @@ export function inRange(op: string, arg: string, v: unknown, lo: number, hi: num
   const open = opts.upper === 'open'
   if (typeof v !== 'number' || !(v >= lo && (open ? v < hi : v <= hi))) fail(op, arg, `a number in [${lo}, ${hi}${open ? ')' : ']'}`, v)
   return v as number
+}
+
+/** Edit distance of two short strings (option names), case-insensitive. */
+function distance(a: string, b: string): number {
+  a = a.toLowerCase()
+  b = b.toLowerCase()
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    prev = cur
+  }
+  return prev[b.length]!
+}
+
+/** The allowed name closest to `key` (a misspelling, another library's spelling), if one is close enough. */
+export function closestName(key: string, allowed: readonly string[]): string | undefined {
+  let best: string | undefined
+  let bestD = Infinity
+  for (const name of allowed) {
+    const d = distance(key, name)
+    if (d < bestD) [best, bestD] = [name, d]
+  }
+  // a plural or singular, a case change, a couple of letters: close enough to suggest
+  return best !== undefined && (bestD <= Math.max(2, Math.floor(best.length / 3)) || best.toLowerCase().startsWith(key.toLowerCase().slice(0, 4))) ? best : undefined
+}
+
+/**
+ * Reject option keys an op does not know (a misspelt `keepdim`, `axes` for `axis`, an option of another op): an
+ * `ArgumentError` naming the op and the key and suggesting the closest valid name. Keys whose value is `undefined`
+ * are ignored (spreading `{ ...opts, x: undefined }` stays legal). Returns `opts`.
+ *
+ * ```ts
+ * knownOptions('sum', { axis: 0, keepdim: true }, ['axis', 'keepDims'])
+ * // ArgumentError: sum: keepdim: unknown option (did you mean keepDims?), expected one of axis, keepDims
+ * ```
+ */
+export function knownOptions<T>(op: string, opts: T, allowed: readonly string[]): T {
+  if (opts === null || typeof opts !== 'object') return opts
+  for (const key of Object.keys(opts)) {
+    if (allowed.includes(key) || (opts as Record<string, unknown>)[key] === undefined) continue
+    const near = closestName(key, allowed)
+    throw new ArgumentError(
+      { op, arg: key, expected: allowed.length ? `one of ${allowed.join(', ')}` : 'no options', actual: key },
+      `unknown option${near ? ` (did you mean ${near}?)` : ''}`,
+    )
+  }
+  return opts
 }

@@ -23,6 +23,7 @@ import {
   type Tensor,
 } from '@heed/tensor'
 import { checkGrad, prng, randomArray, randomTensor, sizeOf, suiteBackends } from './helpers/numeric.js'
+import { eachBackend } from './helpers/backends.js'
 
 const rand = prng(7001)
 const randInt = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1))
@@ -59,7 +60,7 @@ function refScatterAdd(v: readonly number[], shape: readonly number[], idx: read
   return out
 }
 
-/** Stable sort of each lane, NaN last: the contract of sort, argsort and topk. */
+/** Stable sort of each lane, NaN the largest value (PyTorch: last ascending, first descending): the contract of sort, argsort and topk. */
 function refSort(v: readonly number[], shape: readonly number[], axis: number, descending: boolean, k = shape[axis]!): { values: number[]; indices: number[] } {
   const { outer, n, inner } = around(shape, axis)
   const values = new Array<number>(outer * k * inner)
@@ -76,7 +77,7 @@ function refSort(v: readonly number[], shape: readonly number[], axis: number, d
         while (p > 0 && (descending ? sorted[p - 1]!.x < e.x : sorted[p - 1]!.x > e.x)) p--
         sorted.splice(p, 0, e)
       }
-      const all = [...sorted, ...nan]
+      const all = descending ? [...nan, ...sorted] : [...sorted, ...nan]
       for (let j = 0; j < k; j++) {
         values[(o * k + j) * inner + i] = all[j]!.x
         indices[(o * k + j) * inner + i] = all[j]!.j
@@ -200,7 +201,7 @@ for (const backend of suiteBackends())
       t.equal(memory().tensors, base)
     })
 
-    t.test('sort and argsort: stable, NaN last', async t => {
+    t.test('sort and argsort: stable, NaN the largest value', async t => {
       const base = memory().tensors
       for (let trial = 0; trial < 12; trial++) {
         const rank = randInt(1, 3)
@@ -227,7 +228,7 @@ for (const backend of suiteBackends())
       const s = sort(x)
       t.same(data(s), [-Infinity, -0, 0, 1, 1, 3, Infinity, NaN])
       const i = argsort(x, { descending: true })
-      t.same(data(i), [4, 0, 3, 5, 6, 7, 1, 2])
+      t.same(data(i), [2, 4, 0, 3, 5, 6, 7, 1], 'descending: NaN first (the largest, as in PyTorch)')
       const xi = tensor(Int32Array.from([2, -1, 2, 0]), [4], 'int32')
       const si = sort(xi)
       t.same(data(si), [-1, 0, 2, 2])
@@ -339,4 +340,25 @@ for (const backend of suiteBackends())
 
 t.teardown(() => {
   if (memory().tensors !== baseline) console.error(`indexing: ${memory().tensors - baseline} tensors leaked`)
+})
+
+void eachBackend(t, 'index checks before dispatch: the same typed error on every backend, and topk ranks NaN highest', async t => {
+  const x = tensor([1, 2, 3, 4], [4])
+  for (const [name, f] of [
+    ['gather past the end', () => gather(x, tensor([5], [1], 'int32'))],
+    ['gather negative', () => gather(x, tensor([-1], [1], 'int32'))],
+    ['take flat past the end', () => take(x, tensor([4], [1], 'int32'))],
+    ['oneHot index ≥ depth', () => oneHot(tensor([3], [1], 'int32'), 3)],
+    ['oneHot depth 0', () => oneHot(tensor([0], [1], 'int32'), 0)],
+  ] as const)
+    t.throws(f, ValueError, name)
+  // the device is still usable, and a device-computed index never reads out of bounds
+  const y = gather(x, tensor([3, 0], [2], 'int32'))
+  t.same(Array.from(await y.data()), [4, 1], 'a valid gather after the errors')
+  const { values, indices } = topk(tensor([1, NaN, 3, 2], [4]), 2)
+  t.ok(Number.isNaN((await values.data())[0]!), 'NaN first with largest')
+  t.same(Array.from(await indices.data()), [1, 2])
+  const low = topk(tensor([1, NaN, 3, 2], [4]), 2, { largest: false })
+  t.same(Array.from(await low.indices.data()), [0, 3], 'NaN last with largest: false')
+  for (const u of [x, y, values, indices, low.values, low.indices]) u.dispose()
 })

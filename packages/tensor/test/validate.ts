@@ -1,5 +1,26 @@
 import t from 'tap'
-import { finiteNumber, inRange, intAtLeast, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, ValueError } from '@heed/tensor'
+import {
+  ArgumentError,
+  checkAllocation,
+  closestName,
+  cumsum,
+  finiteNumber,
+  inRange,
+  intAtLeast,
+  knownOptions,
+  matmul,
+  mean,
+  nonNegativeInt,
+  nonNegativeNumber,
+  positiveInt,
+  positiveNumber,
+  softmax,
+  sum,
+  tensor,
+  ValueError,
+  variance,
+  zeros,
+} from '@heed/tensor'
 
 t.test('each check returns its value or throws a ValueError naming op, argument, expected and actual', async t => {
   t.equal(positiveInt('f', 'n', 3), 3)
@@ -27,4 +48,40 @@ t.test('each check returns its value or throws a ValueError naming op, argument,
   ]
   for (const [fn, message, actual] of cases) t.throws(fn, { name: 'ValueError', message, op: 'f', actual }, message)
   t.throws(() => positiveInt('f', 'n', -2), ValueError)
+})
+
+t.test('knownOptions rejects unknown keys, naming op and key and suggesting the closest name', async t => {
+  const o = { axis: 0, keepDims: true }
+  t.equal(knownOptions('sum', o, ['axis', 'keepDims']), o)
+  t.same(knownOptions('sum', { axis: 0, extra: undefined }, ['axis']), { axis: 0, extra: undefined }, 'undefined values are ignored')
+  t.throws(() => knownOptions('sum', { axis: 0, keepdim: true }, ['axis', 'keepDims']), { name: 'ArgumentError', op: 'sum', arg: 'keepdim', message: /did you mean keepDims\?/ })
+  t.throws(() => knownOptions('sum', { axes: 1 }, ['axis', 'keepDims']), { name: 'ArgumentError', arg: 'axes', message: /did you mean axis\?/ })
+  t.throws(() => knownOptions('f', { zzzzzz: 1 }, ['axis']), { name: 'ArgumentError', message: /^f: zzzzzz: unknown option, expected one of axis/ }, 'no suggestion when nothing is close')
+  t.equal(closestName('causl', ['causal', 'mask']), 'causal')
+  t.equal(closestName('q', ['causal', 'mask']), undefined)
+})
+
+t.test('reductions and softmax reject misspelt options', async t => {
+  const x = tensor([1, 2, 3, 4, 5, 6], [2, 3])
+  t.throws(() => sum(x, { axis: 0, keepdim: true } as never), { name: 'ArgumentError', arg: 'keepdim' })
+  t.throws(() => sum(x, { axes: 1 } as never), { name: 'ArgumentError', arg: 'axes' })
+  t.throws(() => mean(x, { dim: 1 } as never), ArgumentError)
+  t.throws(() => variance(x, { ddof: 1 } as never), { name: 'ArgumentError', message: /expected one of axis, keepDims, correction/ })
+  t.throws(() => softmax(x, { dim: -1 } as never), ArgumentError)
+  t.throws(() => cumsum(x, { axis: 0, reversed: true } as never), { name: 'ArgumentError', message: /did you mean reverse\?/ })
+  t.same(sum(x, { axis: 0, keepDims: true }).shape, [1, 3])
+  x.dispose()
+})
+
+t.test('out-of-range integers and oversized tensors are typed errors, not wraps or RangeErrors', async t => {
+  t.throws(() => tensor([3e9], undefined, 'int32'), { name: 'ValueError', op: 'tensor', arg: 'data[0]' })
+  t.throws(() => tensor([-1], undefined, 'uint32'), { name: 'ValueError', op: 'tensor' })
+  t.throws(() => tensor([1, NaN], undefined, 'int32'), { name: 'ValueError', arg: 'data[1]' })
+  const ok = tensor([1.7, -(2 ** 31), 2 ** 31 - 1], undefined, 'int32')
+  t.same(Array.from(ok.dataSync()), [1, -(2 ** 31), 2 ** 31 - 1], 'in range: the integer part, as before')
+  ok.dispose()
+  t.throws(() => zeros([1e6, 1e6]), { name: 'ValueError', op: 'full', arg: 'shape', message: /too large to allocate/ })
+  t.throws(() => matmul(zeros([1e5, 1]), zeros([1, 1e5])), { name: 'ValueError', op: 'matmul', message: /too large to allocate/ })
+  t.throws(() => checkAllocation('f', 'n', 2 ** 30, 'float64'), ValueError)
+  t.doesNotThrow(() => checkAllocation('f', 'n', 2 ** 20, 'float64'))
 })

@@ -1,4 +1,4 @@
-import { allocArray, castValue, isDType, type DType } from '../dtype.js'
+import { allocArray, castValue, checkAllocation, isDType, type DType } from '../dtype.js'
 import { DTypeError, ValueError } from '../errors.js'
 import { fromValues } from '../engine.js'
 import { assertShape, sizeOf, type Shape } from '../shape.js'
@@ -23,7 +23,8 @@ export function full<const S extends Shape, D extends DType = 'float32'>(shape: 
   assertShape('full', 'shape', shape)
   if (typeof value !== 'number') throw new ValueError({ op: 'full', arg: 'value', expected: 'a number', actual: typeof value })
   const dt = checkDType('full', opts.dtype)
-  const v = allocArray(dt, sizeOf(shape))
+  checkAllocation('full', 'shape', sizeOf(shape), dt)
+  const v = allocArray(dt, sizeOf(shape), 'full')
   v.fill(castValue(dt, value))
   return fromValues(v, shape, dt, opts.backend) as Tensor<D, S>
 }

@@ -1,6 +1,6 @@
 import { either as E } from 'fp-ts'
 import { allocArray, castValue, isDType, type AnyTypedArray, type DType } from '../dtype.js'
-import { ArgumentError, DTypeError, HeedError, ParseError, ShapeError } from '../errors.js'
+import { ArgumentError, DTypeError, HeedError, ParseError, ShapeError, ValueError } from '../errors.js'
 import { fromValues } from '../engine.js'
 import { sizeOf, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
@@ -77,10 +77,21 @@ export function toHost(op: string, data: TensorData, shape: Shape | undefined, d
       throw new ShapeError({ op, arg: 'shape', expected: `a shape with ${flat.length} elements`, actual: sh })
   }
   const n = sizeOf(sh)
-  const values = allocArray(dt, n)
+  const values = allocArray(dt, n, op)
+  if (dt === 'int32' || dt === 'uint32') for (let i = 0; i < flat.length; i++) intInRange(op, dt, flat[i]!, i)
   if (flat.length === 1 && n !== 1) values.fill(castScalar(dt, flat[0]!))
   else for (let i = 0; i < n; i++) values[i] = castScalar(dt, flat[i]!)
   return { values, shape: sh, dtype: dt }
+}
+
+/**
+ * An integer dtype holds the value's integer part when it fits: out of range (3e9 as int32, −1 as uint32), NaN or
+ * ±∞ is a ValueError rather than a silent wrap (PyTorch: "value cannot be converted to type int32 without overflow").
+ */
+function intInRange(op: string, dt: 'int32' | 'uint32', x: number, i: number): void {
+  const v = Math.trunc(x)
+  const [lo, hi] = dt === 'int32' ? [-(2 ** 31), 2 ** 31 - 1] : [0, 2 ** 32 - 1]
+  if (!(v >= lo && v <= hi)) throw new ValueError({ op, arg: `data[${i}]`, expected: `a value in [${lo}, ${hi}] for ${dt}`, actual: x }, `value does not fit ${dt} without overflow`)
 }
 
 // castValue rounds float16 once from float64; storing into its Float32Array host buffer would round twice.

@@ -9,14 +9,17 @@ import { guard } from '../typed.js'
 import { reshape } from './reshape.js'
 
 /**
- * @internal index tensors are int32 or uint32 with every value in [0, n). Values are checked where the backend
- * can read them synchronously (cpu); device backends skip the read rather than stall the queue on it.
+ * @internal index tensors are int32 or uint32 with every value in [0, n). Values are checked before dispatch where
+ * the backend can read them synchronously (cpu) or still holds their host upload (WebGPU indices made on the host),
+ * so the same call raises the same error on every backend. Indices computed on a device are not read back (that
+ * would stall its queue): the WebGPU kernels never read out of bounds for them (a gather gives zeros there).
  */
 export function checkIndices(op: string, arg: string, idx: Tensor, n: number, what: string): void {
   if (idx.dtype !== 'int32' && idx.dtype !== 'uint32')
     throw new DTypeError({ op, arg, expected: 'int32 or uint32 indices', actual: idx.dtype }, 'cast float indices explicitly')
   idx.assertLive(op)
-  const v = idx.storage.backend.readSync(idx.storage.dataId, idx.dtype, idx.size)
+  const b = idx.storage.backend
+  const v = b.readSync(idx.storage.dataId, idx.dtype, idx.size) ?? b.hostIntegers?.(idx.storage.dataId)
   if (v === undefined) return
   for (let i = 0; i < v.length; i++) {
     const k = v[i]!

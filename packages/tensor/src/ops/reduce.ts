@@ -5,6 +5,7 @@ import { runOp1 } from '../op.js'
 import { Kernel } from '../kernelContract.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
+import { knownOptions } from '../validate.js'
 import { reshape } from './reshape.js'
 import { assertNonEmpty, axesOf, boolOption, checkDType, counts, parseReduce, type ReduceOptions } from './reduceInternal.js'
 
@@ -103,7 +104,7 @@ export const argmin: <D extends DType>(x: Tensor<D>, opts?: ReduceOptions) => Te
 const momentImpl =
   (name: 'variance' | 'std') =>
   (x: Tensor, opts: VarianceOptions): Tensor => {
-    const { axes, keepDims } = parseReduce(name, x, opts, 'float')
+    const { axes, keepDims } = parseReduce(name, x, opts, 'float', ['correction'])
     const correction = opts.correction ?? 0
     if (typeof correction !== 'number') throw new ArgumentError({ op: name, arg: 'correction', expected: 'a number', actual: typeof correction })
     if (!Number.isFinite(correction) || correction < 0)
@@ -125,6 +126,7 @@ export const std: ReduceOp<VarianceOptions> = reduceOp('std', momentImpl('std'))
 // ---- cumsum ----------------------------------------------------------------------------------------------------
 
 const cumsumImpl = (x: Tensor, opts: CumsumOptions): Tensor => {
+  knownOptions('cumsum', opts, ['axis', 'reverse', 'exclusive'])
   checkDType('cumsum', x, 'numeric')
   const reverse = boolOption('cumsum', 'reverse', opts.reverse)
   const exclusive = boolOption('cumsum', 'exclusive', opts.exclusive)

@@ -2,6 +2,7 @@ import { isFloat } from '../dtype.js'
 import { ArgumentError, AxisError, DTypeError, ValueError } from '../errors.js'
 import { normAxes, reducedShape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
+import { knownOptions } from '../validate.js'
 
 /**
  * @internal validation helpers shared by the reduction and softmax ops (and their gradient rules). Kept out of reduce.ts so
@@ -67,8 +68,11 @@ interface Parsed {
   keepDims: boolean
 }
 
-/** @internal validate `x` and the common reduce options. */
-export function parseReduce(op: string, x: Tensor, opts: ReduceOptions, domain: Domain): Parsed {
+const REDUCE_OPTIONS = ['axis', 'keepDims'] as const
+
+/** @internal validate `x` and the common reduce options (`extra`: the op's own option names beyond axis and keepDims). */
+export function parseReduce(op: string, x: Tensor, opts: ReduceOptions, domain: Domain, extra: readonly string[] = []): Parsed {
+  knownOptions(op, opts, [...REDUCE_OPTIONS, ...extra])
   checkDType(op, x, domain)
   return { axes: axesOf(op, opts.axis, x.rank), keepDims: boolOption(op, 'keepDims', opts.keepDims) }
 }

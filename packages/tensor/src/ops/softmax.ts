@@ -4,6 +4,7 @@ import { Kernel } from '../kernelContract.js'
 import type { Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
+import { knownOptions } from '../validate.js'
 import { axesOf, checkDType, parseReduce, type ReduceOptions } from './reduceInternal.js'
 
 export interface SoftmaxOptions {
@@ -26,6 +27,7 @@ export const logSumExp: <D extends DType>(x: Tensor<D>, opts?: ReduceOptions) =>
 })
 
 const softmaxAxes = (op: string, x: Tensor, opts: SoftmaxOptions): number[] => {
+  knownOptions(op, opts, ['axis'])
   checkDType(op, x, 'float')
   return axesOf(op, opts.axis ?? -1, x.rank)
 }

@@ -38,13 +38,13 @@ const argsortImpl = (x: Tensor, opts: SortOptions = {}): Tensor => {
   return indices
 }
 
-/** Sorted copy along `axis` (default -1). Stable; NaN sorts last in either order. The gradient follows the permutation. */
+/** Sorted copy along `axis` (default -1). Stable; NaN is the largest value, as in PyTorch (last ascending, first with `descending`). The gradient follows the permutation. */
 export const sort: <D extends DType, S extends Shape>(x: Tensor<D, S>, opts?: SortOptions) => Tensor<D, S> = guard('sort', {
   Tensor: (x: Tensor) => sortImpl(x),
   'Tensor, Object': sortImpl,
 })
 
-/** int32 positions that sort `x` along `axis` (default -1); stable, NaN last, as `sort`. Not differentiable. */
+/** int32 positions that sort `x` along `axis` (default -1); stable, NaN the largest value, as `sort`. Not differentiable. */
 export const argsort: <S extends Shape>(x: Tensor<DType, S>, opts?: SortOptions) => Tensor<'int32', S> = guard('argsort', {
   Tensor: (x: Tensor) => argsortImpl(x),
   'Tensor, Object': argsortImpl,

@@ -25,7 +25,7 @@ const topkImpl = (x: Tensor, k: number, opts: TopKOptions = {}): { values: Tenso
 
 /**
  * The k largest (or smallest) entries along `axis` (default -1), sorted, with their int32 positions. Ties keep
- * the lower index first; NaN ranks last in either order, so it is picked only when nothing else is left. The
+ * the lower index first; NaN ranks as the largest value, as in PyTorch (first with `largest`, last otherwise). The
  * gradient flows to `values` and is scattered back through `indices`.
  */
 export const topk: <D extends DType>(x: Tensor<D>, k: number, opts?: TopKOptions) => { values: Tensor<D>; indices: Tensor<'int32'> } = guard('topk', {

@@ -1,12 +1,16 @@
 /// <reference types="@webgpu/types" preserve="true" />
 import type { Attrs, Backend, DataId, TensorInfo } from '../../backend.js'
 import { f16BitsToF32, f16Round, f32ToF16Bits, type AnyTypedArray, type DType } from '../../dtype.js'
-import { BackendError, DeviceLostError } from '../../errors.js'
+import { BackendError, DeviceLostError, ValueError } from '../../errors.js'
 import { sizeOf, type Shape } from '../../shape.js'
 import type { GpuDeviceInfo } from './device.js'
 import { storageBytes, storageType, type StorageType } from './dtypes.js'
 import type { DispatchSpec, GpuData, GpuTensor, WebGpuContext, WebGpuKernel } from './types.js'
 import { webgpuKernels } from './kernels/index.js'
+import { Kernel } from '../../kernelContract.js'
+
+/** Largest integer upload whose host values are kept for index checks (4 MiB of int32). */
+const HOST_INTEGERS = 1 << 20
 
 // GPUBufferUsage / GPUMapMode values, spelled out so nothing global has to be installed in Node.
 const STORAGE = 0x80
@@ -23,6 +27,12 @@ const MAX_PENDING_DISPATCHES = 64
 const MAX_CACHED_UNIFORMS = 4096
 const MAX_CACHED_CONSTANTS = 1024
 const MAX_CACHED_BIND_GROUPS = 8192
+/**
+ * Compiled pipelines kept (least recently used evicted). Shader text depends only on what changes the code
+ * (dtypes, tile sizes, a mask's structure), never on per-step values, so a model needs a few dozen; the bound
+ * keeps a caller that does put a changing value into a key from growing memory and compile time without limit.
+ */
+const MAX_CACHED_PIPELINES = 512
 const MAX_BIND_GROUPS_WITHOUT_YIELD = 20_000
 const sizeClass = (bytes: number): number => Math.max(16, 2 ** Math.ceil(Math.log2(Math.max(bytes, 1))))
 
@@ -40,6 +50,9 @@ export class WebGpuBackend implements Backend, WebGpuContext {
   // Dispatch by name erases each kernel's attrs type (WebGpuKernel<never> accepts any of them), as on the CPU.
   readonly #kernels: Map<string, WebGpuKernel<never>>
   readonly #pipelines = new Map<string, GPUComputePipeline>()
+  /** A number per compiled pipeline: bind groups are keyed by it, so an evicted pipeline's groups are never reused. */
+  readonly #pipelineIds = new WeakMap<GPUComputePipeline, number>()
+  #pipelinesCompiled = 0
   /** Buffers free since before the last submit: safe for anything, including queue.writeBuffer uploads. */
   readonly #pool = new Map<number, GPUBuffer[]>()
   /**
@@ -120,6 +133,11 @@ export class WebGpuBackend implements Backend, WebGpuContext {
     this.#assertAlive('allocate')
     const st = storageType(dtype, this.f16)
     const bytes = Math.ceil((size * storageBytes(st)) / 4) * 4
+    // checked before createBuffer: an oversized buffer would fail later, asynchronously, as an OperationError on
+    // read; this way the call fails at once and the device stays usable (the engine names the op)
+    const limit = Math.min(this.device.limits.maxBufferSize, this.device.limits.maxStorageBufferBindingSize)
+    if (!(bytes <= limit))
+      throw new ValueError({ op: 'allocate', arg: 'size', expected: `at most ${limit} bytes per buffer on this WebGPU device`, actual: `${size} ${dtype} elements (${bytes} bytes)` }, 'tensor too large to allocate')
     this.#live++
     this.#liveBytes += bytes
     const usage = STORAGE | COPY_SRC | COPY_DST
@@ -166,13 +184,23 @@ export class WebGpuBackend implements Backend, WebGpuContext {
   }
 
   allocate(dtype: DType, size: number, values?: AnyTypedArray): DataId {
-    if (size === 1 && values !== undefined && values.length === 1) return this.#constant(dtype, values[0]!)
+    if (size === 1 && values !== undefined && values.length === 1) {
+      const c = this.#constant(dtype, values[0]!)
+      if (dtype === 'int32' || dtype === 'uint32') c.host ??= values.slice()
+      return c
+    }
     const d = this.#newData(dtype, size, values !== undefined)
     if (values !== undefined && size > 0) {
       const enc = this.#encode(dtype, d.st, values)
       this.device.queue.writeBuffer(d.buffer, 0, enc.buffer, enc.byteOffset, Math.ceil(enc.byteLength / 4) * 4)
+      // index tensors are mostly made on the host: keep their values so gather/oneHot can check them before dispatch
+      if ((dtype === 'int32' || dtype === 'uint32') && size <= HOST_INTEGERS) d.host = values.slice(0, size)
     }
     return d
+  }
+
+  hostIntegers(dataId: DataId): AnyTypedArray | undefined {
+    return (dataId as GpuData).host
   }
 
   write(dataId: DataId, values: AnyTypedArray): void {
@@ -181,6 +209,7 @@ export class WebGpuBackend implements Backend, WebGpuContext {
     // pending commands may still read the old contents; queue them first
     this.flush()
     const dtype: DType = d.st === 'f16' ? 'float16' : d.st === 'f32' ? 'float32' : d.st === 'i32' ? 'int32' : 'uint32'
+    d.host = undefined
     const enc = this.#encode(dtype, d.st, values)
     this.device.queue.writeBuffer(d.buffer, 0, enc.buffer, enc.byteOffset, Math.ceil(enc.byteLength / 4) * 4)
   }
@@ -287,11 +316,17 @@ export class WebGpuBackend implements Backend, WebGpuContext {
 
   #pipeline(key: string, code: () => string): GPUComputePipeline {
     let p = this.#pipelines.get(key)
-    if (!p) {
-      const module = this.device.createShaderModule({ code: code(), label: key })
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key })
+    if (p) {
+      // refresh LRU order
+      this.#pipelines.delete(key)
       this.#pipelines.set(key, p)
+      return p
     }
+    const module = this.device.createShaderModule({ code: code(), label: key })
+    p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key })
+    this.#pipelineIds.set(p, this.#pipelinesCompiled++)
+    this.#pipelines.set(key, p)
+    if (this.#pipelines.size > MAX_CACHED_PIPELINES) this.#pipelines.delete(this.#pipelines.keys().next().value!)
     return p
   }
 
@@ -327,7 +362,8 @@ export class WebGpuBackend implements Backend, WebGpuContext {
    */
   #bindGroup(spec: DispatchSpec, pipeline: GPUComputePipeline): GPUBindGroup {
     const bufs = [...spec.inputs, ...spec.outputs].map(t => t.data)
-    let key = spec.key
+    // keyed by the pipeline object, not its cache key: a recompiled pipeline has a new layout ('auto')
+    let key = `p${this.#pipelineIds.get(pipeline)}`
     for (const d of bufs) key += `|${this.#bufferId(d.buffer)}:${d.bytes}`
     let uniform: GPUBuffer | undefined
     if (spec.uniforms) {
@@ -403,6 +439,8 @@ export class WebGpuBackend implements Backend, WebGpuContext {
     if (!k) throw new BackendError({ op: kernel, actual: 'webgpu' }, 'no such kernel')
     for (const i of inputs) if (i.dtype === 'float64') storageType(i.dtype, this.f16, kernel)
     const ins: GpuTensor[] = inputs.map(i => ({ data: i.dataId as GpuData, shape: i.shape, dtype: i.dtype }))
+    // the one mutating kernel: its destination's host copy (if any) is stale from here on
+    if (kernel === Kernel.WriteSlice && ins[0] && !ins[0].data.constant) ins[0].data.host = undefined
     this.#currentKernel = kernel
     const result = k(this, ins, attrs as never)
     const outs = Array.isArray(result) ? (result as readonly GpuTensor[]) : [result as GpuTensor]
@@ -413,12 +451,22 @@ export class WebGpuBackend implements Backend, WebGpuContext {
     return { buffers: this.#live, bytes: this.#liveBytes }
   }
 
-  /** Pool statistics: buffers ever created and buffers waiting in pools (for leak tests). */
-  poolStats(): { created: number; pooled: number; pendingRelease: number; bindGroups: number } {
+  /**
+   * Pool statistics: buffers ever created and buffers waiting in pools, bind groups made, pipelines compiled and
+   * cached (for leak tests: a steady loop compiles nothing new after its first iteration).
+   */
+  poolStats(): { created: number; pooled: number; pendingRelease: number; bindGroups: number; pipelinesCompiled: number; pipelinesCached: number } {
     let pooled = 0
     for (const l of this.#pool.values()) pooled += l.length
     for (const l of this.#hot.values()) pooled += l.length
-    return { created: this.#allocated, pooled, pendingRelease: this.#releaseAfterSubmit.length, bindGroups: this.#bindGroupsMade }
+    return {
+      created: this.#allocated,
+      pooled,
+      pendingRelease: this.#releaseAfterSubmit.length,
+      bindGroups: this.#bindGroupsMade,
+      pipelinesCompiled: this.#pipelinesCompiled,
+      pipelinesCached: this.#pipelines.size,
+    }
   }
 
   beginProfile(): void {

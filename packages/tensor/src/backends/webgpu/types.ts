@@ -1,6 +1,6 @@
 /// <reference types="@webgpu/types" preserve="true" />
 import type { Attrs } from '../../backend.js'
-import type { DType } from '../../dtype.js'
+import type { AnyTypedArray, DType } from '../../dtype.js'
 import type { KernelAttrs, KernelName } from '../../kernelContract.js'
 import type { Shape } from '../../shape.js'
 import type { GpuDeviceInfo } from './device.js'
@@ -19,6 +19,8 @@ export interface GpuData {
   readonly bytes: number
   /** A cached scalar constant: shared by every tensor of that value, never written, never recycled. */
   readonly constant?: true
+  /** The host values of an int32/uint32 upload (up to HOST_INTEGERS elements), until the buffer is written again. */
+  host?: AnyTypedArray | undefined
 }
 
 /** What a WebGPU kernel sees of a tensor. */

@@ -12,8 +12,8 @@ function around(shape: Shape, axis: number): { outer: number; n: number; inner: 
 }
 
 /**
- * Order of one lane: ascending or descending, NaN last either way, ties by position (a stable sort), so
- * topk, sort and argsort agree with each other on every backend.
+ * Order of one lane: ascending or descending, NaN the largest value (PyTorch: last ascending, first descending,
+ * so topk picks it first), ties by position (a stable sort), so topk, sort and argsort agree on every backend.
  */
 function laneOrder(lane: Float64Array, descending: boolean): number[] {
   const order = Array.from({ length: lane.length }, (_, i) => i)
@@ -22,7 +22,7 @@ function laneOrder(lane: Float64Array, descending: boolean): number[] {
     const b = lane[j]!
     const na = Number.isNaN(a)
     const nb = Number.isNaN(b)
-    if (na || nb) return na === nb ? i - j : na ? 1 : -1
+    if (na || nb) return na === nb ? i - j : (na ? 1 : -1) * (descending ? -1 : 1)
     if (a !== b) return (a < b) !== descending ? -1 : 1
     return i - j
   })

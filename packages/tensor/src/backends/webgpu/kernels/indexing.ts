@@ -96,7 +96,7 @@ ${main(`  let c = i % p.depth;
 
 /**
  * Sort by rank: element j of a lane lands at position rank(j) = #{i : i orders before j}, with "before" the
- * CPU's comparator (ascending or descending, NaN last either way, ties by position). That order is total, so
+ * CPU's comparator (ascending or descending, NaN the largest value as in PyTorch, ties by position). That order is total, so
  * ranks are a permutation and the result is the CPU's stable sort exactly, with no merging passes and no
  * cross-invocation writes. A workgroup ranks WG elements of one lane, streaming the lane through workgroup
  * memory a tile at a time; the work is O(n²) per lane but spread over n invocations, which beats a serial
@@ -126,7 +126,8 @@ ${
   isF
     ? `  let na = is_nan(a);
   let nb = is_nan(b);
-  if (na || nb) { return select(!na, i < j, na == nb); }
+  // NaN is the largest value (PyTorch): last ascending, first descending
+  if (na || nb) { return select(select(!na, na, p.desc != 0u), i < j, na == nb); }
 `
     : ''
 }  if (a != b) { return select((a < b), (a > b), p.desc != 0u); }
