@@ -4,6 +4,7 @@ import { mask as masks, type Mask } from './mask.js'
 import { rope, type RopeOptions } from './rope.js'
 import type { ScoreMod } from './scoreMod.js'
 import { scaledDotProductAttention, type AttentionResult } from './sdpa.js'
+import { knownOptions } from '@heed/tensor'
 
 /**
  * What a layer passes to a pluggable attention operator: the sdpa options over absolute positions. Masks and score
@@ -166,6 +167,11 @@ export function asBatched(op: string, x: Tensor, dModel: number): { x3: Tensor; 
  */
 export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAttention {
   const op = 'multiHeadAttention'
+  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ dModel, heads, … }', actual: opts === null ? 'null' : typeof opts })
+  knownOptions(op, opts, ['dModel', 'heads', 'kvHeads', 'headDim', 'rope', 'scale', 'attention'])
+  if (opts.rope !== undefined && typeof opts.rope !== 'boolean' && (opts.rope === null || typeof opts.rope !== 'object'))
+    throw new ArgumentError({ op, arg: 'rope', expected: 'a boolean or { base, style }', actual: opts.rope === null ? 'null' : typeof opts.rope === 'string' ? `'${opts.rope}'` : typeof opts.rope })
+  if (typeof opts.rope === 'object') knownOptions(`${op}: rope`, opts.rope, ['base', 'style'])
   const dModel = positiveInt(op, 'dModel', opts.dModel)
   const heads = positiveInt(op, 'heads', opts.heads)
   const kvHeads = positiveInt(op, 'kvHeads', opts.kvHeads ?? heads)
@@ -188,6 +194,7 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
 
   const forward = (params: MhaParams, x: Tensor, fo: ForwardOptions = {}): Tensor => {
     const fop = 'multiHeadAttention.forward'
+    knownOptions(fop, fo, ['positions', 'cache', 'causal', 'mask', 'scoreMod', 'operatorParams'])
     const unbatched = x.rank === 2
     const [B, T] = scope(() => asBatched(fop, x, dModel).x3.shape) as readonly number[] as [number, number]
     const cache = fo.cache

@@ -1,4 +1,4 @@
-import { ArgumentError, DTypeError, kernelOp, ShapeError, ValueError, zerosLike, type GradFn, type Tensor } from '@heed/tensor'
+import { ArgumentError, DTypeError, isTensor, kernelOp, knownOptions, ShapeError, ValueError, zerosLike, type GradFn, type Tensor } from '@heed/tensor'
 import { AttentionKernel, type AttentionAttrs } from './kernels/attrs.js'
 import { ensureAttentionKernels } from './kernels/register.js'
 import { Mask, mask as masks } from './mask.js'
@@ -32,9 +32,12 @@ export interface AttentionResult {
 }
 
 const OP = 'scaledDotProductAttention'
+const SDPA_OPTIONS = ['scale', 'causal', 'queryOffset', 'keyOffset', 'mask', 'scoreMod', 'blockSize', 'headOffset', 'input', 'params']
 
 /** @internal resolve options into kernel attrs (shared with observation, which recomputes scores). */
 export function attentionAttrs(q: Tensor, k: Tensor, opts: SdpaOptions): AttentionAttrs {
+  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op: OP, arg: 'opts', expected: 'an options object', actual: opts === null ? 'null' : typeof opts })
+  if (opts.causal !== undefined && typeof opts.causal !== 'boolean') throw new ArgumentError({ op: OP, arg: 'causal', expected: 'a boolean', actual: typeof opts.causal })
   const D = q.shape[3]!
   const Tq = q.shape[2]!
   const Tk = k.shape[2]!
@@ -55,6 +58,8 @@ export function attentionAttrs(q: Tensor, k: Tensor, opts: SdpaOptions): Attenti
 
 /** @internal shape and dtype checks shared by every attention entry point. */
 export function checkQkv(op: string, q: Tensor, k: Tensor, v: Tensor): void {
+  for (const [arg, t] of [['q', q], ['k', k], ['v', v]] as const)
+    if (!isTensor(t)) throw new ArgumentError({ op, arg, expected: 'a Tensor [B, H, T, D]', actual: t === null ? 'null' : Array.isArray(t) ? 'an array' : typeof t })
   for (const [arg, t] of [['q', q], ['k', k], ['v', v]] as const)
     if (t.rank !== 4) throw new ShapeError({ op, arg, expected: 'rank 4 [B, H, T, D]', actual: t.shape })
   if (!['float32', 'float16', 'float64'].includes(q.dtype)) throw new DTypeError({ op, arg: 'q', expected: 'a float dtype', actual: q.dtype })
@@ -97,6 +102,8 @@ const attentionGrad: GradFn<AttentionAttrs> = (dys, { inputs, outputs, attrs }) 
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions = {}): AttentionResult {
   checkQkv(OP, q, k, v)
+  // the layer's AttentionFn options (headOffset, input, params) pass through operators to here, and mean nothing to it
+  knownOptions(OP, opts, SDPA_OPTIONS)
   const attrs = attentionAttrs(q, k, opts)
   ensureAttentionKernels()
   const [out, lse] = kernelOp(OP, AttentionKernel.Forward, [q, k, v], attrs, attentionGrad)

@@ -38,7 +38,7 @@ const dtypes = (backend: string): DType[] => (backend === 'webgpu' ? ['float32']
 const tolOf = (dtype: DType, backend: string) => (dtype === 'float64' ? { atol: 1e-12, rtol: 1e-12 } : backend === 'webgpu' ? { atol: 1e-5, rtol: 1e-4 } : { atol: 1e-6, rtol: 1e-6 })
 
 async function run(q: number[], k: number[], v: number[], T: number, D: number, dtype: DType, opts: SdpaOptions): Promise<{ out: Float64Array; lse: Float64Array }> {
-  const [tq, tk, tv] = [q, k, v].map(x => tensor(x, [1, 1, T, D], dtype)) as [Tensor, Tensor, Tensor]
+  const [tq, tk, tv] = [q, k, v].map(x => tensor(x, [1, 1, T, D], dtype) as Tensor) as [Tensor, Tensor, Tensor]
   const { out, lse } = scaledDotProductAttention(tq, tk, tv, opts)
   const r = { out: Float64Array.from(await out.data()), lse: Float64Array.from(await lse.data()) }
   for (const x of [tq, tk, tv, out, lse]) x.dispose()

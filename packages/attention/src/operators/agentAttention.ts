@@ -1,4 +1,4 @@
-import { finiteNumber, positiveInt, add, ArgumentError, conv1d, conv2d, matmul, mul, permute, random, reshape, scope, ShapeError, softmax, tensor, ValueError, type FloatDType, type Tensor } from '@heed/tensor'
+import { finiteNumber, knownOptions, positiveInt, add, ArgumentError, conv1d, conv2d, matmul, mul, permute, random, reshape, scope, ShapeError, softmax, tensor, ValueError, type FloatDType, type Tensor } from '@heed/tensor'
 import { checkQkv } from '../sdpa.js'
 import { repeatKvHeads } from './lightningAttention.js'
 
@@ -139,6 +139,12 @@ function depthwise(v: Tensor, dwc: AgentDwc, grid: readonly [number, number] | u
 
 function validate(q: Tensor, k: Tensor, v: Tensor, opts: AgentAttentionOptions): void {
   if (typeof opts !== 'object' || opts === null) throw new ArgumentError({ op: OP, arg: 'opts', expected: 'an options object', actual: opts })
+  // modes agent attention does not have are errors, not silently ignored options
+  const o = opts as Record<string, unknown>
+  if (o['causal'] !== undefined && o['causal'] !== false)
+    throw new ValueError({ op: OP, arg: 'causal', expected: 'false or absent (agent attention is non-causal only: its agents pool over every token)', actual: String(o['causal']) })
+  if (o['mask'] !== undefined) throw new ValueError({ op: OP, arg: 'mask', expected: 'no mask (agent attention has no per-pair scores to mask)', actual: 'a mask' })
+  knownOptions(OP, opts, ['agents', 'numAgents', 'grid', 'scale', 'agentScale', 'agentBias', 'queryBias', 'dwc', 'causal'])
   checkQkv(OP, q, k, v)
 }
 

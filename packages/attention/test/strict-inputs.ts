@@ -1,0 +1,45 @@
+/** Bad inputs to the attention entry points: typed errors naming the op and the argument, never a TypeError or a silent default. */
+import t from 'tap'
+import { ArgumentError, ShapeError, ValueError, zeros } from '@heed/tensor'
+import { agentAttention, multiHeadAttention, scaledDotProductAttention } from '@heed/attention'
+
+const q = zeros([1, 1, 4, 4])
+
+t.test('scaledDotProductAttention: missing or non-tensor arguments, unknown options', async t => {
+  const sdpa = scaledDotProductAttention as unknown as (...a: unknown[]) => unknown
+  t.throws(() => sdpa(), { name: 'ArgumentError', op: 'scaledDotProductAttention', arg: 'q' }, 'no arguments')
+  t.throws(() => sdpa(null, q, q), { name: 'ArgumentError', arg: 'q' }, 'null q')
+  t.throws(() => sdpa(q, [[1]], q), { name: 'ArgumentError', arg: 'k' }, 'a plain array as k')
+  t.throws(() => sdpa(q, q, q, null), { name: 'ArgumentError', arg: 'opts' }, 'null options')
+  t.throws(() => sdpa(q, q, q, { casual: true }), { name: 'ArgumentError', arg: 'casual', message: /did you mean causal\?/ }, 'misspelt causal')
+  t.throws(() => sdpa(q, q, q, { causal: 'yes' }), { name: 'ArgumentError', arg: 'causal' }, 'causal not a boolean')
+  const { out, lse } = scaledDotProductAttention(q, q, q, { causal: true, headOffset: 0 } as never)
+  t.same(out.shape, [1, 1, 4, 4], 'the layer options an operator passes on are accepted')
+  out.dispose()
+  lse.dispose()
+})
+
+t.test('multiHeadAttention: no options, unknown options, a bogus rope', async t => {
+  const mha = multiHeadAttention as unknown as (o?: unknown) => unknown
+  t.throws(() => mha(), { name: 'ArgumentError', op: 'multiHeadAttention', arg: 'opts' }, 'no options')
+  t.throws(() => mha(null), ArgumentError, 'null options')
+  t.throws(() => mha({ dModel: 8, heads: 2, rope: 'bogus' }), { name: 'ArgumentError', arg: 'rope' }, "rope: 'bogus'")
+  t.throws(() => mha({ dModel: 8, heads: 2, rope: { bass: 10 } }), { name: 'ArgumentError', message: /did you mean base\?/ }, 'misspelt rope option')
+  t.throws(() => mha({ dModel: 8, heads: 2, kvheads: 1 }), { name: 'ArgumentError', arg: 'kvheads', message: /did you mean kvHeads\?/ })
+  const layer = multiHeadAttention({ dModel: 8, heads: 2, rope: true })
+  const params = layer.init({ seed: 1 })
+  const x = zeros([1, 3, 8])
+  t.throws(() => layer.forward(params, x, { casual: false } as never), { name: 'ArgumentError', op: 'multiHeadAttention.forward', arg: 'casual' })
+  for (const p of Object.values(params)) p.dispose()
+  x.dispose()
+})
+
+t.test('agentAttention: causal and masks are unsupported modes, not ignored', async t => {
+  t.throws(() => agentAttention(q, q, q, { causal: true } as never), { name: 'ValueError', arg: 'causal', message: /non-causal only/ })
+  t.throws(() => agentAttention(q, q, q, { mask: {} } as never), ValueError)
+  t.throws(() => agentAttention(q, q, q, { numAgent: 2 } as never), { name: 'ArgumentError', message: /did you mean numAgents\?/ })
+  t.throws(() => agentAttention(q, zeros([1, 1, 4, 3]), q, { numAgents: 2 }), ShapeError)
+  const { out } = agentAttention(q, q, q, { numAgents: 2, causal: false } as never)
+  t.same(out.shape, [1, 1, 4, 4], 'causal: false is the mode it has')
+  out.dispose()
+})
