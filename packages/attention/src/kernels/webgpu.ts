@@ -19,10 +19,11 @@ import { AttentionKernel, attentionGeometry, type AttentionAttrs, type Attention
  *   precomputed once per row by a small kernel.
  *
  * Masks and score mods. The mask / score-mod trees compile to WGSL functions `mask_allowed(b, h, pq, pk)`,
- * `score_mod(s, b, h, pq, pk)` and `score_mod_grad(...)`. Everything that is in a node's structural key (window
- * sizes, chunk sizes, tree shape) is baked into the shader text; everything that is not (segment ids, ALiBi
- * slopes, soft-cap, bias tables, custom-mask bits) travels in one `u32` aux buffer whose header slots are
- * assigned in tree order, so the pipeline cache key is just the structural key plus the head dims. The aux
+ * `score_mod(s, b, h, pq, pk)` and `score_mod_grad(...)`. Only the tree's shape (node kinds, arity, head count)
+ * is baked into the shader text; every number (window sizes, sink counts, chunk sizes, segment ids, ALiBi slopes,
+ * soft-cap, bias tables, custom-mask bits) travels in one `u32` aux buffer whose header slots are assigned in tree
+ * order, so the pipeline cache key is the tree's shape plus the head dims. A KV cache's per-step masks (the
+ * `sinks(used)` of its written range changes every decode step) therefore reuse one pipeline. The aux
  * buffer also holds the host-computed per-(head, query tile, key tile) classification (2 bits each: none /
  * partial / full): none tiles are never loaded, full tiles skip the per-pair test. A custom (closure) mask is
  * evaluated on the host into a dense bit table, B·H·Tq·Tk/8 bytes. Custom score mods cannot run here.
@@ -85,6 +86,22 @@ const f32Bits = (x: number): number => {
 }
 
 const MASK_SIG = 'b: u32, h: u32, pq: i32, pk: i32'
+
+/** What of a mask the shader text depends on: node kinds and the tree's shape, never its sizes or counts. */
+function shapeKey(m: Mask): string {
+  const n = m.node
+  switch (n.kind) {
+    case 'and':
+    case 'or':
+      return `${n.kind}(${n.parts.map(shapeKey).join(',')})`
+    case 'not':
+      return `not(${shapeKey(n.part)})`
+    case 'perHead':
+      return `perHead(${n.heads.map(shapeKey).join(',')})`
+    default:
+      return n.kind
+  }
+}
 const MOD_SIG = 's: f32, b: u32, h: u32, pq: i32, pk: i32'
 
 function compileMask(m: Mask, pg: Program): string {
@@ -102,15 +119,18 @@ function compileMask(m: Mask, pg: Program): string {
     case 'causal':
       body = 'return pk <= pq;'
       break
+    // sizes and counts are data (aux words), not shader text: a new value must not compile a new pipeline
     case 'window':
-      body = `return abs(pq - pk) < ${n.size}i;`
+      body = `return abs(pq - pk) < i32(aux[${pg.word(n.size)}u]);`
       break
     case 'sinks':
-      body = `return pk < ${n.count}i;`
+      body = `return pk < i32(aux[${pg.word(n.count)}u]);`
       break
-    case 'chunk':
-      body = `return floor_div(pq, ${n.size}i) == floor_div(pk, ${n.size}i);`
+    case 'chunk': {
+      const w = pg.word(n.size)
+      body = `return floor_div(pq, i32(aux[${w}u])) == floor_div(pk, i32(aux[${w}u]));`
       break
+    }
     case 'segments': {
       const qs = pg.block(n.q)
       pg.word(n.q.length)
@@ -266,7 +286,7 @@ function compile(a: AttentionAttrs, geo: Geometry): Compiled {
       }
     }
   aux.set(pg.data, header + tableWords)
-  const key = `mask=${a.mask.key};mod=${a.scoreMod?.key ?? ''};hd=${pg.headDependent}`
+  const key = `mask=${shapeKey(a.mask)};mod=${a.scoreMod?.key ?? ''};hd=${pg.headDependent}`
   const wgsl = [
     ...pg.code,
     `fn mask_allowed(${MASK_SIG}) -> bool { return ${maskFn}(b, h, pq, pk); }`,
