@@ -153,8 +153,14 @@ function perPairLoss(lossType: DpoLossType, ctx: Ctx): Tensor {
   const br = mul(r, betaR)
   // u = β·s(c) − β⁻·s(r): the logistic family's argument, with f-DPO's scores s when asked for.
   const u = (): Tensor => (ctx.f === 'reverse_kl' ? sub(bc, br) : sub(mul(score(c, ctx.f, ctx.fAlpha), beta), mul(score(r, ctx.f, ctx.fAlpha), betaR)))
+  // conservative DPO's ε is the probability that a label is flipped: beyond 0.5 the preference itself flips (TRL: [0, 0.5])
+  const flipBound = (): void => {
+    if (!(eps <= 0.5))
+      throw new ValueError({ op: ctx.op, arg: 'labelSmoothing', expected: `ε in [0, 0.5] for '${lossType}' (the chance a preference label is flipped; beyond 0.5 the preference reverses)`, actual: eps })
+  }
   switch (lossType) {
     case 'sigmoid':
+      flipBound()
       return smoothedLogistic(u(), eps)
     case 'hinge':
       return relu(sub(1, u()))
@@ -194,6 +200,7 @@ function perPairLoss(lossType: DpoLossType, ctx: Ctx): Tensor {
         lossType === 'aot'
           ? sub(sort(sub(chosen.logps, rejected.logps)), sort(sub(sub(chosen.logps, c), sub(rejected.logps, r))))
           : sub(sort(c), sort(r))
+      flipBound()
       return smoothedLogistic(mul(delta, beta), eps)
     }
     case 'apo_zero':

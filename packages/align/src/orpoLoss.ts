@@ -1,4 +1,4 @@
-import { ArgumentError, add, div, exp, expm1, log, log1p, logSigmoid, maximum, mean, minimum, mul, neg, scope, stopGradient, sub, sum, where, less, type Tensor } from '@heed/tensor'
+import { ArgumentError, ValueError, add, div, exp, expm1, log, log1p, logSigmoid, maximum, mean, minimum, mul, neg, scope, stopGradient, sub, sum, where, less, type Tensor } from '@heed/tensor'
 import { positive, requireOptions } from './internal.js'
 import { preferenceMetrics, type DpoMetrics } from './dpoLoss.js'
 import { resolvePreferenceLogps, type PreferenceLogps } from './preferenceLogps.js'
@@ -48,6 +48,14 @@ export function orpoLoss(batch: PreferenceLogps, opts: OrpoLossOptions = {}): Or
     const { chosen, rejected } = resolvePreferenceLogps(op, policyOnly)
     for (const [s, arg] of [[chosen, 'chosenLengths'], [rejected, 'rejectedLengths']] as const)
       if (s.lengths === undefined) throw new ArgumentError({ op, arg, expected: 'completion lengths (ORPO averages log-probs per token), or token-level inputs with masks', actual: 'undefined' })
+    // a log-probability is ≤ 0: a positive one (logits or scores passed by mistake) makes log(1 − p) NaN. Checked
+    // where the values are host-resident (CPU); on a device the odds come out NaN instead of stalling the queue
+    for (const [s, arg] of [[chosen, 'chosenLogps'], [rejected, 'rejectedLogps']] as const)
+      if (s.logps.backend === 'cpu') {
+        const v = s.logps.dataSync()
+        for (let i = 0; i < v.length; i++)
+          if (v[i]! > 0) throw new ValueError({ op, arg: `${arg}[${i}]`, expected: 'a log-probability ≤ 0 (log-softmax of the logits, summed over the completion)', actual: v[i] }, 'ORPO takes log-probabilities, not logits')
+      }
     const nc = maximum(chosen.lengths!, 1)
     const aw = div(chosen.logps, nc)
     const al = div(rejected.logps, maximum(rejected.lengths!, 1))

@@ -10,6 +10,7 @@
 import { scaledDotProductAttention } from '@heed/attention'
 import {
   positiveInt,
+  isFloat,
   ArgumentError,
   DTypeError,
   ShapeError,
@@ -163,13 +164,18 @@ export interface HcamReadResult {
   readonly cost: { readonly selection: number; readonly chunks: number; readonly fullAttention: number }
 }
 
+/** Queries are a float [Q, D] tensor: checked first, so a wrong one is blamed, not the memory's keys. */
+function checkQueries(op: string, queries: Tensor): void {
+  if (!isTensor(queries) || queries.rank !== 2) throw new ShapeError({ op, arg: 'queries', expected: '[Q, D]', actual: isTensor(queries) ? queries.shape : queries === null ? 'null' : typeof queries })
+  if (!isFloat(queries.dtype)) throw new DTypeError({ op, arg: 'queries', expected: 'a float dtype (float32 or float64)', actual: queries.dtype })
+}
+
 /**
  * Top-k chunk attention of `queries: [Q, D]` over explicit `keys: [M, D]` and `contents: [M, C, D]`. Ties in the
  * selection keep the lower chunk index (topk's order).
  */
-export function hcamAttention(queries: Tensor, keys: Tensor, contents: Tensor, opts: HcamReadOptions, chunkEnds?: readonly number[]): HcamReadResult {
-  const op = 'hcamAttention'
-  if (!isTensor(queries) || queries.rank !== 2) throw new ShapeError({ op, arg: 'queries', expected: '[Q, D]', actual: isTensor(queries) ? queries.shape : typeof queries })
+export function hcamAttention(queries: Tensor, keys: Tensor, contents: Tensor, opts: HcamReadOptions, chunkEnds?: readonly number[], op = 'hcamAttention'): HcamReadResult {
+  checkQueries(op, queries)
   const [Q, D] = queries.shape as [number, number]
   if (keys.rank !== 2 || keys.shape[1] !== D) throw new ShapeError({ op, arg: 'keys', expected: `[M, ${D}]`, actual: keys.shape })
   const M = keys.shape[0]!
@@ -242,7 +248,7 @@ export function hcamAttention(queries: Tensor, keys: Tensor, contents: Tensor, o
 export function hcamRead(mem: HcamMemory, queries: Tensor, opts: HcamReadOptions): HcamReadResult {
   const op = 'hcamRead'
   if (!mem.keys || !mem.contents) {
-    if (!isTensor(queries) || queries.rank !== 2) throw new ShapeError({ op, arg: 'queries', expected: '[Q, D]', actual: isTensor(queries) ? queries.shape : typeof queries })
+    checkQueries(op, queries)
     positiveInt(op, 'topK', opts?.topK)
     const [Q, D] = queries.shape as [number, number]
     const k = opts.topK
@@ -254,5 +260,5 @@ export function hcamRead(mem: HcamMemory, queries: Tensor, opts: HcamReadOptions
       cost: { selection: 0, chunks: 0, fullAttention: 0 },
     }
   }
-  return hcamAttention(queries, mem.keys, mem.contents, opts, mem.ends)
+  return hcamAttention(queries, mem.keys, mem.contents, opts, mem.ends, op)
 }

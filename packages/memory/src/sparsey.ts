@@ -148,7 +148,11 @@ export function activeIndices(x: SdrInput, size: number, op = OP, arg = 'input')
   if (x instanceof Uint8Array) {
     if (x.length !== size) throw new ShapeError({ op, arg, expected: `a dense 0/1 Uint8Array of length ${size}`, actual: `length ${x.length}` })
     let n = 0
-    for (let i = 0; i < size; i++) if (x[i] !== 0) n++
+    for (let i = 0; i < size; i++) {
+      // a dense code is binary: a 2 or a 255 is data of another kind (grey levels, counts), not an active bit
+      if (x[i]! > 1) throw new ValueError({ op, arg: `${arg}[${i}]`, expected: 'a dense 0/1 Uint8Array (binary bytes)', actual: x[i] })
+      if (x[i] !== 0) n++
+    }
     const out = new Int32Array(n)
     for (let i = 0, j = 0; i < size; i++) if (x[i] !== 0) out[j++] = i
     return out

@@ -20,6 +20,8 @@
  */
 import {
   ArgumentError,
+  checkAllocation,
+  knownOptions,
   ShapeError,
   ValueError,
   add,
@@ -153,6 +155,17 @@ export class TensorBrain {
 
   constructor(config: TensorBrainConfig) {
     if (config === null || typeof config !== 'object') throw new ArgumentError({ op: OP, arg: 'config', expected: '{ entities, predicates, … }', actual: String(config) })
+    knownOptions(OP, config, ['entities', 'predicates', 'dim', 'scale', 'beta', 'alpha', 'feedback', 'dtype', 'backend', 'seed'])
+    // sizes come from the user: check what they would allocate before making names or embeddings (1e9 entities
+    // used to exhaust the heap and abort the process)
+    {
+      const d = typeof config.dim === 'number' && Number.isInteger(config.dim) && config.dim >= 1 ? config.dim : 128
+      checkAllocation(OP, 'dim', d * d, 'float64')
+      for (const [arg, v] of [['entities', config.entities], ['predicates', config.predicates]] as const) {
+        const c = typeof v === 'number' ? v : Array.isArray(v) ? v.length : 0
+        if (Number.isInteger(c) && c >= 1) checkAllocation(OP, arg, c * d, 'float64')
+      }
+    }
     const names = (arg: string, v: number | readonly string[], prefix: string): string[] => {
       if (typeof v === 'number') {
         if (!Number.isInteger(v) || v < 1) throw new ValueError({ op: OP, arg, expected: 'a positive integer or an array of names', actual: v })

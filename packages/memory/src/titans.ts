@@ -185,6 +185,16 @@ function gateVector(op: string, name: string, g: number | Tensor, T: number, dt:
   if (!isTensor(g)) throw new ArgumentError({ op, arg: `gates.${name}`, expected: 'a number or a [T] tensor', actual: typeof g })
   if (g.dtype !== dt) throw new DTypeError({ op, arg: `gates.${name}`, expected: dt, actual: g.dtype })
   if (!(g.rank === 1 && g.shape[0] === T) && g.rank !== 0) throw new ShapeError({ op, arg: `gates.${name}`, expected: `[${T}] or a scalar`, actual: g.shape })
+  // the probabilities η and α must be in [0, 1] (θ ≥ 0), as for number gates; checked where the values are
+  // host-resident (CPU), since reading a device tensor back would stall its queue
+  if (g.backend === 'cpu' && (kind === 'log' || kind === 'log1m' || name === 'theta')) {
+    const v = g.dataSync()
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i]!
+      const ok = kind === 'theta' ? Number.isFinite(x) && x >= 0 : x >= 0 && x <= 1
+      if (!ok) throw new ValueError({ op, arg: `gates.${name}[${i}]`, expected: kind === 'theta' ? 'a finite number ≥ 0' : 'a number in [0, 1]', actual: x })
+    }
+  }
   return scope(() => {
     const v = g.rank === 0 ? mul(full([T], 1, { dtype: dt, backend }), g) : reshape(g, [T])
     if (kind === 'theta') return v
@@ -453,6 +463,11 @@ export function initNeuralMemory(cfg: NeuralMemoryConfig): NeuralMemoryParams {
   const g = random.rng(cfg.seed ?? 0)
   const proj = (cols: number) => random.normal([d, cols], { dtype, std: 1 / Math.sqrt(d), rng: g })
   const gi = cfg.gateInit ?? {}
+  for (const k of ['theta', 'eta', 'alpha'] as const) {
+    const p = gi[k]
+    // the biases are logits of these probabilities: 0, 1 or beyond give ±∞ or NaN
+    if (p !== undefined && !(typeof p === 'number' && p > 0 && p < 1)) throw new ValueError({ op, arg: `gateInit.${k}`, expected: 'a probability in (0, 1)', actual: p })
+  }
   return {
     wk: proj(dk),
     wv: proj(dv),

@@ -117,3 +117,9 @@ t.test('Tensor Brain demo, reduced run', async t => {
   t.ok(r.noiseCurve[0]!.accuracy === 1)
   t.ok(r.marginalError < 0.05)
 })
+
+t.test('sizes from the user are checked before anything is allocated (no process abort)', async t => {
+  t.throws(() => new TensorBrain({ entities: 1e9, predicates: 2, dim: 1e3 }), { name: 'ValueError', op: 'TensorBrain', arg: 'entities', message: /too large to allocate/ })
+  t.throws(() => new TensorBrain({ entities: 2, predicates: 2, dim: 1e5 }), { name: 'ValueError', arg: 'dim' })
+  t.throws(() => new TensorBrain({ entities: 2, predicates: 2, dims: 8 } as never), { name: 'ArgumentError', message: /did you mean dim\?/ })
+})

@@ -1,0 +1,22 @@
+/** Out-of-range inputs to the preference losses: typed errors naming op and argument, never a silent NaN or a flipped objective. */
+import t from 'tap'
+import { ValueError, ones, tensor } from '@heed/tensor'
+import { dpoLoss, orpoLoss } from '@heed/align'
+
+const f64 = (v: number[]) => tensor(v, [v.length], 'float64')
+const batch = () => ({ chosenLogps: f64([-1, -2]), rejectedLogps: f64([-1.5, -2.5]), refChosenLogps: f64([-1.1, -2.1]), refRejectedLogps: f64([-1.4, -2.4]) })
+
+t.test('dpoLoss: labelSmoothing beyond 0.5 flips the preference, so it is an error', async t => {
+  t.throws(() => dpoLoss(batch(), { labelSmoothing: 0.7 }), { name: 'ValueError', op: 'dpoLoss', arg: 'labelSmoothing', message: /\[0, 0\.5\]/ })
+  t.throws(() => dpoLoss(batch(), { labelSmoothing: 0.7, lossType: 'aot' }), ValueError)
+  t.throws(() => dpoLoss(batch(), { labelSmoothing: -0.1 }), ValueError)
+  t.ok(Number.isFinite(dpoLoss(batch(), { labelSmoothing: 0.5 }).loss.dataSync()[0]!), '0.5 is the bound, allowed')
+  t.ok(Number.isFinite(dpoLoss(batch(), { labelSmoothing: 0.7, lossType: 'exo_pair' }).loss.dataSync()[0]!), "exo_pair's ε in (0, 1) is its own")
+})
+
+t.test('orpoLoss: a positive log-probability is an error, not NaN', async t => {
+  const lengths = { chosenLengths: ones([2], { dtype: 'float64' }), rejectedLengths: ones([2], { dtype: 'float64' }) }
+  t.throws(() => orpoLoss({ chosenLogps: f64([0.5, -1]), rejectedLogps: f64([-1, -2]), ...lengths }), { name: 'ValueError', op: 'orpoLoss', arg: 'chosenLogps[0]' })
+  t.throws(() => orpoLoss({ chosenLogps: f64([-0.5, -1]), rejectedLogps: f64([-1, 3]), ...lengths }), { name: 'ValueError', arg: 'rejectedLogps[1]' })
+  t.ok(Number.isFinite(orpoLoss({ chosenLogps: f64([-0.5, -1]), rejectedLogps: f64([-1, -2]), ...lengths }).loss.dataSync()[0]!))
+})
