@@ -1,40 +1,47 @@
 // #region recipe
-import { matmul, permute, random, reshape, scope, tensor, type Tensor } from '@heed/tensor'
-import { flowAttention, lightningAttention, mask, s2Attention, scaledDotProductAttention } from '@heed/attention'
+import { concat, random, slice, tensor, type Tensor } from '@heed/tensor'
+import { multiHeadAttention, operators, type AttentionFn } from '@heed/attention'
 
-// Every operator takes q, k, v as [B, H, T, D] and returns { out, … }, so a layer can take the operator as a
-// plain function argument: swapping attention is changing one value, not rewriting the layer.
-type Operator = (q: Tensor, k: Tensor, v: Tensor) => Tensor
-const operators: Record<string, Operator> = {
-  softmax: (q, k, v) => scaledDotProductAttention(q, k, v, { causal: true }).out,
-  'sliding window': (q, k, v) => scaledDotProductAttention(q, k, v, { causal: true, mask: mask.window(16) }).out,
-  s2: (q, k, v) => s2Attention(q, k, v, { blockSize: 8, localBlocks: 2, stride: 2 }).out,
-  lightning: (q, k, v) => lightningAttention(q, k, v, { decay: 'tnl' }).out,
-  flow: (q, k, v) => flowAttention(q, k, v, { causal: true }).out,
+// A layer takes its operator as a value: `multiHeadAttention({ attention })`. Swapping attention is changing that
+// value; projections, RoPE, the KV cache and the parameters stay the layer's.
+const dModel = 32, heads = 4, T = 48
+const choices: Record<string, AttentionFn> = {
+  softmax: operators.sdpa(),
+  'sliding window': operators.window(16),
+  s2: operators.s2({ blockSize: 8, localBlocks: 2, stride: 2, heads, kvHeads: heads }),
+  lightning: operators.lightning({ decay: 'tnl' }),
+  flow: operators.flow(),
 }
 
-const T = 64, dModel = 32, heads = 4, headDim = dModel / heads
 const rng = random.rng(11)
-const W = { q: random.normal([dModel, dModel], { rng, std: 0.2 }), k: random.normal([dModel, dModel], { rng, std: 0.2 }), v: random.normal([dModel, dModel], { rng, std: 0.2 }), o: random.normal([dModel, dModel], { rng, std: 0.2 }) }
+const x = random.normal([1, T, dModel], { rng })
+const changed = x.dataSync().slice()
+changed.fill(5, (T - 1) * dModel)
+const xChanged = tensor(changed, [1, T, dModel])
+const rowsBefore = (y: Tensor) => y.dataSync().subarray(0, (T - 1) * dModel)
 
-/** One self-attention layer, x [T, dModel] → [T, dModel], around whichever operator it is given. */
-const selfAttention = (attention: Operator, x: Tensor): Tensor =>
-  scope(() => {
-    const split = (y: Tensor) => permute(reshape(y, [1, T, heads, headDim]), [0, 2, 1, 3])
-    const out = attention(split(matmul(x, W.q)), split(matmul(x, W.k)), split(matmul(x, W.v)))
-    return matmul(reshape(permute(out, [0, 2, 1, 3]), [T, dModel]), W.o)
-  })
-
-// Each operator is causal: changing the last token must leave every earlier output as it was.
-const x = random.normal([T, dModel], { rng })
-const last = x.dataSync().slice()
-last.fill(5, (T - 1) * dModel)
-const xChanged = tensor(last, [T, dModel])
-const earlierRowsKept: Record<string, boolean> = {}
-for (const [name, attention] of Object.entries(operators)) {
-  const a = selfAttention(attention, x).dataSync()
-  const b = selfAttention(attention, xChanged).dataSync()
-  earlierRowsKept[name] = a.subarray(0, (T - 1) * dModel).every((v, i) => Math.abs(v - b[i]!) < 1e-6)
+// Each operator is causal: changing the last token leaves every earlier output as it was.
+const causal: Record<string, boolean> = {}
+for (const [name, attention] of Object.entries(choices)) {
+  const layer = multiHeadAttention({ dModel, heads, attention })
+  const params = layer.init({ seed: 1 })
+  const [a, b] = [layer.forward(params, x), layer.forward(params, xChanged)]
+  const before = rowsBefore(b)
+  causal[name] = rowsBefore(a).every((v, i) => Math.abs(v - before[i]!) < 1e-5)
 }
-console.log(earlierRowsKept) // => {"softmax":true,"sliding window":true,"s2":true,"lightning":true,"flow":true}
+console.log(causal) // => {"softmax":true,"sliding window":true,"s2":true,"lightning":true,"flow":true}
+
+// Per head: a function of the head index. Here heads 0–1 keep softmax and heads 2–3 run Lightning.
+const mixed = multiHeadAttention({ dModel, heads, attention: (h: number) => (h < 2 ? operators.sdpa() : operators.lightning({ decay: 'tnl' })) })
+console.log(mixed.forward(mixed.init({ seed: 1 }), x).shape) // => [1, 48, 32]
+
+// Operators with an incremental form decode through the layer's KV cache exactly: the sliding window, fed
+// in chunks of 16, gives the one-shot result.
+const window = multiHeadAttention({ dModel, heads, attention: choices['sliding window']! })
+const wp = window.init({ seed: 1 })
+const cache = window.cache({ batch: 1, capacity: T })
+const chunks = [0, 16, 32].map(s => window.forward(wp, slice(x, [0, s, 0], [1, 16, dModel]), { cache }))
+const streamed = concat(chunks, 1).dataSync()
+const full = window.forward(wp, x).dataSync()
+console.log(full.every((v, i) => Math.abs(v - streamed[i]!) < 1e-5)) // => true
 // #endregion recipe
