@@ -5,6 +5,7 @@
  *   npm run example -- train-lm                          # the shipped model's recipe (see PRESETS.shipped)
  *   npm run example -- train-lm --preset tiny --steps 20 # a quick one
  *   npm run example -- train-lm --out out/my-run         # where checkpoint, log and curve go
+ *   npm run example -- train-lm --backend webgpu         # on the WebGPU backend (Dawn in Node)
  *
  * Outputs, in --out (default out/train-lm): `checkpoint.safetensors` (the latest training checkpoint: rerun the
  * same command and the run resumes from it exactly), `model.safetensors` (the final parameters, float16),
@@ -15,7 +16,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { tap, lastValueFrom, defaultIfEmpty } from 'rxjs'
-import { progressBar } from '@heed/tensor'
+import { getBackend, progressBar, setBackend } from '@heed/tensor'
 import { charTokenizer, KJV_ALPHABET, kjvSplit, loadKjv, transformerLM, type TransformerLMConfig } from '@heed/attention'
 import { checkpointStep, trainLM, type LMRecipe, type TrainLMEvent } from '@heed/attention/stream'
 import { chart } from './lib/plot.js'
@@ -54,6 +55,8 @@ export interface RunOptions {
   /** Stop after this many steps of this invocation (the run stays resumable); default: run to the end. */
   readonly stopAfter?: number
   readonly quiet?: boolean
+  /** The backend to train on (default: the current one, the CPU unless set). */
+  readonly backend?: string
 }
 
 export interface RunResult {
@@ -64,6 +67,7 @@ export interface RunResult {
 /** One training run (resuming from `out/checkpoint.safetensors` when it exists). */
 export async function runTraining(o: RunOptions): Promise<RunResult> {
   mkdirSync(o.out, { recursive: true })
+  if (o.backend !== undefined) await setBackend(o.backend)
   const split = kjvSplit(await loadKjv())
   const tok = charTokenizer(KJV_ALPHABET)
   const train = tok.encode(split.trainText)
@@ -78,7 +82,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const events = [...previous]
   const todo = recipe.steps - resumedFrom
   const bar = progressBar({ total: Math.max(1, Math.min(todo, o.stopAfter ?? todo)), label: `train-lm ${lm.parameterCount.toLocaleString('en')} params`, ...(o.quiet ? { stream: false as const } : {}) })
-  if (!o.quiet) process.stderr.write(`train-lm: ${resume ? `resuming at step ${resumedFrom}` : 'from scratch'}, ${recipe.steps} steps of ${recipe.batch}×${lm.config.context} tokens, ${train.length.toLocaleString('en')} training / ${validation.length.toLocaleString('en')} validation characters\n`)
+  if (!o.quiet) process.stderr.write(`train-lm on ${getBackend()}: ${resume ? `resuming at step ${resumedFrom}` : 'from scratch'}, ${recipe.steps} steps of ${recipe.batch}×${lm.config.context} tokens, ${train.length.toLocaleString('en')} training / ${validation.length.toLocaleString('en')} validation characters\n`)
   const writeLog = (): void => {
     writeFileSync(logPath, JSON.stringify({ config: lm.config, recipe, parameters: lm.parameterCount, vocab: tok.vocab.join(''), events }, null, 1))
     writeFileSync(join(o.out, 'loss.svg'), lossCurve(events))
@@ -148,7 +152,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const out = resolve(arg('out') ?? join('out', 'train-lm'))
   const steps = arg('steps')
   const stopAfter = arg('stop-after')
-  const r = await runTraining({ preset, out, ...(steps ? { steps: Number(steps) } : {}), ...(stopAfter ? { stopAfter: Number(stopAfter) } : {}) })
+  const backend = arg('backend')
+  const r = await runTraining({ preset, out, ...(steps ? { steps: Number(steps) } : {}), ...(stopAfter ? { stopAfter: Number(stopAfter) } : {}), ...(backend ? { backend } : {}) })
   const ev = r.events.filter(e => e.kind === 'eval').at(-1)
   console.log(`train-lm: ${out}: ${r.events.filter(e => e.kind === 'step').length} steps${ev ? `, validation ${ev.bitsPerChar.toFixed(4)} bits per character at step ${ev.step}` : ''}`)
 }
