@@ -51,7 +51,7 @@ t.test('reads a hand-laid file with every dtype', async t => {
   ;[-7, 2 ** 31 - 1].forEach((x, i) => v.setInt32(16 + 4 * i, x, true)) // i32 [2] @ 16..24
   ;[0x3c00, 0xc000, 0x7bff].forEach((x, i) => v.setUint16(24 + 2 * i, x, true)) // f16 [3] @ 24..30: 1, -2, 65504
   ;[0x3f80, 0x4049].forEach((x, i) => v.setUint16(30 + 2 * i, x, true)) // bf16 [2] @ 30..34: 1, 3.140625
-  ;[1, 0, 7].forEach((x, i) => v.setUint8(34 + i, x)) // bool [3] @ 34..37
+  ;[1, 0, 1].forEach((x, i) => v.setUint8(34 + i, x)) // bool [3] @ 34..37
   v.setUint8(37, 200) // u8 [1] @ 37..38
   v.setInt8(38, -100) // i8 [1] @ 38..39
   v.setInt16(39, -30000, true) // i16 [1] @ 39..41
@@ -163,7 +163,11 @@ t.test('malformed files are Left(ParseError)', async t => {
   expectLeft(t, file(entry('"shape":[1],"data_offsets":[0,4]'), ok4), /tensor "x"\.dtype.*missing/, 'missing dtype')
   expectLeft(t, file(entry('"dtype":"F32","data_offsets":[0,4]'), ok4), /tensor "x"\.shape.*missing/, 'missing shape')
   expectLeft(t, file(entry('"dtype":"F32","shape":[1]'), ok4), /tensor "x"\.data_offsets.*missing/, 'missing offsets')
-  expectLeft(t, file(entry('"dtype":"C64","shape":[1],"data_offsets":[0,4]'), ok4), /tensor "x"\.dtype: unknown dtype.*C64/, 'unknown dtype')
+  expectLeft(t, file(entry('"dtype":"Q7","shape":[1],"data_offsets":[0,4]'), ok4), /tensor "x"\.dtype: unknown dtype.*Q7/, 'unknown dtype')
+  expectLeft(t, file(entry('"dtype":"C64","shape":[1],"data_offsets":[0,8]'), new Uint8Array(8)), /tensor "x"\.dtype: unsupported dtype: complex64 has no heed dtype/, 'C64 rejected with the reason')
+  expectLeft(t, file('{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', ok4), /key "x" appears twice/, 'duplicated tensor name')
+  expectLeft(t, file(entry('"dtype":"F32","dtype":"I32","shape":[1],"data_offsets":[0,4]'), ok4), /key "dtype" appears twice/, 'duplicated field')
+  expectLeft(t, file(entry('"dtype":"BOOL","shape":[2],"data_offsets":[0,2]'), Uint8Array.from([1, 7])), /tensor "x"\[1\].*BOOL byte is neither 0 nor 1/, 'BOOL byte 7')
   expectLeft(t, file(entry('"dtype":"F32","shape":[-1],"data_offsets":[0,4]'), ok4), /tensor "x"\.shape/, 'negative dim')
   expectLeft(t, file(entry('"dtype":"F32","shape":[1.5],"data_offsets":[0,4]'), ok4), /tensor "x"\.shape/, 'fractional dim')
   expectLeft(t, file(entry('"dtype":"F32","shape":[1],"data_offsets":[0]'), ok4), /data_offsets.*\[begin, end\]/, 'one offset')
@@ -187,7 +191,7 @@ t.test('malformed files are Left(ParseError)', async t => {
   expectLeft(t, file('{"__metadata__":[]}'), /__metadata__.*object/, 'metadata not an object')
   const i64 = new Uint8Array(8)
   new DataView(i64.buffer).setBigInt64(0, 2n ** 40n, true)
-  expectLeft(t, file(entry('"dtype":"I64","shape":[1],"data_offsets":[0,8]'), i64), /tensor "x"\[0\].*int32 range/, 'I64 out of int32 range')
+  expectLeft(t, file(entry('"dtype":"I64","shape":[1],"data_offsets":[0,8]'), i64), /tensor "x"\[0\].*int64: 'float64'.*int32 range/, 'I64 out of int32 range, naming the way to read it')
   expectLeft(t, 'nope' as unknown as Uint8Array, /Uint8Array/, 'not bytes')
   t.throws(() => loadSafetensors(new Uint8Array(3)), ParseError, 'loadSafetensors throws the ParseError')
   t.equal(memory().tensors, base, 'nothing allocated for malformed files')
@@ -202,3 +206,50 @@ t.test('saveSafetensors validation', async t => {
   x.dispose()
   await t.rejects(saveSafetensors({ a: x }), DisposedError)
 })
+
+t.test('int64 beyond 32 bits, FP8, and NaN payloads through float16/bfloat16', async t => {
+  const entry = (dtype: string, shape: number[], n: number) => `{"x":{"dtype":"${dtype}","shape":[${shape}],"data_offsets":[0,${n}]}}`
+  // I64/U64 as float64: exact up to 2^53
+  const i64 = new Uint8Array(24)
+  const v = new DataView(i64.buffer)
+  ;[2n ** 40n, -(2n ** 53n), 123n].forEach((x, i) => v.setBigInt64(8 * i, x, true))
+  const r = loadSafetensors(file(entry('I64', [3], 24), i64), { int64: 'float64' })
+  t.same([r['x']!.dtype, vals(r['x'])], ['float64', [2 ** 40, -(2 ** 53), 123]])
+  disposeAll(r)
+  const u64 = new Uint8Array(8)
+  new DataView(u64.buffer).setBigUint64(0, 2n ** 60n, true)
+  expectLeftWith(t, file(entry('U64', [1], 8), u64), { int64: 'float64' }, /beyond 2\^53/, 'U64 beyond 2^53 as float64')
+  // FP8 (OCP): E4M3 0x38 = 1, 0x7e = 448, 0x7f = NaN, 0x01 = 2^-9; E5M2 0x3c = 1, 0x7b = 57344, 0x7c = ∞, 0x7d = NaN
+  const f8 = loadSafetensors(file('{"a":{"dtype":"F8_E4M3","shape":[5],"data_offsets":[0,5]},"b":{"dtype":"F8_E5M2","shape":[5],"data_offsets":[5,10]}}', Uint8Array.from([0x38, 0x7e, 0x7f, 0x01, 0xb8, 0x3c, 0x7b, 0x7c, 0x7d, 0xfc])))
+  t.same(vals(f8['a']), [1, 448, NaN, 2 ** -9, -1], 'F8_E4M3')
+  t.same(vals(f8['b']), [1, 57344, Infinity, NaN, -Infinity], 'F8_E5M2')
+  disposeAll(f8)
+  // NaN payloads: a float16 NaN with payload 0x155 and a bfloat16 NaN with payload 0x2a come back bit for bit
+  const h = new Uint8Array(4)
+  new DataView(h.buffer).setUint16(0, 0xfd55, true)
+  new DataView(h.buffer).setUint16(2, 0x7c01, true)
+  const back = await saveSafetensors(loadSafetensors(file(entry('F16', [2], 4), h)))
+  const hdr = parseSafetensorsHeader(back)
+  t.ok(E.isRight(hdr))
+  const at = E.isRight(hdr) ? hdr.right.entries[0]!.begin : 0
+  const dv = new DataView(back.buffer, back.byteOffset)
+  t.same([dv.getUint16(at, true), dv.getUint16(at + 2, true)], [0xfd55, 0x7c01], 'float16 NaN payloads survive load and save')
+  const b = new Uint8Array(2)
+  new DataView(b.buffer).setUint16(0, 0x7f2a, true)
+  const bf = loadSafetensors(file(entry('BF16', [1], 2), b))
+  const out = await saveSafetensors(bf)
+  const hb = parseSafetensorsHeader(out)
+  const bt = E.isRight(hb) ? hb.right.entries[0]!.begin : 0
+  t.equal(new DataView(out.buffer, out.byteOffset).getUint32(bt, true), 0x7f2a0000, 'bfloat16 NaN payload survives (written back as F32 bits)')
+  disposeAll(bf)
+})
+
+function expectLeftWith(t: Test, bytes: Uint8Array, opts: { int64?: 'int32' | 'float64' }, re: RegExp, msg: string): void {
+  const r = parseSafetensors(bytes, opts)
+  if (E.isRight(r)) {
+    disposeAll(r.right)
+    t.fail(`${msg}: parsed, expected a ParseError`)
+    return
+  }
+  t.match(r.left.message, re, `${msg}: ${r.left.message}`)
+}

@@ -21,20 +21,32 @@ export const SAFETENSORS_DTYPES = {
   F32: 'float32',
   F16: 'float16',
   BF16: 'float32', // no bfloat16 dtype in heed: widened exactly
-  I64: 'int32', // range-checked: values outside int32 are a ParseError
+  I64: 'int32', // range-checked: values outside int32 are a ParseError, or read as float64 with { int64: 'float64' }
   I32: 'int32',
   I16: 'int32',
   I8: 'int32',
-  U64: 'uint32', // range-checked
+  U64: 'uint32', // range-checked, as I64
   U32: 'uint32',
   U16: 'uint32',
   U8: 'uint32',
   BOOL: 'bool',
+  // 8-bit floats (OCP FP8: E4M3 "fn", no infinities; E5M2, IEEE-like): widened exactly
+  F8_E4M3: 'float32',
+  F8_E5M2: 'float32',
 } as const satisfies Record<string, DType>
+
+/** safetensors dtypes this reader rejects, and why (the ParseError says it). */
+const UNSUPPORTED: Readonly<Record<string, string>> = {
+  C64: 'complex64 has no heed dtype (heed tensors are real): store the real and imaginary parts as two F32 tensors',
+  F8_E8M0: 'E8M0 is a scale format (MX block exponents), not a value dtype; heed has no microscaling support',
+  F4: '4-bit floats are packed two per byte with block scales; heed has no microscaling support',
+  F6_E2M3: '6-bit floats are packed with block scales; heed has no microscaling support',
+  F6_E3M2: '6-bit floats are packed with block scales; heed has no microscaling support',
+}
 
 export type SafetensorsDType = keyof typeof SAFETENSORS_DTYPES
 
-const BYTES: Record<SafetensorsDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1 }
+const BYTES: Record<SafetensorsDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 }
 
 const WRITE: Record<DType, SafetensorsDType> = { float64: 'F64', float32: 'F32', float16: 'F16', int32: 'I32', uint32: 'U32', bool: 'BOOL' }
 
@@ -57,6 +69,11 @@ export interface SafetensorsHeader {
 export interface LoadOptions {
   /** Backend to allocate on (default: the current backend). */
   readonly backend?: string
+  /**
+   * How I64/U64 tensors are read: `'int32'` (default; int32/uint32, a value outside that range is a ParseError) or
+   * `'float64'` (every value exactly up to 2^53 in magnitude, which covers token ids, counts and byte offsets).
+   */
+  readonly int64?: 'int32' | 'float64'
 }
 
 /** The reference implementation's cap, so a hostile length cannot make us decode gigabytes of "JSON". */
@@ -92,6 +109,9 @@ export function parseSafetensorsHeader(bytes: Uint8Array): E.Either<ParseError, 
     return fail('header', 'valid JSON', (err as Error).message, 'header is not JSON')
   }
   if (!isRecord(json)) return fail('header', 'a JSON object', describe(json))
+  // JSON.parse keeps the last of two equal keys; the reference reader rejects the file
+  const dup = duplicateKey(text)
+  if (dup !== undefined) return fail('header', 'distinct keys in every object', JSON.stringify(dup), `key ${JSON.stringify(dup)} appears twice`)
 
   const dataStart = 8 + n
   const bufferLength = bytes.length - dataStart
@@ -110,6 +130,7 @@ export function parseSafetensorsHeader(bytes: Uint8Array): E.Either<ParseError, 
     if (!isRecord(raw)) return fail(where, 'an object { dtype, shape, data_offsets }', describe(raw))
     const { dtype, shape, data_offsets: offsets } = raw
     if (dtype === undefined) return fail(`${where}.dtype`, 'a dtype', 'nothing (missing field)')
+    if (typeof dtype === 'string' && Object.hasOwn(UNSUPPORTED, dtype)) return fail(`${where}.dtype`, `one of ${Object.keys(BYTES).join(', ')}`, dtype, `unsupported dtype: ${UNSUPPORTED[dtype]}`)
     if (typeof dtype !== 'string' || !Object.hasOwn(BYTES, dtype))
       return fail(`${where}.dtype`, `one of ${Object.keys(BYTES).join(', ')}`, describe(dtype), 'unknown dtype')
     if (shape === undefined) return fail(`${where}.shape`, 'a shape', 'nothing (missing field)')
@@ -140,40 +161,106 @@ export function parseSafetensorsHeader(bytes: Uint8Array): E.Either<ParseError, 
   return E.right({ entries, metadata: Object.fromEntries(meta), dataStart })
 }
 
-const bf16Bits = new Uint32Array(1)
-const bf16Value = new Float32Array(bf16Bits.buffer)
+/**
+ * The first key that appears twice in one object of a JSON text (already known to parse), or undefined. A small
+ * scanner over strings and brackets: a string followed by ':' inside an object is a key.
+ */
+function duplicateKey(text: string): string | undefined {
+  const stack: (Set<string> | null)[] = []
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]
+    if (c === '"') {
+      let j = i + 1
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1
+      const top = stack[stack.length - 1]
+      if (top) {
+        let k = j + 1
+        while (k < text.length && ' \t\n\r'.includes(text[k]!)) k++
+        if (text[k] === ':') {
+          const key = JSON.parse(text.slice(i, j + 1)) as string
+          if (top.has(key)) return key
+          top.add(key)
+        }
+      }
+      i = j
+    } else if (c === '{') stack.push(new Set())
+    else if (c === '[') stack.push(null)
+    else if (c === '}' || c === ']') stack.pop()
+  }
+  return undefined
+}
 
-/** Decode one entry to host values of its heed dtype; Left when an I64/U64 value does not fit. */
-function decode(bytes: Uint8Array, e: SafetensorsEntry): E.Either<ParseError, ReturnType<typeof allocArray>> {
-  const dt = SAFETENSORS_DTYPES[e.dtype]
+/** OCP FP8 E4M3 ("fn": bias 7, no infinities, S.1111.111 is NaN) to its exact value. */
+function f8e4m3(b: number): number {
+  const s = b & 0x80 ? -1 : 1
+  const e = (b >> 3) & 0xf
+  const m = b & 7
+  if (e === 0xf && m === 7) return NaN
+  return e === 0 ? s * (m / 8) * 2 ** -6 : s * (1 + m / 8) * 2 ** (e - 7)
+}
+
+/** OCP FP8 E5M2 (bias 15, IEEE-like infinities and NaNs) to its exact value. */
+function f8e5m2(b: number): number {
+  const s = b & 0x80 ? -1 : 1
+  const e = (b >> 2) & 0x1f
+  const m = b & 3
+  if (e === 0x1f) return m ? NaN : s * Infinity
+  return e === 0 ? s * (m / 4) * 2 ** -14 : s * (1 + m / 4) * 2 ** (e - 15)
+}
+
+/** The heed dtype an entry is read as. */
+const dtypeOf = (e: SafetensorsEntry, opts: LoadOptions): DType => ((e.dtype === 'I64' || e.dtype === 'U64') && opts.int64 === 'float64' ? 'float64' : SAFETENSORS_DTYPES[e.dtype])
+
+/**
+ * Decode one entry to host values of its heed dtype; Left when an I64/U64 value does not fit or a BOOL byte is not
+ * 0/1. Floats of 32 bits and less are written by their bits, so NaN payloads survive (a float16 NaN keeps its
+ * payload in the float32's top mantissa bits, and comes back out on save).
+ */
+function decode(bytes: Uint8Array, e: SafetensorsEntry, opts: LoadOptions): E.Either<ParseError, ReturnType<typeof allocArray>> {
+  const dt = dtypeOf(e, opts)
   const n = sizeOf(e.shape)
-  const out = allocArray(dt, n)
+  const out = allocArray(dt, n, 'parseSafetensors')
+  const bits = out instanceof Float32Array ? new Uint32Array(out.buffer, out.byteOffset, n) : undefined
   const v = new DataView(bytes.buffer, bytes.byteOffset + e.begin, e.end - e.begin)
   const w = BYTES[e.dtype]
   for (let i = 0; i < n; i++) {
     const o = i * w
     switch (e.dtype) {
       case 'F64': out[i] = v.getFloat64(o, true); break
-      case 'F32': out[i] = v.getFloat32(o, true); break
-      case 'F16': out[i] = f16BitsToF32(v.getUint16(o, true)); break
-      // bfloat16 is the top half of a float32.
-      case 'BF16':
-        bf16Bits[0] = v.getUint16(o, true) << 16
-        out[i] = bf16Value[0]!
+      case 'F32': bits![i] = v.getUint32(o, true); break
+      case 'F16': {
+        const h = v.getUint16(o, true)
+        if ((h & 0x7c00) === 0x7c00 && h & 0x3ff) bits![i] = ((h & 0x8000) << 16) | 0x7f800000 | ((h & 0x3ff) << 13)
+        else out[i] = f16BitsToF32(h)
         break
+      }
+      // bfloat16 is the top half of a float32.
+      case 'BF16': bits![i] = v.getUint16(o, true) << 16; break
+      case 'F8_E4M3': out[i] = f8e4m3(v.getUint8(o)); break
+      case 'F8_E5M2': out[i] = f8e5m2(v.getUint8(o)); break
       case 'I32': out[i] = v.getInt32(o, true); break
       case 'I16': out[i] = v.getInt16(o, true); break
       case 'I8': out[i] = v.getInt8(o); break
       case 'U32': out[i] = v.getUint32(o, true); break
       case 'U16': out[i] = v.getUint16(o, true); break
       case 'U8': out[i] = v.getUint8(o); break
-      case 'BOOL': out[i] = v.getUint8(o) !== 0 ? 1 : 0; break
+      case 'BOOL': {
+        const b = v.getUint8(o)
+        if (b > 1) return fail(`tensor ${JSON.stringify(e.name)}[${i}]`, 'a BOOL byte 0 or 1', b, 'BOOL byte is neither 0 nor 1')
+        out[i] = b
+        break
+      }
       case 'I64':
       case 'U64': {
         const x = e.dtype === 'I64' ? v.getBigInt64(o, true) : v.getBigUint64(o, true)
-        const [min, max] = e.dtype === 'I64' ? [-2147483648n, 2147483647n] : [0n, 4294967295n]
+        const [min, max] = dt === 'float64' ? [-(2n ** 53n), 2n ** 53n] : e.dtype === 'I64' ? [-2147483648n, 2147483647n] : [0n, 4294967295n]
         if (x < min || x > max)
-          return fail(`tensor ${JSON.stringify(e.name)}[${i}]`, `a value in ${dt} range [${min}, ${max}]`, String(x), `${e.dtype} value does not fit ${dt}`)
+          return fail(
+            `tensor ${JSON.stringify(e.name)}[${i}]`,
+            `a value in ${dt} range [${min}, ${max}]`,
+            String(x),
+            dt === 'float64' ? `${e.dtype} value is beyond 2^53, where float64 is no longer exact` : `${e.dtype} value does not fit ${dt} (pass { int64: 'float64' } to read it as float64, exact up to 2^53)`,
+          )
         out[i] = Number(x)
         break
       }
@@ -191,13 +278,13 @@ export function parseSafetensors(bytes: Uint8Array, opts: LoadOptions = {}): E.E
   if (E.isLeft(header)) return header
   const host: [SafetensorsEntry, ReturnType<typeof allocArray>][] = []
   for (const e of header.right.entries) {
-    const d = decode(bytes, e)
+    const d = decode(bytes, e, opts)
     if (E.isLeft(d)) return d
     host.push([e, d.right])
   }
   const made: [string, Tensor][] = []
   try {
-    for (const [e, values] of host) made.push([e.name, fromValues(values, e.shape, SAFETENSORS_DTYPES[e.dtype], opts.backend)])
+    for (const [e, values] of host) made.push([e.name, fromValues(values, e.shape, dtypeOf(e, opts), opts.backend)])
   } catch (err) {
     for (const [, t] of made) t.dispose()
     throw err
@@ -256,12 +343,20 @@ export async function saveSafetensors(tensors: Readonly<Record<string, Tensor>>,
   parts.forEach(({ st, begin }, k) => {
     const v = values[k]!
     const base = 8 + n + begin
+    // float32 host values are written by their bits, so NaN payloads survive a load/save round trip
+    const bits = v instanceof Float32Array ? new Uint32Array(v.buffer, v.byteOffset, v.length) : undefined
     for (let i = 0; i < v.length; i++) {
       const x = v[i]!
       switch (st) {
         case 'F64': view.setFloat64(base + i * 8, x, true); break
-        case 'F32': view.setFloat32(base + i * 4, x, true); break
-        case 'F16': view.setUint16(base + i * 2, f32ToF16Bits(x), true); break
+        case 'F32': bits ? view.setUint32(base + i * 4, bits[i]!, true) : view.setFloat32(base + i * 4, x, true); break
+        case 'F16': {
+          const u = bits?.[i]
+          // a NaN keeps its sign and top payload bits (a quiet bit if those are all zero)
+          const h = u !== undefined && (u & 0x7f800000) === 0x7f800000 && u & 0x7fffff ? ((u >>> 16) & 0x8000) | 0x7c00 | ((u >>> 13) & 0x3ff || 0x200) : f32ToF16Bits(x)
+          view.setUint16(base + i * 2, h, true)
+          break
+        }
         case 'I32': view.setInt32(base + i * 4, x, true); break
         case 'U32': view.setUint32(base + i * 4, x, true); break
         default: view.setUint8(base + i, x ? 1 : 0)

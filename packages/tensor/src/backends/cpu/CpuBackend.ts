@@ -16,7 +16,11 @@ const FREED = new Float32Array(0)
 
 /** Round a Float32Array holding float16 values to f16 precision in place. */
 function roundF16(values: AnyTypedArray): void {
-  for (let i = 0; i < values.length; i++) values[i] = f16Round(values[i]!)
+  // a NaN is left as stored: writing it back through a JS number would quiet a signalling NaN's bits
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i]!
+    if (x === x) values[i] = f16Round(x)
+  }
 }
 
 /**
