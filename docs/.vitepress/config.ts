@@ -45,7 +45,7 @@ export default defineConfig({
     sidebar: {
       '/api/': [{ text: 'API reference', link: '/api/', items: apiSidebar }],
       '/': [
-        { text: 'Guide', items: [{ text: 'Getting started', link: '/guide/getting-started' }, { text: 'Results', link: '/results' }, { text: 'Live demo', link: '/demo' }] },
+        { text: 'Guide', items: [{ text: 'Getting started', link: '/guide/getting-started' }, { text: 'Coming from TensorFlow.js', link: '/guide/coming-from-tfjs' }, { text: 'Results', link: '/results' }, { text: 'Live demo', link: '/demo' }] },
         { text: 'Packages', items: packages },
         {
           text: 'Attention operators',

@@ -8,6 +8,7 @@ export const RECIPES = [
   { slug: 'sparsey-mnist', title: 'Sparsey on MNIST digits' },
   { slug: 'tensor-brain-recall', title: 'Tensor Brain episodic recall' },
   { slug: 'titans-long-recall', title: 'Titans long-range recall' },
+  { slug: 'training-loop', title: 'A plain training loop' },
   { slug: 'dpo-training', title: 'A DPO training loop' },
   { slug: 'dpo-kjv', title: 'Fine-tune the shipped model with DPO' },
   { slug: 'distraction-adult', title: 'Distraction on UCI Adult' },
