@@ -57,7 +57,8 @@ export function placeLabels(items: readonly { readonly x: number; readonly y: nu
     for (let moved = true; moved; ) {
       moved = false
       for (const j of placed)
-        if (Math.abs(out[j]! - y) < gap && items[j]!.x < items[i]!.x + items[i]!.width && items[i]!.x < items[j]!.x + items[j]!.width) {
+        if (Math.abs(out[j]! - y) < gap && items[j]!.x < items[i]!.x + items[i]!.width && items[i]!.x < items[j]!.x + items[j]!.width && out[j]! + gap > y) {
+          // Only a move down counts: (a + gap) − a can round below gap, and re-setting the same y looped forever.
           y = out[j]! + gap
           moved = true
         }
