@@ -26,6 +26,12 @@
  * bench resumes with the runs it has not finished; `--fresh` ignores the cache, `--methods=dpo,ipo` picks runs,
  * `--steps=N` and `--lr=X` change the budget, `--quick` runs a tiny random model for the tests. Writes align-lm.json,
  * align-lm.md and align-lm-*.svg under --out (default bench/out). Timings are reported, never asserted.
+ *
+ * Measured (2026-12-07, `npm run bench -- align-lm`, 2× AMD EPYC shared with other jobs, 22 minutes for the nine runs;
+ * bench/out/align-lm.md): DPO ranks 81 % / 84 % of held-out continuation / style pairs right while the held-out chosen
+ * log-prob falls by 3.7 nats (rejected by 6.6) and validation rises from 2.437 to 2.666 bits/char; Flex-DPO's chosen
+ * drop is −1.6 nats (2.557 bits/char), DPO + SFT's −0.1 (2.483 bits/char); "God" appears in 25 % of DPO's samples from
+ * held-out prompts, 0 % of the reference's.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'

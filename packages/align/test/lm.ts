@@ -4,7 +4,7 @@
 // one layer, context 32) keeps it fast; one check loads the shipped model as the reference.
 import t from 'tap'
 import { from, lastValueFrom, last } from 'rxjs'
-import { cast, dispose, keep, logSoftmax, mean, noGrad, scope, sgd, sub, tensor, ValueError, type Tensor } from '@heed/tensor'
+import { ArgumentError, cast, dispose, keep, logSoftmax, mean, noGrad, scope, sgd, ShapeError, sub, tensor, ValueError, type Tensor } from '@heed/tensor'
 import { charTokenizer, KJV_ALPHABET, KJV_BOOKS, KJV_VALIDATION_FROM, kjvSplit, loadKjv, loadKjvModel, transformerLM, type TransformerLMParams, type Verse } from '@heed/attention'
 import {
   collatePreferences,
@@ -288,7 +288,12 @@ t.test('bad input: typed errors naming the field', async t => {
   t.ok((await preferenceDataset([{ prompt: 'And ', chosen: 'God said', rejected: 'said' }], { reference, tokenizer, lengths: 'any' })).length === 1, "lengths: 'any' allows them")
   t.throws(() => completionBatch([tokenizer.encode('a')], []), ValueError, 'one completion per prompt')
   t.throws(() => completionBatch([tokenizer.encode('a')], [new Int32Array(0)]), ValueError, 'empty completion')
+  t.throws(() => completionBatch([tokenizer.encode('abc')], [tokenizer.encode('de')], { maxLength: 4 }), ValueError, 'longer than maxLength')
   t.throws(() => collatePreferences([]), ValueError)
+  t.throws(() => completionLogps(null as never, ref, {} as never), ArgumentError, 'not a model')
+  t.throws(() => completionLogps(lm, ref, {} as never), ShapeError, 'not a completion batch')
+  t.throws(() => lmPreferenceLogps(lm, ref, {} as never), ArgumentError)
+  t.throws(() => lmKtoBatch(lm, ref, {} as never, reference), ArgumentError)
   dispose([ref, otherParams])
 })
 
