@@ -7,6 +7,7 @@ import {
   DisposedError,
   DTypeError,
   exp,
+  dispose,
   full,
   greater,
   keep,
@@ -24,6 +25,7 @@ import {
   writeSlice,
   ValueError,
   zeros,
+  isTensor,
   type DType,
   type Tensor,
 } from '@heed/tensor'
@@ -36,11 +38,16 @@ import { scaledDotProductAttention, type AttentionResult } from './sdpa.js'
  * - `full`: keeps every token, up to the cache's `capacity`.
  * - `streaming`: StreamingLLM / DuoAttention streaming heads: the first `sink` positions and the last `recent`
  *   ones, i.e. exactly what `mask.streaming(sink, recent)` lets a query see. Keys are cached after RoPE at their
- *   original positions (DuoAttention's choice); positions are never re-assigned inside the cache.
+ *   original positions (DuoAttention's choice); positions are never re-assigned inside the cache. Holds
+ *   `sink + recent − 1 + chunk` slots whatever the stream length: `capacity` does not bound it.
+ * - `recurrent`: keeps no keys at all. For kv heads read only by operators with a recurrent state (Lightning,
+ *   `incremental: 'state'`): the cache holds their constant-size state instead (`recurrentState`). A layer's
+ *   `cache()` picks it for such heads by default.
  */
-export type HeadPolicy = { readonly kind: 'full' } | { readonly kind: 'streaming'; readonly sink: number; readonly recent: number }
+export type HeadPolicy = { readonly kind: 'full' } | { readonly kind: 'streaming'; readonly sink: number; readonly recent: number } | { readonly kind: 'recurrent' }
 
 const FULL: HeadPolicy = Object.freeze({ kind: 'full' })
+const RECURRENT: HeadPolicy = Object.freeze({ kind: 'recurrent' })
 
 export const headPolicy = {
   full: (): HeadPolicy => FULL,
@@ -50,6 +57,7 @@ export const headPolicy = {
     if (!Number.isInteger(recent) || recent < 1) throw new ValueError({ op, arg: 'recent', expected: 'a positive integer', actual: recent })
     return Object.freeze({ kind: 'streaming', sink, recent })
   },
+  recurrent: (): HeadPolicy => RECURRENT,
 }
 
 /** A full head's cache has no room for a chunk: names the head, the capacity, what is used and what came. */
@@ -73,10 +81,14 @@ export interface KvCacheOptions {
   readonly headDim: number
   /** Value head dim (default `headDim`). */
   readonly valueDim?: number
-  /** Most tokens a `full` head holds. Streaming heads do not use it (see `chunk`). */
-  readonly capacity: number
-  /** Default float32. */
-  readonly dtype?: DType
+  /**
+   * Most tokens a `full` head holds: required when some head is `full`, and an append past it is a
+   * `CacheOverflowError`. Streaming and recurrent heads hold a constant number of slots (see `chunk`), so a cache
+   * without full heads needs none and its stream may run past any given value (`room` is then Infinity).
+   */
+  readonly capacity?: number
+  /** float32 (default), float16 or float64. */
+  readonly dtype?: 'float32' | 'float16' | 'float64'
   readonly backend?: string
   /** One per kv head (default: all `full`). */
   readonly policies?: readonly HeadPolicy[]
@@ -142,8 +154,16 @@ interface Group {
   view: KvView | undefined
 }
 
+/** The tensors of a state (a pytree of plain objects and arrays, as `dispose` walks it). */
+function treeTensors(tree: unknown, out = new Set<Tensor>()): Set<Tensor> {
+  if (isTensor(tree)) out.add(tree)
+  else if (Array.isArray(tree)) for (const x of tree) treeTensors(x, out)
+  else if (tree !== null && typeof tree === 'object' && Object.getPrototypeOf(tree) === Object.prototype) for (const x of Object.values(tree)) treeTensors(x, out)
+  return out
+}
+
 const samePolicy = (a: HeadPolicy, b: HeadPolicy): boolean =>
-  a.kind === b.kind && (a.kind === 'full' || (b.kind === 'streaming' && a.sink === b.sink && a.recent === b.recent))
+  a.kind === b.kind && (a.kind !== 'streaming' || (b.kind === 'streaming' && a.sink === b.sink && a.recent === b.recent))
 
 /** Positions of a chunk as an Int32Array: a start (consecutive run) or a list. */
 export function chunkPositions(op: string, positions: number | ArrayLike<number>, T: number): Int32Array {
@@ -174,6 +194,7 @@ export class KvCache {
   readonly kvHeads: number
   readonly headDim: number
   readonly valueDim: number
+  /** Most tokens a full head holds (Infinity for a cache without full heads: nothing else bounds a stream). */
   readonly capacity: number
   readonly dtype: DType
   readonly policies: readonly HeadPolicy[]
@@ -183,6 +204,8 @@ export class KvCache {
   private appended = 0
   private last = -1
   private disposed = false
+  /** Recurrent states of `incremental: 'state'` operators, by key, with the position each expects next. */
+  private readonly states = new Map<string, { state: unknown; next: number }>()
   /** @internal set by `attend` while a subscription owns the cache. */
   owner: object | undefined
 
@@ -193,17 +216,20 @@ export class KvCache {
     this.kvHeads = positiveInt(op, 'kvHeads', opts.kvHeads)
     this.headDim = positiveInt(op, 'headDim', opts.headDim)
     this.valueDim = positiveInt(op, 'valueDim', opts.valueDim ?? opts.headDim)
-    this.capacity = positiveInt(op, 'capacity', opts.capacity)
     const chunk = positiveInt(op, 'chunk', opts.chunk ?? 64)
     this.dtype = opts.dtype ?? 'float32'
     if (!['float32', 'float16', 'float64'].includes(this.dtype)) throw new DTypeError({ op, arg: 'dtype', expected: 'a float dtype', actual: this.dtype })
     const policies = opts.policies ?? Array.from({ length: this.kvHeads }, () => FULL)
     if (policies.length !== this.kvHeads) throw new ValueError({ op, arg: 'policies', expected: `one policy per kv head (${this.kvHeads})`, actual: policies.length })
     policies.forEach((p, h) => {
-      const ok = p?.kind === 'full' || (p?.kind === 'streaming' && Number.isInteger(p.sink) && p.sink >= 0 && Number.isInteger(p.recent) && p.recent >= 1)
-      if (!ok) throw new ValueError({ op, arg: `policies[${h}]`, expected: "{ kind: 'full' } or { kind: 'streaming', sink ≥ 0, recent ≥ 1 } (see headPolicy)", actual: JSON.stringify(p) })
+      const ok = p?.kind === 'full' || p?.kind === 'recurrent' || (p?.kind === 'streaming' && Number.isInteger(p.sink) && p.sink >= 0 && Number.isInteger(p.recent) && p.recent >= 1)
+      if (!ok) throw new ValueError({ op, arg: `policies[${h}]`, expected: "{ kind: 'full' }, { kind: 'streaming', sink ≥ 0, recent ≥ 1 } or { kind: 'recurrent' } (see headPolicy)", actual: JSON.stringify(p) })
     })
     this.policies = [...policies]
+    const hasFull = policies.some(p => p.kind === 'full')
+    if (opts.capacity === undefined && hasFull)
+      throw new ValueError({ op, arg: 'capacity', expected: 'a positive integer: the most tokens a full kv head holds', actual: 'undefined' })
+    this.capacity = opts.capacity === undefined ? Infinity : positiveInt(op, 'capacity', opts.capacity)
     const runs: [number, number][] = []
     for (let h = 0; h < this.kvHeads; h++) {
       const r = runs[runs.length - 1]
@@ -214,7 +240,7 @@ export class KvCache {
     try {
       this.groups = runs.map(([h0, h1]) => {
         const policy = policies[h0]!
-        const slots = policy.kind === 'full' ? this.capacity : policy.sink + policy.recent - 1 + chunk
+        const slots = policy.kind === 'full' ? this.capacity : policy.kind === 'recurrent' ? 0 : policy.sink + policy.recent - 1 + chunk
         const fill = { dtype: this.dtype, ...(opts.backend !== undefined ? { backend: opts.backend } : {}) }
         const keys = keep(zeros([this.batch, h1 - h0, slots, this.headDim], fill))
         made.push(keys)
@@ -252,11 +278,44 @@ export class KvCache {
     return g.policy.kind === 'full' ? g.used : g.pos.reduce((n, p) => n + (p >= 0 ? 1 : 0), 0)
   }
 
-  /** Bytes of storage held (keys and values of every head run). Constant over the cache's life. */
+  /**
+   * Bytes of storage held: keys and values of every head run, plus the recurrent states. Constant over the cache's
+   * life once every state exists (after the first chunk).
+   */
   bytes(): number {
     let n = 0
     for (const g of this.groups) n += (g.keys.size + g.values.size) * bytesPerElement(this.dtype)
+    for (const { state } of this.states.values()) for (const t of treeTensors(state)) n += t.size * bytesPerElement(t.dtype)
     return n
+  }
+
+  /**
+   * The recurrent state stored under `key` (undefined before the first chunk): what an `incremental: 'state'`
+   * operator carries between chunks instead of keys. Owned by the cache: read it, do not dispose it. `position`
+   * is where the chunk about to be attended starts; a state that expects another one (a gap or a repeat) is an error.
+   */
+  recurrentState(key: string, position: number): unknown {
+    const op = 'kvCache.recurrentState'
+    this.live(op)
+    const s = this.states.get(key)
+    if (s !== undefined && s.next !== position)
+      throw new ValueError({ op, arg: 'position', expected: `the chunk after the state's last token (position ${s.next}): a recurrent state absorbs consecutive tokens`, actual: position })
+    return s?.state
+  }
+
+  /**
+   * Store the state after a chunk that ends before `next` (the cache takes its tensors over and frees the state it
+   * replaces, except tensors the new one shares).
+   */
+  setRecurrentState(key: string, state: unknown, next: number): void {
+    this.live('kvCache.setRecurrentState')
+    const old = this.states.get(key)
+    keep(state)
+    this.states.set(key, { state, next })
+    if (old !== undefined) {
+      const now = treeTensors(state)
+      for (const t of treeTensors(old.state)) if (!now.has(t)) t.dispose()
+    }
   }
 
   /** Throw the overflow error if a `full` head cannot take `tokens` more. */
@@ -288,7 +347,7 @@ export class KvCache {
     const start = pos[0]!
     for (const g of this.groups) {
       if (g.policy.kind !== 'streaming') continue
-      const { sink, recent } = g.policy
+      const { sink, recent } = g.policy as { sink: number; recent: number }
       this.evict(g, start - recent + 1)
       const ring = g.slots - sink
       let toRing = 0
@@ -298,6 +357,8 @@ export class KvCache {
     }
     scope(() => {
       for (const g of this.groups) {
+        // recurrent heads keep no keys: their operators carry a state instead
+        if (g.policy.kind === 'recurrent') continue
         const slot = this.placeChunk(g, pos)
         const one = this.groups.length === 1
         const kg = one ? k : slice(k, [null, [g.h0, g.h1]])
@@ -356,6 +417,8 @@ export class KvCache {
       g.values.dispose()
       g.view = undefined
     }
+    for (const { state } of this.states.values()) dispose(state)
+    this.states.clear()
   }
 
   get isDisposed(): boolean {
@@ -392,7 +455,7 @@ export class KvCache {
       for (let i = 0; i < pos.length; i++) slot[i] = g.used++
       return slot
     }
-    const { sink } = g.policy
+    const { sink } = g.policy as { sink: number }
     const ring = g.slots - sink
     for (let i = 0; i < pos.length; i++) {
       if (pos[i]! < sink) slot[i] = pos[i]!
@@ -481,6 +544,9 @@ export function cachedAttention(q: Tensor, cache: KvCache, opts: CachedAttention
   const g = q.shape[1]! / cache.kvHeads
   const queryOffset = opts.queryOffset ?? cache.nextPosition - Tq
   const views = cache.views()
+  const none = views.find(v => v.policy.kind === 'recurrent')
+  if (none !== undefined)
+    throw new ValueError({ op, arg: 'cache', expected: "kv heads that keep keys (policy 'full' or 'streaming') for softmax attention", actual: `kv heads [${none.heads[0]}, ${none.heads[1]}) with policy 'recurrent' (only operators with a recurrent state read those)` })
   return scope(() => {
     const parts = views.map(view => {
       const [h0, h1] = view.heads

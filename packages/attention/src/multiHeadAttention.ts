@@ -1,5 +1,5 @@
 import { positiveInt, ArgumentError, concat, DTypeError, matmul, permute, random, reshape, scope, ShapeError, slice, take, tensor, ValueError, type FloatDType, type Tensor } from '@heed/tensor'
-import { cachedAttention, chunkPositions, kvCache, mergeAttention, type HeadPolicy, type KvCache, type KvView } from './kvCache.js'
+import { cachedAttention, chunkPositions, headPolicy, kvCache, mergeAttention, type HeadPolicy, type KvCache, type KvView } from './kvCache.js'
 import { mask as masks, type Mask } from './mask.js'
 import { rope, type RopeOptions } from './rope.js'
 import type { ScoreMod } from './scoreMod.js'
@@ -47,12 +47,22 @@ export interface OperatorInitOptions {
  * cache):
  * - `'merge'`: it honours `mask`, `queryOffset` and `keyOffset` and returns `lse`, so the cache's passes (sinks,
  *   ring laps) are attended separately and merged exactly (softmax operators);
- * - `'prefix'`: it needs every key from the first position on, bottom-right aligned with the queries (linear
- *   recurrences recompute their state from the prefix): full-policy heads only.
+ * - `'prefix'`: it needs every key from the first position on, bottom-right aligned with the queries (a
+ *   recurrence that recomputes its state from the prefix): full-policy heads only;
+ * - `'state'`: it carries a constant-size recurrent state between chunks (`step`; Lightning): the cache holds that
+ *   state instead of keys, so memory and time per token stay flat however long the stream runs. A layer's `cache()`
+ *   gives kv heads read only by such operators the `recurrent` policy (no keys kept), unless `policies` say otherwise.
  */
 export interface AttentionFn {
   (q: Tensor, k: Tensor, v: Tensor, opts: AttentionFnOptions): { readonly out: Tensor; readonly lse?: Tensor }
-  readonly incremental?: 'merge' | 'prefix'
+  readonly incremental?: 'merge' | 'prefix' | 'state'
+  /**
+   * `incremental: 'state'`: attend one chunk's queries to its own keys and values (bottom-right aligned, causal)
+   * continuing from `state`, the operator's state after the earlier chunks (undefined at the start of a stream),
+   * and return the chunk's output and the state after it (a pytree of tensors of constant size; the cache takes it
+   * over). `opts.queryOffset` is the chunk's first position.
+   */
+  readonly step?: (q: Tensor, k: Tensor, v: Tensor, state: unknown, opts: AttentionFnOptions) => { readonly out: Tensor; readonly state: unknown }
 }
   /**
    * Trainable parameters of the operator (a pytree of tensors: MoH's router, Titans' memory): the layer's `init`
@@ -122,12 +132,27 @@ export interface ForwardOptions {
   /** The operators' own parameters (`initOperators`), when an operator of the layer has an `init`. */
   readonly operatorParams?: readonly OperatorParams[]
 
+/** Options of a layer's `cache()` (see `KvCacheOptions`). */
 export interface CacheOptions {
+  /** Sequences decoded side by side (the leading dim of `x`). */
   readonly batch: number
-  readonly capacity: number
+  /**
+   * Most tokens a `full` kv head holds (an append past it is a `CacheOverflowError`); required when some head is
+   * full. Streaming heads hold `sink + recent − 1 + chunk` slots and recurrent ones none, whatever the stream
+   * length, so a cache without full heads needs no capacity and its stream may run past any value given here.
+   */
+  readonly capacity?: number
+  /**
+   * One policy per kv head (`headPolicy.full()`, `.streaming(sink, recent)`, `.recurrent()`). Default: `recurrent`
+   * for kv heads read only by operators with a recurrent state (`incremental: 'state'`, Lightning), `full` for
+   * the others. A softmax operator cannot read a recurrent head (an error at `forward`).
+   */
   readonly policies?: readonly HeadPolicy[]
+  /** Longest chunk a streaming head takes in one append (default 64); the layer splits longer ones. */
   readonly chunk?: number
+  /** Storage dtype of keys and values: float32 (default), float16 or float64. */
   readonly dtype?: FloatDType
+  /** Backend of the storage (default: the current one). */
   readonly backend?: string
 }
 
@@ -224,8 +249,8 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
     if (cache) cache.ensureRoom(T)
     if (cache && groups)
       for (const g of groups)
-        if (g.fn.incremental !== 'merge' && g.fn.incremental !== 'prefix')
-          throw new ValueError({ op: fop, arg: 'attention', expected: `operators with an incremental form (fn.incremental 'merge' or 'prefix') when a cache is used`, actual: `${describe(g.fn)} on heads [${g.h0}, ${g.h1}) has none` })
+        if (g.fn.incremental !== 'merge' && g.fn.incremental !== 'prefix' && !(g.fn.incremental === 'state' && typeof g.fn.step === 'function'))
+          throw new ValueError({ op: fop, arg: 'attention', expected: `operators with an incremental form (fn.incremental 'merge', 'prefix' or 'state' with a step) when a cache is used`, actual: `${describe(g.fn)} on heads [${g.h0}, ${g.h1}) has none` })
     return scope(() => {
       const x3 = unbatched ? reshape(x, [1, T, dModel]) : x
     const ops = fo.operatorParams
@@ -253,7 +278,7 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
           const piece = (y: Tensor): Tensor => (i0 === 0 && i1 === T ? y : slice(y, [null, null, [i0, i1]]))
           cache.append(piece(k), piece(v), start + i0)
           const rows = i0 === 0 && i1 === T ? x3 : slice(x3, [null, [i0, i1]])
-          outs.push(groups ? cachedGroups(fop, groups, piece(q), cache, { queryOffset: start + i0, ...extra }, rows, ops) : cachedAttention(piece(q), cache, { queryOffset: start + i0, ...extra }).out)
+          outs.push(groups ? cachedGroups(fop, groups, piece(q), cache, { queryOffset: start + i0, ...extra }, rows, ops, piece(k), piece(v)) : cachedAttention(piece(q), cache, { queryOffset: start + i0, ...extra }).out)
         }
         cache.compact()
         o = outs.length === 1 ? outs[0]! : concat(outs, 2)
@@ -263,14 +288,18 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
     })
   }
 
+  // kv heads read only by operators with a recurrent state keep no keys by default
+  const stateOnly = groups?.every(g => g.fn.incremental !== 'state') === false
+    ? Array.from({ length: kvHeads }, (_, kh) => groups.every(g => g.fn.incremental === 'state' || g.h1 <= kh * (heads / kvHeads) || g.h0 >= (kh + 1) * (heads / kvHeads)))
+    : undefined
   const cache = (o: CacheOptions): KvCache =>
     kvCache({
-      batch: o.batch,
+      batch: o?.batch,
       kvHeads,
       headDim,
-      capacity: o.capacity,
-      dtype: o.dtype ?? 'float32',
-      ...(o.policies !== undefined ? { policies: o.policies } : {}),
+      ...(o?.capacity !== undefined ? { capacity: o.capacity } : {}),
+      dtype: o?.dtype ?? 'float32',
+      ...(o?.policies !== undefined ? { policies: o.policies } : stateOnly ? { policies: stateOnly.map(r => (r ? headPolicy.recurrent() : headPolicy.full())) } : {}),
       ...(o.chunk !== undefined ? { chunk: o.chunk } : {}),
       ...(o.backend !== undefined ? { backend: o.backend } : {}),
     })
@@ -359,12 +388,22 @@ function runGroups(op: string, runs: readonly HeadRun[], q: Tensor, k: Tensor, v
 }
 
 /** With a cache: each run of heads over each view (same-policy kv heads) it reads, by the operator's incremental form. */
-function cachedGroups(op: string, runs: readonly HeadRun[], q: Tensor, cache: KvCache, o: Omit<CallOptions, 'causal' | 'keyOffset'>, input: Tensor, ops: readonly OperatorParams[] | undefined): Tensor {
+function cachedGroups(op: string, runs: readonly HeadRun[], q: Tensor, cache: KvCache, o: Omit<CallOptions, 'causal' | 'keyOffset'>, input: Tensor, ops: readonly OperatorParams[] | undefined, k: Tensor, v: Tensor): Tensor {
   const [B, H, Tq] = q.shape as [number, number, number]
   const g = H / cache.kvHeads
   const views = cache.views()
   const outs: Tensor[] = []
-  for (const [i, r] of runs.entries())
+  for (const [i, r] of runs.entries()) {
+    if (r.fn.incremental === 'state') {
+      // the run's own state, carried by the cache between chunks: its keys are not read back from the cache
+      const whole = r.h0 === 0 && r.h1 === H
+      const user = { ...shifted(o, r.h0), ...(o.scale !== undefined ? { scale: o.scale } : {}), headOffset: r.h0, input, ...(r.fn.init ? { params: ops![i] } : {}) }
+      const key = `heads ${r.h0}-${r.h1}`
+      const res = r.fn.step!(whole ? q : slice(q, [null, [r.h0, r.h1]]), kvFor(k, r.h0, r.h1, g), kvFor(v, r.h0, r.h1, g), cache.recurrentState(key, o.queryOffset), { ...user, causal: true, queryOffset: o.queryOffset, keyOffset: o.queryOffset })
+      cache.setRecurrentState(key, res.state, o.queryOffset + Tq)
+      outs.push(checkOut(op, r, res.out, [B, r.h1 - r.h0, Tq, cache.valueDim]))
+      continue
+    }
     for (const view of views) {
       const x0 = Math.max(r.h0, view.heads[0] * g)
       const x1 = Math.min(r.h1, view.heads[1] * g)
@@ -373,9 +412,12 @@ function cachedGroups(op: string, runs: readonly HeadRun[], q: Tensor, cache: Kv
       // kv heads of the view are numbered from the view's first one.
       const local = (x: Tensor): Tensor => kvFor(x, x0 - view.heads[0] * g, x1 - view.heads[0] * g, g)
       const user = { ...shifted(o, x0), ...(o.scale !== undefined ? { scale: o.scale } : {}), headOffset: x0, input, ...(r.fn.init ? { params: ops![i] } : {}) }
+      if (view.policy.kind === 'recurrent')
+        throw new ValueError({ op, arg: 'cache', expected: `kv heads that keep keys for ${describe(r.fn)} on heads [${r.h0}, ${r.h1}) (policy 'full' or 'streaming')`, actual: `kv heads [${view.heads[0]}, ${view.heads[1]}) with policy 'recurrent'` })
       const res = r.fn.incremental === 'prefix' ? prefixCall(op, r, view, qx, local, o.queryOffset, user) : mergeCall(op, r, view, qx, local, o.queryOffset, user)
       outs.push(checkOut(op, r, res, [B, x1 - x0, Tq, cache.valueDim]))
     }
+  }
   return outs.length === 1 ? outs[0]! : concat(outs, 1)
 }
 

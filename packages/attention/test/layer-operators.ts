@@ -83,18 +83,65 @@ t.test('attend through a layer with streaming-capable operators equals one-shot'
 })
 
 t.test('a cache with an operator that has no incremental form is a clear error', async t => {
-  const layer = multiHeadAttention({ dModel, heads: H, kvHeads: Hkv, headDim: hd, attention: (h: number) => (h === 3 ? operators.flow() : operators.sdpa()) })
+  const layer = multiHeadAttention({ dModel, heads: H, kvHeads: Hkv, headDim: hd, attention: (h: number) => (h === 3 ? operators.act({ sinks: [0] }) : operators.sdpa()) })
   const params = layer.init({ seed: 1 })
   const x = tensor(randomArray(rand, 3 * dModel), [3, dModel], 'float32')
   const cache = layer.cache({ batch: 1, capacity: 8 })
-  t.throws(() => layer.forward(params, x, { cache }), { name: 'ValueError', message: /flow.*heads \[3, 4\)|heads \[3, 4\).*flow/ })
-  const lin = multiHeadAttention({ dModel, heads: H, kvHeads: Hkv, headDim: hd, attention: operators.lightning({ decay: 0.9 }) })
-  const streaming = lin.cache({ batch: 1, capacity: 8, policies: [headPolicy.streaming(1, 2), headPolicy.full()] })
-  t.throws(() => lin.forward(params, x, { cache: streaming }), /full-policy/)
+  t.throws(() => layer.forward(params, x, { cache }), { name: 'ValueError', message: /act.*heads \[3, 4\)|heads \[3, 4\).*act/ })
+  // a softmax operator cannot read kv heads that keep no keys
+  const sd = multiHeadAttention({ dModel, heads: H, kvHeads: Hkv, headDim: hd })
+  const recurrent = sd.cache({ batch: 1, capacity: 8, policies: [headPolicy.recurrent(), headPolicy.full()] })
+  t.throws(() => sd.forward(params, x, { cache: recurrent }), { name: 'ValueError', message: /policy 'recurrent'/ })
+  t.throws(() => sd.cache({ batch: 1 }), { name: 'ValueError', message: /capacity/ }, 'full heads need a capacity')
   t.throws(() => multiHeadAttention({ dModel, heads: H, attention: 3 as never }), { name: 'ArgumentError' })
   t.throws(() => multiHeadAttention({ dModel, heads: H, attention: () => 1 as never }), /factory/)
   t.throws(() => multiHeadAttention({ dModel, heads: H, kvHeads: Hkv, headDim: hd, attention: operators.flow() }).forward(params, x, { causal: true, mask: mask.causal }), /mask/)
   for (const w of [x, ...Object.values(params)]) (w as Tensor).dispose()
   cache.dispose()
-  streaming.dispose()
+  recurrent.dispose()
+})
+
+t.test('recurrent operators stream through attend with their constant-size state, not a KV cache', async t => {
+  const { noLeaks } = await import('../../tensor/test/helpers/leaks.js')
+  const N = 120
+  const xs = Float32Array.from(randomArray(rand, N * dModel))
+  const cases: [string, AttentionFn | ((h: number) => AttentionFn)][] = [
+    ['lightning', operators.lightning({ decay: 'tnl' })],
+    ['flow', operators.flow()],
+    ['lightning heads 0–1 (recurrent kv head), sdpa heads 2–3 (full kv head)', (h: number) => (h < 2 ? operators.lightning({ decay: 0.8 }) : operators.sdpa())],
+    ['scaled lightning', operators.scaled(operators.lightning({ decay: 0.9 }), [1, 0.5, 2, 1])],
+  ]
+  for (const [name, attention] of cases)
+    await noLeaks(t, `${name}: no leaks`, async () => {
+      const layer = multiHeadAttention({ dModel, heads: H, kvHeads: Hkv, headDim: hd, attention })
+      const params = layer.init({ seed: 9 })
+      const mixed = name.includes('sdpa')
+      const chunks: TokenChunk[] = [{ tokens: tensor(xs.subarray(0, 5 * dModel), [5, dModel], 'float32'), positions: 0 }]
+      for (let p = 5; p < N; p++) chunks.push({ tokens: tensor(xs.subarray(p * dModel, (p + 1) * dModel), [1, dModel], 'float32'), positions: p })
+      const bytes: number[] = []
+      let retained: number[] = []
+      // no capacity needed when every kv head is recurrent: nothing grows with the stream
+      const cache = () => {
+        const c = layer.cache(mixed ? { batch: 1, capacity: N } : { batch: 1 })
+        const orig = c.append.bind(c)
+        c.append = (k, v, pos) => {
+          orig(k, v, pos)
+          bytes.push(c.bytes())
+          retained = [c.retained(0), c.retained(1)]
+        }
+        return c
+      }
+      const outs = await lastValueFrom(from(chunks).pipe(attend(layer, cache, params), toArray()))
+      const got = outs.flatMap(y => Array.from(y.dataSync()))
+      for (const y of outs) y.dispose()
+      for (const c of chunks) c.tokens.dispose()
+      const x = tensor(xs, [N, dModel], 'float32')
+      const one = scope(() => layer.forward(params, x).dataSync())
+      x.dispose()
+      assertClose(t, got, one, { atol: 5e-5, rtol: 5e-4, msg: `${name}: stream = one-shot` })
+      // bytes() after an append counts the states of the chunk before it: constant from the second append on
+      t.equal(new Set(bytes.slice(1)).size, 1, `${name}: the cache's bytes stay at ${bytes[1]} over ${N} tokens`)
+      t.same(retained, mixed ? [0, N] : [0, 0], `${name}: keys kept per kv head: ${retained}`)
+      for (const w of Object.values(params)) (w as Tensor).dispose()
+    })
 })

@@ -2,8 +2,8 @@ import { ValueError, type Tensor } from '@heed/tensor'
 import type { AttentionFn, AttentionFnOptions } from '../multiHeadAttention.js'
 import { scaledDotProductAttention } from '../sdpa.js'
 import { actAttention, type ActOptions } from './act.js'
-import { flowAttention, type FlowAttentionOptions } from './flowAttention.js'
-import { lightningAttention, type LightningOptions } from './lightningAttention.js'
+import { flowAttention, type FlowAttentionOptions, type FlowState } from './flowAttention.js'
+import { lightningAttention, type LightningOptions, type LinearState } from './lightningAttention.js'
 import { lmOperators } from './lmOperators.js'
 import { scaleHeads } from './observers.js'
 import { pineAttention, type PineOptions } from './pine.js'
@@ -16,10 +16,10 @@ const noMask = (op: string, o: AttentionFnOptions): void => {
   if (o.mask !== undefined || o.scoreMod !== undefined) throw new ValueError({ op, arg: 'mask', expected: 'no mask or score mod (the operator has no softmax scores to mask)', actual: o.mask ? 'a mask' : 'a score mod' })
 }
 
-/** Name a closure (for the layer's error messages) and attach its incremental form. */
-function named(name: string, fn: (q: Tensor, k: Tensor, v: Tensor, o: AttentionFnOptions) => { out: Tensor; lse?: Tensor }, incremental?: 'merge' | 'prefix'): AttentionFn {
+/** Name a closure (for the layer's error messages) and attach its incremental form (and `step`, for 'state'). */
+function named(name: string, fn: (q: Tensor, k: Tensor, v: Tensor, o: AttentionFnOptions) => { out: Tensor; lse?: Tensor }, incremental?: 'merge' | 'prefix' | 'state', step?: AttentionFn['step']): AttentionFn {
   Object.defineProperty(fn, 'name', { value: name })
-  return incremental ? Object.assign(fn, { incremental }) : fn
+  return incremental ? Object.assign(fn, { incremental }, step ? { step } : {}) : fn
 }
 
 /** The caller's sdpa options without the layer-only `headOffset`. */
@@ -32,7 +32,10 @@ const sdpaOf = ({ headOffset: _h, ...o }: AttentionFnOptions) => o
 export const operators = {
   /** Softmax attention (the default); runs against any cache. */
   sdpa: (opts: { readonly blockSize?: number } = {}): AttentionFn => named('sdpa', (q, k, v, o) => scaledDotProductAttention(q, k, v, { ...sdpaOf(o), ...opts }), 'merge'),
-  /** Lightning attention (causal, decayed linear); against a full cache it rebuilds its state from the prefix. */
+  /**
+   * Lightning attention (causal, decayed linear). Against a cache it streams with its constant-size state
+   * (`[B, H, D, Dv]` per run of heads, `incremental: 'state'`): its kv heads keep no keys.
+   */
   lightning: (opts: LightningOptions): AttentionFn =>
     named(
       'lightning',
@@ -47,14 +50,31 @@ export const operators = {
         }
         return { out: lightningAttention(q, k, v, { ...opts, causal }).out }
       },
-      'prefix',
+      'state',
+      (q, k, v, state, o) => {
+        noMask('operators.lightning', o)
+        const r = lightningAttention(q, k, v, { ...opts, causal: true, state: state as LinearState | undefined })
+        return { out: r.out, state: r.state }
+      },
     ),
-  /** Flow-Attention (no incremental form through a KV cache). */
+  /**
+   * Flow-Attention. Causal against a cache, it streams with its running sums (`incremental: 'state'`: constant
+   * size, its kv heads keep no keys).
+   */
   flow: (opts: Omit<FlowAttentionOptions, 'causal' | 'state'> = {}): AttentionFn =>
-    named('flow', (q, k, v, o) => {
-      noMask('operators.flow', o)
-      return { out: flowAttention(q, k, v, { ...opts, causal: o.causal ?? true }).out }
-    }),
+    named(
+      'flow',
+      (q, k, v, o) => {
+        noMask('operators.flow', o)
+        return { out: flowAttention(q, k, v, { ...opts, causal: o.causal ?? true }).out }
+      },
+      'state',
+      (q, k, v, state, o) => {
+        noMask('operators.flow', o)
+        const r = flowAttention(q, k, v, { ...opts, causal: true, ...(state !== undefined ? { state: state as FlowState } : {}) })
+        return { out: r.out, state: r.state }
+      },
+    ),
   /** ACT calibration with a given sink set (an output mix, not a softmax state: no incremental form). */
   act: (opts: Omit<ActOptions, 'heads'> & { readonly sinks: readonly number[] }): AttentionFn =>
     named('act', (q, k, v, o) => {

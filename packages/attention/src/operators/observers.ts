@@ -104,5 +104,20 @@ export function scaleHeads(fn: AttentionFn, scales: readonly number[]): Attentio
       return { out: mul(r.out, tensor(mine, [1, Hq, 1, 1], r.out.dtype, { backend: r.out.backend })) }
     })
   }
-  return fn.incremental === undefined ? scaled : Object.assign(scaled, { incremental: fn.incremental })
+  if (fn.incremental === undefined) return scaled
+  const step = fn.step
+  if (step === undefined) return Object.assign(scaled, { incremental: fn.incremental })
+  // a recurrent operator: its step is scaled the same way, the state passes through unchanged
+  const scaledStep: NonNullable<AttentionFn['step']> = (q, k, v, state, o) => {
+    const h0 = o.headOffset ?? 0
+    const Hq = q.shape[1]!
+    if (h0 + Hq > scales.length) throw new ValueError({ op, arg: 'scales', expected: `a scale for heads [${h0}, ${h0 + Hq})`, actual: scales.length })
+    const mine = scales.slice(h0, h0 + Hq)
+    const r = step(q, k, v, state, o)
+    if (mine.every(s => s === 1)) return r
+    const out = scope(() => mul(r.out, tensor(mine, [1, Hq, 1, 1], r.out.dtype, { backend: r.out.backend })))
+    r.out.dispose()
+    return { out, state: r.state }
+  }
+  return Object.assign(scaled, { incremental: fn.incremental, step: scaledStep })
 }
