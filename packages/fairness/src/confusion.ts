@@ -1,4 +1,4 @@
-import { ValueError } from '@heed/tensor'
+import { ArgumentError, knownOptions, ValueError } from '@heed/tensor'
 import { binary, sameLength, weights, type Labels } from './validate.js'
 
 /** Options shared by the base classification metrics (fairlearn's keyword arguments). */
@@ -31,6 +31,8 @@ export interface Confusion {
 
 /** @internal */
 export function confusion(op: string, yTrue: Labels, yPred: Labels, opts: ConfusionOptions = {}): Confusion {
+  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ posLabel, sampleWeight, zeroDivision }', actual: String(opts) })
+  knownOptions(op, opts, ['posLabel', 'sampleWeight', 'zeroDivision', 'ignoreTrue'])
   const n = sameLength(op, [['yTrue', yTrue], ['yPred', yPred], ['sampleWeight', opts.sampleWeight]])
   const pos = opts.posLabel ?? 1
   if (typeof pos !== 'number' || !Number.isFinite(pos)) throw new ValueError({ op, arg: 'posLabel', expected: 'a finite number', actual: typeof pos === 'number' ? pos : typeof pos })

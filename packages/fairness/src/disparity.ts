@@ -1,4 +1,4 @@
-import { ArgumentError } from '@heed/tensor'
+import { ArgumentError, knownOptions } from '@heed/tensor'
 import { zeroDivision } from './confusion.js'
 import { metricFrame, type AggregationMethod, type Metric } from './metricFrame.js'
 import { groupIndex, sameLength, type Groups, type Labels } from './validate.js'
@@ -19,6 +19,7 @@ export interface DisparityOptions {
 /** @internal check options and groups, then frame the given metrics. */
 export function disparityFrame<M extends Record<string, Metric>>(op: string, yTrue: Labels, yPred: Labels, opts: DisparityOptions, metrics: M) {
   if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ sensitiveFeatures, … }', actual: String(opts) })
+  knownOptions(op, opts, ['sensitiveFeatures', 'method', 'sampleWeight', 'posLabel', 'zeroDivision', ...(op.startsWith('equalizedOdds') ? ['agg'] : [])])
   sameLength(op, [['yTrue', yTrue], ['yPred', yPred], ['sensitiveFeatures', opts.sensitiveFeatures], ['sampleWeight', opts.sampleWeight]])
   groupIndex(op, 'sensitiveFeatures', opts.sensitiveFeatures, 2)
   const extra = {

@@ -1,4 +1,4 @@
-import { ArgumentError, ValueError } from '@heed/tensor'
+import { ArgumentError, knownOptions, ValueError } from '@heed/tensor'
 import { groupIndex, sameLength, weights, type Group, type Groups, type Labels } from './validate.js'
 
 /** A base metric: `(yTrue, yPred, { sampleWeight }) → number`, like `selectionRate` or `truePositiveRate`. */
@@ -54,6 +54,7 @@ function method(m: unknown): AggregationMethod {
  * describe one group); the disparity metrics built on it require two. */
 export function metricFrame<M extends Metric | { readonly [name: string]: Metric }>(opts: MetricFrameOptions<M>): MetricFrame<Values<M>> {
   if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op: OP, arg: 'opts', expected: 'an options object', actual: String(opts) })
+  knownOptions(OP, opts, ['metrics', 'yTrue', 'yPred', 'sensitiveFeatures', 'sampleWeight'])
   const { metrics, yTrue, yPred, sensitiveFeatures, sampleWeight } = opts
   const single = typeof metrics === 'function'
   const named: Record<string, Metric> = single ? { value: metrics as Metric } : { ...(metrics as Record<string, Metric>) }

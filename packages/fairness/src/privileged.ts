@@ -1,4 +1,4 @@
-import { ArgumentError, ValueError } from '@heed/tensor'
+import { ArgumentError, knownOptions, ValueError } from '@heed/tensor'
 import { confusion, type Confusion } from './confusion.js'
 import { groupIndex, sameLength, weights, type Group, type Groups, type Labels } from './validate.js'
 
@@ -17,6 +17,7 @@ export interface PrivilegedOptions {
 /** @internal confusion counts of the unprivileged and privileged rows. */
 export function privilegedSplit(op: string, yTrue: Labels, yPred: Labels, opts: PrivilegedOptions): { u: Confusion; p: Confusion } {
   if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ sensitiveFeatures, privileged }', actual: String(opts) })
+  knownOptions(op, opts, ['sensitiveFeatures', 'privileged', 'unprivileged', 'sampleWeight', 'posLabel'])
   const n = sameLength(op, [['yTrue', yTrue], ['yPred', yPred], ['sensitiveFeatures', opts.sensitiveFeatures], ['sampleWeight', opts.sampleWeight]])
   const { groups } = groupIndex(op, 'sensitiveFeatures', opts.sensitiveFeatures, 2)
   const list = (v: Group | readonly Group[] | undefined): readonly Group[] | undefined => (v === undefined ? undefined : Array.isArray(v) ? v : [v as Group])

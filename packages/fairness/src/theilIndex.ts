@@ -1,3 +1,4 @@
+import { knownOptions } from '@heed/tensor'
 import { binary, sameLength } from './validate.js'
 import type { Labels } from './validate.js'
 
@@ -8,6 +9,7 @@ import type { Labels } from './validate.js'
  */
 export function theilIndex(yTrue: Labels, yPred: Labels, opts: { readonly posLabel?: number } = {}): number {
   const op = 'theilIndex'
+  knownOptions(op, opts, ['posLabel'])
   const n = sameLength(op, [['yTrue', yTrue], ['yPred', yPred]])
   const pos = opts.posLabel ?? 1
   const t = binary(op, 'yTrue', yTrue, pos)

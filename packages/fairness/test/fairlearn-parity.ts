@@ -203,3 +203,12 @@ t.test('theilIndex of an all-zero benefit is 0 (everyone gets the same), not NaN
   t.equal(theilIndex([1, 1, 1], [0, 0, 0]), 0)
   t.equal(theilIndex([-1, 1], [-1, 1]), 0, 'labels in {−1, 1}')
 })
+
+t.test('misspelt options are ArgumentErrors with a suggestion, not silently ignored', async t => {
+  const o = { sensitiveFeatures: ['a', 'a', 'b', 'b'] }
+  t.throws(() => equalizedOddsDifference([0, 1, 0, 1], [0, 1, 1, 1], { ...o, aggregation: 'mean' } as never), { name: 'ArgumentError', arg: 'aggregation' })
+  t.throws(() => demographicParityDifference([0, 1, 0, 1], [0, 1, 1, 1], { ...o, pos_label: 0 } as never), { name: 'ArgumentError', message: /did you mean posLabel\?/ })
+  t.throws(() => truePositiveRate([0, 1], [1, 1], { sample_weight: [1, 2] } as never), { name: 'ArgumentError', message: /did you mean sampleWeight\?/ })
+  t.throws(() => metricFrame({ metrics: selectionRate, yTrue: [0, 1], yPred: [1, 1], sensitiveFeature: ['a', 'b'] } as never), { name: 'ArgumentError', arg: 'sensitiveFeature' })
+  t.throws(() => theilIndex([0, 1], [1, 1], { poslabel: 1 } as never), { name: 'ArgumentError', message: /did you mean posLabel\?/ })
+})
