@@ -20,7 +20,8 @@
  *
  * Resumable: each run's result is a JSON file under <out>/lm-operators/runs (quick mode: lm-operators-quick), and a
  * run found there is not redone (`--fresh` redoes them). `--only=id,id` runs those (ids in the specs and below),
- * `--quick` a tiny config for the tests, `--seeds=N` (default 1), `--steps=N` (default 150). Progress on stderr.
+ * `--quick` a tiny config for the tests, `--seeds=N` (default 1; a cached run with fewer seeds trains only the missing
+ * ones), `--steps=N` (default 150). Progress on stderr.
  * Writes lm-operators.{json,md} and three SVGs (Pareto bpc vs KV bytes, bpc vs position, training curves).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -225,14 +226,16 @@ export async function run(args: readonly string[]): Promise<void> {
   for (const spec of TRAINED) {
     if (!wanted(spec.id)) continue
     const hit = cached(spec.id)
-    if (hit) {
+    if (hit && (hit.error !== undefined || hit.seeds.length >= seeds)) {
       log(`${spec.id}: cached (${hit.bitsPerChar.toFixed(4)} bpc)`)
       results.push(hit)
       continue
     }
+    // A cached run with fewer seeds than asked for gains the missing ones (speeds and buckets stay seed 0's).
+    if (hit) log(`${spec.id}: cached with ${hit.seeds.length} seed(s); training seeds ${hit.seeds.length}…${seeds - 1}`)
     const t0 = performance.now()
     try {
-      results.push(save(await trainedRun(spec, shape, recipe, seeds, train, validation, evalTokens, longWindows, at, tok.vocab, cacheDir)))
+      results.push(save(await trainedRun(spec, shape, recipe, seeds, train, validation, evalTokens, longWindows, at, tok.vocab, cacheDir, hit)))
       log(`${spec.id}: ${results.at(-1)!.bitsPerChar.toFixed(4)} bpc in ${((performance.now() - t0) / 1000).toFixed(0)} s (sweep ${((performance.now() - t00) / 60000).toFixed(1)} min)`)
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err)
@@ -280,13 +283,13 @@ function failed(id: string, kind: RunResult['kind'], label: string, paper: strin
   return { id, kind, label, paper, note: '', bitsPerChar: NaN, spread: 0, seeds: [], decode: 'none', bytes: { at, held: [], state: [] }, buckets: [], seconds: 0, error }
 }
 
-async function trainedRun(spec: TrainedRun, shape: LMShape, recipe: ReturnType<typeof lmRecipe>, seeds: number, train: Int32Array, validation: Int32Array, evalTokens: number, longWindows: readonly Int32Array[], at: readonly number[], vocab: readonly string[], cacheDir: string): Promise<RunResult> {
+async function trainedRun(spec: TrainedRun, shape: LMShape, recipe: ReturnType<typeof lmRecipe>, seeds: number, train: Int32Array, validation: Int32Array, evalTokens: number, longWindows: readonly Int32Array[], at: readonly number[], vocab: readonly string[], cacheDir: string, prev?: RunResult): Promise<RunResult> {
   const t0 = performance.now()
   const lm = transformerLM({ vocab: vocab.length, ...shape, ...(spec.attention ? { attention: spec.attention(shape) } : {}) })
   const T = shape.context
-  const per: RunResult['seeds'][number][] = []
+  const per: RunResult['seeds'][number][] = [...(prev?.seeds ?? [])]
   let params: TransformerLMParams | undefined
-  for (let s = 0; s < seeds; s++) {
+  for (let s = per.length; s < seeds; s++) {
     let last = performance.now()
     const events = await lastValueFrom(
       trainLM({ lm, train, validation, vocab, ...recipe, seed: s, evalEvery: Math.max(1, Math.floor(recipe.steps / 5)), evalTokens, checkpointEvery: 0 }).pipe(
@@ -316,23 +319,22 @@ async function trainedRun(spec: TrainedRun, shape: LMShape, recipe: ReturnType<t
       if (spec.id === 'dense') writeFileSync(join(cacheDir, 'dense.safetensors'), await saveLM(lm, params, { vocab }))
     }
   }
+  const bpcs = per.map(p => p.bitsPerChar)
+  const merged = { bitsPerChar: bpcs.reduce((a, x) => a + x, 0) / bpcs.length, spread: spreadOf(bpcs), seeds: per, trainTokensPerSecond: per.reduce((a, p) => a + p.trainTokensPerSecond, 0) / per.length }
+  if (prev) return { ...prev, ...merged, seconds: prev.seconds + (performance.now() - t0) / 1000 }
   try {
     log(`${spec.id}: speeds and long-context buckets`)
     const prefill = prefillSpeed(lm, params!, validation, T)
     const dec = decodeSpeed(lm, params!, validation, spec.decode, spec.policies?.(shape), spec.decode === 'cache' ? 32 : 8, spec.exact ? 4 : 0)
     const buckets = await positionBuckets(lm, params!, longWindows, T)
     const b = at.map(n => spec.bytes(shape, n))
-    const bpcs = per.map(p => p.bitsPerChar)
     return {
       id: spec.id,
       kind: 'trained',
       label: spec.label,
       paper: spec.paper,
       note: spec.note,
-      bitsPerChar: bpcs.reduce((a, x) => a + x, 0) / bpcs.length,
-      spread: spreadOf(bpcs),
-      seeds: per,
-      trainTokensPerSecond: per.reduce((a, p) => a + p.trainTokensPerSecond, 0) / per.length,
+      ...merged,
       prefillTokensPerSecond: prefill,
       decodeTokensPerSecond: dec.tokensPerSecond,
       decode: spec.decode,

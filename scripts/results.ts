@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path'
 import { duoDeploy, duoKvBytes } from '@heed/attention'
 import { repoRoot } from '../examples/lib/out.js'
 import { bars, chart, type Series } from '../examples/lib/plot.js'
+import { markdown as lmOperatorsMarkdown, plots as lmOperatorPlots, type LmOperatorsJson } from '../bench/lm-operators.js'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
@@ -235,6 +236,23 @@ if (operators) {
 ${plot('operators', chart({ title: `attention operators: time vs T (${backend}, log-log)`, xLabel: 'T', yLabel: 'seconds', logX: true, logY: true, series: ops.map(op => ({ name: op, points: operators.rows.filter(r => r.op === op && r.backend === backend && r.ok && r.ms !== undefined).map(r => [r.T, r.ms! / 1000] as const) })).filter(s => s.points.length > 0) }), 'operator time by T')}
 ${lin.length > 0 && g ? `\nLinear growth, time(${g.to}) / time(${g.from}) for ${g.to / g.from}× the tokens (constant cost per token gives ${g.to / g.from}; target ≤ ${g.target}):\n\n${table(['operator', 'backend', 'ratio', ''], lin.map(r => [r.op, r.backend, r.ratio!.toFixed(2), r.pass ? 'pass' : 'fail']))}\n` : ''}`)
 }
+
+// The seed operators inside the language model (issue 16)
+const lmOpsPath = join(benchOut, 'lm-operators.json')
+if (existsSync(lmOpsPath)) {
+  const j = JSON.parse(readFileSync(lmOpsPath, 'utf8')) as LmOperatorsJson
+  const svgs = lmOperatorPlots(j)
+  const body = lmOperatorsMarkdown(j).split('\n').slice(1).join('\n') // drop its own title
+  md.push(`## The seed operators inside a language model
+
+\`npm run bench -- lm-operators\` (bench/out/lm-operators.md, .json): every operator trained inside the KJV character LM on one
+recipe and budget, and the inference-time methods applied to the shipped model.
+${body}
+${plot('lm-operators-pareto', svgs['pareto']!, 'bits per character against KV bytes held at 16× context')}
+${plot('lm-operators-position', svgs['position']!, 'bits per character by position')}
+${plot('lm-operators-training', svgs['training']!, 'training curves of every trained run')}
+`)
+} else md.push(`## The seed operators inside a language model\n\nNot measured in this run: \`npm run bench -- lm-operators\` (about 45 minutes on 2 cores; resumable).\n`)
 
 // Memory
 md.push(`## Memory models

@@ -23,36 +23,38 @@ export interface Topic {
   readonly pkg: Pkg
   readonly heading?: string
   readonly source?: string
+  /** Its row in the results page's language-model table (`npm run bench -- lm-operators`, issue 16). */
+  readonly lmRow?: string
 }
 
 export const OPERATORS: readonly Topic[] = [
-  { slug: 'lightning', title: 'Lightning Attention', pkg: 'attention', heading: 'Lightning Attention' },
-  { slug: 'flow', title: 'Flow-Attention', pkg: 'attention', heading: 'Flow-Attention' },
-  { slug: 'agent', title: 'Agent Attention', pkg: 'attention', heading: 'Agent Attention' },
-  { slug: 'duo', title: 'DuoAttention', pkg: 'attention', heading: 'DuoAttention' },
-  { slug: 'landmark', title: 'Landmark Attention', pkg: 'attention', heading: 'Landmark Attention' },
-  { slug: 's2', title: 'S2-Attention', pkg: 'attention', heading: 'S2-Attention' },
-  { slug: 'moh', title: 'MoH: mixture-of-head attention', pkg: 'attention', heading: 'MoH' },
-  { slug: 'act', title: 'ACT: attention calibration', pkg: 'attention', heading: 'ACT' },
-  { slug: 'hilo', title: 'HiLo attention', pkg: 'attention', heading: 'HiLo attention' },
-  { slug: 'davit', title: 'DaViT window and channel attention', pkg: 'attention', heading: 'DaViT' },
-  { slug: 'combiner', title: 'Combiner attention', pkg: 'attention', heading: 'Combiner' },
-  { slug: 'routing', title: 'Routing attention', pkg: 'attention', heading: 'Routing attention' },
-  { slug: 'hip', title: 'HiP attention', pkg: 'attention', heading: 'HiP' },
-  { slug: 'longheads', title: 'LongHeads', pkg: 'attention', heading: 'LongHeads' },
-  { slug: 'recycled', title: 'Recycled Attention', pkg: 'attention', heading: 'Recycled Attention' },
-  { slug: 'pine', title: 'PINE', pkg: 'attention', heading: 'PINE' },
-  { slug: 'var', title: 'VAR: visual attention redistribution', pkg: 'attention', heading: 'VAR' },
-  { slug: 'task-kv', title: 'Task-KV', pkg: 'attention', heading: 'Task-KV' },
+  { slug: 'lightning', title: 'Lightning Attention', pkg: 'attention', heading: 'Lightning Attention', lmRow: 'lm-lightning' },
+  { slug: 'flow', title: 'Flow-Attention', pkg: 'attention', heading: 'Flow-Attention', lmRow: 'lm-flow' },
+  { slug: 'agent', title: 'Agent Attention', pkg: 'attention', heading: 'Agent Attention', lmRow: 'lm-agent' },
+  { slug: 'duo', title: 'DuoAttention', pkg: 'attention', heading: 'DuoAttention', lmRow: 'lm-applied-duo-50' },
+  { slug: 'landmark', title: 'Landmark Attention', pkg: 'attention', heading: 'Landmark Attention', lmRow: 'lm-landmark' },
+  { slug: 's2', title: 'S2-Attention', pkg: 'attention', heading: 'S2-Attention', lmRow: 'lm-s2' },
+  { slug: 'moh', title: 'MoH: mixture-of-head attention', pkg: 'attention', heading: 'MoH', lmRow: 'lm-moh' },
+  { slug: 'act', title: 'ACT: attention calibration', pkg: 'attention', heading: 'ACT', lmRow: 'lm-applied-act' },
+  { slug: 'hilo', title: 'HiLo attention', pkg: 'attention', heading: 'HiLo attention', lmRow: 'lm-hilo' },
+  { slug: 'davit', title: 'DaViT window and channel attention', pkg: 'attention', heading: 'DaViT', lmRow: 'lm-davit' },
+  { slug: 'combiner', title: 'Combiner attention', pkg: 'attention', heading: 'Combiner', lmRow: 'lm-combiner' },
+  { slug: 'routing', title: 'Routing attention', pkg: 'attention', heading: 'Routing attention', lmRow: 'lm-routing' },
+  { slug: 'hip', title: 'HiP attention', pkg: 'attention', heading: 'HiP', lmRow: 'lm-applied-hip' },
+  { slug: 'longheads', title: 'LongHeads', pkg: 'attention', heading: 'LongHeads', lmRow: 'lm-applied-longheads' },
+  { slug: 'recycled', title: 'Recycled Attention', pkg: 'attention', heading: 'Recycled Attention', lmRow: 'lm-applied-recycled' },
+  { slug: 'pine', title: 'PINE', pkg: 'attention', heading: 'PINE', lmRow: 'lm-pine' },
+  { slug: 'var', title: 'VAR: visual attention redistribution', pkg: 'attention', heading: 'VAR', lmRow: 'lm-var' },
+  { slug: 'task-kv', title: 'Task-KV', pkg: 'attention', heading: 'Task-KV', lmRow: 'lm-applied-taskkv' },
   { slug: 'positional', title: 'Positional attention', pkg: 'attention', heading: 'Positional attention' },
-  { slug: 'observers', title: 'Observers: retrieval heads and VHD', pkg: 'attention', heading: 'Observers' },
+  { slug: 'observers', title: 'Observers: retrieval heads and VHD', pkg: 'attention', heading: 'Observers', lmRow: 'lm-observers' },
 ]
 
 export const MODELS: readonly Topic[] = [
   { slug: 'sparsey', title: 'Sparsey', pkg: 'memory', heading: 'Sparsey' },
   { slug: 'tensor-brain', title: 'The Tensor Brain', pkg: 'memory', heading: 'Tensor Brain' },
-  { slug: 'titans', title: 'Titans', pkg: 'memory', heading: 'Titans' },
-  { slug: 'hcam', title: 'HCAM', pkg: 'memory', heading: 'HCAM' },
+  { slug: 'titans', title: 'Titans', pkg: 'memory', heading: 'Titans', lmRow: 'lm-titans-mac' },
+  { slug: 'hcam', title: 'HCAM', pkg: 'memory', heading: 'HCAM', lmRow: 'lm-hcam' },
 ]
 
 const TOPICS = [...OPERATORS, ...MODELS]
@@ -87,11 +89,15 @@ export function relink(md: string, pkg: Pkg): string {
 /** Drops the "Status: …" paragraph: the site tracks status on the home page, and README ones lag behind. */
 const withoutStatus = (md: string): string => md.replace(/^\*\*Status:[^\n]*(\n[^\n]+)*\n*/m, '')
 
+/** The link to the topic's row of the language-model table on the results page, where it has one. */
+const lmLink = (t: Topic): string =>
+  t.lmRow ? `## In a language model\n\nWhat it costs in bits per character, speed and KV bytes inside the KJV character LM: [its row on the results page](/results#${t.lmRow}) (\`npm run bench -- lm-operators\`).\n\n` : ''
+
 export function topicPage(t: Topic): string {
   if (t.heading) {
     const s = readme(t.pkg).sections.find(s => s.title.startsWith(t.heading!))
     if (!s) throw new Error(`packages/${t.pkg}/README.md has no section starting with "## ${t.heading}"`)
-    return `# ${t.title}\n\n${relink(s.body, t.pkg)}\n\n---\n\nFrom [\`@heed/${t.pkg}\`](/packages/${t.pkg}) (README section "${s.title}"). API: [@heed/${t.pkg} reference](/api/@heed/${t.pkg}/).\n`
+    return `# ${t.title}\n\n${relink(s.body, t.pkg)}\n\n${lmLink(t)}---\n\nFrom [\`@heed/${t.pkg}\`](/packages/${t.pkg}) (README section "${s.title}"). API: [@heed/${t.pkg} reference](/api/@heed/${t.pkg}/).\n`
   }
   const src = readFileSync(join(root, 'packages', t.pkg, t.source!), 'utf8')
   const m = /\/\*\*\n([\s\S]*?)\*\//.exec(src)
@@ -101,7 +107,7 @@ export function topicPage(t: Topic): string {
     .map(l => l.replace(/^ \* ?/, '').replace(/^ \*$/, ''))
     .join('\n')
     .replace(/\{@link ([^}]+)\}/g, '`$1`')
-  return `# ${t.title}\n\n${doc.trim()}\n\n---\n\nFrom the TSDoc of \`packages/${t.pkg}/${t.source}\` in [\`@heed/${t.pkg}\`](/packages/${t.pkg}); the README section is still to be written. API: [@heed/${t.pkg} reference](/api/@heed/${t.pkg}/).\n`
+  return `# ${t.title}\n\n${doc.trim()}\n\n${lmLink(t)}---\n\nFrom the TSDoc of \`packages/${t.pkg}/${t.source}\` in [\`@heed/${t.pkg}\`](/packages/${t.pkg}); the README section is still to be written. API: [@heed/${t.pkg} reference](/api/@heed/${t.pkg}/).\n`
 }
 
 export function packagePage(pkg: Pkg): string {
