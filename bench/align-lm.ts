@@ -24,8 +24,9 @@
  *
  * Each run's result is cached in `<out>/align-lm/<method>.json` with the settings it ran under, so an interrupted
  * bench resumes with the runs it has not finished; `--fresh` ignores the cache, `--methods=dpo,ipo` picks runs,
- * `--steps=N` and `--lr=X` change the budget, `--quick` runs a tiny random model for the tests. Writes align-lm.json,
- * align-lm.md and align-lm-*.svg under --out (default bench/out). Timings are reported, never asserted.
+ * `--steps=N`, `--lr=X` and `--seed=N` (which pairs are drawn) change the run, `--quick` runs a tiny random model
+ * for the tests. Writes align-lm.json, align-lm.md and align-lm-*.svg under --out (default bench/out). Timings are
+ * reported, never asserted.
  *
  * Measured (2026-12-07, `npm run bench -- align-lm`, 2× AMD EPYC shared with other jobs, 22 minutes for the nine runs;
  * bench/out/align-lm.md): DPO ranks 81 % / 84 % of held-out continuation / style pairs right while the held-out chosen
@@ -385,7 +386,8 @@ export async function run(args: readonly string[]): Promise<void> {
   const base = quick ? QUICK : FULL
   const steps = flag(args, 'steps')
   const lr = flag(args, 'lr')
-  const s: AlignLmSettings = { ...base, ...(steps !== undefined ? { steps: Number(steps), trainPairs: Math.max(base.trainPairs, Number(steps) * base.batch) } : {}), ...(lr !== undefined ? { lr: Number(lr) } : {}) }
+  const seed = flag(args, 'seed')
+  const s: AlignLmSettings = { ...base, ...(steps !== undefined ? { steps: Number(steps), trainPairs: Math.max(base.trainPairs, Number(steps) * base.batch) } : {}), ...(lr !== undefined ? { lr: Number(lr) } : {}), ...(seed !== undefined ? { seed: Number(seed) } : {}) }
   const outDir = resolve(flag(args, 'out') ?? join(root, 'bench', 'out'))
   const cacheDir = join(outDir, 'align-lm')
   mkdirSync(cacheDir, { recursive: true })
