@@ -8,7 +8,7 @@ const chunks = await lastValueFrom(
     chunkTokens({ size: 4 }),
     map(chunk => {
       const row = { start: chunk.positions, ids: Array.from(chunk.tokens.dataSync()) }
-      // Operators hand ownership downstream: the last one to touch a chunk frees it.
+      // This chunk reached no operator, only our map: it is ours to free (an operator would only have borrowed it).
       disposeChunk(chunk)
       return row
     }),

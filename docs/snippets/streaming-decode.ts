@@ -24,5 +24,6 @@ const whole = rows(0, 40)
 const oneShot = layer.forward(params, whole).dataSync()
 const streamed = outputs.flatMap(y => Array.from(y.dataSync()))
 console.log(streamed.every((v, i) => Math.abs(v - oneShot[i]!) < 1e-5)) // => true
-dispose([outputs, whole, params])
+// attend borrowed the chunks (operators never dispose what they receive): we made them, we free them
+dispose([outputs, whole, params, chunks])
 // #endregion recipe
