@@ -20,6 +20,10 @@ import {
   ValueError,
   variance,
   zeros,
+  topk,
+  sort,
+  argsort,
+  oneHot,
 } from '@heed/tensor'
 
 t.test('each check returns its value or throws a ValueError naming op, argument, expected and actual', async t => {
@@ -70,6 +74,11 @@ t.test('reductions and softmax reject misspelt options', async t => {
   t.throws(() => softmax(x, { dim: -1 } as never), ArgumentError)
   t.throws(() => cumsum(x, { axis: 0, reversed: true } as never), { name: 'ArgumentError', message: /did you mean reverse\?/ })
   t.same(sum(x, { axis: 0, keepDims: true }).shape, [1, 3])
+  t.throws(() => topk(x, 1, { dim: 0 } as never), { name: 'ArgumentError', op: 'topk', arg: 'dim' })
+  t.throws(() => sort(x, { descending: true, reverse: true } as never), { name: 'ArgumentError', op: 'sort' })
+  t.throws(() => argsort(x, { decending: true } as never), { name: 'ArgumentError', message: /did you mean descending\?/ })
+  t.throws(() => oneHot(tensor([0], [1], 'int32'), 2, { dtpye: 'int32' } as never), { name: 'ArgumentError', message: /did you mean dtype\?/ })
+  t.throws(() => zeros([2], { dtyp: 'int32' } as never), { name: 'ArgumentError', op: 'full', arg: 'dtyp' })
   x.dispose()
 })
 

@@ -4,6 +4,7 @@ import { fromValues } from '../engine.js'
 import { assertShape, sizeOf, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import type { CreationOptions } from './tensor.js'
+import { knownOptions } from '../validate.js'
 
 export interface FillOptions<D extends DType> extends CreationOptions {
   readonly dtype?: D
@@ -21,6 +22,8 @@ function checkDType(op: string, d: unknown): DType {
 /** A tensor of `shape` filled with `value`. */
 export function full<const S extends Shape, D extends DType = 'float32'>(shape: S, value: number, opts: FillOptions<D> = {}): Tensor<D, S> {
   assertShape('full', 'shape', shape)
+  if (opts === null || typeof opts !== 'object') throw new ValueError({ op: 'full', arg: 'opts', expected: '{ dtype, backend }', actual: String(opts) })
+  knownOptions('full', opts, ['dtype', 'backend'])
   if (typeof value !== 'number') throw new ValueError({ op: 'full', arg: 'value', expected: 'a number', actual: typeof value })
   const dt = checkDType('full', opts.dtype)
   checkAllocation('full', 'shape', sizeOf(shape), dt)

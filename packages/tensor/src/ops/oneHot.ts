@@ -4,6 +4,7 @@ import { runOp1 } from '../op.js'
 import { Kernel } from '../kernelContract.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
+import { knownOptions } from '../validate.js'
 import { checkIndices } from './gather.js'
 
 export interface OneHotOptions<D extends DType> {
@@ -12,6 +13,7 @@ export interface OneHotOptions<D extends DType> {
 }
 
 const oneHotImpl = (indices: Tensor, depth: number, opts: OneHotOptions<DType> = {}): Tensor => {
+  knownOptions('oneHot', opts, ['dtype'])
   if (!Number.isInteger(depth) || depth < 0) throw new ValueError({ op: 'oneHot', arg: 'depth', expected: 'a non-negative integer', actual: depth })
   const dtype = opts.dtype ?? 'float32'
   if (!isDType(dtype)) throw new DTypeError({ op: 'oneHot', arg: 'dtype', expected: 'float32, float16, float64, int32, uint32 or bool', actual: String(dtype) })

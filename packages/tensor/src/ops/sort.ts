@@ -4,6 +4,7 @@ import { Kernel } from '../kernelContract.js'
 import type { Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
+import { knownOptions } from '../validate.js'
 import { indexAxis } from './gather.js'
 
 export interface SortOptions {
@@ -14,6 +15,7 @@ export interface SortOptions {
 }
 
 function sortBoth(op: string, x: Tensor, opts: SortOptions, differentiable: boolean): [Tensor, Tensor] {
+  knownOptions(op, opts, ['axis', 'descending'])
   const axis = indexAxis(op, x, opts.axis ?? -1)
   const descending = opts.descending ?? false
   return runOp(

@@ -4,6 +4,7 @@ import { runOp } from '../op.js'
 import { Kernel } from '../kernelContract.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
+import { knownOptions } from '../validate.js'
 import { indexAxis } from './gather.js'
 
 export interface TopKOptions {
@@ -14,6 +15,7 @@ export interface TopKOptions {
 }
 
 const topkImpl = (x: Tensor, k: number, opts: TopKOptions = {}): { values: Tensor; indices: Tensor } => {
+  knownOptions('topk', opts, ['axis', 'largest'])
   const axis = indexAxis('topk', x, opts.axis ?? -1)
   const n = x.shape[axis]!
   if (!Number.isInteger(k) || k < 0 || k > n)
