@@ -5,7 +5,7 @@ import { add, adamw, clipByGlobalNorm, dispose, matmul, mean, mul, random, scope
 const rng = random.rng(0)
 const xs = random.uniform([256, 1], { rng, low: -1, high: 1 })
 const ys = tanh(mul(xs, 3))
-type Params = { W1: Tensor; b1: Tensor; W2: Tensor; b2: Tensor }
+type Params = { W1: Tensor<'float32'>; b1: Tensor<'float32'>; W2: Tensor<'float32'>; b2: Tensor<'float32'> }
 let params: Params = {
   W1: random.normal([1, 32], { rng, std: 1 }),
   b1: random.normal([32], { rng, std: 0.1 }),
