@@ -11,6 +11,7 @@ import { scaledDotProductAttention } from '@heed/attention'
 import {
   positiveInt,
   isFloat,
+  knownOptions,
   ArgumentError,
   DTypeError,
   ShapeError,
@@ -164,10 +165,14 @@ export interface HcamReadResult {
   readonly cost: { readonly selection: number; readonly chunks: number; readonly fullAttention: number }
 }
 
+const READ_OPTIONS = ['topK', 'heads', 'scale', 'mask', 'queryPositions', 'positionalEncoding', 'params']
+
 /** Queries are a float [Q, D] tensor: checked first, so a wrong one is blamed, not the memory's keys. */
-function checkQueries(op: string, queries: Tensor): void {
+function checkQueries(op: string, queries: Tensor, opts?: HcamReadOptions): void {
   if (!isTensor(queries) || queries.rank !== 2) throw new ShapeError({ op, arg: 'queries', expected: '[Q, D]', actual: isTensor(queries) ? queries.shape : queries === null ? 'null' : typeof queries })
   if (!isFloat(queries.dtype)) throw new DTypeError({ op, arg: 'queries', expected: 'a float dtype (float32 or float64)', actual: queries.dtype })
+  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ topK, … }', actual: String(opts) })
+  knownOptions(op, opts, READ_OPTIONS)
 }
 
 /**
@@ -175,7 +180,7 @@ function checkQueries(op: string, queries: Tensor): void {
  * selection keep the lower chunk index (topk's order).
  */
 export function hcamAttention(queries: Tensor, keys: Tensor, contents: Tensor, opts: HcamReadOptions, chunkEnds?: readonly number[], op = 'hcamAttention'): HcamReadResult {
-  checkQueries(op, queries)
+  checkQueries(op, queries, opts)
   const [Q, D] = queries.shape as [number, number]
   if (keys.rank !== 2 || keys.shape[1] !== D) throw new ShapeError({ op, arg: 'keys', expected: `[M, ${D}]`, actual: keys.shape })
   const M = keys.shape[0]!
@@ -244,11 +249,15 @@ export function hcamAttention(queries: Tensor, keys: Tensor, contents: Tensor, o
   })
 }
 
-/** Read from a memory: only complete chunks are attendable; with `queryPositions`, only chunks already ended. */
+/**
+ * Read from a memory: only complete chunks are attendable; with `queryPositions`, only chunks already ended. A
+ * memory with no complete chunk yet reads as nothing: `out` is 0, `indices` −1 and `weights` 0 (documented, not an
+ * error, so a stream can be queried before its first chunk ends).
+ */
 export function hcamRead(mem: HcamMemory, queries: Tensor, opts: HcamReadOptions): HcamReadResult {
   const op = 'hcamRead'
   if (!mem.keys || !mem.contents) {
-    checkQueries(op, queries)
+    checkQueries(op, queries, opts)
     positiveInt(op, 'topK', opts?.topK)
     const [Q, D] = queries.shape as [number, number]
     const k = opts.topK
