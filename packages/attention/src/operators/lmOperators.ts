@@ -1,4 +1,4 @@
-import { cumsum, div, exp, expandDims, isTensor, keep, matmul, max, mul, permute, random, reshape, ShapeError, slice, softmax, stopGradient, sub, sum, ValueError, type FloatDType, type Tensor } from '@heed/tensor'
+import { add, cumsum, div, exp, expandDims, isTensor, keep, matmul, max, maximum, mul, permute, random, reshape, ShapeError, slice, softmax, stopGradient, sub, sum, ValueError, type FloatDType, type Tensor } from '@heed/tensor'
 import type { AttentionFn, AttentionFnOptions, OperatorInitOptions, OperatorParams } from '../multiHeadAttention.js'
 import { mask as masks } from '../mask.js'
 import { scaledDotProductAttention } from '../sdpa.js'
@@ -18,7 +18,9 @@ import { s2Attention, type S2Options } from './s2.js'
 
 type Fn = (q: Tensor, k: Tensor, v: Tensor, o: AttentionFnOptions) => { out: Tensor; lse?: Tensor }
 
-function named(name: string, fn: Fn, extra: { incremental?: 'merge' | 'prefix'; init?: (o: OperatorInitOptions) => OperatorParams } = {}): AttentionFn {
+type Step = NonNullable<AttentionFn['step']>
+
+function named(name: string, fn: Fn, extra: { incremental?: 'merge' | 'prefix' | 'state'; init?: (o: OperatorInitOptions) => OperatorParams; step?: Step } = {}): AttentionFn {
   Object.defineProperty(fn, 'name', { value: name })
   return Object.assign(fn, extra)
 }
@@ -114,36 +116,28 @@ export const lmOperators = {
    * exactly.
    */
   agent: (opts: { readonly agents: number }): AttentionFn => {
-    const n = int('lmOperators.agent', 'agents', opts.agents, 8)
+    const op = 'lmOperators.agent'
+    const n = int(op, 'agents', opts.agents, 8)
+    const agentsOf = (q: Tensor, o: AttentionFnOptions): Tensor => {
+      const A = o.params as { agents: Tensor } | undefined
+      const [, H, , D] = q.shape as [number, number, number, number]
+      if (!A || !isTensor(A.agents) || A.agents.shape[1] !== H) throw new ValueError({ op, arg: 'params', expected: `learned agents [1, ${H}, ${n}, ${D}] from init`, actual: isTensor(A?.agents) ? A.agents.shape : typeof o.params })
+      return A.agents
+    }
     return named(
       'agent',
       (q, k, v, o) => {
-        const op = 'lmOperators.agent'
         noMask(op, o)
-        const A = o.params as { agents: Tensor } | undefined
-        const [B, H, Tq, D] = q.shape as [number, number, number, number]
-        if (!A || !isTensor(A.agents) || A.agents.shape[1] !== H) throw new ValueError({ op, arg: 'params', expected: `learned agents [1, ${H}, ${n}, ${D}] from init`, actual: isTensor(A?.agents) ? A.agents.shape : typeof o.params })
         bottomRight(op, q, k, o)
-        const Tk = k.shape[2]!
-        const s = o.scale ?? 1 / Math.sqrt(D)
-        const kk = repeatKvHeads(k, H)
-        const vv = repeatKvHeads(v, H)
-        const Dv = vv.shape[3]!
-        // Agent → key scores [B, H, n, Tk]; the per-agent max over all keys is a constant shift of every prefix sum
-        // (numerator and denominator alike), so it cancels and reveals nothing of the future; stopGradient keeps
-        // it out of the tape.
-        const S = mul(matmul(A.agents, kk, { transposeB: true }), s)
-        const E = exp(sub(S, stopGradient(max(S, { axis: -1, keepDims: true }))))
-        const num = cumsum(mul(expandDims(E, -1), expandDims(vv, 2)), { axis: 3 }) // [B, H, n, Tk, Dv]
-        const den = cumsum(E, { axis: 3 }) // [B, H, n, Tk]
-        const VA = div(num, expandDims(den, -1))
-        const VAq = Tq === Tk ? VA : slice(VA, [null, null, null, [Tk - Tq, Tk]])
-        const W = softmax(mul(matmul(q, A.agents, { transposeB: true }), s)) // [B, H, Tq, n]
-        const out = sum(mul(expandDims(permute(W, [0, 1, 3, 2]), -1), VAq), { axis: 2 })
-        return { out: reshape(out, [B, H, Tq, Dv]) }
+        return { out: agentCausal(q, k, v, agentsOf(q, o), o.scale).out }
       },
       {
-        incremental: 'prefix',
+        // The agents' running sums are the state: n·(Dv + 2) numbers per head, whatever the stream length.
+        incremental: 'state',
+        step: (q, k, v, state, o) => {
+          noMask(op, o)
+          return agentCausal(q, k, v, agentsOf(q, o), o.scale, state as AgentState | undefined)
+        },
         init: io => ({ agents: random.normal([1, io.heads, n, io.headDim], { std: 1, seed: io.seed, dtype: io.dtype, ...(io.backend !== undefined ? { backend: io.backend } : {}) }) }),
       },
     )
@@ -206,4 +200,48 @@ export const lmOperators = {
       },
       { incremental: 'prefix' },
     ),
+}
+
+/** Causal agent attention's running sums after a prefix: per agent Σ e^{s·a·k_j − m} v_j, Σ e^{s·a·k_j − m}, and m. */
+interface AgentState {
+  /** [B, H, n, Dv] */
+  readonly num: Tensor
+  /** [B, H, n, 1] */
+  readonly den: Tensor
+  /** [B, H, n, 1] the running max of the agent scores (a shift that cancels in num / den) */
+  readonly m: Tensor
+}
+
+/**
+ * Causal agent attention over one chunk (queries bottom-right aligned with its keys), continuing from `state`:
+ * `V_A(a, i) = Σ_{j≤i} e^{s·a·k_j} v_j / Σ_{j≤i} e^{s·a·k_j}`, `out_i = softmax_a(s·q_i·a) V_A(·, i)`. The
+ * exponentials are shifted by the running per-agent max (the old sums rescaled by e^{m − m'} when it grows, as in
+ * FlashAttention's online softmax), so the chunked stream equals the one-shot pass to rounding; stopGradient keeps
+ * the shift off the tape (it cancels in the ratio).
+ */
+function agentCausal(q: Tensor, k: Tensor, v: Tensor, A: Tensor, scale: number | undefined, state?: AgentState): { out: Tensor; state: AgentState } {
+  const [B, H, Tq, D] = q.shape as [number, number, number, number]
+  const Tk = k.shape[2]!
+  const s = scale ?? 1 / Math.sqrt(D)
+  const kk = repeatKvHeads(k, H)
+  const vv = repeatKvHeads(v, H)
+  const Dv = vv.shape[3]!
+  const S = mul(matmul(A, kk, { transposeB: true }), s) // [B, H, n, Tk]
+  const mc = stopGradient(max(S, { axis: -1, keepDims: true }))
+  const m = state ? maximum(state.m, mc) : mc
+  const E = exp(sub(S, m))
+  let num = cumsum(mul(expandDims(E, -1), expandDims(vv, 2)), { axis: 3 }) // [B, H, n, Tk, Dv]
+  let den = cumsum(E, { axis: 3 }) // [B, H, n, Tk]
+  if (state) {
+    const r = exp(sub(state.m, m)) // [B, H, n, 1]
+    num = add(num, expandDims(mul(state.num, r), 3))
+    den = add(den, mul(state.den, r))
+  }
+  const VA = div(num, expandDims(den, -1))
+  const VAq = Tq === Tk ? VA : slice(VA, [null, null, null, [Tk - Tq, Tk]])
+  const W = softmax(mul(matmul(q, A, { transposeB: true }), s)) // [B, H, Tq, n]
+  const out = reshape(sum(mul(expandDims(permute(W, [0, 1, 3, 2]), -1), VAq), { axis: 2 }), [B, H, Tq, Dv])
+  const n = A.shape[2]!
+  const last = (x: Tensor, shape: readonly number[]): Tensor => reshape(slice(x, [null, null, null, [Tk - 1, Tk]]), shape)
+  return { out, state: { num: last(num, [B, H, n, Dv]), den: last(den, [B, H, n, 1]), m } }
 }
