@@ -36,6 +36,8 @@ t.test('a long WebGPU decode through attend compiles a bounded number of pipelin
           let last: Float32Array | undefined
           let compiledAt: number[] = []
           let failed: unknown
+          let rss0 = 0
+          let t0 = 0
           // a full cache: its written range is the mask sinks(used), which changes every step
           const cache = () => layer.cache({ batch: 1, capacity: STEPS + 8 })
           const sub = input.pipe(attend(layer, cache, params)).subscribe({
@@ -49,11 +51,17 @@ t.test('a long WebGPU decode through attend compiles a bounded number of pipelin
             const x = tensor(row, [1, dModel], 'float32')
             input.next({ tokens: x, positions: p })
             x.dispose()
-            if (p === 20) compiledAt = [gpu.poolStats().pipelinesCompiled]
+            if (p === 20) {
+              compiledAt = [gpu.poolStats().pipelinesCompiled]
+              rss0 = process.memoryUsage().rss
+              t0 = performance.now()
+            }
             // let Dawn free device resources between event-loop turns
             if (p % 50 === 49) await new Promise(r => setTimeout(r, 0))
           }
           compiledAt.push(gpu.poolStats().pipelinesCompiled)
+          // reported, not asserted (timings and RSS depend on the machine)
+          t.comment(`steps 20–${STEPS}: ${((performance.now() - t0) / (STEPS - 20)).toFixed(1)} ms/step, RSS ${(rss0 / 2 ** 20).toFixed(0)} → ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`)
           input.complete()
           sub.unsubscribe()
           t.equal(failed, undefined, 'no error')
