@@ -77,7 +77,8 @@ function recompute(lm: TransformerLM, p: TransformerLMParams, prompt: readonly n
 const policyMask = (ps: readonly HeadPolicy[]): Mask =>
   mask.perHead(ps.length, h => {
     const q = ps[h]!
-    return q.kind === 'full' ? mask.causal : mask.streaming(q.sink, q.recent)
+    // (a recurrent head keeps no keys: no softmax head reads it)
+    return q.kind === 'full' ? mask.causal : q.kind === 'streaming' ? mask.streaming(q.sink, q.recent) : mask.none
   })
 
 /** counterUniform(0, 0), (1, 1), (2^40, 3), frozen when it was written. */
