@@ -12,6 +12,7 @@
  */
 import {
   positiveInt,
+  knownOptions,
   ShapeError,
   ValueError,
   ArgumentError,
@@ -456,6 +457,9 @@ const logit = (p: number): number => Math.log(p / (1 - p))
 /** Parameters for a neural memory over `dim`-wide inputs. */
 export function initNeuralMemory(cfg: NeuralMemoryConfig): NeuralMemoryParams {
   const op = 'initNeuralMemory'
+  if (cfg === null || typeof cfg !== 'object') throw new ArgumentError({ op, arg: 'cfg', expected: '{ dim, … }', actual: String(cfg) })
+  knownOptions(op, cfg, ['dim', 'keyDim', 'valueDim', 'depth', 'hidden', 'dtype', 'seed', 'gateInit'])
+  if (cfg.gateInit !== undefined) knownOptions(`${op}: gateInit`, cfg.gateInit, ['theta', 'eta', 'alpha'])
   const d = positiveInt(op, 'dim', cfg.dim)
   const dk = positiveInt(op, 'keyDim', cfg.keyDim ?? d)
   const dv = positiveInt(op, 'valueDim', cfg.valueDim ?? d)

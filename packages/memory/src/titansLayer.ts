@@ -49,7 +49,8 @@ export function initTitansLayer(cfg: TitansLayerConfig): TitansLayerParams {
   const dtype = cfg.dtype ?? 'float32'
   const g = random.rng((cfg.seed ?? 0) + 7919)
   const sq = () => random.normal([d, d], { dtype, std: 1 / Math.sqrt(d), rng: g })
-  return { memory: initNeuralMemory(cfg), persistent: random.normal([np, d], { dtype, std: 1, rng: g }), wq: sq(), wk: sq(), wv: sq(), wo: sq() }
+  const { persistentTokens: _np, ...memoryCfg } = cfg
+  return { memory: initNeuralMemory(memoryCfg), persistent: random.normal([np, d], { dtype, std: 1, rng: g }), wq: sq(), wk: sq(), wv: sq(), wo: sq() }
 }
 
 export type TitansVariant = 'MAC' | 'MAG' | 'MAL'

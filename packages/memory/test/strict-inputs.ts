@@ -6,6 +6,8 @@ import { SparseyMac, hcamMemory, hcamRead, hcamWrite, disposeHcam, initMemoryWei
 t.test('Titans: gates outside [0, 1] and gate inits that are not probabilities', async t => {
   for (const theta of [1.5, 0, 1, -0.2, NaN]) t.throws(() => initNeuralMemory({ dim: 4, gateInit: { theta } }), { name: 'ValueError', op: 'initNeuralMemory', arg: 'gateInit.theta' }, `theta ${theta}`)
   t.throws(() => initNeuralMemory({ dim: 4, gateInit: { alpha: 2 } }), { name: 'ValueError', arg: 'gateInit.alpha' })
+  t.throws(() => initNeuralMemory({ dim: 4, keydim: 2 } as never), { name: 'ArgumentError', message: /did you mean keyDim\?/ })
+  t.throws(() => initNeuralMemory({ dim: 4, gateInit: { beta: 0.5 } } as never), { name: 'ArgumentError', arg: 'beta' })
   const w = initMemoryWeights({ keyDim: 2, valueDim: 2, depth: 1, dtype: 'float64' })
   const s = titansState(w)
   const kv = tensor([1, 0, 0, 1], [2, 2], 'float64')
