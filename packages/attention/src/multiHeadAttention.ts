@@ -18,7 +18,6 @@ export interface AttentionFnOptions {
   readonly scoreMod?: ScoreMod
   readonly scale?: number
   readonly headOffset?: number
-}
   /**
    * The layer's input rows of this call, `[B, T, dModel]` (after the block's norm, before the q/k/v maps): for
    * operators that route or read memory from the token itself (MoH's router, Titans' memory).
@@ -38,6 +37,7 @@ export interface OperatorInitOptions {
   readonly seed: number
   readonly dtype: FloatDType
   readonly backend?: string
+}
 
 /**
  * An attention operator in the shape of `scaledDotProductAttention`: q [B, H, Tq, D], k [B, Hkv, Tk, D],
@@ -63,7 +63,6 @@ export interface AttentionFn {
    * over). `opts.queryOffset` is the chunk's first position.
    */
   readonly step?: (q: Tensor, k: Tensor, v: Tensor, state: unknown, opts: AttentionFnOptions) => { readonly out: Tensor; readonly state: unknown }
-}
   /**
    * Trainable parameters of the operator (a pytree of tensors: MoH's router, Titans' memory): the layer's `init`
    * calls it once per run of heads and stores the result in `MhaParams.op`, so `valueAndGrad` and the optimizers
@@ -71,6 +70,7 @@ export interface AttentionFn {
    * part as `opts.params`.
    */
   readonly init?: (opts: OperatorInitOptions) => OperatorParams
+}
 
 export interface MultiHeadAttentionOptions {
   readonly dModel: number
@@ -103,13 +103,13 @@ export interface MhaParams {
   readonly Wo: Tensor
 }
 
-export interface InitOptions {
 /**
  * Parameters of an operator: a pytree of tensors (objects and arrays of tensors, as `valueAndGrad` and the
  * optimizers take them). Typed as `object`, not as a recursive tree, so the optimizers' mapped types stay shallow.
  */
 export type OperatorParams = object
 
+export interface InitOptions {
   readonly seed?: number
   /** Default float32. */
   readonly dtype?: FloatDType
@@ -128,9 +128,9 @@ export interface ForwardOptions {
   readonly causal?: boolean
   readonly mask?: Mask
   readonly scoreMod?: ScoreMod
-}
   /** The operators' own parameters (`initOperators`), when an operator of the layer has an `init`. */
   readonly operatorParams?: readonly OperatorParams[]
+}
 
 /** Options of a layer's `cache()` (see `KvCacheOptions`). */
 export interface CacheOptions {
@@ -169,12 +169,12 @@ export interface MultiHeadAttention {
   forward(params: MhaParams, x: Tensor, opts?: ForwardOptions): Tensor
   /** A KV cache shaped for this layer. */
   cache(opts: CacheOptions): KvCache
-}
   /**
    * The operators' own parameters, one entry per run of heads (`{}` for a run without any), or undefined when no
    * operator has an `init`: pass them as `forward`'s `operatorParams`.
    */
   initOperators(opts?: InitOptions): readonly OperatorParams[] | undefined
+}
 
 /** Rows of x as [B, T, dModel], and whether x came without a batch axis. */
 export function asBatched(op: string, x: Tensor, dModel: number): { x3: Tensor; unbatched: boolean } {
@@ -217,13 +217,6 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
     return { Wq: w(dModel, heads * headDim, 0), Wk: w(dModel, kvHeads * headDim, 1), Wv: w(dModel, kvHeads * headDim, 2), Wo: w(heads * headDim, dModel, 3) }
   }
 
-  const forward = (params: MhaParams, x: Tensor, fo: ForwardOptions = {}): Tensor => {
-    const fop = 'multiHeadAttention.forward'
-    knownOptions(fop, fo, ['positions', 'cache', 'causal', 'mask', 'scoreMod', 'operatorParams'])
-    const unbatched = x.rank === 2
-    const [B, T] = scope(() => asBatched(fop, x, dModel).x3.shape) as readonly number[] as [number, number]
-    const cache = fo.cache
-    const causal = fo.causal ?? true
   // One entry per run of heads; runs without parameters hold {}, so the indices line up with `groups`.
   const initOperators = (o: InitOptions = {}): readonly OperatorParams[] | undefined => {
     if (!groups?.some(g => g.fn.init !== undefined)) return undefined
@@ -235,6 +228,13 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
     )
   }
 
+  const forward = (params: MhaParams, x: Tensor, fo: ForwardOptions = {}): Tensor => {
+    const fop = 'multiHeadAttention.forward'
+    knownOptions(fop, fo, ['positions', 'cache', 'causal', 'mask', 'scoreMod', 'operatorParams'])
+    const unbatched = x.rank === 2
+    const [B, T] = scope(() => asBatched(fop, x, dModel).x3.shape) as readonly number[] as [number, number]
+    const cache = fo.cache
+    const causal = fo.causal ?? true
     if (cache) {
       if (!causal) throw new ValueError({ op: fop, arg: 'causal', expected: 'true with a cache (decoding is causal)', actual: false })
       if (cache.batch !== B || cache.kvHeads !== kvHeads || cache.headDim !== headDim || cache.valueDim !== headDim)
@@ -246,6 +246,9 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
     const start = T > 0 ? pos[0]! : 0
     for (const [name, w, shape] of [['Wq', params.Wq, [dModel, heads * headDim]], ['Wk', params.Wk, [dModel, kvHeads * headDim]], ['Wv', params.Wv, [dModel, kvHeads * headDim]], ['Wo', params.Wo, [heads * headDim, dModel]]] as const)
       if (w?.rank !== 2 || w.shape[0] !== shape[0] || w.shape[1] !== shape[1]) throw new ShapeError({ op: fop, arg: `params.${name}`, expected: shape, actual: w?.shape })
+    const ops = fo.operatorParams
+    if (groups?.some(g => g.fn.init !== undefined) && (!Array.isArray(ops) || ops.length !== groups.length))
+      throw new ShapeError({ op: fop, arg: 'operatorParams', expected: `${groups.length} entries (the operators' own parameters, from initOperators)`, actual: Array.isArray(ops) ? ops.length : typeof ops })
     if (cache) cache.ensureRoom(T)
     if (cache && groups)
       for (const g of groups)
@@ -253,9 +256,6 @@ export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAt
           throw new ValueError({ op: fop, arg: 'attention', expected: `operators with an incremental form (fn.incremental 'merge', 'prefix' or 'state' with a step) when a cache is used`, actual: `${describe(g.fn)} on heads [${g.h0}, ${g.h1}) has none` })
     return scope(() => {
       const x3 = unbatched ? reshape(x, [1, T, dModel]) : x
-    const ops = fo.operatorParams
-    if (groups?.some(g => g.fn.init !== undefined) && (!Array.isArray(ops) || ops.length !== groups.length))
-      throw new ShapeError({ op: fop, arg: 'operatorParams', expected: `${groups.length} entries (the operators' own parameters, from initOperators)`, actual: Array.isArray(ops) ? ops.length : typeof ops })
       const split = (y: Tensor, n: number): Tensor => permute(reshape(y, [B, T, n, headDim]), [0, 2, 1, 3])
       let q = split(matmul(x3, params.Wq), heads)
       let k = split(matmul(x3, params.Wk), kvHeads)
