@@ -53,6 +53,16 @@ export type TbGroup = 'entity' | 'predicate' | 'time'
 export type TbRole = 'subject' | 'predicate' | 'object'
 export const TB_ROLES: readonly TbRole[] = ['subject', 'predicate', 'object']
 
+/** One value per role of a triple. */
+export interface PerRole<T> {
+  /** The subject entity's value. */
+  readonly subject: T
+  /** The predicate's value. */
+  readonly predicate: T
+  /** The object entity's value. */
+  readonly object: T
+}
+
 /** A triple of global indices: subject and object are entities, predicate is a predicate. */
 export interface Triple {
   readonly subject: number
@@ -94,7 +104,7 @@ export interface Perception {
   /** The decoded triples (for 'expect', the most probable concept of each role). */
   readonly triples: Triple[]
   /** Per role, the posteriors row by row: `[B × N_group]`. */
-  readonly posteriors: { readonly [R in TbRole]: Float64Array }
+  readonly posteriors: PerRole<Float64Array>
 }
 
 const OP = 'TensorBrain'
@@ -432,7 +442,7 @@ export class TensorBrain {
    * Semantic memory as marginalisation over episodes: P(role = k | given) = Σ_t w_t P_t(role = k), with
    * w_t ∝ Π_{given roles} P_t(role = given value) (uniform without `given`). P_t comes from recalling episode t.
    */
-  async semantic(given: Partial<Triple> = {}): Promise<{ readonly [R in TbRole]: Float64Array }> {
+  async semantic(given: Partial<Triple> = {}): Promise<PerRole<Float64Array>> {
     this.#live('semantic')
     const T = this.#episodes.length
     if (T === 0) throw new ValueError({ op: `${OP}.semantic`, arg: 'episodes', expected: 'at least one stored episode', actual: 0 })
@@ -457,7 +467,7 @@ export class TensorBrain {
   }
 
   /** The cheap "pre-observation" prior: decode ā = mean_t a_t. Ranks concepts like `semantic` but is not calibrated. */
-  async semanticPrior(): Promise<{ readonly [R in TbRole]: Float64Array }> {
+  async semanticPrior(): Promise<PerRole<Float64Array>> {
     this.#live('semanticPrior')
     if (this.#episodes.length === 0) throw new ValueError({ op: `${OP}.semanticPrior`, arg: 'episodes', expected: 'at least one stored episode', actual: 0 })
     const { emb } = this.#group('time')
