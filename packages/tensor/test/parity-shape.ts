@@ -96,14 +96,19 @@ t.test('out-of-range indices on webgpu neither crash nor touch other memory', as
     'unchecked indices',
     async t => {
       const x = h.tensor([1, 2, 3, 4, 5, 6], [3, 2])
-      const bad = h.tensor([5, -1, 1], [3], 'int32')
+      // host-made indices are checked before dispatch, as on the CPU
+      const host = h.tensor([5, -1, 1], [3], 'int32')
+      t.throws(() => h.gather(x, host), h.ValueError, 'host-made out-of-range indices are a ValueError before dispatch')
+      // indices computed on the device are not read back: the kernels must stay in bounds
+      const [a, b] = [h.tensor([4, -2, 0], [3], 'int32'), h.tensor([1, 1, 1], [3], 'int32')]
+      const bad = h.add(a, b)
       const g = h.gather(x, bad)
       t.same(Array.from(await g.data()), [0, 0, 0, 0, 3, 4], 'gather reads zeros for out-of-range indices')
       const s = h.scatterAdd(x, bad, h.ones([3, 2]))
       t.same(Array.from(await s.data()), [1, 2, 4, 5, 5, 6], 'scatterAdd drops updates at out-of-range indices')
       const o = h.oneHot(bad, 3)
       t.same(Array.from(await o.data()), [0, 0, 0, 0, 0, 0, 0, 1, 0], 'oneHot leaves out-of-range rows zero')
-      for (const v of [x, bad, g, s, o]) v.dispose()
+      for (const v of [x, host, a, b, bad, g, s, o]) v.dispose()
     },
     ['webgpu'],
   )
