@@ -32,7 +32,7 @@ import type { ScoreMod } from './scoreMod.js'
 import { attentionAttrs, checkQkv, type SdpaOptions } from './sdpa.js'
 
 /**
- * Exact, lazy observation of softmax attention (§2.1 "exact lazy probabilities"): with the row logsumexp saved
+ * Exact, lazy observation of softmax attention: with the row logsumexp saved
  * by the forward pass, p_ij = exp(S'_ij − lse_i) is exact, so any slice of P is recomputed from q and k alone in
  * O(slice · D) without the T×T matrix. Scores are recomputed with tensor ops (so this runs on every backend and
  * is differentiable); masks and positional score mods are evaluated on the host into tables the size of the slice.

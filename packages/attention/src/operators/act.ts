@@ -49,7 +49,7 @@ function sharedSetMasks(set: ReadonlySet<number>, qEnd: number, kEnd: number): [
 }
 
 /**
- * ACT, attention calibration (§3 T1.9): in rows that put mass m_i on the sink set S, keep β·m_i there and give the
+ * ACT, attention calibration: in rows that put mass m_i on the sink set S, keep β·m_i there and give the
  * rest of it to the other keys in proportion to their weights. Computed as a weighted merge of two attention
  * states, no T×T matrix: `o_i = β·m_i·o_S + (1 − β·m_i)·o_R`, with `m_i = σ(lse_S − lse_R)`. Rows still sum to 1,
  * zeros stay zeros; β = 1 or S = ∅ is the identity. Rows with (almost) all mass on S are left as they are.

@@ -52,7 +52,7 @@ function gatesPerQueryHead(op: string, alpha: Tensor | readonly number[], q: Ten
 }
 
 /**
- * DuoAttention's training-time operator (§3 T1.5): per kv head, `α·FullCausal + (1 − α)·Streaming` where the
+ * DuoAttention's training-time operator: per kv head, `α·FullCausal + (1 − α)·Streaming` where the
  * streaming head sees `causal ∧ (pk < sink ∨ pq − pk < recent)`. Differentiable in α (and q, k, v), so the gates
  * train by distillation (`duoGateLoss`). Causal unless `causal: false` is passed (then only the caller's mask
  * applies to the full branch; the streaming branch stays causal, as its mask is). The caller's mask applies to both.

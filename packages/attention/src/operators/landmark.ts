@@ -1,4 +1,4 @@
-import { add, concat, div, exp, expandDims, fullLike, gather, greater, logicalAnd, matmul, max, mul, oneHot, permute, scope, slice, stopGradient, sub, sum, tensor, topk, ValueError, where, zerosLike, type Tensor } from '@heed/tensor'
+import { add, concat, div, exp, expandDims, fullLike, gather, greater, logicalAnd, matmul, max, mul, oneHot, permute, scope, slice, stopGradient, sub, sum, tensor, topk, ValueError, knownOptions, where, zerosLike, type Tensor } from '@heed/tensor'
 import { mask as masks, type Mask } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type SdpaOptions } from '../sdpa.js'
 
@@ -28,12 +28,12 @@ const OP = 'landmarkAttention'
 export const isLandmark = (p: number, blockSize: number): boolean => p % (blockSize + 1) === blockSize
 
 /**
- * Landmark Attention's grouped softmax (§3 T1.6), causal. For query i in block c_i: the "current group" is the
+ * Landmark Attention's grouped softmax (Mohtashami & Jaggi 2023, "Landmark Attention"), causal. For query i in block c_i: the "current group" is the
  * ordinary tokens of its own block it can see plus the landmarks of every completed earlier block; a softmax over
  * it gives each earlier block c its landmark's share, which that block's tokens then split by a softmax among
  * themselves. Landmarks get weight 0; rows sum to 1; with one block it is causal softmax.
  *
- * Computed without the T×T matrix, as a mass-transfer merge (§2.1): the own block is one sdpa state, every earlier
+ * Computed without the T×T matrix, as a mass-transfer merge of (o, lse) states: the own block is one sdpa state, every earlier
  * block another (its normalised output), and the masses are the current-group softmax of
  * `[lse_own, s·q·k_landmark_c …]`. Differentiable; O(T·#blocks) extra memory. Keys are never re-positioned here
  * (the paper's "stingy" position mapping belongs with RoPE, before this op).
@@ -41,7 +41,11 @@ export const isLandmark = (p: number, blockSize: number): boolean => p % (blockS
 export function landmarkAttention(q: Tensor, k: Tensor, v: Tensor, opts: LandmarkOptions): LandmarkResult {
   checkQkv(OP, q, k, v)
   if (opts === null || typeof opts !== 'object') throw new ValueError({ op: OP, arg: 'opts', expected: '{ blockSize, … }', actual: String(opts) })
-  const { blockSize: l, topK, mask: user, ...sdpa } = opts
+  const o = opts as Record<string, unknown>
+  if (o['causal'] !== undefined && o['causal'] !== true)
+    throw new ValueError({ op: OP, arg: 'causal', expected: 'true or absent (landmark attention is causal by construction)', actual: String(o['causal']) })
+  knownOptions(OP, opts, ['blockSize', 'topK', 'mask', 'scale', 'queryOffset', 'keyOffset', 'causal', 'scoreMod'])
+  const { blockSize: l, topK, mask: user, causal: _c, ...sdpa } = opts as LandmarkOptions & { causal?: boolean }
   if (!Number.isInteger(l) || l < 1) throw new ValueError({ op: OP, arg: 'blockSize', expected: 'a positive integer', actual: l })
   if (topK !== undefined && (!Number.isInteger(topK) || topK < 0)) throw new ValueError({ op: OP, arg: 'topK', expected: 'a non-negative integer', actual: topK })
   if ('scoreMod' in opts && (opts as { scoreMod?: unknown }).scoreMod !== undefined) throw new ValueError({ op: OP, arg: 'scoreMod', expected: 'none (landmark scores are plain dot products)', actual: 'a ScoreMod' })

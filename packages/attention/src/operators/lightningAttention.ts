@@ -15,7 +15,7 @@ import { checkQkv } from '../sdpa.js'
  */
 
 /**
- * The carried linear-attention state (§2.2): `S = Σ_{s < pos} λ^{pos−1−s} k_sᵀ v_s` per query head, i.e. the
+ * The carried linear-attention state: `S = Σ_{s < pos} λ^{pos−1−s} k_sᵀ v_s` per query head, i.e. the
  * recurrent state after the last absorbed token, and `pos` the number of tokens absorbed. It is also an element of
  * the state monoid: `(pos, S)` with identity `(0, 0)`, see {@link combineLinearStates}.
  */
@@ -309,7 +309,7 @@ export function lightningAttention(q: Tensor, k: Tensor, v: Tensor, opts: Lightn
 }
 
 /**
- * The state monoid of §2.2: `(n₁, S₁) ∘ (n₂, S₂) = (n₁ + n₂, λ^{n₂} S₁ + S₂)`. With `a` the state after a prefix and
+ * The state monoid: `(n₁, S₁) ∘ (n₂, S₂) = (n₁ + n₂, λ^{n₂} S₁ + S₂)`. With `a` the state after a prefix and
  * `b` the state of the next segment computed from the empty state, the result is the state after both. Identity:
  * the empty state `(0, 0)`.
  */

@@ -46,7 +46,7 @@ function weight(op: string, arg: string, w: unknown, rows: number, cols: number)
 }
 
 /**
- * MoH's per-token head gates (§3 T1.8, SkyworkAI/MoH): routed gates `softmax(x·Wr)`, top-k kept, renormalised
+ * MoH's per-token head gates (Jin et al. 2024, "MoH: Multi-Head Attention as Mixture-of-Head Attention"; SkyworkAI/MoH): routed gates `softmax(x·Wr)`, top-k kept, renormalised
  * over the kept heads and scaled by k; shared gates `softmax(x·Ws)·h_s` (1 when h_s ≤ 1); then
  * `[w0, w1] = 2·softmax(x·W0)` scales shared and routed gates. Routed gates of a token sum to `k·w1`.
  * Differentiable in x and the router (through the kept values; the choice of heads is discrete).

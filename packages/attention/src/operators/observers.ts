@@ -15,7 +15,7 @@ export interface RetrievalScoreOptions extends Omit<ObserveOptions, 'rows' | 'co
 }
 
 /**
- * Retrieval score from per-row argmax (Wu et al. 2024, `nightdessert/Retrieval_Head`; §3 T2.10), host side:
+ * Retrieval score from per-row argmax (Wu et al. 2024, `nightdessert/Retrieval_Head`), host side:
  * `argmax [B, H, Tq]` key indices (from `rowArgmax`), and a step adds 1/|needle| to a head when its argmax key is in
  * the needle and holds the token the step generated (a copy-paste). Returns [B·H] scores (row-major b, h).
  */
@@ -52,7 +52,7 @@ export async function retrievalScore(q: Tensor, k: Tensor, opts: RetrievalScoreO
 }
 
 /**
- * Vision-aware head divergence (seed #24; §3 T2.10): `VHD_h = mean_{b, rows} ‖o_h(x; image) − o_h(x; no image)‖₂`
+ * Vision-aware head divergence (seed #24): `VHD_h = mean_{b, rows} ‖o_h(x; image) − o_h(x; no image)‖₂`
  * from the two runs' per-head outputs `[B, H, T, Dv]` (rows aligned). Returns [H]; differentiable.
  */
 export function headDivergence(withImage: Tensor, withoutImage: Tensor): Tensor {

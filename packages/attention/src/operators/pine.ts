@@ -210,7 +210,7 @@ function queryPositions(l: Layout, order: PinePlan['order'], B: number, H: numbe
 }
 
 /**
- * PINE, position-invariant inference (Wang et al. 2024, `wzq016/PINE`; §3 T2.8) on an input `[prefix, D1 … Dk,
+ * PINE, position-invariant inference (Wang et al. 2024, `wzq016/PINE`) on an input `[prefix, D1 … Dk,
  * suffix]` given unrotated q and k:
  * - mask: causal, plus bidirectional attention between different documents;
  * - positions, per (b, h, query row): documents sorted by their position-free importance

@@ -57,7 +57,7 @@ export function positionalMaps(P: Tensor, params: Pick<PositionalParams, 'Wq' | 
 }
 
 /**
- * Positional attention (Back de Luca et al., ICML 2025; §3 T2.12): `out = Σ_h softmax((P W_Q^h)(P W_K^h)ᵀ·s) X W_V^h W_O`
+ * Positional attention (Back de Luca et al., ICML 2025): `out = Σ_h softmax((P W_Q^h)(P W_K^h)ᵀ·s) X W_V^h W_O`
  * with `P [T, dPos]` positional encodings, not the data. The pattern A depends on positions alone (so it is the
  * same for every input and can be cached through `maps`), and the layer is linear in X for fixed weights.
  * `x [B, T, dModel]` or `[T, dModel]` → the same shape. Differentiable in P, the weights and x.

@@ -4,7 +4,7 @@ import { attentionProbs } from '../observe.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult, type SdpaOptions } from '../sdpa.js'
 
 export interface RecycledOptions extends Omit<SdpaOptions, 'causal'> {
-  /** S: a full step every `stride` decode steps (1 = always full). No paper value is hard-coded (spec §7.1). */
+  /** S: a full step every `stride` decode steps (1 = always full). No paper value is hard-coded: the paper leaves it to the deployment. */
   readonly stride: number
   /** K: tokens the small cache keeps, chosen by the attention of the last full step. */
   readonly keep: number
@@ -203,7 +203,7 @@ function checkPlan(plan: RecycledPlan, r: Resolved): void {
 }
 
 /**
- * Recycled Attention (Xu et al. 2024, arXiv 2411.05787; §3 T2.7), as an exact simulation of its decode schedule over
+ * Recycled Attention (Xu et al. 2024, arXiv 2411.05787), as an exact simulation of its decode schedule over
  * the query rows (each row one decode step at absolute position `queryOffset + i`, causal):
  * - a **full step** attends over every visible key and rebuilds the small cache from the `keep` keys with the most
  *   attention (summed, or maxed, over the query heads of each kv head; ties to the earlier position);

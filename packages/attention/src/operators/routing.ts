@@ -17,7 +17,7 @@ import { checkQkv } from '../sdpa.js'
  *   causal form is prefix-consistent and has a decode form. Dense O(T²) evaluation here.
  * Cost of 'balanced': O(T·C·D) routing + O(C·w²·D) attention, O(T^1.5·D) at C = √T.
  *
- * The note leaves open how centroids move (§7.8); this library follows lucidrains: x̂ = x/‖x‖, assignment by
+ * The paper leaves open details of how centroids move; this library follows lucidrains: x̂ = x/‖x‖, assignment by
  * argmax μ·x̂, and μ ← normalize(λ·μ + (1 − λ)·normalize(mean of assigned x̂)) with λ = 0.999 (see {@link kmeansUpdate}).
  */
 export interface RoutingOptions {

@@ -4,7 +4,7 @@ import { attentionProbs } from '../observe.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult, type SdpaOptions } from '../sdpa.js'
 
 /**
- * Budgets of the non-heterogeneous heads. The paper's values are not public (no code; spec §7.4): sinks as in
+ * Budgets of the non-heterogeneous heads. The paper's values are not public (no code was released): sinks as in
  * StreamingLLM, the rest our choice.
  */
 export const TASKKV_DEFAULTS = Object.freeze({ sink: 4, recent: 128, middle: 128, window: 32 })
@@ -22,7 +22,7 @@ export interface TaskKvHeads {
 }
 
 /**
- * Task-KV's head split (Task-KV, arXiv 2501.15113; §3 T2.11): each head is represented by its mean output vector
+ * Task-KV's head split (Task-KV, arXiv 2501.15113): each head is represented by its mean output vector
  * (`outputs [B, H, T, Dv]`, or host vectors [H][Dv]), the center is their mean, and heads whose distance to it
  * the separator calls large are heterogeneous. Distance and separator are pluggable (the paper's exact rules are
  * unverified); defaults: cosine distance, largest-gap split.
@@ -176,7 +176,7 @@ export async function taskKvPlan(q: Tensor, k: Tensor, v: Tensor, opts: Omit<Tas
 }
 
 /**
- * Task-KV attention (§3 T2.11) as a per-kv-head budget policy: heterogeneous heads attend causally over everything;
+ * Task-KV attention as a per-kv-head budget policy: heterogeneous heads attend causally over everything;
  * the others over the first `sink` keys, the `recent` keys before each query (its own included) and `middle`
  * middle activations, picked once per (batch entry, kv head) by the attention of the last `window` query rows
  * (summed over the query heads of the kv head) among the keys between the sinks and the last query's window.

@@ -4,7 +4,7 @@ import { checkQkv, scaledDotProductAttention, type SdpaOptions } from '../sdpa.j
 
 /**
  * VAR's settings as reported by a third-party reproduction (`benmagnifico/VisAttnSink` notes) of Kang et al. 2025
- * (arXiv 2503.03321); unverified against the paper (spec §7.2).
+ * (arXiv 2503.03321); unverified against the paper.
  */
 export const VAR_DEFAULTS = Object.freeze({ p: 0.6, tau: 20, rho: 0.5, imageFloor: 0.2 })
 
@@ -68,7 +68,7 @@ export function visualSinks(hidden: ArrayLike<number>, dModel: number, opts: { r
 }
 
 /**
- * VAR, visual attention redistribution (§3 T2.9) as a mass-transfer merge (§2.1): attention states over the visual
+ * VAR, visual attention redistribution as a mass-transfer merge of (o, lse) states: attention states over the visual
  * sinks V_s, the other image tokens V_n and the rest, with masses m = softmax(lse_s, lse_n, lse_r); in the chosen
  * heads and rows `m'_s = (1 − p)·m_s`, `m'_n = m_n + p·m_s`, `m'_r = m_r`, and `o = Σ m'·o`. That is the dense
  * rule `P'_ij = (1 − p)P_ij` on sinks and `P_ij + p·m_s·P_ij / Σ_{V_n} P` on other image tokens, without the T×T
