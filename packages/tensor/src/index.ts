@@ -31,5 +31,6 @@ export { random, rng, type Rng, type RandomSource, type UniformOptions, type Nor
 export { sgd, adam, adamw, type Optimizer, type OptState, type LearningRate, type SgdOptions, type AdamOptions } from './optim/index.js'
 export { clipByGlobalNorm, type ClippedGrads } from './optim/clipByGlobalNorm.js'
 export { warmupCosine, type WarmupCosineOptions } from './optim/warmupCosine.js'
+export { trainer, type Trainer, type TrainerOptions, type StepScalars, type TrainLoss, type NonFiniteLoss } from './optim/trainer.js'
 export { progressBar, type Progress, type ProgressOptions, type ProgressStream } from './progressBar.js'
 export { parseSafetensors, parseSafetensorsHeader, loadSafetensors, saveSafetensors, SAFETENSORS_DTYPES, type SafetensorsDType, type SafetensorsEntry, type SafetensorsHeader, type LoadOptions } from './io/safetensors.js'

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { from, lastValueFrom, toArray } from 'rxjs'
-import { adamw, clipByGlobalNorm, dispose, memory, mul, progressBar, sgd, sub, sum, tensor, ValueError, warmupCosine, type Tensor } from '@heed/tensor'
+import { adamw, clipByGlobalNorm, dispose, memory, mul, progressBar, sgd, sub, sum, tensor, trackTensors, trainer, ArgumentError, DisposedError, ValueError, warmupCosine, type Tensor } from '@heed/tensor'
 import { showProgress, trainStep, type StepResult } from '@heed/tensor/stream'
 
 t.test('clipByGlobalNorm: PyTorch clip_grad_norm_ semantics over the whole tree, no leak', async t => {
@@ -173,4 +173,45 @@ t.test('trainStep onNonFinite: continue (default), error (TerminateOnNaN), skip'
     t.ok(skip.w[2]!.every(v => Number.isFinite(v)), 'parameters stay finite')
     t.throws(() => trainStep({ params: { w: tensor([0]) }, optimizer: sgd({ lr: 1 }), loss: lossOf as never, onNonFinite: 'stop' as never }), ValueError)
   })
+})
+
+t.test('trainer: the synchronous core of trainStep, bit for bit; owns its copies, never the batches', async t => {
+  const made = trackTensors()
+  const w0 = { w: tensor([0, 0, 0], [3], 'float64') }
+  const opt = adamw({ lr: 0.1, weightDecay: 0.01 })
+  const batches = Array.from({ length: 4 }, () => ({ y: target() }))
+  const viaStream: number[][] = []
+  const results = await lastValueFrom(
+    from(batches).pipe(trainStep({ params: w0, optimizer: opt, loss: quad, clipNorm: 1, inspect: p => void viaStream.push([...p.w.dataSync()]) }), toArray()),
+  )
+  const tr = trainer({ params: w0, optimizer: opt, loss: quad, clipNorm: 1 })
+  const direct: number[][] = []
+  for (const [i, b] of batches.entries()) {
+    const s = tr.step(b)
+    t.equal(s.step, i + 1)
+    t.equal(s.loss.dataSync()[0], results[i]!.loss)
+    t.equal(s.gradNorm!.dataSync()[0], results[i]!.gradNorm)
+    t.equal(s.skipped, false)
+    dispose(s)
+    direct.push([...tr.params.w.dataSync()])
+  }
+  t.same(direct, viaStream, 'the same parameters after every step')
+  t.ok(batches.every(b => !b.y.isDisposed), 'batches are the caller’s')
+  t.same([...w0.w.dataSync()], [0, 0, 0], 'the initial params are copied, not moved')
+  const out = tr.release()
+  t.throws(() => tr.step(batches[0]!), DisposedError)
+  tr.dispose() // after release: a no-op, the released params stay live
+  t.same([...out.w.dataSync()], direct[3])
+  // a plain-tensor loss, onNonFinite: 'skip' on the CPU keeps the params
+  const tr2 = trainer({ params: w0, optimizer: sgd({ lr: 0.5 }), loss: (p: { w: Tensor }, y: number) => mul(sum(p.w), y), onNonFinite: 'skip' })
+  const skipped = tr2.step(Number.NaN)
+  t.equal(skipped.skipped, true)
+  t.equal(skipped.step, 0)
+  dispose(skipped)
+  t.same([...tr2.params.w.dataSync()], [0, 0, 0])
+  tr2.dispose()
+  t.throws(() => trainer({ params: w0, optimizer: opt, loss: quad, clipnorm: 1 } as never), ArgumentError)
+  t.throws(() => trainer({ params: {}, optimizer: opt, loss: quad } as never), ArgumentError)
+  dispose([out, w0, batches])
+  t.same(made.stop().map(x => x.id), [], 'nothing left live')
 })
