@@ -1,4 +1,4 @@
-import { adam, dispose, logSoftmax, mean, mul, neg, noGrad, oneHot, rng as makeRng, scope, sum, tensor, valueAndGrad, ValueError, type Tensor } from '@heed/tensor'
+import { adam, dispose, logSoftmax, mean, mul, neg, noGrad, oneHot, rng as makeRng, scope, sum, tensor, trainer, ValueError, type Tensor } from '@heed/tensor'
 import { positiveInt, positiveNumber, shuffledBatches } from './batching.js'
 import { denseForward, initDense, type DenseLayer } from './dense.js'
 import type { Progress } from '@heed/tensor'
@@ -54,27 +54,36 @@ export function trainProtectedAttributeEncoder(data: TabularData, opts: EncoderO
   const drop = data.sensitiveColumns
   const dIn = data.d - drop.length
   const G = data.numGroups
-  let layers: DenseLayer[] = initDense([dIn, ...hidden, G], rng)
-  const opt = adam({ lr })
-  let state = opt.init(layers)
-  const loss = (ls: DenseLayer[], x: Tensor, target: Tensor): Tensor =>
-    neg(mean(sum(mul(target, logSoftmax(denseForward(ls, x, { linearLast: true }), { axis: -1 })), { axis: -1 })))
-  const vg = valueAndGrad(loss)
-  for (let e = 0; e < epochs; e++) {
-    for (const rows of shuffledBatches(data.n, batchSize, rng)) {
-      const { values, d } = takeRows(data.x, data.d, rows, drop)
-      const [l, g] = scope(() => {
-        const x = tensor(values, [rows.length, d], 'float32')
-        const target = oneHot(tensor(Int32Array.from(rows, i => data.groups[i]!), [rows.length], 'int32'), G)
-        return vg(layers, x, target)
-      })
-      ;[layers, state] = opt.step(g, state, layers)
-      dispose([l, g])
-      opts.progress?.tick()
+  const layers: DenseLayer[] = initDense([dIn, ...hidden, G], rng)
+  type Batch = { readonly x: Tensor; readonly target: Tensor }
+  // The trainer copies the initial layers (bit for bit) and owns its copies; the originals are freed here.
+  const tr = trainer({
+    params: layers,
+    optimizer: adam({ lr }),
+    loss: (ls: DenseLayer[], b: Batch): Tensor =>
+      neg(mean(sum(mul(b.target, logSoftmax(denseForward(ls, b.x, { linearLast: true }), { axis: -1 })), { axis: -1 }))),
+  })
+  dispose(layers)
+  try {
+    for (let e = 0; e < epochs; e++) {
+      for (const rows of shuffledBatches(data.n, batchSize, rng)) {
+        const { values, d } = takeRows(data.x, data.d, rows, drop)
+        const batch: Batch = scope(() => ({
+          x: tensor(values, [rows.length, d], 'float32'),
+          target: oneHot(tensor(Int32Array.from(rows, i => data.groups[i]!), [rows.length], 'int32'), G),
+        }))
+        try {
+          dispose(tr.step(batch))
+        } finally {
+          dispose(batch)
+        }
+        opts.progress?.tick()
+      }
     }
+    return makeEncoder(tr.release(), G, drop)
+  } finally {
+    tr.dispose()
   }
-  dispose(state.slots)
-  return makeEncoder(layers, G, drop)
 }
 
 /** Wrap trained layers as an encoder (e.g. weights loaded from elsewhere). */

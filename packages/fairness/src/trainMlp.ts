@@ -1,4 +1,4 @@
-import { adam, add, dispose, sigmoid, reshape, rng as makeRng, scope, tensor, valueAndGrad, ShapeError, type Tensor } from '@heed/tensor'
+import { adam, add, dispose, sigmoid, reshape, rng as makeRng, tensor, trainer, ShapeError, type Tensor } from '@heed/tensor'
 import { positiveInt, positiveNumber, shuffledBatches } from './batching.js'
 import { probaInChunks, type Classifier } from './classifier.js'
 import { denseForward, initDense, type DenseLayer } from './dense.js'
@@ -43,31 +43,45 @@ export function trainMlp(data: TabularData, opts: MlpOptions = {}): Classifier {
   if (sw !== undefined && sw.length !== data.n) throw new ShapeError({ op, arg: 'sampleWeight', expected: `length ${data.n}`, actual: `length ${sw.length}` })
   const eta = positiveNumber(op, 'dpEta', opts.dpEta ?? 0, true)
   const rng = makeRng(opts.seed ?? 0)
-  let layers = initDense([data.d, ...hidden, 1], rng)
-  const opt = adam({ lr })
-  let state = opt.init(layers)
-  const vg = valueAndGrad((ls: DenseLayer[], x: Tensor, y: Tensor, w: Tensor | undefined, groups: Int32Array) => {
-    const z = reshape(denseForward(ls, x, { dropout: rate, rng, linearLast: true }), [x.shape[0]!])
-    const bce = bceWithLogits(z, y, w)
-    return eta === 0 ? bce : add(bce, dpPenalty(sigmoid(z), groups, { eta }))
+  const layers = initDense([data.d, ...hidden, 1], rng)
+  type Batch = { readonly x: Tensor; readonly y: Tensor; readonly w: Tensor | undefined; readonly groups: Int32Array }
+  // The trainer copies the initial layers (bit for bit) and owns its copies; the originals are freed here.
+  const tr = trainer({
+    params: layers,
+    optimizer: adam({ lr }),
+    // dropout draws from rng inside the loss, after shuffledBatches drew the batch: the order of the old loop
+    loss: (ls: DenseLayer[], b: Batch) => {
+      const z = reshape(denseForward(ls, b.x, { dropout: rate, rng, linearLast: true }), [b.x.shape[0]!])
+      const bce = bceWithLogits(z, b.y, b.w)
+      return eta === 0 ? bce : add(bce, dpPenalty(sigmoid(z), b.groups, { eta }))
+    },
   })
-  for (let e = 0; e < epochs; e++) {
-    for (const rows of shuffledBatches(data.n, batchSize, rng)) {
-      const [l, g] = scope(() => {
+  dispose(layers)
+  try {
+    for (let e = 0; e < epochs; e++) {
+      for (const rows of shuffledBatches(data.n, batchSize, rng)) {
         const { values, d } = takeRows(data.x, data.d, rows)
-        const x = tensor(values, [rows.length, d], 'float32')
-        const y = tensor(Float32Array.from(rows, i => data.y[i]!), [rows.length], 'float32')
-        const w = sw === undefined ? undefined : tensor(Float32Array.from(rows, i => sw[i]!), [rows.length], 'float32')
-        return vg(layers, x, y, w, Int32Array.from(rows, i => data.groups[i]!))
-      })
-      ;[layers, state] = opt.step(g, state, layers)
-      opts.progress?.tick(1, `epoch ${e + 1} bce ${l.dataSync()[0]!.toFixed(3)}`)
-      dispose([l, g])
+        const batch: Batch = {
+          x: tensor(values, [rows.length, d], 'float32'),
+          y: tensor(Float32Array.from(rows, i => data.y[i]!), [rows.length], 'float32'),
+          w: sw === undefined ? undefined : tensor(Float32Array.from(rows, i => sw[i]!), [rows.length], 'float32'),
+          groups: Int32Array.from(rows, i => data.groups[i]!),
+        }
+        try {
+          const s = tr.step(batch)
+          opts.progress?.tick(1, `epoch ${e + 1} bce ${s.loss.dataSync()[0]!.toFixed(3)}`)
+          dispose(s)
+        } finally {
+          dispose(batch)
+        }
+      }
+      // a view of the trainer's current layers, valid until the next step (as before: not the caller's to free)
+      opts.onEpoch?.(e, mlpClassifier(tr.params))
     }
-    opts.onEpoch?.(e, mlpClassifier(layers))
+    return mlpClassifier(tr.release())
+  } finally {
+    tr.dispose()
   }
-  dispose(state.slots)
-  return mlpClassifier(layers)
 }
 
 /**
