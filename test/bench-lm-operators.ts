@@ -1,5 +1,5 @@
 // `npm run bench -- lm-operators --quick` (issue 16): the sweep's machinery on a tiny config — a trained run per
-// decode path (cache, recompute, a windowed cache), cache policies, an operator and the observers applied to the
+// decode path (cache, recurrent state, recompute, a windowed cache), cache policies, an operator and the observers applied to the
 // quick dense run, the Markdown + JSON + SVG outputs, and resumption (a second invocation reuses the cached runs).
 // test/lm-operators.ts trains and decodes every operator; timings are never asserted.
 import t from 'tap'
@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import type { LmOperatorsJson } from '../bench/lm-operators.js'
 import { root, run } from './helpers/proc.js'
 
-const only = 'dense,window,flow,applied-full,applied-streaming,applied-duo-50,applied-act,observers'
+const only = 'dense,window,flow,combiner,applied-full,applied-streaming,applied-duo-50,applied-act,observers'
 
 t.test('lm-operators bench --quick: table, JSON, plots; resumable per run', async t => {
   const out = await mkdtemp(join(tmpdir(), 'heed-bench-lm-ops-'))
@@ -22,7 +22,7 @@ t.test('lm-operators bench --quick: table, JSON, plots; resumable per run', asyn
   t.same(j.runs.map(r => r.id), only.split(','), 'one result per run asked for, in table order')
   for (const r of j.runs) t.notOk(r.error, `${r.id} ran (${r.error ?? 'ok'})`)
   const get = (id: string) => j.runs.find(r => r.id === id)!
-  for (const id of ['dense', 'window', 'flow']) {
+  for (const id of ['dense', 'window', 'flow', 'combiner']) {
     const r = get(id)
     t.ok(Number.isFinite(r.bitsPerChar) && r.bitsPerChar > 0, `${id}: validation bits/char`)
     t.equal(r.seeds[0]!.curve.length, j.trained.recipe.steps, `${id}: a training curve point per step`)
@@ -31,7 +31,9 @@ t.test('lm-operators bench --quick: table, JSON, plots; resumable per run', asyn
   }
   t.equal(get('dense').decodeMatches, true, 'dense: cached decode = recompute')
   t.equal(get('window').decodeMatches, true, 'window: cached decode (window-only cache) = recompute')
-  t.equal(get('flow').decode, 'recompute', 'flow decodes by recomputation')
+  t.ok(get('flow').decode === 'cache' && get('flow').decodeMatches === true, 'flow streams its state through the cache, = recompute')
+  t.equal(get('flow').bytes.held[2], get('flow').bytes.held[0], 'the flow state does not grow')
+  t.equal(get('combiner').decode, 'recompute', 'combiner decodes by recomputation')
   t.equal(get('window').bytes.held[2], get('window').bytes.held[0], 'the window cache does not grow')
   t.ok(get('applied-streaming').bytes.held[2]! < get('applied-full').bytes.held[2]!, 'StreamingLLM holds less than the full cache')
   const obs = get('observers').extra as { sinkMass: number[][]; retrieval: number[][] }
