@@ -43,3 +43,13 @@ t.test('agentAttention: causal and masks are unsupported modes, not ignored', as
   t.same(out.shape, [1, 1, 4, 4], 'causal: false is the mode it has')
   out.dispose()
 })
+
+t.test('landmark and HiLo attention: modes they do not have are errors, not ignored', async t => {
+  const { landmarkAttention, hiloAttention } = await import('@heed/attention')
+  const x = zeros([1, 1, 6, 4])
+  t.throws(() => landmarkAttention(x, x, x, { blockSize: 2, causal: false } as never), { name: 'ValueError', arg: 'causal', message: /causal by construction/ })
+  t.throws(() => landmarkAttention(x, x, x, { blockSize: 2, topk: 1 } as never), { name: 'ArgumentError', message: /did you mean topK\?/ })
+  t.throws(() => hiloAttention(x, x, x, { grid: [2, 3], causal: true } as never), { name: 'ValueError', arg: 'causal' })
+  t.throws(() => hiloAttention(x, x, x, { grid: [2, 3], windw: 1 } as never), { name: 'ArgumentError', message: /did you mean window\?/ })
+  x.dispose()
+})

@@ -1,4 +1,4 @@
-import { avgPool2d, concat, permute, reshape, scope, ShapeError, slice, ValueError, type Tensor } from '@heed/tensor'
+import { ArgumentError, avgPool2d, concat, knownOptions, permute, reshape, scope, ShapeError, slice, ValueError, type Tensor } from '@heed/tensor'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
 import { checkGrid, windowAttention, windowPair, type Grid } from './davit.js'
 
@@ -54,6 +54,11 @@ function poolTokens(x: Tensor, grid: Grid, [wr, wc]: Grid): Tensor {
  */
 export function hiloAttention(q: Tensor, k: Tensor, v: Tensor, opts: HiloOptions): HiloResult {
   checkQkv(OP, q, k, v)
+  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op: OP, arg: 'opts', expected: '{ grid, … }', actual: String(opts) })
+  const o = opts as unknown as Record<string, unknown>
+  if (o['causal'] !== undefined && o['causal'] !== false)
+    throw new ValueError({ op: OP, arg: 'causal', expected: 'false or absent (HiLo attends over an image grid, non-causally)', actual: String(o['causal']) })
+  knownOptions(OP, opts, ['grid', 'window', 'alpha', 'scale', 'causal'])
   const [, H, N] = q.shape as [number, number, number, number]
   if (k.shape[1] !== H) throw new ShapeError({ op: OP, arg: 'k', expected: `${H} heads like q (heads split into Hi-Fi and Lo-Fi)`, actual: k.shape })
   if (k.shape[2] !== N) throw new ShapeError({ op: OP, arg: 'k', expected: `${N} tokens like q (one grid)`, actual: k.shape })

@@ -41,7 +41,7 @@ export const isLandmark = (p: number, blockSize: number): boolean => p % (blockS
 export function landmarkAttention(q: Tensor, k: Tensor, v: Tensor, opts: LandmarkOptions): LandmarkResult {
   checkQkv(OP, q, k, v)
   if (opts === null || typeof opts !== 'object') throw new ValueError({ op: OP, arg: 'opts', expected: '{ blockSize, … }', actual: String(opts) })
-  const o = opts as Record<string, unknown>
+  const o = opts as unknown as Record<string, unknown>
   if (o['causal'] !== undefined && o['causal'] !== true)
     throw new ValueError({ op: OP, arg: 'causal', expected: 'true or absent (landmark attention is causal by construction)', actual: String(o['causal']) })
   knownOptions(OP, opts, ['blockSize', 'topK', 'mask', 'scale', 'queryOffset', 'keyOffset', 'causal', 'scoreMod'])
