@@ -46,7 +46,11 @@ export function dispose(tree: unknown): void {
 }
 
 export interface BackendMemory {
-  /** Live tensor handles (views count once each). */
+  /**
+   * Tensor handles made and not yet disposed (views count once each). One dropped without `dispose()` stays
+   * counted after the garbage-collection safety net frees its storage (see `leaked`), so two readings differ
+   * only by the tensors made and disposed in between: a leak check that compares them is deterministic.
+   */
   readonly tensors: number
   /** Bytes of live storage. */
   readonly bytes: number
@@ -56,7 +60,7 @@ export interface BackendMemory {
 
 export interface MemoryInfo extends BackendMemory {
   readonly backends: Readonly<Record<string, BackendMemory>>
-  /** Tensors that were garbage-collected without dispose() and freed by the safety net. */
+  /** Tensors that were garbage-collected without dispose() and whose storage the safety net freed. */
   readonly leaked: number
 }
 
@@ -86,9 +90,9 @@ export interface TensorTracker {
 
 /**
  * Start recording the tensors made from now on, on every backend, so that a leak check counts only what the code
- * under test made. Unlike a difference of two `memory().tensors` readings, it cannot be moved by tensors that
- * existed before (another test's forgotten tensor collected by the garbage-collection safety net in between),
- * and a tensor left undisposed cannot be hidden by that safety net: the record holds it until `stop()`.
+ * under test made, and can name them: a difference of two `memory().tensors` readings is deterministic too (a
+ * forgotten tensor stays counted after the garbage-collection safety net frees it) but includes whatever else ran
+ * in between, on any backend. A tensor left undisposed cannot be hidden: the record holds it until `stop()`.
  * Records nest and may span an `await`; stop every one you open (try/finally).
  *
  * ```ts

@@ -70,8 +70,7 @@ export async function conformance(t: ConformanceTest, op: ConformanceOperator): 
     }
     ran.push(c.id)
     await t.test(`${op.name} ${c.id} ${c.title}`, async t => {
-      // Counts only the tensors the contract's checks make: not moved by tensors made before it (another test's
-      // forgotten one, collected by the GC safety net meanwhile), and a forgotten one is held until the count.
+      // Counts only the tensors the contract's checks make, and names the ones left behind.
       const made = trackTensors()
       try {
         await c.check(cx, t, random((op.seed ?? 1234) + CONTRACTS.indexOf(c.id) * 7919))
