@@ -1,5 +1,5 @@
 import { Observable, type OperatorFunction } from 'rxjs'
-import { ArgumentError, ValueError, dispose, trackTensors, type Tensor } from '@heed/tensor'
+import { ArgumentError, dispose, trackTensors, type Tensor, positiveInt } from '@heed/tensor'
 import { borrow, describeItem, lend, retainTree } from '@heed/tensor/stream'
 import { treeTensorsOf } from './treeTensorsOf.js'
 
@@ -25,7 +25,7 @@ export function preferenceBatches<T, B>(opts: PreferenceBatchesOptions<T, B>): O
   const op = 'preferenceBatches'
   if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: 'an options object', actual: String(opts) })
   const { size, collate } = opts
-  if (typeof size !== 'number' || !Number.isInteger(size) || size < 1) throw new ValueError({ op, arg: 'size', expected: 'a positive integer', actual: String(size) })
+  positiveInt(op, 'size', size)
   if (typeof collate !== 'function') throw new ArgumentError({ op, arg: 'collate', expected: 'a function', actual: typeof collate })
   const dropLast = opts.dropLast ?? false
   return source =>

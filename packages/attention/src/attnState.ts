@@ -22,6 +22,7 @@ import {
   where,
   zeros,
   type Tensor,
+  positiveInt,
 } from '@heed/tensor'
 import { checkQkv, scaledDotProductAttention, type SdpaOptions } from './sdpa.js'
 
@@ -156,11 +157,11 @@ function chunkStarts(op: string, total: number, opts: { splits?: number; chunkSi
   }
   let size: number
   if (opts.chunkSize !== undefined) {
-    if (!Number.isInteger(opts.chunkSize) || opts.chunkSize < 1) throw new ValueError({ op, arg: 'chunkSize', expected: 'a positive integer', actual: opts.chunkSize })
+    positiveInt(op, 'chunkSize', opts.chunkSize)
     size = opts.chunkSize
   } else {
     const n = opts.splits ?? 1
-    if (!Number.isInteger(n) || n < 1) throw new ValueError({ op, arg: 'splits', expected: 'a positive integer', actual: n })
+    positiveInt(op, 'splits', n)
     size = Math.ceil(total / Math.min(n, Math.max(1, total)))
   }
   const starts: number[] = []

@@ -54,7 +54,7 @@ export const headPolicy = {
   streaming: (sink: number, recent: number): HeadPolicy => {
     const op = 'headPolicy.streaming'
     if (!Number.isInteger(sink) || sink < 0) throw new ValueError({ op, arg: 'sink', expected: 'a non-negative integer', actual: sink })
-    if (!Number.isInteger(recent) || recent < 1) throw new ValueError({ op, arg: 'recent', expected: 'a positive integer', actual: recent })
+    positiveInt(op, 'recent', recent)
     return Object.freeze({ kind: 'streaming', sink, recent })
   },
   recurrent: (): HeadPolicy => RECURRENT,

@@ -24,6 +24,7 @@ import {
   ValueError,
   where,
   type Tensor,
+  positiveInt,
 } from '@heed/tensor'
 import type { CpuKernel, CpuTensor } from '@heed/tensor/cpu'
 import { AttentionKernel, attentionGeometry, type AttentionGeometry } from './kernels/attrs.js'
@@ -211,7 +212,7 @@ export interface ChunkOptions {
 
 function chunks(op: string, Tq: number, size: number | undefined): Int32Array[] {
   const n = size ?? 64
-  if (!Number.isInteger(n) || n < 1) throw new ValueError({ op, arg: 'chunkSize', expected: 'a positive integer', actual: n })
+  positiveInt(op, 'chunkSize', n)
   const out: Int32Array[] = []
   for (let s = 0; s < Tq; s += n) out.push(Int32Array.from({ length: Math.min(n, Tq - s) }, (_, i) => s + i))
   return out

@@ -1,4 +1,4 @@
-import { ArgumentError, ValueError } from '@heed/tensor'
+import { ArgumentError, ValueError, positiveInt } from '@heed/tensor'
 
 /**
  * Score modifiers: pre-softmax, elementwise functions `apply(s, b, h, pq, pk)` of a scaled score and its
@@ -124,7 +124,7 @@ export class ScoreMod {
 
 /** ALiBi slopes for `heads` heads (Press et al.): a geometric sequence, interleaved when heads is not a power of 2. */
 export function alibiSlopes(heads: number): Float64Array {
-  if (!Number.isInteger(heads) || heads < 1) throw new ValueError({ op: 'alibiSlopes', arg: 'heads', expected: 'a positive integer', actual: heads })
+  positiveInt('alibiSlopes', 'heads', heads)
   const pow2 = (n: number): number[] => {
     const start = 2 ** (-(2 ** -(Math.log2(n) - 3)))
     return Array.from({ length: n }, (_, i) => start ** (i + 1))
@@ -155,7 +155,7 @@ export const scoreMod = {
    */
   relativeBias: (table: ArrayLike<number>, opts: { readonly heads: number; readonly maxDistance: number }): ScoreMod => {
     const { heads, maxDistance } = opts
-    if (!Number.isInteger(heads) || heads < 1) throw new ValueError({ op: 'scoreMod.relativeBias', arg: 'heads', expected: 'a positive integer', actual: heads })
+    positiveInt('scoreMod.relativeBias', 'heads', heads)
     if (!Number.isInteger(maxDistance) || maxDistance < 0)
       throw new ValueError({ op: 'scoreMod.relativeBias', arg: 'maxDistance', expected: 'a non-negative integer', actual: maxDistance })
     if (table.length !== heads * (2 * maxDistance + 1))

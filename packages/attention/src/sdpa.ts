@@ -1,4 +1,4 @@
-import { ArgumentError, DTypeError, isTensor, kernelOp, knownOptions, ShapeError, ValueError, zerosLike, type GradFn, type Tensor } from '@heed/tensor'
+import { ArgumentError, DTypeError, isTensor, kernelOp, knownOptions, ShapeError, ValueError, zerosLike, type GradFn, type Tensor, positiveInt } from '@heed/tensor'
 import { AttentionKernel, type AttentionAttrs } from './kernels/attrs.js'
 import { ensureAttentionKernels } from './kernels/register.js'
 import { Mask, mask as masks } from './mask.js'
@@ -51,7 +51,7 @@ export function attentionAttrs(q: Tensor, k: Tensor, opts: SdpaOptions): Attenti
   if (opts.scoreMod !== undefined && !(opts.scoreMod instanceof ScoreMod))
     throw new ArgumentError({ op: OP, arg: 'scoreMod', expected: 'a ScoreMod (see `scoreMod`)', actual: typeof opts.scoreMod })
   const blockSize = opts.blockSize ?? 64
-  if (!Number.isInteger(blockSize) || blockSize < 1) throw new ValueError({ op: OP, arg: 'blockSize', expected: 'a positive integer', actual: blockSize })
+  positiveInt(OP, 'blockSize', blockSize)
   const parts = [...(opts.causal ? [masks.causal] : []), ...(opts.mask ? [opts.mask] : [])]
   return { scale, qOffset, kOffset, mask: masks.and(...parts), scoreMod: opts.scoreMod, blockSize }
 }

@@ -1,4 +1,4 @@
-import { add, gelu, matmul, ones, random, rmsNorm as fusedRmsNorm, scope, ShapeError, ValueError, zeros, type Tensor } from '@heed/tensor'
+import { add, gelu, matmul, ones, random, rmsNorm as fusedRmsNorm, scope, ShapeError, ValueError, zeros, type Tensor, positiveInt } from '@heed/tensor'
 import type { KvCache } from './kvCache.js'
 import { asBatched, multiHeadAttention, type CacheOptions, type ForwardOptions, type InitOptions, type MhaParams, type MultiHeadAttention, type MultiHeadAttentionOptions } from './multiHeadAttention.js'
 
@@ -47,7 +47,7 @@ export function transformerBlock(opts: TransformerBlockOptions): TransformerBloc
   const attention = multiHeadAttention(attentionOpts)
   const dModel = attention.dModel
   const hidden = hiddenOpt ?? 4 * dModel
-  if (!Number.isInteger(hidden) || hidden < 1) throw new ValueError({ op, arg: 'hidden', expected: 'a positive integer', actual: hidden })
+  positiveInt(op, 'hidden', hidden)
   const eps = epsOpt ?? 1e-6
   if (!(eps >= 0)) throw new ValueError({ op, arg: 'eps', expected: 'a non-negative number', actual: eps })
 

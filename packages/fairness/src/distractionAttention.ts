@@ -1,4 +1,4 @@
-import { ArgumentError, ShapeError, ValueError, add, broadcastTo, matmul, permute, reshape, rng as makeRng, scope, tensor, type Rng, type Tensor } from '@heed/tensor'
+import { ArgumentError, ShapeError, add, broadcastTo, matmul, permute, reshape, rng as makeRng, scope, tensor, type Rng, type Tensor, positiveInt } from '@heed/tensor'
 import { scaledDotProductAttention } from '@heed/attention'
 import { initDense } from './dense.js'
 
@@ -30,7 +30,7 @@ function dims(opts: DistractionAttentionOptions): { d: number; H: number } {
   const d = opts.tokenDim ?? 1
   const H = opts.heads ?? 1
   for (const [arg, v] of [['tokenDim', d], ['heads', H]] as const)
-    if (!Number.isInteger(v) || v < 1) throw new ValueError({ op: OP, arg, expected: 'a positive integer', actual: v })
+    positiveInt(OP, arg, v)
   return { d, H }
 }
 

@@ -1,4 +1,4 @@
-import { ShapeError, ValueError } from '@heed/tensor'
+import { ShapeError, ValueError, positiveInt } from '@heed/tensor'
 
 /** A binary-label tabular dataset with one sensitive attribute, held on the host (row-major float32 features). */
 export interface TabularData {
@@ -30,7 +30,7 @@ export function tabularData(opts: {
 }): TabularData {
   const op = 'tabularData'
   const n = opts.y.length
-  if (!Number.isInteger(opts.d) || opts.d < 1) throw new ValueError({ op, arg: 'd', expected: 'a positive integer', actual: opts.d })
+  positiveInt(op, 'd', opts.d)
   if (opts.x.length !== n * opts.d) throw new ShapeError({ op, arg: 'x', expected: `${n}·${opts.d} = ${n * opts.d} values`, actual: opts.x.length })
   if (opts.groups.length !== n) throw new ShapeError({ op, arg: 'groups', expected: `length ${n}`, actual: opts.groups.length })
   const y = new Uint8Array(n)

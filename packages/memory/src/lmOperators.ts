@@ -3,7 +3,7 @@
  * `transformerLM({ attention })`, their parameters made by `init` and trained with the model.
  */
 import { mask as masks, scaledDotProductAttention, type AttentionFn, type AttentionFnOptions, type OperatorInitOptions, type OperatorParams } from '@heed/attention'
-import { add, concat, isTensor, mean, permute, random, reshape, ShapeError, slice, stack, ValueError, type Tensor } from '@heed/tensor'
+import { add, concat, isTensor, mean, permute, random, reshape, ShapeError, slice, stack, ValueError, type Tensor, positiveInt } from '@heed/tensor'
 import { hcamAttention, type HcamParams } from './hcam.js'
 import { disposeTitansState } from './titans.js'
 import { initTitansLayer, titansLayer, type TitansLayerParams, type TitansVariant } from './titansLayer.js'
@@ -91,7 +91,7 @@ export const memoryOperators = {
   hcam: (opts: HcamOperatorOptions = {}): AttentionFn => {
     const C = opts.chunk ?? 16
     const topK = opts.topK ?? 2
-    if (!Number.isInteger(C) || C < 1) throw new ValueError({ op: 'memoryOperators.hcam', arg: 'chunk', expected: 'a positive integer', actual: C })
+    positiveInt('memoryOperators.hcam', 'chunk', C)
     return named(
       'hcam',
       (q, k, v, o) => {

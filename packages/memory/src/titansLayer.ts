@@ -12,7 +12,7 @@
  * (MAC chains exactly when calls are whole segments, since its attention never leaves a segment).
  */
 import { scaledDotProductAttention, mask as masks, type Mask } from '@heed/attention'
-import { ShapeError, ValueError, concat, matmul, mul, permute, random, reshape, scope, sigmoid, slice, type Tensor } from '@heed/tensor'
+import { ShapeError, ValueError, concat, matmul, mul, permute, random, reshape, scope, sigmoid, slice, type Tensor, positiveInt } from '@heed/tensor'
 import {
   disposeTitansState,
   initNeuralMemory,
@@ -89,7 +89,7 @@ export function titansLayer(params: TitansLayerParams, x: Tensor, variant: Titan
   if (!Number.isInteger(heads) || heads < 1 || d % heads !== 0) throw new ValueError({ op, arg: 'heads', expected: `a divisor of d=${d}`, actual: heads })
   const pos = (arg: 'segment' | 'window') => {
     const v = opts[arg] ?? 64
-    if (!Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: v })
+    positiveInt(op, arg, v)
     return v
   }
   if (variant !== 'MAC' && variant !== 'MAG' && variant !== 'MAL') throw new ValueError({ op, arg: 'variant', expected: "'MAC', 'MAG' or 'MAL'", actual: variant })

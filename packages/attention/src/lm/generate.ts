@@ -1,5 +1,5 @@
 import { Observable, map, type SchedulerLike } from 'rxjs'
-import { keep, noGrad, scope, slice, tensor, ValueError, type Tensor } from '@heed/tensor'
+import { keep, noGrad, scope, slice, tensor, ValueError, type Tensor, positiveInt } from '@heed/tensor'
 import type { KvCache } from '../kvCache.js'
 import type { CharTokenizer } from './charTokenizer.js'
 import { checkIds, layerPolicies, retainedKvBytes, type LMPolicies } from './perplexity.js'
@@ -55,13 +55,13 @@ function plan(op: string, lm: TransformerLM, prompt: Int32Array | readonly numbe
   checkIds(op, 'prompt', prompt, vocab)
   const ids = Int32Array.from(prompt)
   const maxTokens = opts.maxTokens ?? 256
-  if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new ValueError({ op, arg: 'maxTokens', expected: 'a positive integer', actual: maxTokens })
+  positiveInt(op, 'maxTokens', maxTokens)
   const chunk = opts.chunk ?? 64
-  if (!Number.isInteger(chunk) || chunk < 1) throw new ValueError({ op, arg: 'chunk', expected: 'a positive integer', actual: chunk })
+  positiveInt(op, 'chunk', chunk)
   const perLayer = layerPolicies(op, lm, opts.policies)
   const need = ids.length + maxTokens - 1
   const capacity = opts.capacity ?? need
-  if (!Number.isInteger(capacity) || capacity < 1) throw new ValueError({ op, arg: 'capacity', expected: 'a positive integer', actual: capacity })
+  positiveInt(op, 'capacity', capacity)
   if (capacity < need && perLayer.some(ps => ps.some(p => p.kind === 'full'))) {
     if (ids.length > capacity)
       throw new ValueError({ op, arg: 'prompt', expected: `at most ${capacity} tokens (the full heads' cache capacity)`, actual: `${ids.length} tokens` }, 'pass a larger capacity, or keep the last tokens of the prompt yourself')

@@ -1,4 +1,4 @@
-import { bytesPerElement, keep, logSoftmax, noGrad, oneHot, reshape, scope, sum, tensor, ValueError, where, type Tensor } from '@heed/tensor'
+import { bytesPerElement, keep, logSoftmax, noGrad, oneHot, reshape, scope, sum, tensor, ValueError, where, type Tensor, positiveInt } from '@heed/tensor'
 import { headPolicy, type HeadPolicy, type KvCache } from '../kvCache.js'
 import type { LMCacheOptions, TransformerLM, TransformerLMParams } from './transformerLM.js'
 
@@ -121,7 +121,7 @@ export async function perplexity(lm: TransformerLM, params: TransformerLMParams,
   const ids = Int32Array.from({ length: n }, (_, i) => tokens[i]!)
   checkIds(op, 'tokens', ids, vocab)
   const chunk = opts.chunk ?? 64
-  if (!Number.isInteger(chunk) || chunk < 1) throw new ValueError({ op, arg: 'chunk', expected: 'a positive integer', actual: chunk })
+  positiveInt(op, 'chunk', chunk)
   const policies = layerPolicies(op, lm, opts.policies)
   const reads = n - 1
   const edges = opts.buckets !== undefined ? [...opts.buckets] : defaultEdges(T, reads)

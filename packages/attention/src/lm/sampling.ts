@@ -1,4 +1,4 @@
-import { ValueError } from '@heed/tensor'
+import { ValueError, positiveInt } from '@heed/tensor'
 
 /** How the next token is drawn from a row of logits. */
 export interface SamplingOptions {
@@ -55,7 +55,7 @@ export function sampler(op: string, vocab: number, opts: SamplingOptions = {}): 
   if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0)
     throw new ValueError({ op, arg: 'temperature', expected: 'a finite number ≥ 0 (0: greedy)', actual: temperature })
   const topK = opts.topK ?? vocab
-  if (typeof topK !== 'number' || !Number.isInteger(topK) || topK < 1) throw new ValueError({ op, arg: 'topK', expected: 'a positive integer', actual: topK })
+  positiveInt(op, 'topK', topK)
   const topP = opts.topP ?? 1
   if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw new ValueError({ op, arg: 'topP', expected: 'a number in (0, 1]', actual: topP })
   const seed = opts.seed ?? 0

@@ -1,4 +1,4 @@
-import { add, broadcastTo, concat, exp, expandDims, matmul, max, mean, mul, reshape, scope, ShapeError, slice, softmax, sub, tensor, transpose, ValueError, where, type Tensor } from '@heed/tensor'
+import { add, broadcastTo, concat, exp, expandDims, matmul, max, mean, mul, reshape, scope, ShapeError, slice, softmax, sub, tensor, transpose, ValueError, where, type Tensor, positiveInt } from '@heed/tensor'
 import { attnState } from '../attnState.js'
 import { mask as masks } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
@@ -42,7 +42,7 @@ function plan(op: string, q: Tensor, k: Tensor, v: Tensor, opts: CombinerOptions
   const T = q.shape[2]!
   if (k.shape[2] !== T) throw new ShapeError({ op, arg: 'k', expected: `${T} keys like q (summaries pool the queries of each key segment)`, actual: k.shape })
   const L = opts.segmentLength ?? Math.max(1, Math.ceil(Math.sqrt(T)))
-  if (!Number.isInteger(L) || L < 1) throw new ValueError({ op, arg: 'segmentLength', expected: 'a positive integer', actual: L })
+  positiveInt(op, 'segmentLength', L)
   const pool = opts.pool ?? 'max'
   if (pool !== 'max' && pool !== 'mean') throw new ValueError({ op, arg: 'pool', expected: "'max' or 'mean'", actual: pool })
   const scale = opts.scale ?? 1 / Math.sqrt(q.shape[3]!)

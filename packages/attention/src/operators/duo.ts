@@ -1,4 +1,4 @@
-import { abs, add, bytesPerElement, clamp, gather, isTensor, mean, mul, reshape, scope, ShapeError, square, sub, sum, tensor, ValueError, type DType, type Tensor } from '@heed/tensor'
+import { abs, add, bytesPerElement, clamp, gather, isTensor, mean, mul, reshape, scope, ShapeError, square, sub, sum, tensor, ValueError, type DType, type Tensor, positiveInt } from '@heed/tensor'
 import { headPolicy, type HeadPolicy } from '../kvCache.js'
 import { mask as masks } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult, type SdpaOptions } from '../sdpa.js'
@@ -29,7 +29,7 @@ const OP = 'duoAttention'
 
 function window(op: string, sink: number, recent: number): void {
   if (!Number.isInteger(sink) || sink < 0) throw new ValueError({ op, arg: 'sink', expected: 'a non-negative integer', actual: sink })
-  if (!Number.isInteger(recent) || recent < 1) throw new ValueError({ op, arg: 'recent', expected: 'a positive integer', actual: recent })
+  positiveInt(op, 'recent', recent)
 }
 
 /** α as a [1, H, 1, 1] tensor (each kv head's gate repeated over its g query heads). */

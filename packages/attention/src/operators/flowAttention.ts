@@ -1,4 +1,4 @@
-import { add, clamp, cumsum, div, exp, matmul, mul, reshape, scope, ShapeError, sigmoid, softmax, sum, tensor, ValueError, zeros, type Tensor } from '@heed/tensor'
+import { add, clamp, cumsum, div, exp, matmul, mul, reshape, scope, ShapeError, sigmoid, softmax, sum, tensor, ValueError, zeros, type Tensor, positiveInt } from '@heed/tensor'
 import { checkQkv } from '../sdpa.js'
 import { lightning, repeatKvHeads } from './lightningAttention.js'
 
@@ -83,7 +83,7 @@ function resolve(opts: FlowAttentionOptions): Resolved {
   if (c !== false && !(Array.isArray(c) && c.length === 2 && c[0]! <= c[1]!))
     throw new ValueError({ op: OP, arg: 'clamp', expected: '[lo, hi] with lo ≤ hi, or false', actual: c })
   const blockSize = opts.blockSize ?? 64
-  if (!Number.isInteger(blockSize) || blockSize < 1) throw new ValueError({ op: OP, arg: 'blockSize', expected: 'a positive integer', actual: blockSize })
+  positiveInt(OP, 'blockSize', blockSize)
   if (!opts.causal && opts.state !== undefined) throw new ValueError({ op: OP, arg: 'state', expected: 'no state in the non-causal form', actual: 'a state' })
   return { causal: opts.causal === true, eps, lo: c === false ? -Infinity : c[0]!, hi: c === false ? Infinity : c[1]!, blockSize }
 }

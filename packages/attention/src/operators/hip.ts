@@ -1,4 +1,4 @@
-import { BackendError, ValueError, type Tensor } from '@heed/tensor'
+import { BackendError, type Tensor, positiveInt } from '@heed/tensor'
 import { mask as masks } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
 
@@ -46,10 +46,7 @@ interface Resolved {
 }
 
 function resolve(op: string, opts: HipOptions): Resolved {
-  const int = (arg: string, v: number) => {
-    if (!Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: v })
-    return v
-  }
+  const int = (arg: string, v: number) => positiveInt(op, arg, v)
   const bk = int('blockSizeK', opts.blockSizeK ?? 2)
   return { kBlocks: Math.ceil(int('maskK', opts.maskK ?? 512) / bk), bq: int('blockSizeQ', opts.blockSizeQ ?? 32), bsq: int('queryStride', opts.queryStride ?? 2), bk, causal: opts.causal ?? false }
 }
@@ -168,7 +165,7 @@ export function hipAttention(q: Tensor, k: Tensor, v: Tensor, opts: HipAttention
  */
 export function hipDecoder(opts: HipOptions & { readonly refresh?: number; readonly scale?: number } = {}) {
   const refresh = opts.refresh ?? 8
-  if (!Number.isInteger(refresh) || refresh < 1) throw new ValueError({ op: 'hipDecoder', arg: 'refresh', expected: 'a positive integer', actual: refresh })
+  positiveInt('hipDecoder', 'refresh', refresh)
   let step = 0
   let last: { sel: HipSelection; keys: number } | undefined
   return {

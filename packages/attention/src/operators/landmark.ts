@@ -1,4 +1,4 @@
-import { add, concat, div, exp, expandDims, fullLike, gather, greater, logicalAnd, matmul, max, mul, oneHot, permute, scope, slice, stopGradient, sub, sum, tensor, topk, ValueError, knownOptions, where, zerosLike, type Tensor } from '@heed/tensor'
+import { add, concat, div, exp, expandDims, fullLike, gather, greater, logicalAnd, matmul, max, mul, oneHot, permute, scope, slice, stopGradient, sub, sum, tensor, topk, ValueError, knownOptions, where, zerosLike, type Tensor, positiveInt } from '@heed/tensor'
 import { mask as masks, type Mask } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type SdpaOptions } from '../sdpa.js'
 
@@ -46,7 +46,7 @@ export function landmarkAttention(q: Tensor, k: Tensor, v: Tensor, opts: Landmar
     throw new ValueError({ op: OP, arg: 'causal', expected: 'true or absent (landmark attention is causal by construction)', actual: String(o['causal']) })
   knownOptions(OP, opts, ['blockSize', 'topK', 'mask', 'scale', 'queryOffset', 'keyOffset', 'causal', 'scoreMod'])
   const { blockSize: l, topK, mask: user, causal: _c, ...sdpa } = opts as LandmarkOptions & { causal?: boolean }
-  if (!Number.isInteger(l) || l < 1) throw new ValueError({ op: OP, arg: 'blockSize', expected: 'a positive integer', actual: l })
+  positiveInt(OP, 'blockSize', l)
   if (topK !== undefined && (!Number.isInteger(topK) || topK < 0)) throw new ValueError({ op: OP, arg: 'topK', expected: 'a non-negative integer', actual: topK })
   if ('scoreMod' in opts && (opts as { scoreMod?: unknown }).scoreMod !== undefined) throw new ValueError({ op: OP, arg: 'scoreMod', expected: 'none (landmark scores are plain dot products)', actual: 'a ScoreMod' })
   const [B, H, Tq, D] = q.shape as [number, number, number, number]

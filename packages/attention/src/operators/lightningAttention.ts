@@ -1,4 +1,4 @@
-import { add, broadcastTo, concat, matmul, mul, reshape, scope, ShapeError, slice, tensor, ValueError, zeros, type Tensor } from '@heed/tensor'
+import { add, broadcastTo, concat, matmul, mul, reshape, scope, ShapeError, slice, tensor, ValueError, zeros, type Tensor, positiveInt } from '@heed/tensor'
 import { alibiSlopes } from '../scoreMod.js'
 import { checkQkv } from '../sdpa.js'
 
@@ -95,7 +95,7 @@ const OP = 'lightningAttention'
  */
 export function lightningDecay(preset: LightningPreset, heads: number, schedule: { readonly layer?: number; readonly layers?: number } = {}): Float64Array {
   const op = 'lightningDecay'
-  if (!Number.isInteger(heads) || heads < 1) throw new ValueError({ op, arg: 'heads', expected: 'a positive integer', actual: heads })
+  positiveInt(op, 'heads', heads)
   const { layer, layers } = schedule
   if ((layer === undefined) !== (layers === undefined)) throw new ValueError({ op, arg: 'layer', expected: 'layer and layers given together', actual: { layer, layers } })
   if (layer !== undefined && layers !== undefined && !(Number.isInteger(layer) && Number.isInteger(layers) && layers >= 1 && layer >= 0 && layer < layers))
@@ -197,7 +197,7 @@ function prepare(q: Tensor, k: Tensor, v: Tensor, opts: LightningOptions, state:
 
 const blockOf = (opts: LightningOptions): number => {
   const b = opts.blockSize ?? 64
-  if (!Number.isInteger(b) || b < 1) throw new ValueError({ op: OP, arg: 'blockSize', expected: 'a positive integer', actual: b })
+  positiveInt(OP, 'blockSize', b)
   return b
 }
 

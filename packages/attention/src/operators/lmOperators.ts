@@ -1,4 +1,4 @@
-import { add, cumsum, div, exp, expandDims, isTensor, keep, matmul, max, maximum, mul, permute, random, reshape, ShapeError, slice, softmax, stopGradient, sub, sum, ValueError, type FloatDType, type Tensor } from '@heed/tensor'
+import { add, cumsum, div, exp, expandDims, isTensor, keep, matmul, max, maximum, mul, permute, random, reshape, ShapeError, slice, softmax, stopGradient, sub, sum, ValueError, type FloatDType, type Tensor, positiveInt } from '@heed/tensor'
 import type { AttentionFn, AttentionFnOptions, OperatorInitOptions, OperatorParams } from '../multiHeadAttention.js'
 import { mask as masks } from '../mask.js'
 import { scaledDotProductAttention } from '../sdpa.js'
@@ -43,7 +43,7 @@ function bottomRight(op: string, q: Tensor, k: Tensor, o: AttentionFnOptions): n
 
 const int = (op: string, arg: string, v: number | undefined, dflt: number): number => {
   const x = v ?? dflt
-  if (!Number.isInteger(x) || x < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: x })
+  positiveInt(op, arg, x)
   return x
 }
 

@@ -1,4 +1,4 @@
-import { BackendError, concat, gather, scope, slice, tensor, ValueError, type Tensor } from '@heed/tensor'
+import { BackendError, concat, gather, scope, slice, tensor, ValueError, type Tensor, positiveInt } from '@heed/tensor'
 import { rope, type RopeOptions } from '../rope.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
 
@@ -63,7 +63,7 @@ export function longHeadsAttention(q: Tensor, k: Tensor, v: Tensor, opts: LongHe
   if (k.shape[2] !== T) throw new ValueError({ op: OP, arg: 'k', expected: `${T} keys (causal self-attention)`, actual: k.shape })
   const w = opts.chunkSize ?? 256
   const L = opts.attnLength ?? 4096
-  if (!Number.isInteger(w) || w < 1) throw new ValueError({ op: OP, arg: 'chunkSize', expected: 'a positive integer', actual: w })
+  positiveInt(OP, 'chunkSize', w)
   if (!Number.isInteger(L) || L < 2 * w || L % w !== 0) throw new ValueError({ op: OP, arg: 'attnLength', expected: `a multiple of chunkSize ${w}, at least 2 chunks`, actual: L })
   const ro = opts.rope === false ? undefined : (opts.rope ?? {})
   const sc = opts.scale !== undefined ? { scale: opts.scale } : {}

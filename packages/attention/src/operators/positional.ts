@@ -1,4 +1,4 @@
-import { broadcastTo, matmul, permute, reshape, scope, ShapeError, slice, ValueError, type Tensor } from '@heed/tensor'
+import { broadcastTo, matmul, permute, reshape, scope, ShapeError, slice, type Tensor, positiveInt } from '@heed/tensor'
 import type { Mask } from '../mask.js'
 import { asBatched, type AttentionFn } from '../multiHeadAttention.js'
 import { scaledDotProductAttention } from '../sdpa.js'
@@ -35,10 +35,7 @@ export interface PositionalOptions {
 
 const OP = 'positionalAttention'
 
-const heads = (op: string, h: unknown): number => {
-  if (typeof h !== 'number' || !Number.isInteger(h) || h < 1) throw new ValueError({ op, arg: 'heads', expected: 'a positive integer', actual: h })
-  return h
-}
+const heads = (op: string, h: unknown): number => positiveInt(op, 'heads', h)
 
 /** Per-head queries and keys of the positional encodings `P [T, dPos]`: the only inputs of the attention pattern. */
 export function positionalMaps(P: Tensor, params: Pick<PositionalParams, 'Wq' | 'Wk'>, opts: { readonly heads: number }): PositionalMaps {

@@ -1,3 +1,4 @@
+import { positiveInt } from '../validate.js'
 import { isFloat, type DType } from '../dtype.js'
 import { ArgumentError, DTypeError, ShapeError, ValueError } from '../errors.js'
 import { runOp1 } from '../op.js'
@@ -60,10 +61,7 @@ const poolRaw = (x: Tensor, geo: PoolGeo, yShape: Shape): Tensor => runOp1('avgP
 
 // ---- validation --------------------------------------------------------------------------------------------
 
-const posInt = (op: string, arg: string, v: unknown): number => {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError({ op, arg, expected: 'a positive integer', actual: String(v) })
-  return v
-}
+const posInt = (op: string, arg: string, v: unknown): number => positiveInt(op, arg, v)
 
 /** A number or a [rows, cols] pair → a pair; a 1-D op has rows fixed at `one`. */
 function pairOf(op: string, arg: string, v: unknown, dflt: number, twoD: boolean): [number, number] {
