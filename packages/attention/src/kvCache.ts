@@ -28,6 +28,7 @@ import {
   isTensor,
   type DType,
   type Tensor,
+  checkAllocation,
 } from '@heed/tensor'
 import { Mask, mask as masks } from './mask.js'
 import { ScoreMod } from './scoreMod.js'
@@ -242,6 +243,9 @@ export class KvCache {
         const policy = policies[h0]!
         const slots = policy.kind === 'full' ? this.capacity : policy.kind === 'recurrent' ? 0 : policy.sink + policy.recent - 1 + chunk
         const fill = { dtype: this.dtype, ...(opts.backend !== undefined ? { backend: opts.backend } : {}) }
+        // A size the user chose (capacity, or the window) is blamed by name before any allocation is tried.
+        const arg = policy.kind === 'full' ? 'capacity' : 'policies'
+        checkAllocation(op, arg, this.batch * (h1 - h0) * slots * Math.max(this.headDim, this.valueDim), this.dtype)
         const keys = keep(zeros([this.batch, h1 - h0, slots, this.headDim], fill))
         made.push(keys)
         const values = keep(zeros([this.batch, h1 - h0, slots, this.valueDim], fill))

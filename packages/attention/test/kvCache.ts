@@ -166,3 +166,8 @@ t.test('errors: overflow names the numbers and leaves the cache untouched; shape
   for (const x of [six, three, wrong, f64, oneTok]) x.dispose()
   t.equal(memory().tensors, base, 'no tensors left behind')
 })
+
+t.test('a capacity too large to allocate is a ValueError naming kvCache and capacity, before any allocation', async t => {
+  t.throws(() => kvCache({ batch: 1, kvHeads: 2, headDim: 64, capacity: 1e12 }), { name: 'ValueError', op: 'kvCache', arg: 'capacity' })
+  t.throws(() => kvCache({ batch: 1, kvHeads: 2, headDim: 64, capacity: 1e12 }), /4 GiB per tensor/)
+})
