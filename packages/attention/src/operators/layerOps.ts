@@ -1,6 +1,7 @@
 import { ValueError, type Tensor } from '@heed/tensor'
 import type { AttentionFn, AttentionFnOptions } from '../multiHeadAttention.js'
 import { scaledDotProductAttention } from '../sdpa.js'
+import { namedOperator as named, noMask, sdpaOf } from './namedOperator.js'
 import { actAttention, type ActOptions } from './act.js'
 import { flowAttention, type FlowAttentionOptions, type FlowState } from './flowAttention.js'
 import { lightningAttention, type LightningOptions, type LinearState } from './lightningAttention.js'
@@ -12,26 +13,13 @@ import { recycledAttention, type RecycledOptions } from './recycled.js'
 import { taskKvAttention, type TaskKvOptions } from './taskKv.js'
 import { varAttention, type VarOptions } from './var.js'
 
-const noMask = (op: string, o: AttentionFnOptions): void => {
-  if (o.mask !== undefined || o.scoreMod !== undefined) throw new ValueError({ op, arg: 'mask', expected: 'no mask or score mod (the operator has no softmax scores to mask)', actual: o.mask ? 'a mask' : 'a score mod' })
-}
-
-/** Name a closure (for the layer's error messages) and attach its incremental form (and `step`, for 'state'). */
-function named(name: string, fn: (q: Tensor, k: Tensor, v: Tensor, o: AttentionFnOptions) => { out: Tensor; lse?: Tensor }, incremental?: 'merge' | 'prefix' | 'state', step?: AttentionFn['step']): AttentionFn {
-  Object.defineProperty(fn, 'name', { value: name })
-  return incremental ? Object.assign(fn, { incremental }, step ? { step } : {}) : fn
-}
-
-/** The caller's sdpa options without the layer-only `headOffset`. */
-const sdpaOf = ({ headOffset: _h, ...o }: AttentionFnOptions) => o
-
 /**
  * The library's operators as `AttentionFn`s for `multiHeadAttention({ attention })`, one factory per operator with
  * its own options bound. Each says whether (and how) it runs against a KV cache.
  */
 export const operators = {
   /** Softmax attention (the default); runs against any cache. */
-  sdpa: (opts: { readonly blockSize?: number } = {}): AttentionFn => named('sdpa', (q, k, v, o) => scaledDotProductAttention(q, k, v, { ...sdpaOf(o), ...opts }), 'merge'),
+  sdpa: (opts: { readonly blockSize?: number } = {}): AttentionFn => named('sdpa', (q, k, v, o) => scaledDotProductAttention(q, k, v, { ...sdpaOf(o), ...opts }), { incremental: 'merge' }),
   /**
    * Lightning attention (causal, decayed linear). Against a cache it streams with its constant-size state
    * (`[B, H, D, Dv]` per run of heads, `incremental: 'state'`): its kv heads keep no keys.
@@ -50,11 +38,13 @@ export const operators = {
         }
         return { out: lightningAttention(q, k, v, { ...opts, causal }).out }
       },
-      'state',
-      (q, k, v, state, o) => {
-        noMask('operators.lightning', o)
-        const r = lightningAttention(q, k, v, { ...opts, causal: true, state: state as LinearState | undefined })
-        return { out: r.out, state: r.state }
+      {
+        incremental: 'state',
+        step: (q, k, v, state, o) => {
+          noMask('operators.lightning', o)
+          const r = lightningAttention(q, k, v, { ...opts, causal: true, state: state as LinearState | undefined })
+          return { out: r.out, state: r.state }
+        },
       },
     ),
   /**
@@ -68,11 +58,13 @@ export const operators = {
         noMask('operators.flow', o)
         return { out: flowAttention(q, k, v, { ...opts, causal: o.causal ?? true }).out }
       },
-      'state',
-      (q, k, v, state, o) => {
-        noMask('operators.flow', o)
-        const r = flowAttention(q, k, v, { ...opts, causal: true, ...(state !== undefined ? { state: state as FlowState } : {}) })
-        return { out: r.out, state: r.state }
+      {
+        incremental: 'state',
+        step: (q, k, v, state, o) => {
+          noMask('operators.flow', o)
+          const r = flowAttention(q, k, v, { ...opts, causal: true, ...(state !== undefined ? { state: state as FlowState } : {}) })
+          return { out: r.out, state: r.state }
+        },
       },
     ),
   /** ACT calibration with a given sink set (an output mix, not a softmax state: no incremental form). */

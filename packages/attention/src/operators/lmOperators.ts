@@ -1,7 +1,8 @@
 import { add, cumsum, div, exp, expandDims, isTensor, keep, matmul, max, maximum, mul, permute, random, reshape, ShapeError, slice, softmax, stopGradient, sub, sum, ValueError, type FloatDType, type Tensor, positiveInt } from '@heed/tensor'
-import type { AttentionFn, AttentionFnOptions, OperatorInitOptions, OperatorParams } from '../multiHeadAttention.js'
+import type { AttentionFn, AttentionFnOptions } from '../multiHeadAttention.js'
 import { mask as masks } from '../mask.js'
 import { scaledDotProductAttention } from '../sdpa.js'
+import { namedOperator as named, noMask, sdpaOf } from './namedOperator.js'
 import { combinerAttention, type CombinerOptions } from './combiner.js'
 import { landmarkAttention } from './landmark.js'
 import { repeatKvHeads } from './lightningAttention.js'
@@ -15,21 +16,6 @@ import { s2Attention, type S2Options } from './s2.js'
  * they have some, come from `init` and train with the model) and with the incremental form that makes cached
  * decode equal to the full recomputation wherever the operator allows one.
  */
-
-type Fn = (q: Tensor, k: Tensor, v: Tensor, o: AttentionFnOptions) => { out: Tensor; lse?: Tensor }
-
-type Step = NonNullable<AttentionFn['step']>
-
-function named(name: string, fn: Fn, extra: { incremental?: 'merge' | 'prefix' | 'state'; init?: (o: OperatorInitOptions) => OperatorParams; step?: Step } = {}): AttentionFn {
-  Object.defineProperty(fn, 'name', { value: name })
-  return Object.assign(fn, extra)
-}
-
-const sdpaOf = ({ headOffset: _h, input: _i, params: _p, ...o }: AttentionFnOptions) => o
-
-const noMask = (op: string, o: AttentionFnOptions): void => {
-  if (o.mask !== undefined || o.scoreMod !== undefined) throw new ValueError({ op, arg: 'mask', expected: 'no mask or score mod (the operator has no softmax scores over the whole prefix to mask)', actual: o.mask ? 'a mask' : 'a score mod' })
-}
 
 /** The last query must sit at the last key: what a prefix form (the cache's run from position 0) hands over. */
 function bottomRight(op: string, q: Tensor, k: Tensor, o: AttentionFnOptions): number {
