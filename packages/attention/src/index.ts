@@ -23,6 +23,7 @@ export { hiloAttention, hiloSplit, type HiloOptions, type HiloResult } from './o
 export { duoAttention, duoGateLoss, duoDeploy, duoKvBytes, clampGates, DUO_DEFAULTS, type DuoAttentionOptions, type DuoAttentionResult, type DuoGateLossOptions, type DuoDeployOptions, type DuoDeployment, type DuoKvBytesOptions } from './operators/duo.js'
 export { actAttention, ACT_DEFAULTS, type ActOptions, type ActResult } from './operators/act.js'
 export { combinerAttention, combinerWeights, type CombinerOptions } from './operators/combiner.js'
+export { combinerStep, type CombinerState, type CombinerStepOptions } from './operators/combinerStep.js'
 export { landmarkAttention, isLandmark, type LandmarkOptions, type LandmarkResult } from './operators/landmark.js'
 export { routingAttention, kmeansUpdate, kmeansObjective, unitRows, type RoutingOptions } from './operators/routing.js'
 export { mohGates, mohBalanceLoss, mohAttention, activeHeads, type MohRouter, type MohGateOptions, type MohGates, type MohAttentionOptions } from './operators/moh.js'

@@ -4,6 +4,7 @@ import { mask as masks } from '../mask.js'
 import { scaledDotProductAttention } from '../sdpa.js'
 import { namedOperator as named, noMask, sdpaOf } from './namedOperator.js'
 import { combinerAttention, type CombinerOptions } from './combiner.js'
+import { combinerStep, type CombinerState } from './combinerStep.js'
 import { landmarkAttention } from './landmark.js'
 import { repeatKvHeads } from './lightningAttention.js'
 import { mohGates, type MohRouter } from './moh.js'
@@ -131,15 +132,38 @@ export const lmOperators = {
 
   /**
    * Combiner-Fixed (Ren et al. 2021), causal: its own segment causally plus one max-pooled summary of every earlier
-   * segment. The summaries' span values pool the queries of their segment, which a KV cache does not keep: no
-   * incremental form (decode recomputes).
+   * segment. A summary's span value pools the queries of its segment, which a KV cache does not keep, so decode
+   * carries its own state instead (`combinerStep`): the current segment's queries, keys and values, and the
+   * summaries of the completed ones, made when each completes exactly as the full form makes them; decode then
+   * equals the full recomputation. Needs a fixed `segmentLength` for that: the default ⌈√T⌉ moves the segment
+   * boundaries as the stream grows.
    */
   combiner: (opts: Omit<CombinerOptions, 'causal' | 'scale'> = {}): AttentionFn =>
-    named('combiner', (q, k, v, o) => {
-      noMask('lmOperators.combiner', o)
-      if (q.shape[2] !== k.shape[2]) throw new ValueError({ op: 'lmOperators.combiner', arg: 'k', expected: `${q.shape[2]} keys (self-attention)`, actual: k.shape[2] })
-      return combinerAttention(q, k, v, { ...opts, causal: true, ...(o.scale !== undefined ? { scale: o.scale } : {}) })
-    }),
+    named(
+      'combiner',
+      (q, k, v, o) => {
+        noMask('lmOperators.combiner', o)
+        if (q.shape[2] !== k.shape[2]) throw new ValueError({ op: 'lmOperators.combiner', arg: 'k', expected: `${q.shape[2]} keys (self-attention)`, actual: k.shape[2] })
+        return combinerAttention(q, k, v, { ...opts, causal: true, ...(o.scale !== undefined ? { scale: o.scale } : {}) })
+      },
+      {
+        // O(L) rows of the open segment plus 2 vectors per head per closed one: the cache keeps no keys for it.
+        incremental: 'state',
+        step: (q, k, v, state, o) => {
+          const op = 'lmOperators.combiner'
+          noMask(op, o)
+          if (opts.segmentLength === undefined)
+            throw new ValueError({ op, arg: 'segmentLength', expected: 'a fixed segment length for cached decode (the default ⌈√T⌉ changes with the stream length)', actual: undefined })
+          const r = combinerStep(q, k, v, state as CombinerState | undefined, {
+            segmentLength: opts.segmentLength,
+            ...(opts.pool !== undefined ? { pool: opts.pool } : {}),
+            ...(o.scale !== undefined ? { scale: o.scale } : {}),
+            ...(o.queryOffset !== undefined ? { queryOffset: o.queryOffset } : {}),
+          })
+          return { out: r.out, state: r.state }
+        },
+      },
+    ),
 
   /**
    * Routing attention (Roy et al. 2021), causal, with nearest-centroid ('argmax') routing: query i attends to the
