@@ -7,10 +7,11 @@ import { add, concat, isTensor, mean, permute, random, reshape, ShapeError, slic
 import { hcamAttention, type HcamParams } from './hcam.js'
 import { disposeTitansState } from './titans.js'
 import { initTitansLayer, titansLayer, type TitansLayerParams, type TitansVariant } from './titansLayer.js'
+import { titansLayerStep, type TitansLayerStreamState } from './titansLayerStep.js'
 
 type Fn = (q: Tensor, k: Tensor, v: Tensor, o: AttentionFnOptions) => { out: Tensor; lse?: Tensor }
 
-function named(name: string, fn: Fn, extra: { incremental?: 'prefix'; init?: (o: OperatorInitOptions) => OperatorParams }): AttentionFn {
+function named(name: string, fn: Fn, extra: { incremental?: 'prefix' | 'state'; step?: NonNullable<AttentionFn['step']>; init?: (o: OperatorInitOptions) => OperatorParams }): AttentionFn {
   Object.defineProperty(fn, 'name', { value: name })
   return Object.assign(fn, extra)
 }
@@ -34,6 +35,8 @@ export interface TitansOperatorOptions {
    * language model's long-context evaluation reaches at once.
    */
   readonly maxLr?: number
+  /** Tokens per memory update, the paper's chunk b (default 16). */
+  readonly chunkSize?: number
 }
 
 export interface HcamOperatorOptions {
@@ -48,36 +51,63 @@ export const memoryOperators = {
    * A Titans layer (Behrouz et al. 2024, "Titans: Learning to Memorize at Test Time") in place of the layer's
    * attention: `titansLayer` (its own q/k/v/o maps, neural memory and persistent tokens, `init`) runs on the
    * layer's input rows and its output, split into the layer's heads, goes through the layer's output map. The
-   * layer's own Wq/Wk/Wv are unused (their gradient is 0). The memory is rebuilt from the first position on each
-   * call; the layer's KV cache does not carry it, so there is no incremental form (decode recomputes).
+   * layer's own Wq/Wk/Wv are unused (their gradient is 0). The full form builds the memory from the first position;
+   * against a cache the layer streams instead (`incremental: 'state'`, `titansLayerStep`): the memory's weights,
+   * momentum and pending chunk plus the window's (MAG, MAL) or the segment's (MAC) keys, the same rows as the full
+   * form to rounding, at a cost per token that does not grow with the stream.
    */
-  titans: (variant: TitansVariant, opts: TitansOperatorOptions = {}): AttentionFn =>
-    named(
+  titans: (variant: TitansVariant, opts: TitansOperatorOptions = {}): AttentionFn => {
+    const op = `memoryOperators.titans(${variant})`
+    const layerOpts = (heads: number) => ({ heads, segment: opts.segment ?? 32, window: opts.window ?? 32, maxLr: opts.maxLr ?? 0.1, ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}) })
+    const checked = (q: Tensor, o: AttentionFnOptions): { p: TitansLayerParams; input: Tensor } => {
+      noMask(op, o)
+      const [B, H, T, D] = q.shape as [number, number, number, number]
+      const p = o.params as TitansLayerParams | undefined
+      if (!p || !isTensor(p.wq)) throw new ValueError({ op, arg: 'params', expected: 'the Titans layer parameters from init', actual: typeof o.params })
+      if (!isTensor(o.input) || o.input.shape[1] !== T || o.input.shape[2] !== H * D || (o.headOffset ?? 0) !== 0)
+        throw new ShapeError({ op, arg: 'input', expected: `every head of the layer in one call, input rows [${B}, ${T}, ${H * D}]`, actual: o.input?.shape })
+      return { p, input: o.input }
+    }
+    /** Per batch row b, `[T, d]` rows → the layer's `[B, H, T, D]` out. */
+    const perRow = (q: Tensor, row: (x: Tensor, b: number) => Tensor, input: Tensor): Tensor => {
+      const [B, H, T, D] = q.shape as [number, number, number, number]
+      const outs = Array.from({ length: B }, (_, b) => row(reshape(slice(input, [[b, b + 1]]), [T, H * D]), b))
+      const y = B === 1 ? reshape(outs[0]!, [1, T, H * D]) : stack(outs, 0)
+      return permute(reshape(y, [B, T, H, D]), [0, 2, 1, 3])
+    }
+    return named(
       `titans-${variant}`,
       (q, _k, _v, o) => {
-        const op = `memoryOperators.titans(${variant})`
-        noMask(op, o)
-        const [B, H, T, D] = q.shape as [number, number, number, number]
-        const p = o.params as TitansLayerParams | undefined
-        if (!p || !isTensor(p.wq)) throw new ValueError({ op, arg: 'params', expected: 'the Titans layer parameters from init', actual: typeof o.params })
-        if (!isTensor(o.input) || o.input.shape[1] !== T || o.input.shape[2] !== H * D || (o.headOffset ?? 0) !== 0)
-          throw new ShapeError({ op, arg: 'input', expected: `every head of the layer in one call, input rows [${B}, ${T}, ${H * D}]`, actual: o.input?.shape })
+        const { p, input } = checked(q, o)
         if ((o.queryOffset ?? 0) !== 0 || (o.keyOffset ?? 0) !== 0) throw new ValueError({ op, arg: 'queryOffset', expected: '0 (the memory starts at the first position)', actual: o.queryOffset })
-        const outs: Tensor[] = []
-        for (let b = 0; b < B; b++) {
-          const x = reshape(slice(o.input, [[b, b + 1]]), [T, H * D])
-          const r = titansLayer(p, x, variant, undefined, { heads: H, segment: opts.segment ?? 32, window: opts.window ?? 32, maxLr: opts.maxLr ?? 0.1 })
+        const out = perRow(q, x => {
+          const r = titansLayer(p, x, variant, undefined, layerOpts(q.shape[1]!))
           disposeTitansState(r.state)
-          outs.push(r.out)
-        }
-        const y = B === 1 ? reshape(outs[0]!, [1, T, H * D]) : stack(outs, 0)
-        return { out: permute(reshape(y, [B, T, H, D]), [0, 2, 1, 3]) }
+          return r.out
+        }, input)
+        return { out }
       },
       {
+        // One stream state per batch row: each row's memory learns from its own tokens.
+        incremental: 'state',
+        step: (q, _k, _v, state, o) => {
+          const { p, input } = checked(q, o)
+          const prev = state as readonly TitansLayerStreamState[] | undefined
+          const at = prev?.[0]?.position ?? 0
+          if ((o.queryOffset ?? at) !== at) throw new ValueError({ op, arg: 'queryOffset', expected: `the stream's next position (${at})`, actual: o.queryOffset })
+          const next: TitansLayerStreamState[] = []
+          const out = perRow(q, (x, b) => {
+            const r = titansLayerStep(p, x, variant, prev?.[b], layerOpts(q.shape[1]!))
+            next.push(r.state)
+            return r.out
+          }, input)
+          return { out, state: next }
+        },
         init: io =>
           initTitansLayer({ dim: io.dModel, depth: opts.depth ?? 2, persistentTokens: opts.persistentTokens ?? 4, seed: io.seed, dtype: io.dtype === 'float64' ? 'float64' : 'float32' }),
       },
-    ),
+    )
+  },
 
   /**
    * HCAM (Lampinen et al. 2021, "Towards mental time travel: a hierarchical memory for reinforcement learning
