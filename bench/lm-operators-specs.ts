@@ -40,6 +40,25 @@ export const denseBytes = (s: LMShape, n: number): number => s.layers * 2 * s.kv
 const windowOf = (s: LMShape) => Math.max(2, s.context / 4)
 const full = (s: LMShape, n: number) => ({ held: denseBytes(s, n), state: denseBytes(s, n) })
 const linearState = (s: LMShape) => s.heads * hd(s) * hd(s) * F
+/**
+ * Combiner's decode state at n tokens: q, k, v of the open segment (n mod L rows) and a summary key and span value
+ * per query head for each of the ⌊n/L⌋ closed segments.
+ */
+const combinerBytes = (s: LMShape, n: number): number => {
+  const L = Math.round(Math.sqrt(s.context))
+  return s.layers * ((n % L) * (s.heads + 2 * s.kvHeads) * hd(s) + Math.floor(n / L) * 2 * s.heads * hd(s)) * F
+}
+/**
+ * A Titans layer's decode state (memoryOperators.titans defaults: depth-2 memory of hidden width 2d, chunk 16):
+ * memory weights and momentum (2 · 4d²), the pending chunk's keys, values and gates (< 16 rows of 2d + 3), and the
+ * attention keys and values the next token can see (MAC: the open segment's h and x rows; MAG/MAL: window − 1 rows).
+ */
+const titansBytes = (s: LMShape, n: number, variant: 'MAC' | 'MAG' | 'MAL'): number => {
+  const d = s.dModel
+  const pending = n % 16
+  const rows = variant === 'MAC' ? 2 * (n % (s.context / 2)) : Math.min(n, s.context / 4 - 1)
+  return s.layers * (2 * 4 * d * d + pending * (2 * d + 3) + rows * 2 * d) * F
+}
 
 export const TRAINED: readonly TrainedRun[] = [
   { id: 'dense', label: 'dense softmax', paper: 'Vaswani et al. 2017', decode: 'cache', exact: true, bytes: full, note: 'the baseline' },
@@ -99,10 +118,10 @@ export const TRAINED: readonly TrainedRun[] = [
     label: 'Combiner (causal, fixed)',
     paper: 'Ren et al. 2021 (Combiner)',
     attention: s => () => operators.combiner({ segmentLength: Math.round(Math.sqrt(s.context)) }),
-    decode: 'recompute',
-    exact: false,
-    bytes: full,
-    note: 'segment √context; span summaries pool past queries (not cached): decode recomputes',
+    decode: 'cache',
+    exact: true,
+    bytes: (s, n) => ({ held: combinerBytes(s, n), state: combinerBytes(s, n) }),
+    note: "segment √context; decode streams the open segment's q/k/v and one pooled summary per closed segment through the cache ('state' form, combinerStep)",
   },
   {
     id: 'routing',
@@ -149,30 +168,30 @@ export const TRAINED: readonly TrainedRun[] = [
     label: 'Titans MAC',
     paper: 'Behrouz et al. 2024 (Titans)',
     attention: s => () => memoryOperators.titans('MAC', { segment: s.context / 2 }),
-    decode: 'recompute',
-    exact: false,
-    bytes: (s, n) => ({ held: s.layers * n * s.dModel * F, state: s.layers * (4 * s.dModel * s.dModel + (s.context / 2) * s.dModel * 2) * F }),
-    note: 'Titans layer in place of attention (its own maps); memory rebuilt per call: decode recomputes',
+    decode: 'cache',
+    exact: true,
+    bytes: (s, n) => ({ held: titansBytes(s, n, 'MAC'), state: titansBytes(s, n, 'MAC') }),
+    note: "Titans layer in place of attention (its own maps); decode streams the memory (weights, momentum, pending chunk) and the segment's keys through the cache ('state' form, titansLayerStep)",
   },
   {
     id: 'titans-mag',
     label: 'Titans MAG',
     paper: 'Behrouz et al. 2024 (Titans)',
     attention: s => () => memoryOperators.titans('MAG', { window: s.context / 4 }),
-    decode: 'recompute',
-    exact: false,
-    bytes: (s, n) => ({ held: s.layers * n * s.dModel * F, state: s.layers * (4 * s.dModel * s.dModel + (s.context / 4) * s.dModel * 2) * F }),
-    note: 'window context/4 beside the memory branch',
+    decode: 'cache',
+    exact: true,
+    bytes: (s, n) => ({ held: titansBytes(s, n, 'MAG'), state: titansBytes(s, n, 'MAG') }),
+    note: "window context/4 beside the memory branch; decode streams the memory and the window's keys ('state' form)",
   },
   {
     id: 'titans-mal',
     label: 'Titans MAL',
     paper: 'Behrouz et al. 2024 (Titans)',
     attention: s => () => memoryOperators.titans('MAL', { window: s.context / 4 }),
-    decode: 'recompute',
-    exact: false,
-    bytes: (s, n) => ({ held: s.layers * n * s.dModel * F, state: s.layers * (4 * s.dModel * s.dModel + (s.context / 4) * s.dModel * 2) * F }),
-    note: 'memory layer, then window attention (context/4)',
+    decode: 'cache',
+    exact: true,
+    bytes: (s, n) => ({ held: titansBytes(s, n, 'MAL'), state: titansBytes(s, n, 'MAL') }),
+    note: "memory layer, then window attention (context/4); decode streams the memory and the window's keys ('state' form)",
   },
   {
     id: 'hcam',
