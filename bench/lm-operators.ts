@@ -712,8 +712,20 @@ function deltaAtSamePositions(x: RunResult, base: RunResult): string {
   return n > 0 ? `${d / n >= 0 ? '+' : ''}${(d / n).toFixed(3)}` : '—'
 }
 
-/** The papers' claims beside heed's figures. */
-function claims(j: LmOperatorsJson): string {
+/** One paper's claim beside what this bench measured: rendered as a bullet here and as a row of the results page. */
+export interface Claim {
+  /** The paper and its claim, e.g. "MoH — quality at or above dense with a fraction of the heads active". */
+  readonly claim: string
+  /** The paper's own figure, as the paper states it. */
+  readonly paperFigure: string
+  /** heed's figures (one sentence or a few). */
+  readonly heed: string
+  /** **Supports** / **Contradicts** / **Cannot test**, with the reason. */
+  readonly verdict: string
+}
+
+/** The papers' claims beside heed's figures, computed from the sweep's runs (missing runs give "cannot test"). */
+export function claimList(j: LmOperatorsJson): readonly Claim[] {
   const g = (id: string) => j.runs.find(x => x.id === id && !x.error)
   const dense = g('dense')
   const bpc = (id: string) => g(id)?.bitsPerChar
@@ -722,7 +734,7 @@ function claims(j: LmOperatorsJson): string {
   const rise = (id: string) => (last(id) !== undefined && first(id) !== undefined ? last(id)! - first(id)! : undefined)
   const d = (id: string) => (dense && bpc(id) !== undefined ? bpc(id)! - dense.bitsPerChar : undefined)
   const s = (x: number | undefined, p = 3) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(p))
-  const verdict = (ok: boolean | undefined, yes: string, no: string) => (ok === undefined ? '**cannot test** (run missing)' : ok ? yes : no)
+  const verdict = (ok: boolean | undefined, yes: string, no: string) => (ok === undefined ? '**Cannot test** (run missing).' : ok ? yes : no)
   const obs = g('observers')?.extra as { sinkMass?: number[][]; retrieval?: number[][] } | undefined
   const maxSink = obs?.sinkMass ? Math.max(...obs.sinkMass.flat()) : undefined
   const meanSink = obs?.sinkMass ? obs.sinkMass.flat().reduce((a, x) => a + x, 0) / obs.sinkMass.flat().length : undefined
@@ -733,28 +745,62 @@ function claims(j: LmOperatorsJson): string {
   const duo75 = g('applied-duo-75')
   const act = g('applied-act')
   const full = g('applied-full')
-  const lines = [
+  const inContext = (x: RunResult) => x.buckets[0]!.bitsPerChar - full!.buckets[0]!.bitsPerChar
+  return [
+    {
+      claim: 'StreamingLLM — window attention without sinks degrades once the first tokens leave the window; a few sinks restore it',
+      paperFigure: 'window perplexity explodes past the cache size; 4 sinks + recent stay stable to 4 M tokens',
+      heed:
+        `At 16× context: window ${s(win)}, sinks + recent ${s(str)}, full cache ${s(fullLast)} bits/char. Sink mass on position 0 per head: mean ${s(meanSink)}, max ${s(maxSink)} (StreamingLLM reports most heads > 0.5 past the first layers of 7B models).` +
+        (act && full ? ` ACT's calibration changes bits/char by ${s(inContext(act))} in context and ${deltaAtSamePositions(act, full)} over its forward (ACT reports accuracy gains on 7B models; with sink mass this small there is little for it to move).` : ''),
+      verdict: verdict(
+        win !== undefined && str !== undefined ? str < win - 0.02 : undefined,
+        '**Supports**: the sinks recover what the window loses.',
+        win !== undefined && str !== undefined && Math.abs(str - win) <= 0.02 ? '**Does not reproduce at this scale**: sinks and window read the same — a short-context char model puts little mass on the first token, so dropping it costs little.' : '**Contradicts**: the window alone does better.',
+      ),
+    },
+    {
+      claim: 'DuoAttention — KV memory saving at minimal quality loss',
+      paperFigure: 'up to 2.55× less KV for MHA, 1.67× for GQA',
+      heed:
+        duo50 && duo75 && full
+          ? `50 % streaming heads: ${s((duo50.extra?.['saving16x'] as number) ?? NaN, 2)}× less KV at 16× context; within the training context (positions 0–${full.buckets[0]!.to}) it costs ${s(inContext(duo50))} bits/char (75 %: ${s((duo75.extra?.['saving16x'] as number) ?? NaN, 2)}×, ${s(inContext(duo75))}). Past the training context every bounded policy beats the full cache (${s(last('applied-full'))} bits/char at 8–16×, against ${s(last('applied-duo-50'))} for Duo 50 %): the full cache feeds RoPE distances the model never saw, so there the "saving" is also a gain.`
+          : 'runs missing',
+      verdict: duo50 && duo75 && full ? verdict(inContext(duo50) < 0.05, '**Supports** (inside the context the loss is small).', '**Contradicts at this scale** (the loss is not minimal).') : '**Cannot test** (runs missing).',
+    },
+    {
+      claim: 'Lightning / TransNormer and Flowformer — linear attention matches softmax, at constant cost per token',
+      paperFigure: 'Flowformer: WikiText-103 perplexity 30.8 vs 33.0 for softmax; TransNormerLLM: on par with softmax LLMs',
+      heed:
+        `Δ bits/char vs dense: Lightning ${s(d('lightning'))}, hybrid ${s(d('lightning-hybrid'))}, Flow ${s(d('flow'))}; the hybrid ${d('lightning-hybrid') !== undefined && d('lightning') !== undefined && d('lightning-hybrid')! < d('lightning')! ? 'does better than all-Lightning, as TransNormerLLM reports' : 'does not beat all-Lightning here'}. ` +
+        'Constant cost per token: Lightning and Flow stream a fixed-size state through the cache (held bytes flat from 1× to 16× context).',
+      verdict: `Lightning: ${verdict(d('lightning') !== undefined ? d('lightning')! < 0.05 : undefined, '**supports**', '**contradicts at this budget**')}; Flow: ${verdict(d('flow') !== undefined ? d('flow')! < 0.05 : undefined, '**supports**', '**contradicts at this budget** (it trails softmax; Flowformer trains ~10⁴× more tokens)')}.`,
+    },
+    {
+      claim: 'Titans — better long-context modelling than attention-only baselines',
+      paperFigure: 'lower perplexity than Transformer++ at 170–760 M parameters; needle-in-a-haystack beyond 2 M tokens',
+      heed: `Bits/char at the last position bucket (8–16× context): dense ${s(last('dense'))}, window ${s(last('window'))}, MAC ${s(last('titans-mac'))}, MAG ${s(last('titans-mag'))}, MAL ${s(last('titans-mal'))}; rise from the first bucket (in context) to the last: dense ${s(rise('dense'))}, window ${s(rise('window'))}, MAC ${s(rise('titans-mac'))}, MAG ${s(rise('titans-mag'))}, MAL ${s(rise('titans-mal'))}.`,
+      verdict: verdict(
+        last('titans-mag') !== undefined && last('dense') !== undefined ? Math.min(last('titans-mac') ?? 99, last('titans-mag') ?? 99, last('titans-mal') ?? 99) < Math.min(last('dense')!, last('window') ?? 99) : undefined,
+        '**Supports**: a Titans variant beats both attention baselines past the training context.',
+        '**Cannot confirm at this scale**: Titans degrades less than dense attention past the training context, but the sliding window is better still, and in context Titans trails (the paper trains 170–760 M parameters on 15–30 B tokens; here the memory has 77 k tokens to learn to memorise).',
+      ),
+    },
+    {
+      claim: 'MoH — quality at or above dense with a fraction of the heads active',
+      paperFigure: 'MoH-LLaMA3-8B: +2.4 % average accuracy over 14 benchmarks with 75 % of the heads',
+      heed: `MoH (75 % of heads per token) Δ ${s(d('moh'))} bits/char against dense.`,
+      verdict: verdict(d('moh') !== undefined ? d('moh')! <= 0.02 : undefined, '**Supports** (within 0.02 bits/char of dense).', '**Contradicts at this scale** (it trails dense; MoH also fine-tunes from a dense model and adds a balance loss, neither done here).'),
+    },
+  ]
+}
+
+function claims(j: LmOperatorsJson): string {
+  return [
     "**The papers' claims beside heed's figures** (a 0.1–1 M-parameter character model, a few minutes of CPU training: large effects show, small ones drown in seed noise).",
     '',
-    `- **StreamingLLM — window attention without sinks degrades once the first tokens leave the window; a few sinks restore it.** At 16× context: window ${s(win)}, sinks + recent ${s(str)}, full cache ${s(fullLast)} bits/char. ` +
-      verdict(win !== undefined && str !== undefined ? str < win - 0.02 : undefined, '**Supports**: the sinks recover what the window loses.', win !== undefined && str !== undefined && Math.abs(str - win) <= 0.02 ? '**Does not reproduce at this scale**: sinks and window read the same — a short-context char model puts little mass on the first token, so dropping it costs little.' : '**Contradicts**: the window alone does better.') +
-      ` Sink mass on position 0 per head: mean ${s(meanSink)}, max ${s(maxSink)} (StreamingLLM reports most heads > 0.5 past the first layers of 7B models).` +
-      (act && full ? ` ACT's calibration changes bits/char by ${s(act.buckets[0]!.bitsPerChar - full.buckets[0]!.bitsPerChar)} in context and ${deltaAtSamePositions(act, full)} over its forward (**cannot test** its claim here: ACT reports accuracy gains on 7B models; with sink mass this small there is little for it to move).` : ''),
-    `- **DuoAttention — KV memory saving at minimal quality loss (up to 2.55× for MHA).** ` +
-      (duo50 && duo75 && full
-        ? `50 % streaming heads: ${s((duo50.extra?.['saving16x'] as number) ?? NaN, 2)}× less KV at 16× context; within the training context (positions 0–${full.buckets[0]!.to}) it costs ${s(duo50.buckets[0]!.bitsPerChar - full.buckets[0]!.bitsPerChar)} bits/char (75 %: ${s((duo75.extra?.['saving16x'] as number) ?? NaN, 2)}×, ${s(duo75.buckets[0]!.bitsPerChar - full.buckets[0]!.bitsPerChar)}). ` +
-          verdict(duo50.buckets[0]!.bitsPerChar - full.buckets[0]!.bitsPerChar < 0.05, '**Supports** (inside the context the loss is small).', '**Contradicts at this scale** (the loss is not minimal).') +
-          ` Past the training context every bounded policy beats the full cache (${s(last('applied-full'))} bits/char at 8–16×, against ${s(last('applied-duo-50'))} for Duo 50 %): the full cache feeds RoPE distances the model never saw, so there the "saving" is also a gain.`
-        : '**cannot test** (runs missing)'),
-    `- **Lightning / TransNormer and Flowformer — linear attention matches softmax (Flowformer: WikiText-103 perplexity 30.8 vs 33.0), at constant cost per token.** Δ bits/char vs dense: Lightning ${s(d('lightning'))}, hybrid ${s(d('lightning-hybrid'))}, Flow ${s(d('flow'))}. ` +
-      `Lightning: ${verdict(d('lightning') !== undefined ? d('lightning')! < 0.05 : undefined, '**supports**', '**contradicts at this budget**')}; Flow: ${verdict(d('flow') !== undefined ? d('flow')! < 0.05 : undefined, '**supports**', '**contradicts at this budget** (it trails softmax; Flowformer trains ~10⁴× more tokens)')}; the hybrid ${d('lightning-hybrid') !== undefined && d('lightning') !== undefined && d('lightning-hybrid')! < d('lightning')! ? 'does better than all-Lightning, as TransNormerLLM reports' : 'does not beat all-Lightning here'}. ` +
-      'Constant cost per token: Lightning and Flow stream a fixed-size state through the cache (held bytes flat from 1× to 16× context).',
-    `- **Titans — better long-context modelling than attention-only baselines.** Bits/char at the last position bucket (8–16× context): dense ${s(last('dense'))}, window ${s(last('window'))}, MAC ${s(last('titans-mac'))}, MAG ${s(last('titans-mag'))}, MAL ${s(last('titans-mal'))}; rise from the first bucket (in context) to the last: dense ${s(rise('dense'))}, window ${s(rise('window'))}, MAC ${s(rise('titans-mac'))}, MAG ${s(rise('titans-mag'))}, MAL ${s(rise('titans-mal'))}. ` +
-      verdict(last('titans-mag') !== undefined && last('dense') !== undefined ? Math.min(last('titans-mac') ?? 99, last('titans-mag') ?? 99, last('titans-mal') ?? 99) < Math.min(last('dense')!, last('window') ?? 99) : undefined, '**Supports**: a Titans variant beats both attention baselines past the training context.', '**Cannot confirm at this scale**: Titans degrades less than dense attention past the training context, but the sliding window is better still, and in context Titans trails (the paper trains 170–760 M parameters on 15–30 B tokens; here the memory has 77 k tokens to learn to memorise).'),
-    `- **MoH — quality at or above dense with a fraction of the heads active.** MoH (75 % of heads per token) Δ ${s(d('moh'))} bits/char. ` +
-      verdict(d('moh') !== undefined ? d('moh')! <= 0.02 : undefined, '**Supports** (within 0.02 bits/char of dense).', '**Contradicts at this scale** (it trails dense; MoH also fine-tunes from a dense model and adds a balance loss, neither done here).'),
-  ]
-  return lines.join('\n')
+    ...claimList(j).map(c => `- **${c.claim}** (paper: ${c.paperFigure}). ${c.heed} ${c.verdict}`),
+  ].join('\n')
 }
 
 function colours(n: number): string[] {

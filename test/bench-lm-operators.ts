@@ -6,7 +6,7 @@ import t from 'tap'
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { LmOperatorsJson } from '../bench/lm-operators.js'
+import { claimList, type LmOperatorsJson } from '../bench/lm-operators.js'
 import { root, run } from './helpers/proc.js'
 
 const only = 'dense,window,flow,combiner,applied-full,applied-streaming,applied-duo-50,applied-act,observers'
@@ -44,6 +44,14 @@ t.test('lm-operators bench --quick: table, JSON, plots; resumable per run', asyn
   t.match(md, /^# The seed operators inside a KJV character LM/)
   t.match(md, /<a id="lm-dense"><\/a>dense softmax/)
   t.match(md, /papers' claims/)
+  // The same claim records feed this Markdown and the results page's "heed beside the papers" table.
+  const claims = claimList(j)
+  t.equal(claims.length, 5, 'StreamingLLM, DuoAttention, Lightning/Flow, Titans, MoH')
+  for (const c of claims) {
+    t.ok(md.includes(c.claim), `the Markdown states: ${c.claim}`)
+    t.match(c.verdict, /\*\*(Supports|supports|Contradicts|contradicts|Cannot|Does not)/, `${c.claim}: a verdict`)
+  }
+  t.match(claims.find(c => c.claim.startsWith('MoH'))!.verdict, /Cannot test/, 'a run the sweep skipped gives "cannot test", not a number')
   const files = await readdir(out)
   for (const p of ['pareto', 'position', 'training']) t.ok(files.includes(`lm-operators-quick-${p}.svg`), `${p} plot`)
   // Resumable: the same command again trains nothing.
