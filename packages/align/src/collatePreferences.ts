@@ -17,6 +17,7 @@ export interface LmPreferenceBatch {
 }
 
 export interface CollatePreferencesOptions {
+  /** Backend the batch tensors are made on (default: the current backend). */
   readonly backend?: string
 }
 

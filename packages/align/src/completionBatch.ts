@@ -16,6 +16,7 @@ export interface CompletionBatch {
 }
 
 export interface CompletionBatchOptions {
+  /** Backend the batch tensors are made on (default: the current backend). */
   readonly backend?: string
   /** Longest sequence allowed (prompt + completion), e.g. the model's context. Default: no limit. */
   readonly maxLength?: number

@@ -4,7 +4,9 @@ import { requireFloat, requireNumber, requireOptions, requireRank } from './inte
 export interface MaskImageOptions {
   /** Fraction of pixels replaced, default 0.3 (OPA-DPO's `CoPO_mask_ratio`). */
   readonly ratio?: number
+  /** Random generator (wins over `seed`). */
   readonly rng?: Rng
+  /** Seed of a fresh generator (default 0). */
   readonly seed?: number
 }
 

@@ -58,12 +58,15 @@ export function gaussianNoise(opts: { readonly alphasCumprod: readonly number[];
 export interface DdimInversionOptions {
   /** The network that drives the inversion (InPO uses the current policy, without gradient). */
   readonly model: EpsModel
+  /** The noise schedule ᾱ_t, one entry per timestep (the same schedule the model was trained on). */
   readonly alphasCumprod: readonly number[]
   /** Inversion steps over [0, t]. Default 10 (InPO's `DDIMInverseScheduler`). */
   readonly steps?: number
   /** Scale of the fresh noise added after each inversion step. Default 0.1 (InPO's `inversion_eta`). */
   readonly eta?: number
+  /** Random generator of the fresh noise (wins over `seed`). */
   readonly rng?: Rng
+  /** Seed of a fresh generator per call (default 0). */
   readonly seed?: number
 }
 

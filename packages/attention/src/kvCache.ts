@@ -77,8 +77,11 @@ export class CacheOverflowError extends ValueError {
 }
 
 export interface KvCacheOptions {
+  /** Sequences held side by side (the B of the keys and values appended). */
   readonly batch: number
+  /** Key/value heads (fewer than the query heads under grouped-query attention). */
   readonly kvHeads: number
+  /** Key head dimension D. */
   readonly headDim: number
   /** Value head dim (default `headDim`). */
   readonly valueDim?: number
@@ -90,6 +93,7 @@ export interface KvCacheOptions {
   readonly capacity?: number
   /** float32 (default), float16 or float64. */
   readonly dtype?: 'float32' | 'float16' | 'float64'
+  /** Backend the cache allocates on (default: the current backend). */
   readonly backend?: string
   /** One per kv head (default: all `full`). */
   readonly policies?: readonly HeadPolicy[]
@@ -516,9 +520,13 @@ export interface CachedAttentionOptions {
   readonly queryOffset?: number
   /** Add `pk ≤ pq` (default true). */
   readonly causal?: boolean
+  /** And-ed with the causal mask, over absolute positions. */
   readonly mask?: Mask
+  /** Applied to every score, over absolute positions (as in `scaledDotProductAttention`). */
   readonly scoreMod?: ScoreMod
+  /** Score scale (default 1/√D). */
   readonly scale?: number
+  /** Key block size of the blocked (online-softmax) kernel (default 64). */
   readonly blockSize?: number
 }
 

@@ -11,12 +11,19 @@ import { knownOptions } from '@heed/tensor'
  * mods number query heads from 0 within the call; `headOffset` is the layer index of the call's head 0.
  */
 export interface AttentionFnOptions {
+  /** Causal over absolute positions (`pk ≤ pq`). */
   readonly causal?: boolean
+  /** Absolute position of query row 0. */
   readonly queryOffset?: number
+  /** Absolute position of key row 0. */
   readonly keyOffset?: number
+  /** The layer's mask, over absolute positions; query heads numbered from 0 within the call. */
   readonly mask?: Mask
+  /** The layer's score mod, over absolute positions. */
   readonly scoreMod?: ScoreMod
+  /** Score scale (default 1/√D). */
   readonly scale?: number
+  /** Layer index of the call's query head 0 (a layer may split its heads between operators). */
   readonly headOffset?: number
   /**
    * The layer's input rows of this call, `[B, T, dModel]` (after the block's norm, before the q/k/v maps): for
@@ -29,13 +36,19 @@ export interface AttentionFnOptions {
 
 /** What an operator with its own parameters is told when the layer initialises them. */
 export interface OperatorInitOptions {
+  /** Model width (the layer's input and output width). */
   readonly dModel: number
   /** Query heads of the run the operator serves (and the kv heads they read). */
   readonly heads: number
+  /** Key/value heads of the run (fewer than `heads` under grouped-query attention). */
   readonly kvHeads: number
+  /** Head dimension D. */
   readonly headDim: number
+  /** Seed the operator should draw its initial parameters from (distinct per operator of a layer). */
   readonly seed: number
+  /** Dtype of the parameters. */
   readonly dtype: FloatDType
+  /** Backend the parameters live on (default: the current backend). */
   readonly backend?: string
 }
 
@@ -73,7 +86,9 @@ export interface AttentionFn {
 }
 
 export interface MultiHeadAttentionOptions {
+  /** Model width: the input and output width of the layer. */
   readonly dModel: number
+  /** Query heads. */
   readonly heads: number
   /** Key/value heads (grouped-query attention when fewer than `heads`; must divide it). Default `heads`. */
   readonly kvHeads?: number
@@ -110,9 +125,11 @@ export interface MhaParams {
 export type OperatorParams = object
 
 export interface InitOptions {
+  /** Seed of the initial parameters (default 0). */
   readonly seed?: number
   /** Default float32. */
   readonly dtype?: FloatDType
+  /** Backend the parameters live on (default: the current backend). */
   readonly backend?: string
 }
 
@@ -126,7 +143,9 @@ export interface ForwardOptions {
   readonly cache?: KvCache
   /** Default true; a cache requires it. */
   readonly causal?: boolean
+  /** And-ed with the causal mask, over absolute positions. */
   readonly mask?: Mask
+  /** Applied to every score, over absolute positions. */
   readonly scoreMod?: ScoreMod
   /** The operators' own parameters (`initOperators`), when an operator of the layer has an `init`. */
   readonly operatorParams?: readonly OperatorParams[]

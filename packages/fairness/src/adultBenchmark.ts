@@ -56,10 +56,15 @@ export interface AdultBenchmarkOptions {
   readonly layerEtas?: readonly number[]
   /** η of the Lagrangian baseline. */
   readonly lagrangianEtas?: readonly number[]
+  /** Training epochs of every Distraction and fairness-layer run (default 8). */
   readonly epochs?: number
+  /** Epochs of the classifier alone before the penalty starts (default 2). */
   readonly warmupEpochs?: number
+  /** Epochs of the protected-attribute encoder (default 2). */
   readonly encoderEpochs?: number
+  /** Epochs of the MLP and Lagrangian baselines (default 4). */
   readonly baselineEpochs?: number
+  /** Rows per batch (default 256). */
   readonly batchSize?: number
   /** Learning rate of the attention module (default 1e-5 as in the authors' code, Adam). */
   readonly lrModule?: number
@@ -74,8 +79,11 @@ export interface AdultBenchmarkOptions {
   readonly valRows?: number
   /** Use only the first rows of each split (for quick checks). */
   readonly maxTrainRows?: number
+  /** Use only the first test rows (for quick checks). */
   readonly maxTestRows?: number
+  /** Print progress to stderr (default false). */
   readonly progress?: boolean
+  /** Seed of initialisation and batch order (default 0). */
   readonly seed?: number
 }
 

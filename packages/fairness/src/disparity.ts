@@ -9,6 +9,7 @@ export interface DisparityOptions {
   readonly sensitiveFeatures: Groups
   /** `between_groups` (default) or `to_overall`. */
   readonly method?: AggregationMethod
+  /** Per-row weights (default 1 each); a group whose weights are all 0 is an error. */
   readonly sampleWeight?: Labels
   /** The positive label (default 1). */
   readonly posLabel?: number

@@ -10,10 +10,13 @@ export type AggregationMethod = 'between_groups' | 'to_overall'
 export interface MetricFrameOptions<M> {
   /** One metric, or named metrics (then every result is a record with the same keys). */
   readonly metrics: M
+  /** True labels, one per row. */
   readonly yTrue: Labels
+  /** Predicted labels (or scores, for metrics that take them), one per row. */
   readonly yPred: Labels
   /** One group label per row; any number of groups. */
   readonly sensitiveFeatures: Groups
+  /** Per-row weights (default 1 each). */
   readonly sampleWeight?: Labels
 }
 

@@ -10,7 +10,9 @@ export interface PrivilegedOptions {
   readonly privileged: Group | readonly Group[]
   /** Restrict the unprivileged side to these groups (default: every group not privileged). */
   readonly unprivileged?: Group | readonly Group[]
+  /** Per-row weights (default 1 each). */
   readonly sampleWeight?: Labels
+  /** The positive label (default 1). */
   readonly posLabel?: number
 }
 

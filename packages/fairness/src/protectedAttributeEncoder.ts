@@ -29,11 +29,15 @@ export interface ProtectedAttributeEncoder {
 export interface EncoderOptions {
   /** Hidden widths (default [64, 32], the paper's 13→64→32→1 for Adult). */
   readonly hidden?: readonly number[]
+  /** Adam learning rate (default 1e-3). */
   readonly lr?: number
+  /** Rows per batch (default 128). */
   readonly batchSize?: number
   /** Default 100 (paper); a few epochs already give a usable embedding. */
   readonly epochs?: number
+  /** Seed of initialisation and batch order (default 0). */
   readonly seed?: number
+  /** Progress reporting (see `Progress`; default none). */
   readonly progress?: Progress
 }
 

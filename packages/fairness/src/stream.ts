@@ -24,6 +24,7 @@ export type DistractionEvent =
 export interface DistractionTrainingOptions extends Partial<DistractionConfig> {
   /** Input width and embedding width, used to initialise parameters (ignored when `params` is given). */
   readonly inputDim?: number
+  /** Width of the protected-attribute embedding (ignored when `params` is given). */
   readonly embeddingDim?: number
   /** Start from these parameters (copied per subscription is not possible for tensors: they are taken over by
    * the first subscription). */

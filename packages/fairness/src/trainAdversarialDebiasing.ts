@@ -8,17 +8,25 @@ import { takeRows, type TabularData } from './tabularData.js'
 import { mlpClassifier } from './trainMlp.js'
 
 export interface AdversarialDebiasingOptions {
+  /** Hidden widths of the predictor (default [64, 32]). */
   readonly hidden?: readonly number[]
+  /** Dropout rate of the hidden layers (default 0.2). */
   readonly dropout?: number
   /** Weight α of the adversary's loss in the predictor update (AIF360 default 0.1; fairlearn's `alpha` 1). */
   readonly alpha?: number
+  /** Adam learning rate of the predictor (default 1e-3). */
   readonly lr?: number
   /** Adversary learning rate (default `lr`). */
   readonly adversaryLr?: number
+  /** Rows per batch (default 128). */
   readonly batchSize?: number
+  /** Training epochs (default 10). */
   readonly epochs?: number
+  /** Seed of initialisation, dropout and batch order (default 0). */
   readonly seed?: number
+  /** Called after every epoch with the current predictor (e.g. to evaluate on validation). */
   readonly onEpoch?: (epoch: number, model: Classifier) => void
+  /** Progress reporting (see `Progress`; default none). */
   readonly progress?: Progress
 }
 

@@ -10,10 +10,15 @@ import { takeRows, type TabularData } from './tabularData.js'
 export interface MlpOptions {
   /** Hidden widths (default [64, 32], the Distraction paper's classifier body). */
   readonly hidden?: readonly number[]
+  /** Dropout rate of the hidden layers (default 0.2). */
   readonly dropout?: number
+  /** Adam learning rate (default 1e-3). */
   readonly lr?: number
+  /** Rows per batch (default 100). */
   readonly batchSize?: number
+  /** Training epochs (default 10). */
   readonly epochs?: number
+  /** Seed of initialisation, dropout and batch order (default 0). */
   readonly seed?: number
   /** Per-row weights of the cross-entropy (e.g. from `reweighing`). */
   readonly sampleWeight?: ArrayLike<number>
@@ -22,7 +27,9 @@ export interface MlpOptions {
    * over the batch's probabilities. 0 (default) is the plain MLP.
    */
   readonly dpEta?: number
+  /** Called after every epoch with the current model (e.g. to evaluate on validation). */
   readonly onEpoch?: (epoch: number, model: Classifier) => void
+  /** Progress reporting (see `Progress`; default none). */
   readonly progress?: Progress
 }
 

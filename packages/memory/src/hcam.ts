@@ -151,6 +151,7 @@ export interface HcamReadOptions {
   readonly queryPositions?: number | readonly number[]
   /** Add sinusoidal position encodings to chunk rows before attending inside them. Default false. */
   readonly positionalEncoding?: boolean
+  /** Learned projections of the read (default: identity, the parameter-free read). */
   readonly params?: HcamParams
 }
 

@@ -6,7 +6,9 @@ import { memoryOperator } from './memoryStream.js'
 import type { Recall } from './recall.js'
 
 export interface HcamStreamOptions extends HcamReadOptions {
+  /** Tokens per stored chunk (each chunk gets one summary key). */
   readonly chunkSize: number
+  /** Most chunks kept; the oldest are dropped past it (default: no limit). */
   readonly maxChunks?: number
 }
 

@@ -97,6 +97,7 @@ export interface TensorBrainConfig {
 export interface PerceiveOptions {
   /** How each window's concept is chosen (default 'argmax'). 'teacher' needs `teacher`. */
   readonly mode?: MeasureMode
+  /** The target triples, one per window, for `mode: 'teacher'`. */
   readonly teacher?: readonly Triple[]
 }
 

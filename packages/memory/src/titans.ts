@@ -121,7 +121,9 @@ export function linearMemoryGradient(w: Tensor, keys: Tensor, values: Tensor, co
 }
 
 export interface MemoryInitOptions {
+  /** Key (input) width of the memory MLP. */
   readonly keyDim: number
+  /** Value (output) width (default `keyDim`). */
   readonly valueDim?: number
   /** Layers of the MLP (1 = linear memory). Default 2. */
   readonly depth?: number
@@ -129,8 +131,11 @@ export interface MemoryInitOptions {
   readonly hidden?: number
   /** `zeros` (a blank memory; linear only makes sense this way for exact-recall checks) or `normal` (default, std 1/√fan-in). */
   readonly init?: 'normal' | 'zeros'
+  /** float32 (default) or float64. */
   readonly dtype?: 'float32' | 'float64'
+  /** Seed of the initial weights (default 0). */
   readonly seed?: number
+  /** Backend the weights live on (default: the current backend). */
   readonly backend?: string
 }
 
@@ -261,6 +266,7 @@ export interface TitansOptions {
   readonly chunkSize?: number
   /** `chunked` (default) or `sequential` (gradient at every token's previous weights; ignores chunkSize). */
   readonly mode?: 'chunked' | 'sequential'
+  /** Non-linearity between the memory MLP's layers: `'silu'` (default, the paper's), `'gelu'`, `'tanh'` or `'relu'`. */
   readonly activation?: MemoryActivation
 }
 

@@ -95,6 +95,7 @@ export interface LoadLMOptions {
   readonly attention?: TransformerLMOptions['attention']
   /** Compute dtype of the loaded parameters (default float32, whatever the file stores). */
   readonly dtype?: FloatDType
+  /** Backend the parameters load onto (default: the current backend). */
   readonly backend?: string
 }
 

@@ -30,6 +30,7 @@ export interface LMRecipe {
 }
 
 export interface TrainLMOptions extends LMRecipe {
+  /** The model to train (`transformerLM(…)`); its parameters come from `init` or a checkpoint. */
   readonly lm: TransformerLM
   /** The training text as token ids. */
   readonly train: Int32Array

@@ -54,9 +54,11 @@ export interface TransformerLMParams {
 }
 
 export interface LMInitOptions {
+  /** Seed of the initial parameters (default 0). */
   readonly seed?: number
   /** Default float32. */
   readonly dtype?: FloatDType
+  /** Backend the parameters live on (default: the current backend). */
   readonly backend?: string
 }
 
@@ -68,13 +70,17 @@ export interface LMForwardOptions {
 }
 
 export interface LMCacheOptions {
+  /** Sequences decoded side by side. */
   readonly batch: number
   /** Tokens each layer's cache can hold (streaming heads hold sink + recent whatever the capacity). */
   readonly capacity: number
   /** Per-kv-head policies, the same for every layer, or a function of the layer. Default: full. */
   readonly policies?: readonly HeadPolicy[] | ((layer: number) => readonly HeadPolicy[] | undefined)
+  /** Longest chunk a streaming head takes in one append (default 64; see `KvCacheOptions.chunk`). */
   readonly chunk?: number
+  /** Storage dtype of the cached keys and values (default float32). */
   readonly dtype?: FloatDType
+  /** Backend the caches allocate on (default: the current backend). */
   readonly backend?: string
 }
 

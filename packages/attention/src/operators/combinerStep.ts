@@ -25,6 +25,7 @@ export interface CombinerState {
 export interface CombinerStepOptions {
   /** Tokens per segment L: fixed, so segment boundaries do not move as the stream grows. */
   readonly segmentLength: number
+  /** How a segment is summarised into one key/value: `'max'` (default, the paper's max-pooling) or `'mean'`. */
   readonly pool?: 'max' | 'mean'
   /** Default 1/√D. */
   readonly scale?: number

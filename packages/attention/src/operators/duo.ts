@@ -114,7 +114,9 @@ export interface DuoDeployOptions {
   readonly threshold?: number
   /** Alternatively: the fraction of kv heads made streaming (the lowest gates), overriding `threshold`. */
   readonly sparsity?: number
+  /** Initial (sink) tokens a streaming head keeps (default 128, DuoAttention's setting). */
   readonly sink?: number
+  /** Most recent tokens a streaming head keeps (default 256). */
   readonly recent?: number
 }
 
@@ -159,11 +161,15 @@ export function duoDeploy(alpha: ArrayLike<number>, opts: DuoDeployOptions = {})
 }
 
 export interface DuoKvBytesOptions {
+  /** Sequences (default 1). */
   readonly batch?: number
+  /** Key head dimension. */
   readonly headDim: number
+  /** Value head dimension (default `headDim`). */
   readonly valueDim?: number
   /** Tokens in context. */
   readonly seqLen: number
+  /** Storage dtype of the cache (default float32). */
   readonly dtype?: DType
 }
 

@@ -18,6 +18,7 @@ export interface PineOptions {
   readonly documents: readonly (readonly [number, number])[]
   /** PINE's own rotary embedding, applied to the *unrotated* q and k (default: base 10000, 'half'); false: none. */
   readonly rope?: PineRope | false
+  /** Score scale (default 1/√D). */
   readonly scale?: number
   /** And-ed with PINE's mask. */
   readonly mask?: Mask

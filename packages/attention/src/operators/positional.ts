@@ -24,10 +24,13 @@ export interface PositionalMaps {
 }
 
 export interface PositionalOptions {
+  /** Heads H of the positional maps. */
   readonly heads: number
   /** Default false (the paper's layer sees the whole input). */
   readonly causal?: boolean
+  /** Score scale (default 1/√D). */
   readonly scale?: number
+  /** And-ed with the positional pattern. */
   readonly mask?: Mask
   /** Precomputed `positionalMaps` (the attention pattern depends on the length only, so it can be cached). */
   readonly maps?: PositionalMaps

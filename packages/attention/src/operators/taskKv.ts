@@ -78,7 +78,9 @@ export function taskKvHeads(outputs: ArrayLike<number> | readonly ArrayLike<numb
 export interface TaskKvOptions extends SdpaOptions {
   /** Per kv head: keeps the full KV (heterogeneous) or the sink + recent + middle budget. */
   readonly heterogeneous: readonly boolean[]
+  /** Initial tokens a compact head keeps. */
   readonly sink?: number
+  /** Most recent tokens a compact head keeps. */
   readonly recent?: number
   /** Middle activations kept per compact head: the keys between sinks and the recent window with the most attention. */
   readonly middle?: number

@@ -8,10 +8,15 @@ export interface HostTensor {
 }
 
 export interface ReferenceOptions {
+  /** Score scale (default 1/√D). */
   readonly scale?: number
+  /** Absolute position of query row 0 (default 0). */
   readonly queryOffset?: number
+  /** Absolute position of key row 0 (default 0). */
   readonly keyOffset?: number
+  /** Mask over absolute positions. */
   readonly mask?: Mask
+  /** Score mod over absolute positions. */
   readonly scoreMod?: ScoreMod
 }
 

@@ -7,6 +7,7 @@ import type { CreationOptions } from './tensor.js'
 import { knownOptions } from '../validate.js'
 
 export interface FillOptions<D extends DType> extends CreationOptions {
+  /** Element type (default float32). */
   readonly dtype?: D
 }
 

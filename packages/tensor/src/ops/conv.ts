@@ -25,9 +25,11 @@ export interface Conv1dOptions {
 }
 
 export interface Conv2dOptions {
+  /** Step between output positions, one number for both axes or [rows, cols] (default 1). */
   readonly stride?: number | readonly [number, number]
   /** 'valid' (default), 'same', zeros on each side, or [rows, cols] of zeros. */
   readonly padding?: Padding | readonly [number, number]
+  /** Spacing between kernel taps, one number or [rows, cols] (default 1). */
   readonly dilation?: number | readonly [number, number]
   /** As in Conv1dOptions: implied by the weight shape. */
   readonly groups?: number

@@ -46,6 +46,7 @@ export interface Optimizer {
 }
 
 export interface SgdOptions {
+  /** Learning rate: a number, or a schedule `step ↦ rate` (step counts from 0). */
   readonly lr: LearningRate
   /** Heavy-ball momentum μ (PyTorch semantics: b ← μ·b + g, first b = g). Default 0. */
   readonly momentum?: number
@@ -56,9 +57,13 @@ export interface SgdOptions {
 }
 
 export interface AdamOptions {
+  /** Learning rate: a number, or a schedule `step ↦ rate` (step counts from 0). */
   readonly lr: LearningRate
+  /** Decay of the first-moment (mean) estimate, in [0, 1) (default 0.9). */
   readonly beta1?: number
+  /** Decay of the second-moment (uncentred variance) estimate, in [0, 1) (default 0.999). */
   readonly beta2?: number
+  /** Added to √v̂ in the denominator, for stability (default 1e-8, as PyTorch). */
   readonly eps?: number
   /**
    * For `adam`, an L2 penalty added to the gradient (PyTorch's Adam `weight_decay`, default 0); for `adamw`,

@@ -25,6 +25,7 @@ export type NonFiniteLoss = 'continue' | 'error' | 'skip'
 export interface TrainerOptions<P, B> {
   /** Initial parameters (a pytree of float tensors). Copied; the caller keeps (and frees) the originals. */
   readonly params: P
+  /** The update rule (`sgd`, `adam`, `adamw`, or any `Optimizer`). */
   readonly optimizer: Optimizer
   /**
    * Optimizer state to start from (a resumed run: the state saved with the parameters). Copied; default

@@ -21,21 +21,31 @@ export interface RandomSource {
 }
 
 export interface UniformOptions<D extends FloatDType> extends RandomSource {
+  /** Inclusive lower bound (default 0). */
   readonly low?: number
+  /** Exclusive upper bound (default 1). */
   readonly high?: number
+  /** float32 (default), float16 or float64. */
   readonly dtype?: D
 }
 export interface NormalOptions<D extends FloatDType> extends RandomSource {
+  /** Mean (default 0). */
   readonly mean?: number
+  /** Standard deviation (default 1). */
   readonly std?: number
+  /** float32 (default), float16 or float64. */
   readonly dtype?: D
 }
 export interface BernoulliOptions extends RandomSource {
+  /** Probability of a 1 (default 0.5). */
   readonly p?: number
 }
 export interface RandintOptions<D extends 'int32' | 'uint32'> extends RandomSource {
+  /** Inclusive lower bound (default 0). */
   readonly low?: number
+  /** Exclusive upper bound (required). */
   readonly high: number
+  /** int32 (default) or uint32; both bounds must fit it. */
   readonly dtype?: D
 }
 

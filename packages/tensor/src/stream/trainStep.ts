@@ -23,6 +23,7 @@ export interface StepResult {
 export interface TrainStepOptions<P, B> {
   /** Initial parameters (a pytree of float tensors). Copied per subscription; the caller keeps the originals. */
   readonly params: P
+  /** The update rule (`sgd`, `adam`, `adamw`, or any `Optimizer`). */
   readonly optimizer: Optimizer
   /**
    * Optimizer state to start from (a resumed run: the state saved with the parameters). Copied per subscription;

@@ -10,10 +10,15 @@ export const CONTRACTS: readonly Contract[] = ['C1', 'C2', 'C3', 'C4', 'C5', 'C6
 
 /** What the harness passes to an operator: a subset of `SdpaOptions`, over absolute positions. */
 export interface ConformanceRunOptions {
+  /** Causal over absolute positions. */
   readonly causal?: boolean
+  /** Mask over absolute positions. */
   readonly mask?: Mask
+  /** Absolute position of query row 0. */
   readonly queryOffset?: number
+  /** Absolute position of key row 0. */
   readonly keyOffset?: number
+  /** Score scale (default 1/√D). */
   readonly scale?: number
 }
 

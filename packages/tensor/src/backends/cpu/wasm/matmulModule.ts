@@ -18,11 +18,13 @@ import { addSoftmax } from './softmaxModule.js'
 export const GEMM: GemmShape = { mr: 4, nr: 8, unroll: 1, kc: 256, ncb: 32 }
 
 export interface GemmModuleOptions {
+  /** Register-block and cache-block sizes of the GEMM (default `GEMM`, the shape measured fastest here). */
   readonly shape?: GemmShape
   /** Use f32x4.relaxed_madd (FMA) instead of mul + add. */
   readonly relaxed: boolean
   /** Import the memory as shared, so worker threads can run the same module over it. */
   readonly shared: boolean
+  /** Maximum size of the imported memory in 64 KiB pages (it grows up to this as operands need). */
   readonly maximumPages: number
   /** Functions other packages add (module.ts); built after the kernels here, in the order given. */
   readonly parts?: readonly WasmModulePart[]

@@ -18,8 +18,11 @@ import { nodeWorkerHost, webWorkerHost, WorkerPool, type WorkerHost } from './po
 export type WasmMode = 'auto' | 'off' | 'force'
 
 export interface CpuWasmOptions {
+  /** `'auto'` (default: WebAssembly above a size threshold), `'off'` (TypeScript kernels only) or `'force'` (WebAssembly at every size); overrides HEED_CPU_WASM. */
   readonly mode?: WasmMode
+  /** Threads including the calling one (default: the machine's cores, at most 8; 1 = no workers); overrides HEED_CPU_THREADS. */
   readonly threads?: number
+  /** Allow relaxed-SIMD FMA where the runtime has it (default true); overrides HEED_CPU_RELAXED. */
   readonly relaxed?: boolean
   /** Where workers come from (default: worker_threads in Node, Web Workers in browsers). */
   readonly host?: WorkerHost
