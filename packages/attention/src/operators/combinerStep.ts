@@ -26,6 +26,7 @@ export interface CombinerStepOptions {
   /** Tokens per segment L: fixed, so segment boundaries do not move as the stream grows. */
   readonly segmentLength: number
   /** How a segment is summarised into one key/value: `'max'` (default, the paper's max-pooling) or `'mean'`. */
+  /** Span summary of keys and queries, as `combinerAttention`'s: 'max' (default) or 'mean'. */
   readonly pool?: 'max' | 'mean'
   /** Default 1/√D. */
   readonly scale?: number
