@@ -5,6 +5,7 @@ import { AttentionKernel, attentionGeometry, type AttentionAttrs, type Attention
 import { wasmAttentionForward } from './wasm/attentionForward.js'
 import { wasmAttentionBackward } from './wasm/attentionBackward.js'
 import { cpuWasmAttention, type CpuWasmAttention } from './wasm/cpuWasmAttention.js'
+import { decodeAttention, DECODE_MAX_ROWS } from './decodeAttention.js'
 
 /**
  * CPU kernels of scaled dot-product attention. Forward: FlashAttention's online softmax over key tiles, a block of
@@ -430,9 +431,26 @@ function fastBackward(ins: readonly CpuTensor[], a: AttentionAttrs, geo: Attenti
   ]
 }
 
+/**
+ * A decode step (at most DECODE_MAX_ROWS query rows) without a score mod, unmasked, causal and/or over a key prefix:
+ * decodeAttention, which reads only the keys each row sees. Before fastForward, which would copy and pack every
+ * slot of a KV cache's storage into the module's memory at each step.
+ */
+function decodeForward(q: CpuTensor, k: CpuTensor, v: CpuTensor, a: AttentionAttrs, geo: AttentionGeometry): CpuTensor[] | undefined {
+  const m = prefixMask(a.mask)
+  if (geo.Tq > DECODE_MAX_ROWS || a.scoreMod || !m) return undefined
+  const { B, H, Tq, Dv } = geo
+  const r = decodeAttention({ ...geo, q: q.values, k: k.values, v: v.values, scale: a.scale, causal: m.causal, delta: a.qOffset - a.kOffset, keyLimit: m.keysBelow - a.kOffset, float64: q.dtype === 'float64' })
+  if (!r) return undefined
+  return [
+    { values: r.out, shape: [B, H, Tq, Dv], dtype: q.dtype },
+    { values: r.lse, shape: [B, H, Tq], dtype: q.dtype },
+  ]
+}
+
 const forward: CpuKernel<AttentionAttrs> = ([q, k, v], a) => {
   const geo = attentionGeometry(q!, k!, v!)
-  const fast = fastForward(q!, k!, v!, a, geo)
+  const fast = decodeForward(q!, k!, v!, a, geo) ?? fastForward(q!, k!, v!, a, geo)
   if (fast) return fast
   const { B, H, Hkv, Tq, Tk, D, Dv, g } = geo
   const out = q!.dtype === 'float64' ? new Float64Array(B * H * Tq * Dv) : new Float32Array(B * H * Tq * Dv)
