@@ -409,6 +409,25 @@ export class FunctionBuilder {
   f64x2Max(): this {
     return this.#simd(0xf5)
   }
+  f64x2Abs(): this {
+    return this.#simd(0xec)
+  }
+  /** Round toward zero, as a C cast to int does (fdlibm's exp takes its exponent that way). */
+  f64x2Trunc(): this {
+    return this.#simd(0x7a)
+  }
+  /** Lane mask (all ones / zeros) of a < b; false where either is NaN. */
+  f64x2Lt(): this {
+    return this.#simd(0x49)
+  }
+  /** Lane mask of a ≥ b; false where either is NaN. */
+  f64x2Ge(): this {
+    return this.#simd(0x4c)
+  }
+  /** Bits of a where the mask c is set, else of b (operands a, b, c). */
+  v128Bitselect(): this {
+    return this.#simd(0x52)
+  }
   /** The two low f32 lanes widened to f64 (exact). */
   f64x2PromoteLowF32x4(): this {
     return this.#simd(0x5f)
@@ -457,6 +476,10 @@ export class FunctionBuilder {
   }
   v128And(): this {
     return this.#simd(0x4e)
+  }
+  /** a & ~b (operands a, b). */
+  v128Andnot(): this {
+    return this.#simd(0x4f)
   }
   f32x4Const(a: number, b = a, c = a, d = a): this {
     return this.v128Const(new Uint8Array(new Float32Array([a, b, c, d]).buffer))
