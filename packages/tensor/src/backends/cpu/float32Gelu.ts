@@ -1,5 +1,7 @@
 import { takeFloat32 } from './float32Pool.js'
+import { ERFC_POLY, ERFC_T_SCALE, GELU_C, GELU_K, INV_SQRT_2PI } from './geluFit.js'
 import type { CpuTensor } from './types.js'
+import { wasmGelu } from './wasm/gelu.js'
 
 /**
  * GELU and its derivative on float32 tensors in tight specialised loops. The float64 reference (unaryFns.gelu)
@@ -18,27 +20,15 @@ import type { CpuTensor } from './types.js'
  * z = 12.5, erfc is < 1e-69 and the results round to ±0 in float32, as the reference does.
  *
  * Both sides of zero use erfc of |x| without cancellation: Φ(x) = ½erfc(|x|/√2) for x < 0, 1 − ½erfc(x/√2) else.
+ *
+ * Large tensors run the same arithmetic in WebAssembly (wasm/geluModule.ts, split over the worker pool), bit-equal
+ * to these loops, which stay the fallback and the reference.
  */
 
-const P0 = 0.2538913286300381
-const P1 = 0.25370657489368387
-const P2 = 0.230481094044011
-const P3 = 0.15983795454338087
-const P4 = 0.18627647115599738
-const P5 = -0.20666165361951558
-const P6 = 0.4786283113794976
-const P7 = -0.7000516052797339
-const P8 = 0.4878940219272369
-const P9 = -0.16699264277813702
-const P10 = 0.022990142514391528
+const [P0, P1, P2, P3, P4, P5, P6, P7, P8, P9, P10] = ERFC_POLY as [number, number, number, number, number, number, number, number, number, number, number]
 const SQRT1_2 = Math.SQRT1_2
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI)
-const GELU_C = Math.sqrt(2 / Math.PI)
-const GELU_K = 0.044715
 
-/** The erfc polynomial's coefficients (constant first), for the WebAssembly and WGSL versions of the same fit. */
-export const ERFC_POLY: readonly number[] = [P0, P1, P2, P3, P4, P5, P6, P7, P8, P9, P10]
-export const ERFC_T_SCALE = 0.45
+export { ERFC_POLY, ERFC_T_SCALE }
 
 /** ½·erfc(|x|/√2) · e^{x²/2}: the tail factor, so that Φ(−|x|) = half · e^{−x²/2}. */
 const halfErfcScaled = (ax: number): number => {
@@ -102,7 +92,7 @@ function geluLoop(fn: GeluFn, x: Float32Array, dy: Float32Array | undefined, out
 export function float32Gelu(fn: string, x: CpuTensor): CpuTensor | undefined {
   if (x.dtype !== 'float32' || !UNARY.includes(fn)) return undefined
   const out = takeFloat32(x.values.length)
-  geluLoop(fn as GeluFn, x.values as Float32Array, undefined, out)
+  if (!wasmGelu(fn as GeluFn, x.values as Float32Array, undefined, out)) geluLoop(fn as GeluFn, x.values as Float32Array, undefined, out)
   return { values: out, shape: x.shape, dtype: 'float32' }
 }
 
@@ -110,6 +100,7 @@ export function float32Gelu(fn: string, x: CpuTensor): CpuTensor | undefined {
 export function float32GeluBackward(fn: string, dy: CpuTensor, x: CpuTensor): CpuTensor | undefined {
   if (!BINARY.includes(fn) || dy.dtype !== 'float32' || x.dtype !== 'float32' || dy.values.length !== x.values.length) return undefined
   const out = takeFloat32(x.values.length)
-  geluLoop(fn === 'geluBackward' ? 'geluGrad' : 'geluTanhGrad', x.values as Float32Array, dy.values as Float32Array, out)
+  const grad = fn === 'geluBackward' ? 'geluGrad' : 'geluTanhGrad'
+  if (!wasmGelu(grad, x.values as Float32Array, dy.values as Float32Array, out)) geluLoop(grad, x.values as Float32Array, dy.values as Float32Array, out)
   return { values: out, shape: x.shape, dtype: 'float32' }
 }

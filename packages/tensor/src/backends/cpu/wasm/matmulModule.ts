@@ -1,4 +1,5 @@
 import { ModuleBuilder, type FunctionBuilder, type Local } from './encoder.js'
+import { addGelu } from './geluModule.js'
 import type { GemmShape, WasmModulePart } from './module.js'
 import { addPacking } from './packModule.js'
 import { addSoftmax } from './softmaxModule.js'
@@ -112,7 +113,7 @@ export function addMicroKernel(mod: ModuleBuilder, s: GemmShape, relaxed: boolea
   return micro
 }
 
-/** The CPU kernel module: the GEMM below, the row-wise softmax family (softmaxModule.ts), packing, and the parts other packages add. */
+/** The CPU kernel module: the GEMM below, the row-wise softmax family (softmaxModule.ts), GELU (geluModule.ts), packing, and the parts other packages add. */
 export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
   const s = opts.shape ?? GEMM
   const { mr, nr } = s
@@ -170,6 +171,7 @@ export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
     })
   }
   addSoftmax(mod)
+  addGelu(mod)
   addPacking(mod)
   const ctx = { micro: micro.index, microPanels: microPanels.index, shape: s, shared: opts.shared, relaxed: opts.relaxed }
   for (const part of opts.parts ?? []) part.build(mod, ctx)

@@ -60,7 +60,7 @@ function current(): Settings {
 }
 
 /** Exports of the module's own kernels that the pool may run by name; parts add theirs (WasmModulePart.jobs). */
-const JOB_NAMES = ['mm_job', 'sm_stats', 'sm_out'] as const
+const JOB_NAMES = ['mm_job', 'sm_stats', 'sm_out', 'gl_gelu', 'gl_gelu_grad', 'gl_tanh', 'gl_tanh_grad'] as const
 export type JobName = (typeof JOB_NAMES)[number]
 
 /** Parts other packages added to the module, in registration order (the module is built from them). */
