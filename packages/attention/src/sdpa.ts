@@ -32,7 +32,8 @@ export interface AttentionResult {
 }
 
 const OP = 'scaledDotProductAttention'
-const SDPA_OPTIONS = ['scale', 'causal', 'queryOffset', 'keyOffset', 'mask', 'scoreMod', 'blockSize', 'headOffset', 'input', 'params']
+/** @internal */
+export const SDPA_OPTIONS: readonly string[] = ['scale', 'causal', 'queryOffset', 'keyOffset', 'mask', 'scoreMod', 'blockSize']
 
 /** @internal resolve options into kernel attrs (shared with observation, which recomputes scores). */
 export function attentionAttrs(q: Tensor, k: Tensor, opts: SdpaOptions): AttentionAttrs {
@@ -102,7 +103,6 @@ const attentionGrad: GradFn<AttentionAttrs> = (dys, { inputs, outputs, attrs }) 
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions = {}): AttentionResult {
   checkQkv(OP, q, k, v)
-  // the layer's AttentionFn options (headOffset, input, params) pass through operators to here, and mean nothing to it
   knownOptions(OP, opts, SDPA_OPTIONS)
   const attrs = attentionAttrs(q, k, opts)
   ensureAttentionKernels()

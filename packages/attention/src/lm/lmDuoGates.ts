@@ -1,6 +1,7 @@
 import { abs, add, adam, clamp, dispose, gather, keep, mean, mul, noGrad, scope, square, sub, sum, tensor, valueAndGrad, ValueError, type Tensor } from '@heed/tensor'
 import type { AttentionFn } from '../multiHeadAttention.js'
 import { DUO_DEFAULTS, duoAttention } from '../operators/duo.js'
+import { sdpaOf } from '../operators/namedOperator.js'
 import { rmsNorm } from '../transformerBlock.js'
 import { lmBatch } from './lmBatches.js'
 import { transformerLM, type TransformerLM, type TransformerLMParams } from './transformerLM.js'
@@ -64,7 +65,7 @@ export function lmDuoGates(lm: TransformerLM, params: TransformerLMParams, token
       ...config,
       rope,
       attention: l => {
-        const fn: AttentionFn = (q, k, v, o) => ({ out: duoAttention(q, k, v, { ...o, alpha: alphas[l]!, sink, recent }).out })
+        const fn: AttentionFn = (q, k, v, o) => ({ out: duoAttention(q, k, v, { ...sdpaOf(o), alpha: alphas[l]!, sink, recent }).out })
         return fn
       },
     })

@@ -3,6 +3,8 @@ import type { Mask } from '../mask.js'
 import { asBatched, type AttentionFn } from '../multiHeadAttention.js'
 import { scaledDotProductAttention } from '../sdpa.js'
 import { repeatKvHeads } from './lightningAttention.js'
+import { sdpaOf } from './namedOperator.js'
+import { flag, operatorOptions } from './strict.js'
 
 /** Positional attention's weights, x·W layout: scores come from positions only, values from the data. */
 export interface PositionalParams {
@@ -43,6 +45,7 @@ const heads = (op: string, h: unknown): number => positiveInt(op, 'heads', h)
 /** Per-head queries and keys of the positional encodings `P [T, dPos]`: the only inputs of the attention pattern. */
 export function positionalMaps(P: Tensor, params: Pick<PositionalParams, 'Wq' | 'Wk'>, opts: { readonly heads: number }): PositionalMaps {
   const op = 'positionalMaps'
+  operatorOptions(op, opts, ['heads'], '{ heads }')
   const H = heads(op, opts.heads)
   if (P.rank !== 2) throw new ShapeError({ op, arg: 'P', expected: 'rank 2 [T, dPos]', actual: P.shape })
   const [T, dPos] = P.shape as [number, number]
@@ -63,6 +66,8 @@ export function positionalMaps(P: Tensor, params: Pick<PositionalParams, 'Wq' | 
  * `x [B, T, dModel]` or `[T, dModel]` → the same shape. Differentiable in P, the weights and x.
  */
 export function positionalAttention(P: Tensor, x: Tensor, params: PositionalParams, opts: PositionalOptions): Tensor {
+  operatorOptions(OP, opts, ['heads', 'causal', 'scale', 'mask', 'maps'], '{ heads, … }')
+  flag(OP, 'causal', opts.causal)
   const H = heads(OP, opts.heads)
   const dModel = params.Wo?.shape[1]
   if (params.Wv?.rank !== 2 || params.Wo?.rank !== 2 || params.Wv.shape[1] !== params.Wo.shape[0] || params.Wv.shape[1]! % H !== 0 || params.Wv.shape[0] !== dModel)
@@ -106,7 +111,7 @@ export function positional(maps: PositionalMaps): AttentionFn {
       throw new ShapeError({ op, arg: 'maps', expected: `heads [${h0}, ${h0 + Hq}) and positions up to ${Math.max(qOff + Tq, kOff + Tk)}`, actual: maps.q.shape })
     return scope(() => {
       const rows = (m: Tensor, a: number, n: number): Tensor => broadcastTo(slice(m, [null, [h0, h0 + Hq], [a, a + n]]), [B, Hq, n, d])
-      return scaledDotProductAttention(rows(maps.q, qOff, Tq), rows(maps.k, kOff, Tk), repeatKvHeads(v, Hq), { ...o, queryOffset: qOff, keyOffset: kOff })
+      return scaledDotProductAttention(rows(maps.q, qOff, Tq), rows(maps.k, kOff, Tk), repeatKvHeads(v, Hq), { ...sdpaOf(o), queryOffset: qOff, keyOffset: kOff })
     })
   }
   return Object.assign(fn, { incremental: 'merge' as const })

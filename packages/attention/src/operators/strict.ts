@@ -1,0 +1,25 @@
+import { ArgumentError, knownOptions } from '@heed/tensor'
+
+/**
+ * The sdpa option names, for operators whose options extend `SdpaOptions` and hand the rest on to sdpa. Checked
+ * at the operator, so a misspelt key is blamed on the function the user called rather than on sdpa inside it.
+ */
+export { SDPA_OPTIONS } from '../sdpa.js'
+
+const kind = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
+
+/**
+ * An operator's options: an object (not null, not an array) holding only the keys the operator reads. Layer-only
+ * keys (`headOffset`, `input`, `params`) are not among them: the `AttentionFn` wrappers strip them (`sdpaOf`)
+ * before calling an operator.
+ */
+export function operatorOptions<T>(op: string, opts: T, allowed: readonly string[], expected = 'an options object'): T {
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new ArgumentError({ op, arg: 'opts', expected, actual: kind(opts) })
+  return knownOptions(op, opts, allowed)
+}
+
+/** An optional boolean option: `causal: 'yes'` or `1` would otherwise read as truthy and pick a mode silently. */
+export function flag(op: string, arg: string, v: unknown): boolean | undefined {
+  if (v !== undefined && typeof v !== 'boolean') throw new ArgumentError({ op, arg, expected: 'a boolean', actual: kind(v) })
+  return v
+}
