@@ -2,6 +2,7 @@ import { add, greater, less, mul, reshape, scope, sigmoid, sub, sum, tensor, Val
 import { mask as masks, type Mask } from '../mask.js'
 import { attentionProbs } from '../observe.js'
 import { checkQkv, scaledDotProductAttention, type SdpaOptions } from '../sdpa.js'
+import { operatorOptions, SDPA_OPTIONS } from './strict.js'
 
 /** ACT's defaults (GATECH-EIC/ACT scripts): sink mass kept β = 0.4, column-score threshold τ = 0.1. */
 export const ACT_DEFAULTS = Object.freeze({ beta: 0.4, tau: 0.1, epsilon: 1e-6 })
@@ -57,6 +58,7 @@ function sharedSetMasks(set: ReadonlySet<number>, qEnd: number, kEnd: number): [
  */
 export function actAttention(q: Tensor, k: Tensor, v: Tensor, opts: ActOptions = {}): ActResult {
   checkQkv(OP, q, k, v)
+  operatorOptions(OP, opts, [...SDPA_OPTIONS, 'beta', 'tau', 'sinks', 'exclude', 'heads', 'epsilon'])
   const { beta = ACT_DEFAULTS.beta, tau = ACT_DEFAULTS.tau, sinks = 'auto', exclude = 'first', heads, epsilon = ACT_DEFAULTS.epsilon, ...sdpa } = opts
   if (!Number.isFinite(beta) || beta < 0 || beta > 1) throw new ValueError({ op: OP, arg: 'beta', expected: 'a number in [0, 1]', actual: beta })
   if (!Number.isFinite(tau)) throw new ValueError({ op: OP, arg: 'tau', expected: 'a finite number', actual: tau })

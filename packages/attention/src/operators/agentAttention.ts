@@ -179,6 +179,7 @@ export function agentMaps(q: Tensor, k: Tensor, opts: AgentAttentionOptions = {}
  * N(0, 1/k^rank) like a fan-in scaled init, zero bias.
  */
 export function agentDwc(opts: { readonly heads: number; readonly valueDim: number; readonly kernel?: number; readonly grid?: boolean; readonly seed?: number; readonly dtype?: FloatDType; readonly backend?: string }): Required<AgentDwc> {
+  knownOptions('agentDwc', opts, ['heads', 'valueDim', 'kernel', 'grid', 'seed', 'dtype', 'backend'])
   const C = positiveInt(OP, 'heads', opts.heads) * positiveInt(OP, 'valueDim', opts.valueDim)
   const k = positiveInt(OP, 'kernel', opts.kernel ?? 3)
   if (k % 2 !== 1) throw new ValueError({ op: 'agentDwc', arg: 'kernel', expected: 'an odd kernel (centred, same-size output)', actual: k })

@@ -2,6 +2,7 @@ import { add, broadcastTo, concat, exp, expandDims, matmul, max, mean, mul, resh
 import { attnState } from '../attnState.js'
 import { mask as masks } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
+import { flag, operatorOptions } from './strict.js'
 
 /**
  * Combiner-Fixed (Ren et al., "Combiner: Full Attention Transformer with Sparse Computation Cost", NeurIPS 2021;
@@ -39,6 +40,8 @@ interface Plan {
 
 function plan(op: string, q: Tensor, k: Tensor, v: Tensor, opts: CombinerOptions): Plan {
   checkQkv(op, q, k, v)
+  operatorOptions(op, opts, ['segmentLength', 'pool', 'causal', 'scale'])
+  flag(op, 'causal', opts.causal)
   const T = q.shape[2]!
   if (k.shape[2] !== T) throw new ShapeError({ op, arg: 'k', expected: `${T} keys like q (summaries pool the queries of each key segment)`, actual: k.shape })
   const L = opts.segmentLength ?? Math.max(1, Math.ceil(Math.sqrt(T)))

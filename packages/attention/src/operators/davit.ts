@@ -1,6 +1,7 @@
-import { positiveInt, matmul, mul, scope, ShapeError, softmax, transpose, ValueError, type Tensor } from '@heed/tensor'
+import { ArgumentError, isTensor, positiveInt, matmul, mul, scope, ShapeError, softmax, transpose, ValueError, type Tensor } from '@heed/tensor'
 import { mask as masks } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
+import { operatorOptions } from './strict.js'
 
 /**
  * DaViT (Ding et al., "DaViT: Dual Attention Vision Transformers", ECCV 2022): dual attention over a token grid.
@@ -58,6 +59,8 @@ export function windowIds(grid: Grid, window: number | Grid): Int32Array {
 export function windowAttention(q: Tensor, k: Tensor, v: Tensor, opts: WindowAttentionOptions): AttentionResult {
   const op = 'windowAttention'
   checkQkv(op, q, k, v)
+  // no causal key: windows over an image grid have no order to be causal in, so `causal` is an unknown option
+  operatorOptions(op, opts, ['grid', 'window', 'scale'], '{ grid, … }')
   if (q.shape[2] !== k.shape[2]) throw new ShapeError({ op, arg: 'k', expected: `${q.shape[2]} tokens like q (self-attention on one grid)`, actual: k.shape })
   const grid = checkGrid(op, opts.grid, q.shape[2]!)
   const ids = windowIds(grid, opts.window ?? 7)
@@ -69,8 +72,18 @@ export interface ChannelAttentionOptions {
   readonly scale?: number
 }
 
-function checkChannel(op: string, q: Tensor, k: Tensor, v: Tensor): void {
+/** k and v as checkQkv checks them, each blamed by its own name (k stands in for the q that sets the head dims). */
+function checkKv(op: string, k: Tensor, v: Tensor): void {
+  for (const [arg, t] of [['k', k], ['v', v]] as const) {
+    if (!isTensor(t)) throw new ArgumentError({ op, arg, expected: 'a Tensor [B, G, P, D]', actual: t === null ? 'null' : typeof t })
+    if (t.rank !== 4) throw new ShapeError({ op, arg, expected: 'rank 4 [B, G, P, D]', actual: t.shape })
+  }
   checkQkv(op, k, k, v)
+}
+
+function checkChannel(op: string, q: Tensor, k: Tensor, v: Tensor): void {
+  checkKv(op, k, v)
+  if (!isTensor(q)) throw new ArgumentError({ op, arg: 'q', expected: 'a Tensor [B, G, Tq, Dv]', actual: q === null ? 'null' : typeof q })
   if (q.rank !== 4) throw new ShapeError({ op, arg: 'q', expected: 'rank 4 [B, G, Tq, Dv]', actual: q.shape })
   if (q.dtype !== k.dtype) throw new ValueError({ op, arg: 'q', expected: `${k.dtype} like k`, actual: q.dtype })
   const [B, G, , Dq] = q.shape as [number, number, number, number]
@@ -84,7 +97,12 @@ function checkChannel(op: string, q: Tensor, k: Tensor, v: Tensor): void {
  */
 export function channelAttentionWeights(k: Tensor, v: Tensor, opts: ChannelAttentionOptions = {}): Tensor {
   const op = 'channelAttentionWeights'
-  checkQkv(op, k, k, v)
+  checkKv(op, k, v)
+  operatorOptions(op, opts, ['scale'])
+  return weights(op, k, v, opts)
+}
+
+function weights(op: string, k: Tensor, v: Tensor, opts: ChannelAttentionOptions): Tensor {
   const s = opts.scale ?? 1 / Math.sqrt(k.shape[3]!)
   if (!Number.isFinite(s)) throw new ValueError({ op, arg: 'scale', expected: 'a finite number', actual: s })
   return scope(() => softmax(matmul(transpose(mul(k, s), [0, 1, 3, 2]), v), { axis: -1 }))
@@ -97,6 +115,8 @@ export function channelAttentionWeights(k: Tensor, v: Tensor, opts: ChannelAtten
  * Equivariant to token permutations: permuting the rows of q (with k, v permuted any way) permutes the output rows.
  */
 export function channelAttention(q: Tensor, k: Tensor, v: Tensor, opts: ChannelAttentionOptions = {}): { readonly out: Tensor } {
-  checkChannel('channelAttention', q, k, v)
-  return { out: scope(() => matmul(q, transpose(channelAttentionWeights(k, v, opts), [0, 1, 3, 2]))) }
+  const op = 'channelAttention'
+  checkChannel(op, q, k, v)
+  operatorOptions(op, opts, ['scale'])
+  return { out: scope(() => matmul(q, transpose(weights(op, k, v, opts), [0, 1, 3, 2]))) }
 }

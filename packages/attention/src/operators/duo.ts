@@ -2,6 +2,7 @@ import { abs, add, bytesPerElement, clamp, gather, isTensor, mean, mul, reshape,
 import { headPolicy, type HeadPolicy } from '../kvCache.js'
 import { mask as masks } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult, type SdpaOptions } from '../sdpa.js'
+import { operatorOptions, SDPA_OPTIONS } from './strict.js'
 
 /** DuoAttention's official defaults (mit-han-lab/duo-attention configs). */
 export const DUO_DEFAULTS = Object.freeze({ sink: 128, recent: 256, lambda: 0.05, lr: 0.02, threshold: 0.5 })
@@ -59,7 +60,8 @@ function gatesPerQueryHead(op: string, alpha: Tensor | readonly number[], q: Ten
  */
 export function duoAttention(q: Tensor, k: Tensor, v: Tensor, opts: DuoAttentionOptions): DuoAttentionResult {
   checkQkv(OP, q, k, v)
-  if (opts === null || typeof opts !== 'object' || opts.alpha === undefined) throw new ValueError({ op: OP, arg: 'opts.alpha', expected: 'one gate per kv head', actual: undefined })
+  operatorOptions(OP, opts, [...SDPA_OPTIONS, 'alpha', 'sink', 'recent'], '{ alpha, … }')
+  if (opts.alpha === undefined) throw new ValueError({ op: OP, arg: 'opts.alpha', expected: 'one gate per kv head', actual: undefined })
   const { alpha, sink = DUO_DEFAULTS.sink, recent = DUO_DEFAULTS.recent, ...sdpa } = opts
   window(OP, sink, recent)
   return scope(() => {
@@ -87,6 +89,8 @@ export interface DuoGateLossOptions extends Omit<DuoAttentionOptions, 'alpha'> {
  */
 export function duoGateLoss(q: Tensor, k: Tensor, v: Tensor, alpha: Tensor, opts: DuoGateLossOptions = {}): Tensor {
   const op = 'duoGateLoss'
+  // alpha is the loss's own argument, so it is not an option here
+  operatorOptions(op, opts, [...SDPA_OPTIONS, 'sink', 'recent', 'lambda', 'rows'])
   const lambda = opts.lambda ?? DUO_DEFAULTS.lambda
   if (!Number.isFinite(lambda) || lambda < 0) throw new ValueError({ op, arg: 'lambda', expected: 'a non-negative number', actual: lambda })
   const { lambda: _l, rows, ...duo } = opts
@@ -138,6 +142,7 @@ export interface DuoDeployment {
  */
 export function duoDeploy(alpha: ArrayLike<number>, opts: DuoDeployOptions = {}): DuoDeployment {
   const op = 'duoDeploy'
+  operatorOptions(op, opts, ['threshold', 'sparsity', 'sink', 'recent'])
   const sink = opts.sink ?? DUO_DEFAULTS.sink
   const recent = opts.recent ?? DUO_DEFAULTS.recent
   window(op, sink, recent)
@@ -180,6 +185,7 @@ export interface DuoKvBytesOptions {
  */
 export function duoKvBytes(deployment: DuoDeployment, opts: DuoKvBytesOptions): { full: number; deployed: number; ratio: number } {
   const op = 'duoKvBytes'
+  operatorOptions(op, opts, ['batch', 'headDim', 'valueDim', 'seqLen', 'dtype'], '{ headDim, seqLen, … }')
   const B = opts.batch ?? 1
   const D = opts.headDim
   const Dv = opts.valueDim ?? D

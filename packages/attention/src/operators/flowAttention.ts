@@ -1,6 +1,7 @@
 import { add, clamp, cumsum, div, exp, matmul, mul, reshape, scope, ShapeError, sigmoid, softmax, sum, tensor, ValueError, zeros, type Tensor, positiveInt } from '@heed/tensor'
 import { checkQkv } from '../sdpa.js'
 import { lightning, repeatKvHeads } from './lightningAttention.js'
+import { flag, operatorOptions } from './strict.js'
 
 /**
  * Flow-Attention (Wu et al., "Flowformer: Linearizing Transformers with Conservation Flows", ICML 2022): linear
@@ -75,16 +76,17 @@ interface Resolved {
   readonly blockSize: number
 }
 
-function resolve(opts: FlowAttentionOptions): Resolved {
-  if (typeof opts !== 'object' || opts === null) throw new ValueError({ op: OP, arg: 'opts', expected: 'an options object', actual: opts })
+function resolve(op: string, opts: FlowAttentionOptions): Resolved {
+  operatorOptions(op, opts, ['causal', 'eps', 'clamp', 'state', 'blockSize'])
+  flag(op, 'causal', opts.causal)
   const eps = opts.eps ?? 1e-6
-  if (!(Number.isFinite(eps) && eps >= 0)) throw new ValueError({ op: OP, arg: 'eps', expected: 'a finite number ≥ 0', actual: eps })
+  if (!(Number.isFinite(eps) && eps >= 0)) throw new ValueError({ op, arg: 'eps', expected: 'a finite number ≥ 0', actual: eps })
   const c = opts.clamp ?? [-1, 1]
   if (c !== false && !(Array.isArray(c) && c.length === 2 && c[0]! <= c[1]!))
-    throw new ValueError({ op: OP, arg: 'clamp', expected: '[lo, hi] with lo ≤ hi, or false', actual: c })
+    throw new ValueError({ op, arg: 'clamp', expected: '[lo, hi] with lo ≤ hi, or false', actual: c })
   const blockSize = opts.blockSize ?? 64
-  positiveInt(OP, 'blockSize', blockSize)
-  if (!opts.causal && opts.state !== undefined) throw new ValueError({ op: OP, arg: 'state', expected: 'no state in the non-causal form', actual: 'a state' })
+  positiveInt(op, 'blockSize', blockSize)
+  if (!opts.causal && opts.state !== undefined) throw new ValueError({ op, arg: 'state', expected: 'no state in the non-causal form', actual: 'a state' })
   return { causal: opts.causal === true, eps, lo: c === false ? -Infinity : c[0]!, hi: c === false ? Infinity : c[1]!, blockSize }
 }
 
@@ -167,9 +169,9 @@ function causalFlows(q: Tensor, k: Tensor, v: Tensor, r: Resolved, state: FlowSt
   return { out, stats: { incoming: Iraw, outgoing: Oraw, conservedIncoming: Ihat, conservedOutgoing: Ohat, allocation: a, competition: c }, state: next }
 }
 
-function flows(q: Tensor, k: Tensor, v: Tensor, opts: FlowAttentionOptions): Flows {
-  checkQkv(OP, q, k, v)
-  const r = resolve(opts)
+function flows(op: string, q: Tensor, k: Tensor, v: Tensor, opts: FlowAttentionOptions): Flows {
+  checkQkv(op, q, k, v)
+  const r = resolve(op, opts)
   const H = q.shape[1]!
   const [kk, vv] = [repeatKvHeads(k, H), repeatKvHeads(v, H)]
   return r.causal ? causalFlows(q, kk, vv, r, opts.state) : nonCausal(q, kk, vv, r)
@@ -184,7 +186,7 @@ const squeezeLast = (x: Tensor): Tensor => reshape(x, x.shape.slice(0, 3))
  */
 export function flowAttention(q: Tensor, k: Tensor, v: Tensor, opts: FlowAttentionOptions = {}): FlowResult {
   return scope(() => {
-    const f = flows(q, k, v, opts)
+    const f = flows(OP, q, k, v, opts)
     return f.state ? { out: f.out, state: f.state } : { out: f.out }
   })
 }
@@ -192,7 +194,7 @@ export function flowAttention(q: Tensor, k: Tensor, v: Tensor, opts: FlowAttenti
 /** The flows of {@link flowAttention} under the same options, each `[B, H, T]`. */
 export function flowStats(q: Tensor, k: Tensor, v: Tensor, opts: FlowAttentionOptions = {}): FlowStats {
   return scope(() => {
-    const s = flows(q, k, v, opts).stats
+    const s = flows('flowStats', q, k, v, opts).stats
     return {
       incoming: squeezeLast(s.incoming),
       outgoing: squeezeLast(s.outgoing),

@@ -33,6 +33,7 @@ const OP = 'hiloAttention'
 
 /** How many of `heads` are Hi-Fi: LITv2 gives every head to Lo-Fi when the window is 1. */
 export function hiloSplit(heads: number, opts: { readonly window?: number | Grid; readonly alpha?: number } = {}): { hiFi: number; loFi: number } {
+  knownOptions('hiloSplit', opts, ['window', 'alpha'])
   const alpha = opts.alpha ?? 0.5
   if (!(typeof alpha === 'number' && alpha >= 0 && alpha <= 1)) throw new ValueError({ op: OP, arg: 'alpha', expected: 'a number in [0, 1]', actual: alpha })
   const [wr, wc] = windowPair(OP, opts.window ?? 2)
@@ -65,7 +66,7 @@ export function hiloAttention(q: Tensor, k: Tensor, v: Tensor, opts: HiloOptions
   const grid = checkGrid(OP, opts.grid, N)
   const win = windowPair(OP, opts.window ?? 2)
   if (grid[0] % win[0] !== 0 || grid[1] % win[1] !== 0) throw new ShapeError({ op: OP, arg: 'grid', expected: `multiples of the window [${win.join(', ')}]`, actual: grid })
-  const { hiFi } = hiloSplit(H, opts)
+  const { hiFi } = hiloSplit(H, { ...(opts.window !== undefined ? { window: opts.window } : {}), ...(opts.alpha !== undefined ? { alpha: opts.alpha } : {}) })
   const sc = opts.scale !== undefined ? { scale: opts.scale } : {}
   const heads = (x: Tensor, a: number, b: number): Tensor => slice(x, [null, [a, b]])
   const made = scope(() => {

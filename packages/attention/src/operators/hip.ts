@@ -1,6 +1,7 @@
-import { BackendError, type Tensor, positiveInt } from '@heed/tensor'
+import { BackendError, ValueError, type Tensor, positiveInt } from '@heed/tensor'
 import { mask as masks } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
+import { flag, operatorOptions } from './strict.js'
 
 /**
  * HiP, hierarchically pruned attention (Lee et al., "HiP Attention: Sparse Sub-Quadratic Attention with Hierarchical
@@ -45,7 +46,10 @@ interface Resolved {
   readonly causal: boolean
 }
 
+const HIP_OPTIONS = ['maskK', 'blockSizeQ', 'queryStride', 'blockSizeK', 'causal', 'queryOffset']
+
 function resolve(op: string, opts: HipOptions): Resolved {
+  flag(op, 'causal', opts.causal)
   const int = (arg: string, v: number) => positiveInt(op, arg, v)
   const bk = int('blockSizeK', opts.blockSizeK ?? 2)
   return { kBlocks: Math.ceil(int('maskK', opts.maskK ?? 512) / bk), bq: int('blockSizeQ', opts.blockSizeQ ?? 32), bsq: int('queryStride', opts.queryStride ?? 2), bk, causal: opts.causal ?? false }
@@ -66,6 +70,12 @@ function hostValues(op: string, arg: string, x: Tensor): ArrayLike<number> {
 export function hipSelect(q: Tensor, k: Tensor, opts: HipOptions = {}): HipSelection {
   const op = 'hipSelect'
   checkQkv(op, q, k, k)
+  operatorOptions(op, opts, HIP_OPTIONS)
+  return select(op, q, k, opts)
+}
+
+/** hipSelect after its checks: hipAttention and the decoder pass their wider options straight on. */
+function select(op: string, q: Tensor, k: Tensor, opts: HipOptions): HipSelection {
   const r = resolve(op, opts)
   const [B, H, Tq, D] = q.shape as [number, number, number, number]
   const [, Hkv, Tk] = k.shape as [number, number, number, number]
@@ -149,7 +159,8 @@ export function hipMask(sel: HipSelection, causal = false) {
 export function hipAttention(q: Tensor, k: Tensor, v: Tensor, opts: HipAttentionOptions = {}): AttentionResult & { readonly selection: HipSelection } {
   const op = 'hipAttention'
   checkQkv(op, q, k, v)
-  const selection = opts.selection ?? hipSelect(q, k, opts)
+  operatorOptions(op, opts, [...HIP_OPTIONS, 'scale', 'selection'])
+  const selection = opts.selection ?? select(op, q, k, opts)
   const res = scaledDotProductAttention(q, k, v, {
     mask: hipMask(selection, opts.causal ?? false),
     queryOffset: selection.queryOffset,
@@ -164,7 +175,11 @@ export function hipAttention(q: Tensor, k: Tensor, v: Tensor, opts: HipAttention
  * never hides the newest tokens). `refresh = 1` is a fresh search every step.
  */
 export function hipDecoder(opts: HipOptions & { readonly refresh?: number; readonly scale?: number } = {}) {
-  const refresh = opts.refresh ?? 8
+  operatorOptions('hipDecoder', opts, [...HIP_OPTIONS, 'refresh', 'scale'])
+  // each step is causal at the cache's end: a non-causal decoder or a fixed query position would be overridden silently
+  if (flag('hipDecoder', 'causal', opts.causal) === false) throw new ValueError({ op: 'hipDecoder', arg: 'causal', expected: 'true or absent (decoding is causal)', actual: false })
+  if (opts.queryOffset !== undefined) throw new ValueError({ op: 'hipDecoder', arg: 'queryOffset', expected: 'absent (each step sits at the end of its keys)', actual: opts.queryOffset })
+  const { refresh = 8, ...hip } = opts
   positiveInt('hipDecoder', 'refresh', refresh)
   let step = 0
   let last: { sel: HipSelection; keys: number } | undefined
@@ -174,7 +189,7 @@ export function hipDecoder(opts: HipOptions & { readonly refresh?: number; reado
       const Tk = k.shape[2]!
       const fresh = last === undefined || step % refresh === 0
       let sel: HipSelection
-      if (fresh) sel = hipSelect(q, k, { ...opts, causal: true, queryOffset: Tk - 1 })
+      if (fresh) sel = select('hipDecoder', q, k, { ...opts, causal: true, queryOffset: Tk - 1 })
       else {
         const prev = last!
         const bk = prev.sel.blockSizeK
@@ -183,7 +198,7 @@ export function hipDecoder(opts: HipOptions & { readonly refresh?: number; reado
       }
       step++
       last = { sel, keys: Tk }
-      const res = hipAttention(q, k, v, { ...opts, causal: true, selection: sel, queryOffset: Tk - 1 })
+      const res = hipAttention(q, k, v, { ...hip, causal: true, selection: sel, queryOffset: Tk - 1 })
       return { ...res, fresh }
     },
   }

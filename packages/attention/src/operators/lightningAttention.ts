@@ -1,6 +1,7 @@
 import { add, broadcastTo, concat, matmul, mul, reshape, scope, ShapeError, slice, tensor, ValueError, zeros, type Tensor, positiveInt } from '@heed/tensor'
 import { alibiSlopes } from '../scoreMod.js'
 import { checkQkv } from '../sdpa.js'
+import { flag, operatorOptions } from './strict.js'
 
 /**
  * Lightning Attention 1/2 (TransNormerLLM; Qin et al., "Lightning Attention-2: A Free Lunch for Handling Unlimited
@@ -85,6 +86,8 @@ export interface LightningOp {
 }
 
 const OP = 'lightningAttention'
+const LIGHTNING_OPTIONS = ['decay', 'scale', 'blockSize']
+const ATTENTION_OPTIONS = [...LIGHTNING_OPTIONS, 'causal', 'state', 'form']
 
 /**
  * Per-head decays λ_h of a preset.
@@ -121,6 +124,7 @@ function resolveDecay(decay: LightningDecay, heads: number): Float64Array {
     if (decay.length !== heads) throw new ValueError({ op: OP, arg: 'decay', expected: `${heads} decays (one per query head)`, actual: decay.length })
     lam = Float64Array.from(decay as readonly number[])
   } else if (typeof decay === 'object' && decay !== null && 'preset' in decay) {
+    operatorOptions(`${OP}: decay`, decay, ['preset', 'layer', 'layers'])
     const sched = { ...(decay.layer !== undefined ? { layer: decay.layer } : {}), ...(decay.layers !== undefined ? { layers: decay.layers } : {}) }
     lam = lightningDecay(decay.preset, heads, sched)
   } else throw new ValueError({ op: OP, arg: 'decay', expected: "'tnl', 'fla', { preset, layer, layers }, a λ or one λ per head", actual: typeof decay })
@@ -292,7 +296,9 @@ function causalForm(q: Tensor, k: Tensor, v: Tensor, opts: LightningOptions, sta
  * - Non-causal: `s·Q(KᵀV)`, no decay, any Tq/Tk.
  */
 export function lightningAttention(q: Tensor, k: Tensor, v: Tensor, opts: LightningAttentionOptions): LightningResult {
-  if (typeof opts !== 'object' || opts === null) throw new ValueError({ op: OP, arg: 'opts', expected: '{ decay, … } (decay is required)', actual: opts })
+  checkQkv(OP, q, k, v)
+  operatorOptions(OP, opts, ATTENTION_OPTIONS, '{ decay, … } (decay is required)')
+  flag(OP, 'causal', opts.causal)
   const form = opts.form ?? 'chunk'
   if (form !== 'chunk' && form !== 'recurrent' && form !== 'naive') throw new ValueError({ op: OP, arg: 'form', expected: "'chunk', 'recurrent' or 'naive'", actual: form })
   if (opts.causal === false) {
@@ -323,15 +329,16 @@ export function combineLinearStates(a: LinearState, b: LinearState, decays: Arra
 
 /** A Lightning operator with its decay, scale and block size bound: chunked, recurrent and naive forms. */
 export function lightning(opts: LightningOptions): LightningOp {
-  if (typeof opts !== 'object' || opts === null) throw new ValueError({ op: 'lightning', arg: 'opts', expected: '{ decay, blockSize?, scale? }', actual: opts })
+  operatorOptions('lightning', opts, LIGHTNING_OPTIONS, '{ decay, blockSize?, scale? }')
   resolveDecay(opts.decay, presetOf(opts.decay) !== undefined || typeof opts.decay === 'number' ? 1 : (opts.decay as readonly number[]).length)
   blockOf(opts)
-  const st = (o?: { readonly state?: LightningStateInput }): LightningStateInput => o?.state
+  const st = (op: string, o?: { readonly state?: LightningStateInput }): LightningStateInput => (o === undefined ? undefined : operatorOptions(op, o, ['state']).state)
   return {
-    chunk: (q, k, v, o) => causalForm(q, k, v, opts, st(o), 'chunk'),
+    chunk: (q, k, v, o) => causalForm(q, k, v, opts, st('lightning.chunk', o), 'chunk'),
     step: (q, k, v, state) => causalForm(q, k, v, opts, state, 'recurrent'),
-    naive: (q, k, v, o) => causalForm(q, k, v, opts, st(o), 'naive'),
-    attend: (q, k, v, o = {}) => lightningAttention(q, k, v, { ...opts, ...o }),
+    naive: (q, k, v, o) => causalForm(q, k, v, opts, st('lightning.naive', o), 'naive'),
+    // the bound options are fixed: only the per-call ones may come here
+    attend: (q, k, v, o = {}) => lightningAttention(q, k, v, { ...opts, ...operatorOptions('lightning.attend', o, ['causal', 'state', 'form']) }),
     combine: (a, b) => combineLinearStates(a, b, resolveDecay(opts.decay, a.S.shape[1]!)),
     decays: heads => resolveDecay(opts.decay, heads),
   }

@@ -10,6 +10,7 @@ import { repeatKvHeads } from './lightningAttention.js'
 import { mohGates, type MohRouter } from './moh.js'
 import { routingAttention, unitRows } from './routing.js'
 import { s2Attention, type S2Options } from './s2.js'
+import { operatorOptions } from './strict.js'
 
 /**
  * The seed operators in the form a causal language model needs (issue 16): each an `AttentionFn` for
@@ -52,6 +53,7 @@ export const lmOperators = {
    * must cover the layer's heads (`heads`, `kvHeads` of the layer).
    */
   s2: (opts: S2Options & { readonly heads: number; readonly kvHeads: number }): AttentionFn => {
+    operatorOptions('lmOperators.s2', opts, ['heads', 'kvHeads', 'blockSize', 'localBlocks', 'stride', 'offset', 'denseHeads', 'layout', 'homoHead', 'allowGaps'], '{ heads, kvHeads, … }')
     const { heads, kvHeads, ...s2 } = opts
     return named(
       's2',
@@ -72,8 +74,9 @@ export const lmOperators = {
    * (merge(g·o₁, g·o₂) = g·merge(o₁, o₂)). The router trains with the model; MoH's load-balancing loss is not added
    * (the LM trainer's loss is next-token cross-entropy only).
    */
-  moh: (opts: { readonly shared: number; readonly topK: number }): AttentionFn =>
-    named(
+  moh: (opts: { readonly shared: number; readonly topK: number }): AttentionFn => {
+    operatorOptions('lmOperators.moh', opts, ['shared', 'topK'], '{ shared, topK }')
+    return named(
       'moh',
       (q, k, v, o) => {
         const op = 'lmOperators.moh'
@@ -91,7 +94,8 @@ export const lmOperators = {
         incremental: 'merge',
         init: io => ({ Wr: random.normal([io.dModel, io.heads - opts.shared], { std: 0.02, seed: io.seed, dtype: io.dtype, ...(io.backend !== undefined ? { backend: io.backend } : {}) }) }),
       },
-    ),
+    )
+  },
 
   /**
    * Agent Attention (Han et al. 2024, "Agent Attention: On the Integration of Softmax and Linear Attention") in a
@@ -104,6 +108,7 @@ export const lmOperators = {
    */
   agent: (opts: { readonly agents: number }): AttentionFn => {
     const op = 'lmOperators.agent'
+    operatorOptions(op, opts, ['agents'], '{ agents }')
     const n = int(op, 'agents', opts.agents, 8)
     const agentsOf = (q: Tensor, o: AttentionFnOptions): Tensor => {
       const A = o.params as { agents: Tensor } | undefined
@@ -173,6 +178,7 @@ export const lmOperators = {
    * routing gets none). Routing depends only on q_i and each k_j, so the `prefix` form decodes exactly.
    */
   routing: (opts: { readonly clusters: number; readonly seed?: number }): AttentionFn => {
+    operatorOptions('lmOperators.routing', opts, ['clusters', 'seed'], '{ clusters, seed? }')
     const C = int('lmOperators.routing', 'clusters', opts.clusters, 4)
     const cent = new Map<string, Tensor>()
     return named(
@@ -200,8 +206,9 @@ export const lmOperators = {
    * (blockSize + 1)-th position plays the landmark (an ordinary character there, not a dedicated token — the paper
    * inserts one). Its grouped softmax reads the prefix at absolute positions, so the `prefix` form decodes exactly.
    */
-  landmark: (opts: { readonly blockSize: number; readonly topK?: number }): AttentionFn =>
-    named(
+  landmark: (opts: { readonly blockSize: number; readonly topK?: number }): AttentionFn => {
+    operatorOptions('lmOperators.landmark', opts, ['blockSize', 'topK'], '{ blockSize, topK? }')
+    return named(
       'landmark',
       (q, k, v, o) => {
         noMask('lmOperators.landmark', o)
@@ -209,7 +216,8 @@ export const lmOperators = {
         return { out: landmarkAttention(q, k, v, { blockSize: opts.blockSize, ...(opts.topK !== undefined ? { topK: opts.topK } : {}), queryOffset: qOff, keyOffset: 0, ...(o.scale !== undefined ? { scale: o.scale } : {}) }).out }
       },
       { incremental: 'prefix' },
-    ),
+    )
+  },
 }
 
 /** Causal agent attention's running sums after a prefix: per agent Σ e^{s·a·k_j − m} v_j, Σ e^{s·a·k_j − m}, and m. */

@@ -1,6 +1,7 @@
 import { BackendError, concat, gather, scope, slice, tensor, ValueError, type Tensor, positiveInt } from '@heed/tensor'
 import { rope, type RopeOptions } from '../rope.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
+import { operatorOptions } from './strict.js'
 
 /**
  * LongHeads (Lu et al., "LongHeads: Multi-Head Attention is Secretly a Long Context Processor", 2024): each head of
@@ -58,6 +59,8 @@ function rotate(x: number[], pos: number, o: RopeOptions): number[] {
 /** LongHeads attention on causal self-attention q, k `[B, H, T, D]`, v `[B, H, T, Dv]`. */
 export function longHeadsAttention(q: Tensor, k: Tensor, v: Tensor, opts: LongHeadsOptions = {}): LongHeadsResult {
   checkQkv(OP, q, k, v)
+  operatorOptions(OP, opts, ['chunkSize', 'attnLength', 'rope', 'scale'])
+  if (opts.rope !== undefined && opts.rope !== false) operatorOptions(`${OP}: rope`, opts.rope, ['base', 'style'], 'RoPE options { base, style } or false')
   const [B, H, T, D] = q.shape as [number, number, number, number]
   const Hkv = k.shape[1]!
   if (k.shape[2] !== T) throw new ValueError({ op: OP, arg: 'k', expected: `${T} keys (causal self-attention)`, actual: k.shape })

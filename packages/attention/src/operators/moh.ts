@@ -1,5 +1,6 @@
-import { concat, div, expandDims, gather, isTensor, matmul, mean, mul, oneHot, permute, scope, ShapeError, softmax, slice, stopGradient, sum, tensor, topk, ValueError, zeros, type Tensor } from '@heed/tensor'
+import { ArgumentError, concat, div, expandDims, gather, isTensor, knownOptions, matmul, mean, mul, oneHot, permute, scope, ShapeError, softmax, slice, stopGradient, sum, tensor, topk, ValueError, zeros, type Tensor } from '@heed/tensor'
 import { checkQkv, scaledDotProductAttention, type SdpaOptions } from '../sdpa.js'
+import { flag, operatorOptions, SDPA_OPTIONS } from './strict.js'
 
 /** Router weights, x·W layout. */
 export interface MohRouter {
@@ -53,6 +54,10 @@ function weight(op: string, arg: string, w: unknown, rows: number, cols: number)
  */
 export function mohGates(x: Tensor, router: MohRouter, opts: MohGateOptions): MohGates {
   if (!isTensor(x) || x.rank !== 3) throw new ShapeError({ op: OP, arg: 'x', expected: '[B, T, dModel]', actual: isTensor(x) ? x.shape : typeof x })
+  if (router === null || typeof router !== 'object') throw new ArgumentError({ op: OP, arg: 'router', expected: '{ Wr, Ws?, W0? }', actual: router === null ? 'null' : typeof router })
+  knownOptions(`${OP}: router`, router, ['Wr', 'Ws', 'W0'])
+  operatorOptions(OP, opts, ['shared', 'routed', 'topK', 'sharedGating'], '{ shared, routed, topK }')
+  flag(OP, 'sharedGating', opts.sharedGating)
   const hs = int(OP, 'shared', opts.shared, 0)
   const hr = int(OP, 'routed', opts.routed, 0)
   const k = int(OP, 'topK', opts.topK, 0)
@@ -131,6 +136,7 @@ export function mohAttention(q: Tensor, k: Tensor, v: Tensor, gates: Tensor, opt
   const Hkv = k.shape[1]!
   if (!isTensor(gates) || gates.rank !== 3 || ![B, H, Tq].every((d, i) => gates.shape[i] === d || gates.shape[i] === 1))
     throw new ShapeError({ op, arg: 'gates', expected: `broadcastable to [${B}, ${H}, ${Tq}]`, actual: isTensor(gates) ? gates.shape : typeof gates })
+  operatorOptions(op, opts, [...SDPA_OPTIONS, 'active'])
   const { active, ...sdpa } = opts
   const on = active === undefined ? undefined : [...new Set(active)].sort((a, b) => a - b)
   on?.forEach(h => {

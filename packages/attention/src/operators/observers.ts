@@ -1,6 +1,7 @@
 import { greater, mean, mul, scope, ShapeError, sqrt, square, sub, sum, tensor, ValueError, where, type Tensor } from '@heed/tensor'
 import type { AttentionFn } from '../multiHeadAttention.js'
 import { rowArgmax, type ObserveOptions } from '../observe.js'
+import { operatorOptions } from './strict.js'
 
 /** Retrieval heads score above this (Wu et al. 2024: under 5% of heads do). */
 export const RETRIEVAL_THRESHOLD = 0.1
@@ -73,6 +74,7 @@ export function headDivergence(withImage: Tensor, withoutImage: Tensor): Tensor 
  */
 export function vhrScales(vhd: ArrayLike<number>, opts: { readonly top: number; readonly alpha?: number }): number[] {
   const op = 'vhrScales'
+  operatorOptions(op, opts, ['top', 'alpha'], '{ top, alpha? }')
   const H = vhd.length
   const alpha = opts.alpha ?? 2
   if (!Number.isFinite(alpha)) throw new ValueError({ op, arg: 'alpha', expected: 'a finite number', actual: alpha })

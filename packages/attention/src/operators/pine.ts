@@ -4,6 +4,7 @@ import { mask as masks, type Mask } from '../mask.js'
 import { colSetMass } from '../observe.js'
 import type { RopeOptions } from '../rope.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
+import { operatorOptions } from './strict.js'
 
 export interface PineRope extends RopeOptions {
   /** Leading features of each head that rotate (default all; must be even). Partial rotary, as in GPT-NeoX. */
@@ -105,7 +106,8 @@ function orderFrom(l: Layout, imp: ArrayLike<number>, B: number, H: number): num
 
 function resolve(q: Tensor, k: Tensor, v: Tensor, opts: PineOptions): { l: Layout; rotary: number; rope: PineRope | false } {
   checkQkv(OP, q, k, v)
-  if (opts === null || typeof opts !== 'object') throw new ValueError({ op: OP, arg: 'opts', expected: '{ documents, … }', actual: opts })
+  operatorOptions(OP, opts, ['documents', 'rope', 'scale', 'mask', 'plan'], '{ documents, … }')
+  if (opts.rope !== undefined && opts.rope !== false) operatorOptions(`${OP}: rope`, opts.rope, ['base', 'style', 'dims'], 'RoPE options { base, style, dims } or false')
   const [, , Tq, D] = q.shape as [number, number, number, number]
   if (k.shape[2] !== Tq) throw new ShapeError({ op: OP, arg: 'k', expected: `${Tq} keys (PINE is self-attention over one sequence)`, actual: k.shape })
   const l = layout(opts.documents, Tq)

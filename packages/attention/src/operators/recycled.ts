@@ -2,6 +2,7 @@ import { positiveInt, scope, tensor, take, ValueError, type Tensor } from '@heed
 import { mask as masks, type Mask } from '../mask.js'
 import { attentionProbs } from '../observe.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult, type SdpaOptions } from '../sdpa.js'
+import { flag, operatorOptions, SDPA_OPTIONS } from './strict.js'
 
 export interface RecycledOptions extends Omit<SdpaOptions, 'causal'> {
   /** S: a full step every `stride` decode steps (1 = always full). No paper value is hard-coded: the paper leaves it to the deployment. */
@@ -89,7 +90,8 @@ interface Resolved {
 
 function resolve(q: Tensor, k: Tensor, v: Tensor, opts: RecycledOptions): Resolved {
   checkQkv(OP, q, k, v)
-  if (opts === null || typeof opts !== 'object') throw new ValueError({ op: OP, arg: 'opts', expected: '{ stride, keep, … }', actual: opts })
+  operatorOptions(OP, opts, [...SDPA_OPTIONS, 'stride', 'keep', 'threshold', 'aggregate', 'plan'], '{ stride, keep, … }')
+  flag(OP, 'causal', opts.causal)
   const { stride, keep, threshold, aggregate = 'sum', causal, plan: _p, ...sdpa } = opts
   positiveInt(OP, 'stride', stride)
   positiveInt(OP, 'keep', keep)

@@ -3,6 +3,7 @@ import {
   softmax, sort, sqrt, sub, sum, tensor, topk, transpose, ValueError, where, zeros, ones, type Tensor,
 } from '@heed/tensor'
 import { checkQkv } from '../sdpa.js'
+import { flag, operatorOptions } from './strict.js'
 
 /**
  * Routing attention (Roy et al., "Efficient Content-Based Sparse Attention with Routing Transformers", TACL 2021).
@@ -84,6 +85,9 @@ function maskedAttention(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, scale
  */
 export function routingAttention(q: Tensor, k: Tensor, v: Tensor, opts: RoutingOptions): { readonly out: Tensor } {
   checkQkv(OP, q, k, v)
+  operatorOptions(OP, opts, ['centroids', 'assignment', 'window', 'causal', 'scale', 'excludeSelf'], '{ centroids, … }')
+  flag(OP, 'causal', opts.causal)
+  flag(OP, 'excludeSelf', opts.excludeSelf)
   const [B, H, T, D] = q.shape as [number, number, number, number]
   const Dv = v.shape[3]!
   const Tk = k.shape[2]!
@@ -152,6 +156,7 @@ export function kmeansObjective(x: Tensor, centroids: Tensor): Tensor {
  */
 export function kmeansUpdate(x: Tensor, centroids: Tensor, opts: { readonly decay?: number } = {}): Tensor {
   const op = 'kmeansUpdate'
+  operatorOptions(op, opts, ['decay'])
   if (x.rank !== 4) throw new ShapeError({ op, arg: 'x', expected: 'rank 4 [B, H, N, D]', actual: x.shape })
   const [, H, , D] = x.shape as [number, number, number, number]
   const mu = checkCentroids(op, centroids, H, D)

@@ -1,6 +1,7 @@
 import { ValueError, type Tensor } from '@heed/tensor'
 import { mask as masks, type Mask } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult, type SdpaOptions } from '../sdpa.js'
+import { flag, operatorOptions, SDPA_OPTIONS } from './strict.js'
 
 /**
  * How strided shards are dealt out to heads.
@@ -45,6 +46,12 @@ export interface S2Shards {
 }
 
 const OP = 's2Attention'
+const S2_OPTIONS = ['blockSize', 'localBlocks', 'stride', 'offset', 'denseHeads', 'layout', 'homoHead', 'allowGaps']
+
+function checkS2(op: string, o: S2Options, allowed: readonly string[] = S2_OPTIONS): void {
+  operatorOptions(op, o, allowed)
+  for (const arg of ['homoHead', 'allowGaps', ...(allowed.includes('causal') ? ['causal'] : [])]) flag(op, arg, (o as Record<string, unknown>)[arg])
+}
 
 const int = (arg: string, v: number, min: number): number => {
   if (!Number.isInteger(v) || v < min) throw new ValueError({ op: OP, arg, expected: `an integer ≥ ${min}`, actual: v })
@@ -83,6 +90,7 @@ function resolve(heads: number, kvHeads: number, o: S2Options): Resolved {
  * residues; dkernel's `(kb + φ) mod stride == 0` is residue `−φ mod stride`.
  */
 export function s2Shards(heads: number, kvHeads: number, opts: S2Options = {}): S2Shards {
+  checkS2('s2Shards', opts)
   int('heads', heads, 1)
   int('kvHeads', kvHeads, 1)
   if (heads % kvHeads !== 0) throw new ValueError({ op: OP, arg: 'kvHeads', expected: `a divisor of heads (${heads})`, actual: kvHeads })
@@ -135,6 +143,7 @@ export function s2Shards(heads: number, kvHeads: number, opts: S2Options = {}): 
  * precomputed bit table (see `mask.custom`).
  */
 export function s2Mask(heads: number, kvHeads: number, opts: S2Options = {}): Mask {
+  checkS2('s2Mask', opts)
   const o = resolve(heads, kvHeads, opts)
   const { residues } = s2Shards(heads, kvHeads, opts)
   const { blockSize: b, localBlocks: L, stride } = o
@@ -162,6 +171,8 @@ export type S2AttentionOptions = S2Options & SdpaOptions
  */
 export function s2Attention(q: Tensor, k: Tensor, v: Tensor, opts: S2AttentionOptions = {}): AttentionResult {
   checkQkv(OP, q, k, v)
+  // blockSize is S2's block of positions (its shards are cut in it), not sdpa's key tile
+  checkS2(OP, opts, [...new Set([...S2_OPTIONS, ...SDPA_OPTIONS])])
   const { blockSize, localBlocks, stride, offset, denseHeads, layout, homoHead, allowGaps, ...sdpa } = opts
   const s2 = { blockSize, localBlocks, stride, offset, denseHeads, layout, homoHead, allowGaps }
   const clean = Object.fromEntries(Object.entries(s2).filter(([, x]) => x !== undefined)) as S2Options

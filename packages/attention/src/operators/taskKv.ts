@@ -2,6 +2,7 @@ import { scope, ShapeError, tensor, take, ValueError, type Tensor } from '@heed/
 import { mask as masks } from '../mask.js'
 import { attentionProbs } from '../observe.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult, type SdpaOptions } from '../sdpa.js'
+import { flag, operatorOptions, SDPA_OPTIONS } from './strict.js'
 
 /**
  * Budgets of the non-heterogeneous heads. The paper's values are not public (no code was released): sinks as in
@@ -40,6 +41,7 @@ export function taskKvHeads(outputs: ArrayLike<number> | readonly ArrayLike<numb
   })
   const center = new Float64Array(Dv)
   for (const m of heads) for (let d = 0; d < Dv; d++) center[d]! += m[d]! / H
+  operatorOptions(op, opts, ['distance', 'separator'])
   const dist = opts.distance ?? 'cosine'
   const f =
     typeof dist === 'function'
@@ -116,7 +118,8 @@ interface Resolved {
 
 function resolve(q: Tensor, k: Tensor, v: Tensor, opts: TaskKvOptions): Resolved {
   checkQkv(OP, q, k, v)
-  if (opts === null || typeof opts !== 'object') throw new ValueError({ op: OP, arg: 'opts', expected: '{ heterogeneous, … }', actual: opts })
+  operatorOptions(OP, opts, [...SDPA_OPTIONS, 'heterogeneous', 'sink', 'recent', 'middle', 'window', 'plan'], '{ heterogeneous, … }')
+  flag(OP, 'causal', opts.causal)
   const { heterogeneous, sink = TASKKV_DEFAULTS.sink, recent = TASKKV_DEFAULTS.recent, middle = TASKKV_DEFAULTS.middle, window = TASKKV_DEFAULTS.window, plan: _p, ...sdpa } = opts
   const Hkv = k.shape[1]!
   if (!Array.isArray(heterogeneous) || heterogeneous.length !== Hkv) throw new ValueError({ op: OP, arg: 'heterogeneous', expected: `${Hkv} booleans (one per kv head)`, actual: Array.isArray(heterogeneous) ? heterogeneous.length : typeof heterogeneous })

@@ -1,6 +1,7 @@
 import { add, div, exp, greater, max, mul, reshape, scope, ShapeError, stack, stopGradient, sub, sum, tensor, ValueError, where, type Tensor } from '@heed/tensor'
 import { mask as masks, type Mask } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type SdpaOptions } from '../sdpa.js'
+import { operatorOptions, SDPA_OPTIONS } from './strict.js'
 
 /**
  * VAR's settings as reported by a third-party reproduction (`benmagnifico/VisAttnSink` notes) of Kang et al. 2025
@@ -51,6 +52,7 @@ function positions(arg: string, xs: unknown): number[] {
  */
 export function visualSinks(hidden: ArrayLike<number>, dModel: number, opts: { readonly visual: readonly number[]; readonly dims: readonly number[]; readonly tau?: number; readonly eps?: number }): number[] {
   const op = 'visualSinks'
+  operatorOptions(op, opts, ['visual', 'dims', 'tau', 'eps'], '{ visual, dims, … }')
   if (!Number.isInteger(dModel) || dModel < 1 || hidden.length % dModel !== 0) throw new ShapeError({ op, arg: 'hidden', expected: `[T, ${dModel}] values`, actual: hidden.length })
   const T = hidden.length / dModel
   const tau = opts.tau ?? VAR_DEFAULTS.tau
@@ -78,7 +80,7 @@ export function visualSinks(hidden: ArrayLike<number>, dModel: number, opts: { r
  */
 export function varAttention(q: Tensor, k: Tensor, v: Tensor, opts: VarOptions): VarResult {
   checkQkv(OP, q, k, v)
-  if (opts === null || typeof opts !== 'object') throw new ValueError({ op: OP, arg: 'opts', expected: '{ visual, sinks, … }', actual: opts })
+  operatorOptions(OP, opts, [...SDPA_OPTIONS, 'visual', 'sinks', 'p', 'heads', 'rho', 'imageFloor', 'rows'], '{ visual, sinks, … }')
   const { visual: vis, sinks: snk, p = VAR_DEFAULTS.p, heads = 'auto', rho = VAR_DEFAULTS.rho, imageFloor = VAR_DEFAULTS.imageFloor, rows, ...sdpa } = opts
   const visual = new Set(positions('visual', vis))
   const sinks = new Set(positions('sinks', snk))
