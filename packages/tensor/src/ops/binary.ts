@@ -5,7 +5,7 @@ import { Kernel, type BinaryFn } from '../kernelContract.js'
 import { broadcastShapes, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import type { Broadcast, Check, Valid } from '../types/shapeTypes.js'
+import type { Broadcast, ShapeGuard, Valid } from '../types/shapeTypes.js'
 import { withConstant } from './internal.js'
 
 /**
@@ -17,8 +17,7 @@ export interface BinaryOp<_Allowed extends DType, Out extends DType | 'same' = '
   <D extends DType, A extends Shape, B extends Shape>(
     a: Tensor<D, A>,
     // NoInfer: D comes from a alone, so a float32/float64 pair is a compile error instead of D = the union.
-    b: Tensor<NoInfer<D>, B>,
-    ...shapeCheck: Check<Broadcast<A, B>>
+    b: Tensor<NoInfer<D>, B> & NoInfer<ShapeGuard<Broadcast<A, B>, A, B>>,
   ): Tensor<Out extends 'same' ? D : Out, Valid<Broadcast<A, B>>>
   <D extends DType, A extends Shape>(a: Tensor<D, A>, b: number | boolean): Tensor<Out extends 'same' ? D : Out, A>
   <D extends DType, B extends Shape>(a: number | boolean, b: Tensor<D, B>): Tensor<Out extends 'same' ? D : Out, B>

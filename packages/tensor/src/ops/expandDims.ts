@@ -2,7 +2,7 @@ import type { DType } from '../dtype.js'
 import { normAxis, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import type { Check, ExpandedDims, Valid } from '../types/shapeTypes.js'
+import type { ExpandedDims, ShapeGuard, Valid } from '../types/shapeTypes.js'
 import { reshape } from './reshape.js'
 
 /**
@@ -11,8 +11,7 @@ import { reshape } from './reshape.js'
  */
 export const expandDims: <D extends DType, S extends Shape, const A extends number>(
   x: Tensor<D, S>,
-  axis: A,
-  ...check: Check<ExpandedDims<S, A>>
+  axis: A & NoInfer<ShapeGuard<ExpandedDims<S, A>, S, A>>,
 ) => Tensor<D, Valid<ExpandedDims<S, A>>> = guard('expandDims', {
   'Tensor, number': (x: Tensor, axis: number) => {
     const a = normAxis('expandDims', axis, x.rank + 1)

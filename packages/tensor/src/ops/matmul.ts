@@ -5,7 +5,7 @@ import { Kernel } from '../kernelContract.js'
 import { broadcastShapes, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import type { Check, MatMulShape, SwapLast, Valid } from '../types/shapeTypes.js'
+import type { MatMulShape, ShapeGuard, SwapLast, Valid } from '../types/shapeTypes.js'
 
 export interface MatMulOptions {
   /** Multiply by `a` with its last two dims swapped (ignored when `a` is 1-D). */
@@ -33,14 +33,12 @@ type Operand<S extends Shape, O, K extends keyof MatMulOptions> = K extends keyo
 export interface MatMul {
   <D extends DType, A extends Shape, B extends Shape>(
     a: Tensor<D, A>,
-    b: Tensor<NoInfer<D>, B>,
-    ...shapeCheck: Check<MatMulShape<A, B>>
+    b: Tensor<NoInfer<D>, B> & NoInfer<ShapeGuard<MatMulShape<A, B>, A, B>>,
   ): Tensor<D, Valid<MatMulShape<A, B>>>
   <D extends DType, A extends Shape, B extends Shape, const O extends MatMulOptions>(
     a: Tensor<D, A>,
-    b: Tensor<NoInfer<D>, B>,
+    b: Tensor<NoInfer<D>, B> & NoInfer<ShapeGuard<MatMulShape<Operand<A, O, 'transposeA'>, Operand<B, O, 'transposeB'>>, Operand<A, O, 'transposeA'>, Operand<B, O, 'transposeB'>>>,
     opts: O,
-    ...shapeCheck: Check<MatMulShape<Operand<A, O, 'transposeA'>, Operand<B, O, 'transposeB'>>>
   ): Tensor<D, Valid<MatMulShape<Operand<A, O, 'transposeA'>, Operand<B, O, 'transposeB'>>>>
 }
 

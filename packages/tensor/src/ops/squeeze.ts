@@ -3,7 +3,7 @@ import { ShapeError } from '../errors.js'
 import { normAxes, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
-import type { Check, Squeezed, Valid } from '../types/shapeTypes.js'
+import type { ShapeGuard, Squeezed, Valid } from '../types/shapeTypes.js'
 import { reshape } from './reshape.js'
 
 const squeezeImpl = (x: Tensor, axis?: number | readonly number[]): Tensor => {
@@ -24,7 +24,7 @@ const squeezeImpl = (x: Tensor, axis?: number | readonly number[]): Tensor => {
  */
 export const squeeze: {
   <D extends DType, S extends Shape>(x: Tensor<D, S>): Tensor<D, Valid<Squeezed<S>>>
-  <D extends DType, S extends Shape, const A extends number>(x: Tensor<D, S>, axis: A, ...check: Check<Squeezed<S, A>>): Tensor<D, Valid<Squeezed<S, A>>>
+  <D extends DType, S extends Shape, const A extends number>(x: Tensor<D, S>, axis: A & NoInfer<ShapeGuard<Squeezed<S, A>, S, A>>): Tensor<D, Valid<Squeezed<S, A>>>
   <D extends DType>(x: Tensor<D>, axis: readonly number[]): Tensor<D>
 } = guard('squeeze', {
   Tensor: (x: Tensor) => squeezeImpl(x),

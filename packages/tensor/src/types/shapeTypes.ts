@@ -73,8 +73,25 @@ export type Broadcast<A extends Shape, B extends Shape> = IsLiteral<A> extends f
         : R
       : Shape
 
-/** Rest-parameter guard: `[]` when `Ok` holds, else one impossible extra argument carrying the message. */
-export type Check<R> = R extends ShapeMismatch<infer M> ? [shapeError: M] : []
+declare const shapeError: unique symbol
+
+/**
+ * What an argument must also be when literal shapes do not fit: no value is, so the call fails, and tsc's message
+ * names this type with its arguments: what differs and the two shapes (or the shape and the axes), e.g.
+ * `… is not assignable to … ShapeError<"matmul: inner dims differ", readonly [2, 3], readonly [4, 5]>`.
+ */
+export interface ShapeError<Msg extends string, A, B> {
+  readonly [shapeError]: { readonly message: Msg; readonly a: A; readonly b: B }
+}
+
+/**
+ * Intersected with the argument that carries the mismatch (b of a binary op, the axes of a shape op): `unknown`
+ * (no constraint) when `R` is a shape, a `ShapeError` when it is a `ShapeMismatch`. Wrapped in `NoInfer` at the
+ * use site, so the argument's type parameters are inferred from the argument alone. A missing-argument guard (an
+ * impossible rest parameter) would fail too, but tsc reports it as "Expected 3 arguments, but got 2" and never
+ * shows the message.
+ */
+export type ShapeGuard<R, A, B> = R extends ShapeMismatch<infer M> ? ShapeError<M, A, B> : unknown
 
 /** Shapes usable as a tensor shape (a mismatch brand is not). */
 export type Valid<S> = S extends ShapeMismatch<string> ? Shape : S extends Shape ? S : Shape
