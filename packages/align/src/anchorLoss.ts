@@ -16,7 +16,7 @@ export interface AnchorLossOptions {
 export function anchorLoss(rewards: Tensor, opts: AnchorLossOptions = {}): Tensor {
   const op = 'anchorLoss'
   const r = requireFloat(op, 'rewards', rewards)
-  const o = requireOptions(op, opts)
+  const o = requireOptions(op, opts, ['delta', 'direction'])
   const delta = requireNumber(op, 'delta', o['delta'] ?? 0)
   const direction = o['direction'] ?? 'above'
   if (direction !== 'above' && direction !== 'below') throw new ValueError({ op, arg: 'direction', expected: "'above' or 'below'", actual: String(direction) })

@@ -44,7 +44,7 @@ const lengthsOf = (op: string, l: Tensor | undefined, arg: string, why: string):
  */
 export function cpoLoss(batch: PreferenceLogps, opts: CpoLossOptions = {}): CpoLossOutput {
   const op = 'cpoLoss'
-  const o = requireOptions(op, opts)
+  const o = requireOptions(op, opts, ['lossType', 'beta', 'labelSmoothing', 'simpoGamma', 'cpoAlpha', 'alpha'])
   const lossType = o['lossType'] ?? 'sigmoid'
   if (!['sigmoid', 'hinge', 'ipo', 'simpo'].includes(lossType as string))
     throw new ArgumentError({ op, arg: 'lossType', expected: "'sigmoid', 'hinge', 'ipo' or 'simpo'", actual: String(lossType) })

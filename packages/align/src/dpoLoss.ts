@@ -225,6 +225,8 @@ function perPairLoss(lossType: DpoLossType, ctx: Ctx): Tensor {
   }
 }
 
+const DPO_OPTIONS = ['lossType', 'lossWeights', 'beta', 'betaRejected', 'labelSmoothing', 'discopopTau', 'fDivergence', 'fAlpha', 'bcoDelta', 'pairWeights']
+
 /**
  * DPO and TRL's `DPOTrainer` loss family on a batch of preference pairs. Every formula is written in
  * log-sigmoid/softplus form, so margins of ±1e4 give finite losses and gradients. See the package README for
@@ -232,7 +234,7 @@ function perPairLoss(lossType: DpoLossType, ctx: Ctx): Tensor {
  */
 export function dpoLoss(batch: PreferenceLogps, opts: DpoLossOptions = {}): DpoLossOutput {
   const op = 'dpoLoss'
-  const o = requireOptions(op, opts)
+  const o = requireOptions(op, opts, DPO_OPTIONS)
   const types: readonly unknown[] = o['lossType'] === undefined ? ['sigmoid'] : Array.isArray(o['lossType']) ? (o['lossType'] as unknown[]) : [o['lossType']]
   if (types.length === 0) throw new ValueError({ op, arg: 'lossType', expected: 'at least one loss type', actual: '[]' })
   for (const t of types)

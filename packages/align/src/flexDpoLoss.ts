@@ -18,7 +18,7 @@ export interface FlexDpoLossOptions extends Omit<DpoLossOptions, 'beta' | 'betaR
  */
 export function flexDpoLoss(batch: PreferenceLogps, opts: FlexDpoLossOptions = {}): DpoLossOutput {
   const op = 'flexDpoLoss'
-  const { betaChosen, betaRejected, sftWeight, ...rest } = requireOptions(op, opts) as FlexDpoLossOptions
+  const { betaChosen, betaRejected, sftWeight, ...rest } = requireOptions(op, opts, ['betaChosen', 'betaRejected', 'sftWeight', 'labelSmoothing', 'discopopTau', 'fDivergence', 'fAlpha', 'bcoDelta', 'pairWeights']) as FlexDpoLossOptions
   const beta = positive(op, 'betaChosen', betaChosen ?? 0.1)
   const betaR = positive(op, 'betaRejected', betaRejected ?? 0.08)
   const lambda = nonNegative(op, 'sftWeight', sftWeight ?? 0)

@@ -10,6 +10,7 @@ import {
   cast,
   isFloat,
   isTensor,
+  knownOptions,
   logSigmoid,
   mean,
   mul,
@@ -60,9 +61,11 @@ export function requireNumber(
 
 export { positiveNumber as positive, nonNegativeNumber as nonNegative } from '@heed/tensor'
 
-export function requireOptions(op: string, v: unknown): Record<string, unknown> {
+/** An options object; with `allowed`, also one holding only those keys (a misspelt `beta` is not silently ignored). */
+export function requireOptions(op: string, v: unknown, allowed?: readonly string[]): Record<string, unknown> {
   if (v === undefined) return {}
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ArgumentError({ op, arg: 'opts', expected: 'an options object', actual: v === null ? 'null' : typeof v })
+  if (allowed) knownOptions(op, v, allowed)
   return v as Record<string, unknown>
 }
 

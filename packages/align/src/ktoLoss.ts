@@ -52,7 +52,7 @@ export interface KtoLossOutput {
 export function ktoLoss(batch: KtoBatch, opts: KtoLossOptions = {}): KtoLossOutput {
   const op = 'ktoLoss'
   const b = requireObject(op, 'batch', batch)
-  const o = requireOptions(op, opts)
+  const o = requireOptions(op, opts, ['lossType', 'beta', 'desirableWeight', 'undesirableWeight'])
   const lossType = o['lossType'] ?? 'kto'
   if (lossType !== 'kto' && lossType !== 'apo_zero_unpaired') throw new ArgumentError({ op, arg: 'lossType', expected: "'kto' or 'apo_zero_unpaired'", actual: String(lossType) })
   const beta = positive(op, 'beta', o['beta'] ?? 0.1)

@@ -32,7 +32,7 @@ export function logpsFromTokens(perTokenLogps: Tensor, mask: Tensor, opts: Logps
   const op = 'logpsFromTokens'
   const lp = requireFloat(op, 'perTokenLogps', perTokenLogps)
   requireRank(op, 'perTokenLogps', lp, [2])
-  const o = requireOptions(op, opts)
+  const o = requireOptions(op, opts, ['reduce', 'weights'])
   const reduce = o['reduce'] ?? 'sum'
   if (reduce !== 'sum' && reduce !== 'mean') throw new ValueError({ op, arg: 'reduce', expected: "'sum' or 'mean'", actual: String(reduce) })
   const weights = o['weights'] === undefined ? undefined : requireLike(op, 'weights', o['weights'], lp, 'perTokenLogps')

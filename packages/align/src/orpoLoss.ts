@@ -41,7 +41,7 @@ export function log1mexp(x: Tensor): Tensor {
  */
 export function orpoLoss(batch: PreferenceLogps, opts: OrpoLossOptions = {}): OrpoLossOutput {
   const op = 'orpoLoss'
-  const o = requireOptions(op, opts)
+  const o = requireOptions(op, opts, ['beta'])
   const beta = positive(op, 'beta', o['beta'] ?? 0.1)
   const { refChosenLogps: _rc, refRejectedLogps: _rr, ...policyOnly } = batch as PreferenceLogps
   return scope(() => {

@@ -20,3 +20,27 @@ t.test('orpoLoss: a positive log-probability is an error, not NaN', async t => {
   t.throws(() => orpoLoss({ chosenLogps: f64([-0.5, -1]), rejectedLogps: f64([-1, 3]), ...lengths }), { name: 'ValueError', arg: 'rejectedLogps[1]' })
   t.ok(Number.isFinite(orpoLoss({ chosenLogps: f64([-0.5, -1]), rejectedLogps: f64([-1, -2]), ...lengths }).loss.dataSync()[0]!))
 })
+
+t.test('the losses reject unknown and misspelt option keys, naming op and key', async t => {
+  const { anchorLoss, cpoLoss, flexDpoLoss, ktoLoss, logpsFromTokens } = await import('@heed/align')
+  const calls: [string, (o: object) => unknown, string, string][] = [
+    ['dpoLoss', o => dpoLoss(batch(), o), 'betta', 'beta'],
+    ['dpoLoss', o => dpoLoss(batch(), o), 'label_smoothing', 'labelSmoothing'],
+    ['cpoLoss', o => cpoLoss(batch(), o), 'simpo_gamma', 'simpoGamma'],
+    ['orpoLoss', o => orpoLoss(batch(), o), 'lambda', 'beta'],
+    ['ktoLoss', o => ktoLoss({} as never, o), 'desirable_weight', 'desirableWeight'],
+    ['anchorLoss', o => anchorLoss(f64([1, 2]), o), 'delt', 'delta'],
+    ['flexDpoLoss', o => flexDpoLoss(batch(), o), 'betachosen', 'betaChosen'],
+    ['logpsFromTokens', o => logpsFromTokens(tensor([-1, -2], [1, 2], 'float64'), ones([1, 2], { dtype: 'float64' }), o), 'reduction', 'reduce'],
+  ]
+  for (const [op, call, key, near] of calls) {
+    let err: { name?: string; op?: string; arg?: string; message?: string } | undefined
+    try {
+      call({ [key]: 1 })
+    } catch (e) {
+      err = e as typeof err
+    }
+    t.match(err, { name: 'ArgumentError', op, arg: key }, `${op}: ${key} is an unknown option`)
+    if (near !== 'beta') t.match(err?.message, new RegExp(`did you mean ${near}\\?`), `${op}: suggests ${near}`)
+  }
+})
