@@ -90,7 +90,7 @@ t.test('shape and indexing ops match the float64 oracle on every backend', async
   })
 })
 
-t.test('out-of-range indices on webgpu neither crash nor touch other memory', async t => {
+t.test('out-of-range indices on webgpu neither crash nor touch other memory, and the next read raises the op error', async t => {
   await eachBackend(
     t,
     'unchecked indices',
@@ -99,16 +99,40 @@ t.test('out-of-range indices on webgpu neither crash nor touch other memory', as
       // host-made indices are checked before dispatch, as on the CPU
       const host = h.tensor([5, -1, 1], [3], 'int32')
       t.throws(() => h.gather(x, host), h.ValueError, 'host-made out-of-range indices are a ValueError before dispatch')
-      // indices computed on the device are not read back: the kernels must stay in bounds
+      // indices computed on the device are not known before dispatch: the kernels stay in bounds and flag the first
+      // bad position, and the next read raises the op's ValueError (as the CPU does before dispatch)
       const [a, b] = [h.tensor([4, -2, 0], [3], 'int32'), h.tensor([1, 1, 1], [3], 'int32')]
-      const bad = h.add(a, b)
+      const bad = h.add(a, b) // [5, -1, 1]
+      const good = h.tensor([0, 1, 2], [3], 'int32')
+      const raises = async (what: string, op: string, pos: number, read: () => Promise<unknown>): Promise<void> => {
+        const err = await read().then(() => undefined, (e: unknown) => e)
+        t.ok(err instanceof h.ValueError, `${what}: the next read raises a ValueError`)
+        const msg = String((err as Error | undefined)?.message)
+        t.match(msg, new RegExp(`^${op}: `), `${what}: it names ${op}`)
+        t.match(msg, new RegExp(`indices at flat position ${pos} is out of range|targets at flat position ${pos} is out of range`), `${what}: the first bad position, ${pos}`)
+        // the flags were cleared: the device is usable and the next read of the same tensor succeeds
+        t.same(Array.from(await good.data()), [0, 1, 2], `${what}: the device is usable afterwards`)
+      }
       const g = h.gather(x, bad)
-      t.same(Array.from(await g.data()), [0, 0, 0, 0, 3, 4], 'gather reads zeros for out-of-range indices')
+      await raises('gather', 'gather', 0, () => g.data())
+      t.same(Array.from(await g.data()), [0, 0, 0, 0, 3, 4], 'gather read zeros at out-of-range indices')
       const s = h.scatterAdd(x, bad, h.ones([3, 2]))
-      t.same(Array.from(await s.data()), [1, 2, 4, 5, 5, 6], 'scatterAdd drops updates at out-of-range indices')
+      await raises('scatterAdd', 'scatterAdd', 0, () => s.data())
+      t.same(Array.from(await s.data()), [1, 2, 4, 5, 5, 6], 'scatterAdd dropped updates at out-of-range indices')
       const o = h.oneHot(bad, 3)
-      t.same(Array.from(await o.data()), [0, 0, 0, 0, 0, 0, 0, 1, 0], 'oneHot leaves out-of-range rows zero')
-      for (const v of [x, host, a, b, bad, g, s, o]) v.dispose()
+      await raises('oneHot', 'oneHot', 0, () => o.data())
+      t.same(Array.from(await o.data()), [0, 0, 0, 0, 0, 0, 0, 1, 0], 'oneHot left out-of-range rows zero')
+      // the error surfaces at the next read of any tensor, and a later op than the bad one does not hide it
+      const late = h.sub(h.tensor([0, 7, 1], [3], 'int32'), h.tensor([0, 0, 0], [3], 'int32')) // 7 at position 1
+      const g2 = h.mul(h.gather(x, late), 2)
+      await raises('a later read', 'gather', 1, () => good.data())
+      const ce = h.crossEntropy(h.ones([3, 4]), h.add(late, 0), { reduction: 'none' })
+      await raises('crossEntropy', 'crossEntropy', 1, () => ce.data())
+      t.throws(() => h.crossEntropy(h.ones([3, 4]), host), h.ValueError, 'host-made crossEntropy targets are checked before dispatch')
+      // in range, nothing is raised and nothing is slowed by a readback of the indices
+      const fine = h.gather(x, h.add(good, 0))
+      t.same(Array.from(await fine.data()), [1, 2, 3, 4, 5, 6])
+      for (const v of [x, host, a, b, bad, good, g, s, o, late, g2, ce, fine]) v.dispose()
     },
     ['webgpu'],
   )

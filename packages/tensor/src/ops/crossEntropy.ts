@@ -27,9 +27,11 @@ const crossEntropyImpl = (logits: Tensor, targets: Tensor, opts: CrossEntropyOpt
   const ignoreIndex = opts.ignoreIndex ?? null
   if (ignoreIndex !== null && !Number.isInteger(ignoreIndex)) throw new ValueError({ op, arg: 'ignoreIndex', expected: 'an integer', actual: ignoreIndex })
   if (v === 0 && targets.size > 0) throw new ShapeError({ op, arg: 'logits', expected: 'at least one class', actual: logits.shape })
-  // range check where the backend reads synchronously (cpu); device backends give NaN for a stray target instead
+  // range check before dispatch where the values are on the host (cpu, or WebGPU targets uploaded from the host);
+  // targets computed on a device give that row NaN and the next read raises this same error (ctx.indexCheck)
   targets.assertLive(op)
-  const tv = targets.storage.backend.readSync(targets.storage.dataId, targets.dtype, targets.size)
+  const b = targets.storage.backend
+  const tv = b.readSync(targets.storage.dataId, targets.dtype, targets.size) ?? b.hostIntegers?.(targets.storage.dataId)
   if (tv)
     for (let i = 0; i < tv.length; i++) {
       const t = tv[i]!

@@ -12,7 +12,8 @@ import { reshape } from './reshape.js'
  * @internal index tensors are int32 or uint32 with every value in [0, n). Values are checked before dispatch where
  * the backend can read them synchronously (cpu) or still holds their host upload (WebGPU indices made on the host),
  * so the same call raises the same error on every backend. Indices computed on a device are not read back (that
- * would stall its queue): the WebGPU kernels never read out of bounds for them (a gather gives zeros there).
+ * would stall its queue): the WebGPU kernels never read out of bounds for them (a gather gives zeros there) and
+ * flag the first bad position, so the next read of any tensor raises this op's ValueError.
  */
 export function checkIndices(op: string, arg: string, idx: Tensor, n: number, what: string): void {
   if (idx.dtype !== 'int32' && idx.dtype !== 'uint32')

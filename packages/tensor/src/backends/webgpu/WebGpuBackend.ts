@@ -5,7 +5,7 @@ import { BackendError, DeviceLostError, ValueError } from '../../errors.js'
 import { sizeOf, type Shape } from '../../shape.js'
 import type { GpuDeviceInfo } from './device.js'
 import { storageBytes, storageType, type StorageType } from './dtypes.js'
-import type { DispatchSpec, GpuData, GpuTensor, WebGpuContext, WebGpuKernel } from './types.js'
+import type { DispatchSpec, GpuData, GpuTensor, IndexCheck, IndexCheckSlot, WebGpuContext, WebGpuKernel } from './types.js'
 import { webgpuKernels } from './kernels/index.js'
 import { Kernel } from '../../kernelContract.js'
 
@@ -34,6 +34,11 @@ const MAX_CACHED_BIND_GROUPS = 8192
  */
 const MAX_CACHED_PIPELINES = 512
 const MAX_BIND_GROUPS_WITHOUT_YIELD = 20_000
+/**
+ * Index-checked dispatches one flags buffer records between reads; later ones share the last slot (its error then
+ * names the first op that took it, which is still an op that ran since the last read).
+ */
+const CHECK_SLOTS = 256
 const sizeClass = (bytes: number): number => Math.max(16, 2 ** Math.ceil(Math.log2(Math.max(bytes, 1))))
 
 /**
@@ -87,6 +92,14 @@ export class WebGpuBackend implements Backend, WebGpuContext {
   /** Validation errors reported asynchronously by the device; surfaced by the next read. */
   #errors: string[] = []
   #scopesClosed: Promise<void> = Promise.resolve()
+  /**
+   * The index checks recorded since the last read, one flags word each. A read takes the whole epoch (its buffer
+   * and what each slot checked) and later dispatches start a new one, so a read awaiting its map never races
+   * the checks recorded meanwhile.
+   */
+  #checks: { buffer: GPUBuffer; what: IndexCheck[] } | undefined
+  /** Zeroed flags buffers, ready for the next epoch. */
+  readonly #freeChecks: GPUBuffer[] = []
 
   constructor(info: GpuDeviceInfo, kernels: Readonly<Record<string, WebGpuKernel<never>>> = webgpuKernels) {
     this.info = info
@@ -225,6 +238,32 @@ export class WebGpuBackend implements Backend, WebGpuContext {
     hot.push(d.buffer)
   }
 
+  indexCheck(check: IndexCheck): IndexCheckSlot {
+    let e = this.#checks
+    if (!e) {
+      // createBuffer zero-fills, and returned buffers are zeroed before they rejoin the free list
+      const buffer = this.#freeChecks.pop() ?? this.device.createBuffer({ size: CHECK_SLOTS * 4, usage: STORAGE | COPY_SRC | COPY_DST })
+      e = this.#checks = { buffer, what: [] }
+    }
+    const slot = Math.min(e.what.length, CHECK_SLOTS - 1)
+    if (e.what.length < CHECK_SLOTS) e.what.push(check)
+    return { flags: { data: { buffer: e.buffer, st: 'u32', bytes: CHECK_SLOTS * 4 }, shape: [CHECK_SLOTS], dtype: 'uint32' }, slot }
+  }
+
+  /** The first flagged slot of an epoch's words as the op's ValueError, the same error the host-side check raises. */
+  #indexError(words: Uint32Array, what: readonly IndexCheck[]): ValueError | undefined {
+    for (let s = 0; s < what.length; s++) {
+      if (words[s] === 0) continue
+      const c = what[s]!
+      const pos = 0xffffffff - words[s]!
+      return new ValueError(
+        { op: c.op, arg: c.arg, expected: `indices in [0, ${c.n}) (${c.what})`, actual: 'an index outside that range (found on the device)' },
+        `${c.arg} at flat position ${pos} is out of range; the kernel gave zeros there and this read was abandoned`,
+      )
+    }
+    return undefined
+  }
+
   async read(dataId: DataId, dtype: DType, size: number): Promise<AnyTypedArray> {
     this.#assertAlive('data')
     const d = dataId as GpuData
@@ -232,6 +271,10 @@ export class WebGpuBackend implements Backend, WebGpuContext {
     const staging = this.#take(this.#stagingPool, bytes, MAP_READ | COPY_DST)
     this.#endPass()
     this.#encoderOpen().copyBufferToBuffer(d.buffer, 0, staging, 0, bytes)
+    const checks = this.#checks
+    this.#checks = undefined
+    const flagStaging = checks ? this.#take(this.#stagingPool, CHECK_SLOTS * 4, MAP_READ | COPY_DST) : undefined
+    if (checks && flagStaging) this.#encoderOpen().copyBufferToBuffer(checks.buffer, 0, flagStaging, 0, CHECK_SLOTS * 4)
     this.flush()
     try {
       // await the error scopes together with the map: Dawn for Node only processes events while one is pending.
@@ -239,7 +282,9 @@ export class WebGpuBackend implements Backend, WebGpuContext {
       const lost = this.#lostPromise.then(reason => {
         throw new DeviceLostError({ op: 'data', actual: reason }, 'the WebGPU device was lost during a read')
       })
-      await Promise.race([Promise.all([staging.mapAsync(MAP_MODE_READ, 0, bytes), this.#scopesClosed]), lost])
+      const maps = [staging.mapAsync(MAP_MODE_READ, 0, bytes), this.#scopesClosed]
+      if (flagStaging) maps.push(flagStaging.mapAsync(MAP_MODE_READ, 0, CHECK_SLOTS * 4))
+      await Promise.race([Promise.all(maps), lost])
     } catch (err) {
       if (err instanceof DeviceLostError) throw err
       if (this.#lostReason !== undefined) throw new DeviceLostError({ op: 'data', actual: this.#lostReason }, 'the WebGPU device was lost during a read')
@@ -251,8 +296,23 @@ export class WebGpuBackend implements Backend, WebGpuContext {
       const errs = this.#errors.splice(0)
       throw new BackendError({ op: 'data', actual: errs.join('\n') }, 'a WebGPU kernel failed validation')
     }
-    ;(this.#stagingPool.get(sizeClass(bytes)) ?? this.#stagingPool.set(sizeClass(bytes), []).get(sizeClass(bytes))!).push(staging)
+    this.#restage(staging)
+    if (checks && flagStaging) {
+      const words = new Uint32Array(flagStaging.getMappedRange(0, CHECK_SLOTS * 4).slice(0))
+      flagStaging.unmap()
+      this.#restage(flagStaging)
+      const err = this.#indexError(words, checks.what)
+      // zeroed before reuse; nothing recorded since the read started binds this buffer, so the write cannot race
+      if (err) this.device.queue.writeBuffer(checks.buffer, 0, new Uint32Array(CHECK_SLOTS))
+      this.#freeChecks.push(checks.buffer)
+      if (err) throw err
+    }
     return decode(dtype, d.st, raw, size)
+  }
+
+  #restage(staging: GPUBuffer): void {
+    const cls = sizeClass(staging.size)
+    ;(this.#stagingPool.get(cls) ?? this.#stagingPool.set(cls, []).get(cls)!).push(staging)
   }
 
   readSync(): undefined {

@@ -41,12 +41,37 @@ export interface DispatchSpec {
   readonly workgroups: readonly [number, number?, number?]
 }
 
-/** The services kernels get: allocation and dispatch. */
+/** What an index kernel checks on the device, for the error the next read raises when an index is out of range. */
+export interface IndexCheck {
+  /** The public op ('gather', 'oneHot', …) and its argument, as the host-side check names them. */
+  readonly op: string
+  readonly arg: string
+  /** The valid range, [0, n), and what n is (`dim 1 of [3,4]`, `depth`). */
+  readonly n: number
+  readonly what: string
+}
+
+/**
+ * A slot of the device's index-check flags: bind `flags` as the last storage binding (after the outputs, before the
+ * uniforms; `bindings(…, { checked: true })` declares it as `E`) and pass `slot` in the uniforms as `p.slot`.
+ */
+export interface IndexCheckSlot {
+  readonly flags: GpuTensor
+  readonly slot: number
+}
+
+/** The services kernels get: allocation, dispatch and device-side index checks. */
 export interface WebGpuContext {
   readonly f16: boolean
   readonly info: GpuDeviceInfo
   output(dtype: DType, shape: Shape): GpuTensor
   dispatch(spec: DispatchSpec): void
+  /**
+   * Indices computed on the device cannot be read back before dispatch without stalling the queue, so the kernel
+   * flags an out-of-range one and the next read of any tensor raises the op's ValueError (as CUDA's device-side
+   * asserts surface at the next synchronisation).
+   */
+  indexCheck(check: IndexCheck): IndexCheckSlot
 }
 
 export type WebGpuKernel<A extends object = Attrs> = (ctx: WebGpuContext, inputs: readonly GpuTensor[], attrs: A) => GpuTensor | readonly GpuTensor[]

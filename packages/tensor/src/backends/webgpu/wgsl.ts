@@ -28,14 +28,25 @@ export const load = (name: string, i: string, st: StorageType, dtype: DType): st
   return st === ct ? `${name}[${i}]` : `${ct}(${name}[${i}])`
 }
 
-/** Storage binding declarations for inputs (read) and outputs (read_write), in binding order. */
-export function bindings(inputs: readonly GpuTensor[], outputs: readonly GpuTensor[], inNames: readonly string[], outNames: readonly string[]): string {
+/**
+ * Storage binding declarations for inputs (read) and outputs (read_write), in binding order. With `checked`, the
+ * index-check flags (`ctx.indexCheck`) follow the outputs as `E`; the dispatch then lists them as its last output.
+ */
+export function bindings(inputs: readonly GpuTensor[], outputs: readonly GpuTensor[], inNames: readonly string[], outNames: readonly string[], opts: { readonly checked?: boolean } = {}): string {
   const lines: string[] = []
   let b = 0
   inputs.forEach((t, i) => lines.push(`@group(0) @binding(${b++}) var<storage, read> ${inNames[i]}: array<${t.data.st}>;`))
   outputs.forEach((t, i) => lines.push(`@group(0) @binding(${b++}) var<storage, read_write> ${outNames[i]}: array<${t.data.st}>;`))
+  if (opts.checked) lines.push(`@group(0) @binding(${b++}) var<storage, read_write> E: array<atomic<u32>>;`)
   return lines.join('\n') + `\n@group(0) @binding(${b}) var<uniform> p: Params;\n`
 }
+
+/**
+ * WGSL that flags index position `pos` (a u32 expression) as out of range in this dispatch's slot. The flag keeps
+ * the lowest position (stored as its complement under atomicMax, so 0 means none), which is the one the CPU's
+ * check, scanning in order, reports.
+ */
+export const flagIndex = (pos: string): string => `atomicMax(&E[p.slot], 0xffffffffu - (${pos}));`
 
 /** A uniform block of u32 words padded to 16 bytes; floats are stored by bit pattern via `f32At`. */
 export class Uniforms {

@@ -1,7 +1,7 @@
 import type { Attrs } from '../../../backend.js'
 import { sizeOf } from '../../../shape.js'
 import type { GpuTensor, WebGpuKernelTable } from '../types.js'
-import { bindings, enableF16, grid, load, MATH, Uniforms } from '../wgsl.js'
+import { bindings, enableF16, flagIndex, grid, load, MATH, Uniforms } from '../wgsl.js'
 import { main, params } from './shape.js'
 
 /**
@@ -77,9 +77,10 @@ ${main(`  var acc = 0.0;
     const per = ctx.output(logits!.dtype, targets!.shape)
     const st = lse.data.st
     const tIdx = targets!.data.st === 'u32' ? 'T[i]' : 'bitcast<u32>(T[i])'
-    const { struct, buffer } = params(['n', 'v', 'hasIgnore', 'ignore'], new Uniforms().u32(rows, v, hasIgnore).i32(ignore))
     if (rows > 0) {
-      const code = (): string => `${enableF16(ctx)}${struct}${MATH}${bindings([logits!, targets!], [per, lse], ['X', 'T'], ['L', 'S'])}
+      const { flags, slot } = ctx.indexCheck({ op: 'crossEntropy', arg: 'targets', n: v, what: 'classes' })
+      const { struct, buffer } = params(['n', 'v', 'hasIgnore', 'ignore', 'slot'], new Uniforms().u32(rows, v, hasIgnore).i32(ignore).u32(slot))
+      const code = (): string => `${enableF16(ctx)}${struct}${MATH}${bindings([logits!, targets!], [per, lse], ['X', 'T'], ['L', 'S'], { checked: true })}
 ${main(`  let o = i * p.v;
   var m = -inf_f32();
   var bad = false;
@@ -92,8 +93,8 @@ ${main(`  let o = i * p.v;
   let t = ${tIdx};
   if (p.hasIgnore != 0u && t == bitcast<u32>(p.ignore)) { L[i] = ${st}(0.0); }
   else if (t < p.v) { L[i] = ${st}(l - ${ld('X', 'o + t', logits!)}); }
-  else { L[i] = ${st}(nan_f32()); }`)}`
-      ctx.dispatch({ key: `fused:ce:${st}:${targets!.data.st}:f16=${ctx.f16}`, code, inputs: [logits!, targets!], outputs: [per, lse], uniforms: buffer, workgroups: grid(rows) })
+  else { L[i] = ${st}(nan_f32()); ${flagIndex('i')} }`)}`
+      ctx.dispatch({ key: `fused:ce:${st}:${targets!.data.st}:f16=${ctx.f16}`, code, inputs: [logits!, targets!], outputs: [per, lse, flags], uniforms: buffer, workgroups: grid(rows) })
     }
     if (reduction === 'none') return [per, lse]
     const out = ctx.output(logits!.dtype, [])

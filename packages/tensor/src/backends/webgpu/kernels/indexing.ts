@@ -3,7 +3,7 @@ import type { DType } from '../../../dtype.js'
 import { sizeOf, type Shape } from '../../../shape.js'
 import { computeType, type StorageType } from '../dtypes.js'
 import type { GpuTensor, WebGpuContext, WebGpuKernel, WebGpuKernelTable } from '../types.js'
-import { bindings, enableF16, grid, load, MATH, Uniforms, WG } from '../wgsl.js'
+import { bindings, enableF16, flagIndex, grid, load, MATH, Uniforms, WG } from '../wgsl.js'
 import { main, params, zeroOf } from './shape.js'
 
 const attr = <T>(attrs: Attrs, k: string): T => attrs[k] as T
@@ -14,9 +14,10 @@ function around(shape: Shape, axis: number): { outer: number; n: number; inner: 
 
 /**
  * Index `j` of binding `I` as u32. int32 indices are reinterpreted, so a negative one becomes huge and fails the
- * same `< n` test as one past the end: ops skip their range check on device backends (no readSync), and an
- * out-of-range index must neither crash nor read or write out of bounds. Such an index gathers zeros, adds
- * nothing in ScatterAdd, and sets no bit in OneHot.
+ * same `< n` test as one past the end. Indices computed on the device are not known to the host before dispatch,
+ * so an out-of-range one must neither crash nor read or write out of bounds: it gathers zeros, adds nothing in
+ * ScatterAdd and sets no bit in OneHot, and flags its position (`ctx.indexCheck`) so that the next read raises
+ * the op's ValueError, the error the CPU raises before dispatch.
  */
 const index = (j: string, st: StorageType): string => (st === 'u32' ? `I[${j}]` : `bitcast<u32>(I[${j}])`)
 
@@ -29,15 +30,16 @@ export const indexingKernels = {
     const total = outer * m * inner
     if (total === 0) return out
     const st = out.data.st
-    const { struct, buffer } = params(['n', 'm', 'axisLen', 'inner'], new Uniforms().u32(total, m, n, inner))
-    const code = (): string => `${enableF16(ctx)}${struct}${bindings([x!, idx!], [out], ['X', 'I'], ['Y'])}
+    const { flags, slot } = ctx.indexCheck({ op: 'gather', arg: 'indices', n, what: `dim ${axis} of [${x!.shape.join(',')}]` })
+    const { struct, buffer } = params(['n', 'm', 'axisLen', 'inner', 'slot'], new Uniforms().u32(total, m, n, inner, slot))
+    const code = (): string => `${enableF16(ctx)}${struct}${bindings([x!, idx!], [out], ['X', 'I'], ['Y'], { checked: true })}
 ${main(`  let r = i % p.inner;
   let t = i / p.inner;
   let j = t % p.m;
   let o = t / p.m;
   let k = ${index('j', idx!.data.st)};
-  if (k < p.axisLen) { Y[i] = X[(o * p.axisLen + k) * p.inner + r]; } else { Y[i] = ${zeroOf(st)}; }`)}`
-    ctx.dispatch({ key: `idx:gather:${st}:${idx!.data.st}:f16=${ctx.f16}`, code, inputs: [x!, idx!], outputs: [out], uniforms: buffer, workgroups: grid(total) })
+  if (k < p.axisLen) { Y[i] = X[(o * p.axisLen + k) * p.inner + r]; } else { Y[i] = ${zeroOf(st)}; ${flagIndex('j')} }`)}`
+    ctx.dispatch({ key: `idx:gather:${st}:${idx!.data.st}:f16=${ctx.f16}`, code, inputs: [x!, idx!], outputs: [out, flags], uniforms: buffer, workgroups: grid(total) })
     return out
   },
 
@@ -56,18 +58,22 @@ ${main(`  let r = i % p.inner;
     if (total === 0) return out
     const st = out.data.st
     const ct = computeType(x!.dtype)
-    const { struct, buffer } = params(['n', 'm', 'axisLen', 'inner'], new Uniforms().u32(total, m, n, inner))
-    const code = (): string => `${enableF16(ctx)}${struct}${bindings([x!, idx!, upd!], [out], ['X', 'I', 'U'], ['Y'])}
+    const { flags, slot } = ctx.indexCheck({ op: 'scatterAdd', arg: 'indices', n, what: `dim ${axis} of [${x!.shape.join(',')}]` })
+    const { struct, buffer } = params(['n', 'm', 'axisLen', 'inner', 'slot'], new Uniforms().u32(total, m, n, inner, slot))
+    const code = (): string => `${enableF16(ctx)}${struct}${bindings([x!, idx!, upd!], [out], ['X', 'I', 'U'], ['Y'], { checked: true })}
 ${main(`  let r = i % p.inner;
   let t = i / p.inner;
   let row = t % p.axisLen;
   let o = t / p.axisLen;
   var acc: ${ct} = ${load('X', 'i', x!.data.st, x!.dtype)};
   for (var j = 0u; j < p.m; j++) {
-    if (${index('j', idx!.data.st)} == row) { acc += ${load('U', '(o * p.m + j) * p.inner + r', upd!.data.st, upd!.dtype)}; }
+    let k = ${index('j', idx!.data.st)};
+    if (k == row) { acc += ${load('U', '(o * p.m + j) * p.inner + r', upd!.data.st, upd!.dtype)}; }
+    // one invocation per index flags it, not every output element
+    if (k >= p.axisLen && i == 0u) { ${flagIndex('j')} }
   }
   Y[i] = ${st}(acc);`)}`
-    ctx.dispatch({ key: `idx:scatterAdd:${st}${x!.dtype}:${idx!.data.st}:f16=${ctx.f16}`, code, inputs: [x!, idx!, upd!], outputs: [out], uniforms: buffer, workgroups: grid(total) })
+    ctx.dispatch({ key: `idx:scatterAdd:${st}${x!.dtype}:${idx!.data.st}:f16=${ctx.f16}`, code, inputs: [x!, idx!, upd!], outputs: [out, flags], uniforms: buffer, workgroups: grid(total) })
     return out
   },
 
@@ -78,11 +84,14 @@ ${main(`  let r = i % p.inner;
     const total = sizeOf(out.shape)
     if (total === 0) return out
     const st = out.data.st
-    const { struct, buffer } = params(['n', 'depth'], new Uniforms().u32(total, depth))
-    const code = (): string => `${enableF16(ctx)}${struct}${bindings([idx!], [out], ['I'], ['Y'])}
+    const { flags, slot } = ctx.indexCheck({ op: 'oneHot', arg: 'indices', n: depth, what: 'depth' })
+    const { struct, buffer } = params(['n', 'depth', 'slot'], new Uniforms().u32(total, depth, slot))
+    const code = (): string => `${enableF16(ctx)}${struct}${bindings([idx!], [out], ['I'], ['Y'], { checked: true })}
 ${main(`  let c = i % p.depth;
-  Y[i] = select(${zeroOf(st)}, ${st}(1), ${index('i / p.depth', idx!.data.st)} == c);`)}`
-    ctx.dispatch({ key: `idx:oneHot:${st}:${idx!.data.st}:f16=${ctx.f16}`, code, inputs: [idx!], outputs: [out], uniforms: buffer, workgroups: grid(total) })
+  let k = ${index('i / p.depth', idx!.data.st)};
+  Y[i] = select(${zeroOf(st)}, ${st}(1), k == c);
+  if (k >= p.depth && c == 0u) { ${flagIndex('i / p.depth')} }`)}`
+    ctx.dispatch({ key: `idx:oneHot:${st}:${idx!.data.st}:f16=${ctx.f16}`, code, inputs: [idx!], outputs: [out, flags], uniforms: buffer, workgroups: grid(total) })
     return out
   },
 
