@@ -9,8 +9,14 @@
  *    context (8 192 characters of Romans–Revelation), mean ± half the spread over the seeds.
  * 2. Applied without retraining to the shipped dense model (packages/attention/models/kjv-char.safetensors: dModel
  *    128, 6 layers, context 256, 1.19 M parameters, its DuoAttention gates from lmDuoGates in kjv-char.duo.json):
- *    cache policies (StreamingLLM, window, DuoAttention) through `perplexity` over one 16×-context stream, and the
- *    operators (ACT, HiP, LongHeads, Recycled, Task-KV) over one 8×-context forward; plus the observers.
+ *    cache policies (StreamingLLM, window, DuoAttention) through `perplexity` over one 16×-context stream (4 096
+ *    characters), and the operators (ACT, HiP, LongHeads, Recycled, Task-KV) over one forward of the same 16×-context
+ *    stream, so every applied row has the same position buckets; plus the observers. (The operators used to read an
+ *    8×-context forward to save time — nothing in them stops at 8×: ACT, HiP, Recycled and Task-KV take about a minute
+ *    each at 16× and under 0.5 GB, LongHeads several minutes.) DuoAttention's 25 / 50 / 75 % rows deploy the one
+ *    optimisation shipped in kjv-char.duo.json the way DuoAttention deploys its own (mit-han-lab/duo-attention,
+ *    `sparsify_attention_heads`: one gate pattern per model, λ 0.05, thresholded at the target's quantile over all
+ *    heads of all layers), not one optimisation per sparsity.
  *
  * Per run: bits/char by position bucket ([0, T), [T, 2T), [2T, 4T), …) on a long validation text read in one
  * forward pass (trained runs: 2 windows of 16·T; their operators are causal so one pass is a stream), training
@@ -261,6 +267,8 @@ export async function run(args: readonly string[]): Promise<void> {
     const ids = new Set(results.map(r => r.id))
     for (const f of listRuns(cacheDir)) if (!ids.has(f.id)) (json.runs as RunResult[]).push(f)
     ;(json.runs as RunResult[]).sort((a, b) => order(a.id) - order(b.id))
+    // The header states the seeds the trained rows hold, not this invocation's --seeds (an --only run defaults to 1).
+    ;(json.trained as { seeds: number }).seeds = Math.max(seeds, ...json.runs.filter(r => r.kind === 'trained' && !r.error).map(r => r.seeds.length))
   }
   const base = quick ? 'lm-operators-quick' : 'lm-operators'
   writeFileSync(join(outDir, `${base}.json`), JSON.stringify(json, null, 1))
@@ -393,7 +401,7 @@ async function appliedRuns(c: AppliedCtx): Promise<{ info: LmOperatorsJson['appl
   const shape: LMShape = { dModel: cfg.dModel, layers: cfg.layers, heads: cfg.heads, kvHeads: cfg.kvHeads, context: cfg.context }
   const T = cfg.context
   const streamN = 16 * T
-  const fwdN = c.quick ? 4 * T : 8 * T
+  const fwdN = streamN
   const stream = c.validation.subarray(0, streamN + 1)
   const fwdIds = c.validation.subarray(0, fwdN + 1)
   const at = [T, 4 * T, 16 * T]
@@ -505,11 +513,19 @@ async function appliedRuns(c: AppliedCtx): Promise<{ info: LmOperatorsJson['appl
         const gates = duo?.gates ?? Array.from({ length: cfg.layers }, (_, l) => Array.from({ length: cfg.kvHeads }, (_, h) => ((l * 7 + h * 3) % 10) / 10))
         const ds = duo?.sink ?? sink
         const dr = duo?.recent ?? recent
-        const per = gates.map(g => duoDeploy(g, { sparsity, sink: ds, recent: dr }))
+        // DuoAttention's deployment (mit-han-lab/duo-attention, duo_attn/utils.py `sparsify_attention_heads`): one
+        // optimisation's gates, thresholded at the target's quantile over every head of every layer together (not
+        // per layer), so a layer whose heads all need long context keeps them all.
+        const flat = duoDeploy(gates.flat(), { sparsity, sink: ds, recent: dr })
+        const per = gates.map((g, l) => {
+          const o = gates.slice(0, l).reduce((a, x) => a + x.length, 0)
+          return { retrieval: flat.retrieval.slice(o, o + g.length), policies: flat.policies.slice(o, o + g.length) }
+        })
+        const perLayer = per.map(d => d.retrieval.filter(x => !x).length).join('/')
         const streaming = per.reduce((a, d) => a + d.retrieval.filter(x => !x).length, 0)
         const bytesAt = (n: number) => per.reduce((a, d) => a + d.retrieval.reduce((s, r) => s + perHeadBytes(r ? n : Math.min(n, ds + dr)), 0), 0)
-        const r = await policyRun(id, `DuoAttention ${sparsity * 100} % streaming heads`, 'Xiao et al. 2025 (DuoAttention)', `${streaming}/${cfg.layers * cfg.kvHeads} streaming heads (${ds} sinks + ${dr} recent), gates ${duo ? 'from lmDuoGates on this model (kjv-char.duo.json)' : 'PLACEHOLDER (quick mode: not optimised)'}`, (l: number) => per[l]!.policies, bytesAt)
-        return { ...r, extra: { ...r.extra, saving16x: full(16 * T) / bytesAt(16 * T) } }
+        const r = await policyRun(id, `DuoAttention ${sparsity * 100} % streaming heads`, 'Xiao et al. 2025 (DuoAttention)', `${streaming}/${cfg.layers * cfg.kvHeads} streaming heads (${ds} sinks + ${dr} recent; per layer ${perLayer}): the lowest gates of one lmDuoGates optimisation, thresholded at the ${sparsity * 100} % quantile over all heads as DuoAttention deploys; gates ${duo ? 'from kjv-char.duo.json' : 'PLACEHOLDER (quick mode: not optimised)'}`, (l: number) => per[l]!.policies, bytesAt)
+        return { ...r, extra: { ...r.extra, saving16x: full(16 * T) / bytesAt(16 * T), streamingPerLayer: per.map(d => d.retrieval.filter(x => !x).length) } }
       }
       case 'applied-act':
         return operatorRun(id, 'ACT sink calibration (sink = position 0)', 'Yu et al. 2024 (ACT)', 'β 0.4 in every head of every layer (ACT picks heads offline; here all)', () => operators.act({ sinks: [0] }))

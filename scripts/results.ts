@@ -8,6 +8,12 @@
  * bench whose JSON is already in bench/out/ is reused (its date is printed on the page) and only a missing one is
  * run, with --quick passed on when given; --rerun names benches to run anyway. The operators bench is the
  * heaviest and is only run when named; its figures appear when its JSON exists.
+ *
+ * `npm run results -- --only=lm-operators` runs nothing: it rewrites only the lm-operators parts of the committed
+ * docs/results.md from bench/out/lm-operators.json — the "seed operators inside a language model" section, the
+ * lm-operators rows of the "heed beside the papers" table (claimList) and docs/results/lm-operators-*.svg — and
+ * leaves every other byte of the page as it was (for a re-run of some lm-operators rows without re-running the
+ * examples and the other benches).
  */
 import { spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -27,6 +33,8 @@ const docs = join(repoRoot, 'docs')
 const plots = join(docs, 'results')
 mkdirSync(plots, { recursive: true })
 const started = performance.now()
+const LM_OPS_HOW = 'npm run bench -- lm-operators'
+const LM_OPS_HEADING = '## The seed operators inside a language model'
 
 /** Run a command from the repository root, streaming its output, and fail loudly: a half-made page is worse. */
 function sh(label: string, cmd: string, cmdArgs: readonly string[]): void {
@@ -38,6 +46,14 @@ function sh(label: string, cmd: string, cmdArgs: readonly string[]): void {
 }
 const node = (label: string, file: string, fileArgs: readonly string[] = []): void => sh(label, process.execPath, ['--conditions=@heed/source', '--import', 'tsx', file, ...fileArgs])
 const readJson = <T,>(path: string): T | undefined => (existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as T) : undefined)
+
+// --only=lm-operators: splice that bench's parts into the committed page and stop (nothing is run).
+const only = args.find(a => a.startsWith('--only='))?.slice('--only='.length)
+if (only !== undefined) {
+  if (only !== 'lm-operators') throw new Error(`--only=${only}: only --only=lm-operators is supported`)
+  onlyLmOperators()
+  process.exit(0)
+}
 
 // ---- run what is needed ------------------------------------------------------------------------------------------
 
@@ -96,9 +112,10 @@ const md: string[] = []
 const day = (iso: string): string => iso.slice(0, 16).replace('T', ' ') + ' UTC'
 const pct = (x: number): string => `${(100 * x).toFixed(1)} %`
 const f4 = (x: number): string => x.toFixed(4)
-const table = (head: readonly string[], body: readonly (readonly string[])[]): string =>
-  [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...body.map(r => `| ${r.join(' | ')} |`)].join('\n')
-const plot = (name: string, svg: string, alt: string): string => {
+function table(head: readonly string[], body: readonly (readonly string[])[]): string {
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...body.map(r => `| ${r.join(' | ')} |`)].join('\n')
+}
+function plot(name: string, svg: string, alt: string): string {
   writeFileSync(join(plots, `${name}.svg`), svg)
   return `![${alt}](./results/${name}.svg)`
 }
@@ -155,7 +172,9 @@ function alignClaimRow(a: AlignLm): string[] | undefined {
     'npm run bench -- align-lm',
   ]
 }
-const lmClaimRows = (j: LmOperatorsJson | undefined): string[][] => (j ? claimList(j).map(c => [c.claim, c.paperFigure, `KJV character LM: ${c.heed} ${c.verdict}`, 'npm run bench -- lm-operators']) : [])
+function lmClaimRows(j: LmOperatorsJson | undefined): string[][] {
+  return j ? claimList(j).map(c => [c.claim, c.paperFigure, `KJV character LM: ${c.heed} ${c.verdict}`, LM_OPS_HOW]) : []
+}
 
 md.push(`# Results
 
@@ -275,20 +294,7 @@ ${lin.length > 0 && g ? `\nLinear growth, time(${g.to}) / time(${g.from}) for ${
 }
 
 // The seed operators inside the language model (issue 16)
-if (lmOps) {
-  const j = lmOps
-  const svgs = lmOperatorPlots(j)
-  const body = lmOperatorsMarkdown(j).split('\n').slice(1).join('\n') // drop its own title
-  md.push(`## The seed operators inside a language model
-
-\`npm run bench -- lm-operators\` (bench/out/lm-operators.md, .json): every operator trained inside the KJV character LM on one
-recipe and budget, and the inference-time methods applied to the shipped model.
-${body}
-${plot('lm-operators-pareto', svgs['pareto']!, 'bits per character against KV bytes held at 16× context')}
-${plot('lm-operators-position', svgs['position']!, 'bits per character by position')}
-${plot('lm-operators-training', svgs['training']!, 'training curves of every trained run')}
-`)
-} else md.push(`## The seed operators inside a language model\n\nNot measured in this run: \`npm run bench -- lm-operators\` (about 45 minutes on 2 cores; resumable).\n`)
+md.push(lmOperatorsSection(lmOps))
 
 // Memory
 md.push(`## Memory models
@@ -399,3 +405,57 @@ Page written in ${((performance.now() - started) / 1000).toFixed(0)} s.
 
 writeFileSync(join(docs, 'results.md'), md.join('\n'))
 process.stderr.write('\nwrote docs/results.md and docs/results/*.svg\n')
+
+// ---- the lm-operators parts (shared by the full page and --only=lm-operators) -----------------------------------
+
+/** The lm-operators section (writes its three plots). */
+function lmOperatorsSection(j: LmOperatorsJson | undefined): string {
+  if (!j) return `${LM_OPS_HEADING}\n\nNot measured in this run: \`npm run bench -- lm-operators\` (about 45 minutes on 2 cores; resumable).\n`
+  const svgs = lmOperatorPlots(j)
+  const body = lmOperatorsMarkdown(j).split('\n').slice(1).join('\n') // drop its own title
+  return `${LM_OPS_HEADING}
+
+\`npm run bench -- lm-operators\` (bench/out/lm-operators.md, .json): every operator trained inside the KJV character LM on one
+recipe and budget, and the inference-time methods applied to the shipped model.
+${body}
+${plot('lm-operators-pareto', svgs['pareto']!, 'bits per character against KV bytes held at 16× context')}
+${plot('lm-operators-position', svgs['position']!, 'bits per character by position')}
+${plot('lm-operators-training', svgs['training']!, 'training curves of every trained run')}
+`
+}
+
+/**
+ * `--only=lm-operators`: splice the lm-operators section and claim rows into the committed page. The section runs
+ * from its heading to the next \`## \` heading; the claim rows are the table rows whose last cell is the bench's
+ * command, replaced in place (or, where the page has none yet, inserted where the full page puts them: after the
+ * fixed rows, before the align-lm row).
+ */
+function onlyLmOperators(): void {
+  const path = join(docs, 'results.md')
+  const page = readFileSync(path, 'utf8')
+  const j = readJson<LmOperatorsJson>(join(benchOut, 'lm-operators.json'))
+  if (!j) throw new Error('--only=lm-operators: bench/out/lm-operators.json is missing (npm run bench -- lm-operators)')
+  const lines = page.split('\n')
+  // 1. the section (md.join('\n') puts one '\n' between sections: the section's own text ends in '\n')
+  const start = lines.indexOf(LM_OPS_HEADING)
+  if (start < 0) throw new Error(`--only=lm-operators: docs/results.md has no "${LM_OPS_HEADING}" heading (run npm run results once)`)
+  let end = lines.findIndex((l, i) => i > start && l.startsWith('## '))
+  if (end < 0) end = lines.length
+  lines.splice(start, end - start, ...lmOperatorsSection(j).split('\n'))
+  // 2. the claim rows of "heed beside the papers"
+  const tStart = lines.indexOf('## heed beside the papers')
+  if (tStart < 0) throw new Error('--only=lm-operators: docs/results.md has no "heed beside the papers" table')
+  const header = lines.findIndex((l, i) => i > tStart && l.startsWith('| '))
+  let tEnd = header
+  while (tEnd < lines.length && lines[tEnd]!.startsWith('|')) tEnd++
+  const isLmRow = (l: string): boolean => l.endsWith(`| ${LM_OPS_HOW} |`)
+  const rows = lmClaimRows(j).map(r => `| ${r.join(' | ')} |`)
+  const firstLm = lines.findIndex((l, i) => i > header + 1 && i < tEnd && isLmRow(l))
+  const kept = lines.slice(header + 2, tEnd).filter(l => !isLmRow(l))
+  const alignAt = kept.findIndex(l => l.endsWith('| npm run bench -- align-lm |'))
+  const at = firstLm >= 0 ? lines.slice(header + 2, firstLm).filter(l => !isLmRow(l)).length : alignAt >= 0 ? alignAt : kept.length
+  kept.splice(at, 0, ...rows)
+  lines.splice(header + 2, tEnd - (header + 2), ...kept)
+  writeFileSync(path, lines.join('\n'))
+  process.stderr.write(`wrote the lm-operators section and ${rows.length} claim rows of docs/results.md, and docs/results/lm-operators-*.svg\n`)
+}

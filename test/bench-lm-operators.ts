@@ -37,6 +37,14 @@ t.test('lm-operators bench --quick: table, JSON, plots; resumable per run', asyn
   t.ok(get('combiner').bytes.held[2]! < get('dense').bytes.held[2]!, 'combiner holds less than the full cache at 16× context')
   t.equal(get('window').bytes.held[2], get('window').bytes.held[0], 'the window cache does not grow')
   t.ok(get('applied-streaming').bytes.held[2]! < get('applied-full').bytes.held[2]!, 'StreamingLLM holds less than the full cache')
+  // The operators read the same 16×-context stream as the cache policies: the same position buckets.
+  t.equal(j.applied.forwardTokens, j.applied.streamTokens, 'operators: one forward over the whole 16×-context stream')
+  t.equal(get('applied-act').buckets.at(-1)!.to, 16 * j.applied.config.context, 'applied-act: position buckets out to 16× context')
+  t.same(get('applied-act').buckets.map(b => b.from), get('applied-full').buckets.map(b => b.from), 'applied-act: the cache policies\' buckets')
+  // DuoAttention: one gate pattern thresholded at the sparsity's quantile over all heads of all layers.
+  const perLayer = get('applied-duo-50').extra!['streamingPerLayer'] as number[]
+  t.equal(perLayer.length, j.applied.config.layers, 'duo: streaming heads counted per layer')
+  t.equal(perLayer.reduce((a, x) => a + x, 0), (j.applied.config.layers * j.applied.config.kvHeads) / 2, 'duo 50 %: half of all heads stream')
   const obs = get('observers').extra as { sinkMass: number[][]; retrieval: number[][] }
   t.equal(obs.sinkMass.length, j.applied.config.layers, 'sink mass per layer')
   t.equal(obs.retrieval[0]!.length, j.applied.config.heads, 'retrieval score per head')
