@@ -110,6 +110,19 @@ const CASES: readonly (readonly [number[], number[], boolean, boolean])[] = [
   // a linear layer on [B, T, d] (one W for every batch: one product over all B·T rows), ragged T
   [[5, 37, 20], [20, 19], false, false],
   [[4, 6, 33, 24], [40, 24], false, true],
+  // at most 4 rows of A (a decode step): the matrix–vector kernels, which read B unpacked; n off 32, 4 and 1,
+  // k = 1, n = 1, k off 4 for the transposed dot products, batches folded into one row
+  [[1, 128], [128, 515], false, false],
+  [[4, 70], [70, 37], false, false],
+  [[3, 1], [1, 37], false, false],
+  [[4, 77], [77, 1], false, false],
+  [[2, 129], [67, 129], false, true],
+  [[4, 3], [5, 3], false, true],
+  [[1, 1], [6, 1], false, true],
+  [[1, 1, 130], [130, 45], false, false],
+  [[2, 1, 64], [1, 64], false, true],
+  [[1, 2000], [2000, 33], false, false],
+  [[40, 3], [40, 11], true, false],
 ]
 
 async function suite(t: Test, label: string): Promise<void> {
@@ -230,6 +243,19 @@ t.test('through the op layer: float32, float16, adversarial magnitudes, memory',
   const tb = tensor(b.v, [2000, 9])
   const y = matmul(ta, tb)
   checkF32(t, await y.data(), spread, b, false, false, 'float32 [8,2000]·[2000,9], magnitudes 1e-3…1e3')
+  // the same magnitudes through the matrix–vector kernels (≤ 4 rows), B as stored and transposed
+  for (const rows of [1, 3]) {
+    const a1 = { v: spread.v.slice(0, rows * 2000), shape: [rows, 2000] }
+    const bt = { v: new Float32Array(9 * 2000), shape: [9, 2000] }
+    for (let p = 0; p < 2000; p++) for (let j = 0; j < 9; j++) bt.v[j * 2000 + p] = b.v[p * 9 + j]!
+    const t1 = tensor(a1.v, [rows, 2000])
+    const tbt = tensor(bt.v, [9, 2000])
+    const y1 = matmul(t1, tb)
+    const y2 = matmul(t1, tbt, { transposeB: true })
+    checkF32(t, await y1.data(), a1, b, false, false, `float32 [${rows},2000]·[2000,9], magnitudes 1e-3…1e3 (gemv)`)
+    checkF32(t, await y2.data(), a1, bt, false, true, `float32 [${rows},2000]·[9,2000]ᵀ, magnitudes 1e-3…1e3 (gemv)`)
+    for (const v of [t1, tbt, y1, y2]) v.dispose()
+  }
   for (const dtype of ['float16'] as DType[]) {
     const x = operand(rand, [33, 70])
     const w = operand(rand, [70, 21])

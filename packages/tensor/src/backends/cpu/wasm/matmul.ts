@@ -38,7 +38,35 @@ export const C_SCRATCH = 32 << 20
 /** Most bytes of raw operand copies made for the WebAssembly packing; larger operands are packed in TypeScript. */
 const RAW_MAX = 32 << 20
 
+/**
+ * At most this many rows of A (after folding batches into rows) go to the matrix–vector kernels (gemvModule.ts),
+ * which read B as it is stored: packing B into panels costs as much as the whole product when A has few rows.
+ */
+export const GEMV_MAX_ROWS = 4
+
 const { mr: MR, nr: NR, unroll: U } = GEMM
+
+/**
+ * A [m, k] (m ≤ GEMV_MAX_ROWS, row-major) times B ([k, n], or [n, k] when transB) on the calling thread: both copied
+ * into the module's memory as they are, no packing. Undefined when the kernels are missing or the memory cannot grow.
+ */
+function wasmGemv(rt: NonNullable<ReturnType<typeof wasmRuntime>>, p: GemmProblem): Float32Array | undefined {
+  const { m, k, n } = p
+  const fn = (rt.exports as Partial<Record<string, (...args: number[]) => void>>)[p.transB ? 'gemv_t' : 'gemv_n']
+  if (!fn || p.a.length !== m * k || p.b.length !== k * n) return undefined
+  const aAt = 64
+  const bAt = align(aAt + m * k * 4)
+  const cAt = align(bAt + k * n * 4)
+  const total = cAt + m * n * 4
+  if (total >= 2 ** 31 || !rt.reserve(total)) return undefined
+  const mem = rt.f32()
+  mem.set(p.a, aAt >> 2)
+  mem.set(p.b, bAt >> 2)
+  fn(aAt, m, k, bAt, n, cAt)
+  const out = takeFloat32(m * n)
+  out.set(rt.f32().subarray(cAt >> 2, (cAt >> 2) + m * n))
+  return out
+}
 
 const ceilDiv = (x: number, y: number): number => Math.ceil(x / y)
 const align = (x: number): number => (x + 63) & ~63
@@ -139,6 +167,10 @@ export function wasmGemm(p: GemmProblem): Float32Array | undefined {
   // over all batch·m rows instead of batches small products of m rows each.
   if (batches > 1 && !p.transA && p.ia === undefined && p.a.length === batches * m * k && p.b.length === k * n && batches * m <= 2 ** 24)
     return wasmGemm({ ...p, m: batches * m, batches: 1, ib: undefined })
+  if (batches === 1 && m <= GEMV_MAX_ROWS && !p.transA) {
+    const out = wasmGemv(rt, p)
+    if (out) return out
+  }
 
   const mPanels = ceilDiv(m, MR)
   const nPanels = ceilDiv(n, NR)

@@ -1,5 +1,6 @@
 import { ModuleBuilder, type FunctionBuilder, type Local } from './encoder.js'
 import { addGelu } from './geluModule.js'
+import { addGemv } from './gemvModule.js'
 import type { GemmShape, WasmModulePart } from './module.js'
 import { addPacking } from './packModule.js'
 import { addSoftmax } from './softmaxModule.js'
@@ -173,6 +174,7 @@ export function kernelModule(opts: GemmModuleOptions): Uint8Array<ArrayBuffer> {
   addSoftmax(mod)
   addGelu(mod)
   addPacking(mod)
+  addGemv(mod)
   const ctx = { micro: micro.index, microPanels: microPanels.index, shape: s, shared: opts.shared, relaxed: opts.relaxed }
   for (const part of opts.parts ?? []) part.build(mod, ctx)
   return mod.encode()
