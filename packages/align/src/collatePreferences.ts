@@ -1,5 +1,6 @@
 import { tensor, ValueError, type Tensor } from '@heed/tensor'
-import { completionBatch, type CompletionBatch } from './completionBatch.js'
+import { batchOptions, completionBatch, type CompletionBatch } from './completionBatch.js'
+import { optionKeys } from './internal.js'
 import type { PreferenceExample } from './preferenceDataset.js'
 
 /**
@@ -21,9 +22,12 @@ export interface CollatePreferencesOptions {
   readonly backend?: string
 }
 
+const OPTIONS = optionKeys<CollatePreferencesOptions>({ backend: true })
+
 /** `preferenceBatches`' collate for `preferenceDataset`'s examples. */
 export function collatePreferences(examples: readonly PreferenceExample[], opts: CollatePreferencesOptions = {}): LmPreferenceBatch {
   const op = 'collatePreferences'
+  opts = batchOptions(op, opts, OPTIONS)
   if (!Array.isArray(examples) || examples.length === 0) throw new ValueError({ op, arg: 'examples', expected: 'a non-empty array of preference examples', actual: Array.isArray(examples) ? 'an empty array' : typeof examples })
   const B = examples.length
   const prompts = [...examples.map(e => e.prompt), ...examples.map(e => e.prompt)]

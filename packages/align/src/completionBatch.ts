@@ -1,4 +1,5 @@
-import { tensor, ValueError, type Tensor } from '@heed/tensor'
+import { ArgumentError, positiveInt, tensor, ValueError, type Tensor } from '@heed/tensor'
+import { optionKeys, requireOptions } from './internal.js'
 
 /**
  * Prompt + completion sequences laid out for one teacher-forced forward pass of a causal language model: row `i`
@@ -24,6 +25,16 @@ export interface CompletionBatchOptions {
 
 type Ids = Int32Array | readonly number[]
 
+const OPTIONS = optionKeys<CompletionBatchOptions>({ backend: true, maxLength: true })
+
+/** `opts` of a batch builder: only `CompletionBatchOptions`' keys, a backend name and a positive `maxLength`. */
+export function batchOptions(op: string, opts: unknown, allowed: readonly string[] = OPTIONS): CompletionBatchOptions {
+  const o = requireOptions(op, opts, allowed)
+  if (o['backend'] !== undefined && typeof o['backend'] !== 'string') throw new ArgumentError({ op, arg: 'backend', expected: 'a backend name', actual: o['backend'] === null ? 'null' : typeof o['backend'] })
+  if (o['maxLength'] !== undefined) positiveInt(op, 'maxLength', o['maxLength'])
+  return o as CompletionBatchOptions
+}
+
 /**
  * Build a `CompletionBatch` from token ids. Padding sits after each row's last token, where a causal model's
  * earlier positions cannot see it, so every row's log-probs are those of the row alone. An empty prompt (nothing to
@@ -32,6 +43,7 @@ type Ids = Int32Array | readonly number[]
  */
 export function completionBatch(prompts: readonly Ids[], completions: readonly Ids[], opts: CompletionBatchOptions = {}): CompletionBatch {
   const op = 'completionBatch'
+  opts = batchOptions(op, opts)
   if (!Array.isArray(prompts) || !Array.isArray(completions)) throw new ValueError({ op, arg: Array.isArray(prompts) ? 'completions' : 'prompts', expected: 'an array of token-id arrays', actual: 'not an array' })
   if (prompts.length !== completions.length) throw new ValueError({ op, arg: 'completions', expected: `${prompts.length} completions (one per prompt)`, actual: completions.length })
   if (prompts.length === 0) throw new ValueError({ op, arg: 'prompts', expected: 'at least one sequence', actual: 0 })

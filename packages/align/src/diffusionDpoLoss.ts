@@ -1,5 +1,5 @@
 import { add, greater, logSigmoid, mean, mul, neg, scope, stopGradient, sub, square, type Tensor } from '@heed/tensor'
-import { fraction, positive, requireFloat, requireLike, requireObject, requireOptions, requireRank } from './internal.js'
+import { fraction, optionKeys, positive, requireFloat, requireLike, requireObject, requireOptions, requireRank } from './internal.js'
 
 /**
  * Noise-prediction errors of a preference pair of images. Each is `[B]` per-sample MSEs, or `[B, ...]`
@@ -32,6 +32,8 @@ export interface DiffusionDpoLossOutput {
   }
 }
 
+const OPTIONS = optionKeys<DiffusionDpoLossOptions>({ beta: true })
+
 function perSample(op: string, arg: string, v: unknown): Tensor {
   const t = requireFloat(op, arg, v)
   if (t.rank < 1) requireRank(op, arg, t, [1])
@@ -47,7 +49,7 @@ function perSample(op: string, arg: string, v: unknown): Tensor {
 export function diffusionDpoLoss(errors: DiffusionErrors, opts: DiffusionDpoLossOptions = {}): DiffusionDpoLossOutput {
   const op = 'diffusionDpoLoss'
   const e = requireObject(op, 'errors', errors)
-  const o = requireOptions(op, opts)
+  const o = requireOptions(op, opts, OPTIONS)
   const beta = positive(op, 'beta', o['beta'] ?? 5000)
   const first = requireFloat(op, 'modelErrChosen', e['modelErrChosen'])
   for (const k of ['modelErrRejected', 'refErrChosen', 'refErrRejected']) requireLike(op, k, e[k], first, 'modelErrChosen')

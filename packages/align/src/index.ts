@@ -27,6 +27,7 @@ export {
   type Noised,
   type NoiseSource,
   type DdimInversionOptions,
+  type GaussianNoiseOptions,
   type NoisePredictionErrorsInput,
 } from './noisePredictionErrors.js'
 export { readMetrics, readMetricsSync } from './readMetrics.js'

@@ -64,9 +64,29 @@ export { positiveNumber as positive, nonNegativeNumber as nonNegative } from '@h
 /** An options object; with `allowed`, also one holding only those keys (a misspelt `beta` is not silently ignored). */
 export function requireOptions(op: string, v: unknown, allowed?: readonly string[]): Record<string, unknown> {
   if (v === undefined) return {}
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ArgumentError({ op, arg: 'opts', expected: 'an options object', actual: v === null ? 'null' : typeof v })
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ArgumentError({ op, arg: 'opts', expected: 'an options object', actual: kindOf(v) })
   if (allowed) knownOptions(op, v, allowed)
   return v as Record<string, unknown>
+}
+
+/**
+ * The option names of an `…Options` interface, written as an object with every key of `T`: the compiler rejects a
+ * key `T` lacks (excess property) and a key of `T` left out (missing property), so the allowed list cannot drift
+ * from the documented options.
+ */
+export const optionKeys = <T>(keys: { readonly [K in keyof Required<T>]: true }): readonly string[] => Object.keys(keys)
+
+const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
+
+/** An optional boolean option: `'yes'` or `1` would otherwise read as truthy and pick a mode silently. */
+export function requireFlag(op: string, arg: string, v: unknown): boolean | undefined {
+  if (v !== undefined && typeof v !== 'boolean') throw new ArgumentError({ op, arg, expected: 'a boolean', actual: kindOf(v) })
+  return v
+}
+
+/** An optional function option (a callback), checked where it is passed rather than where it is first called. */
+export function requireFunction(op: string, arg: string, v: unknown, expected = 'a function'): void {
+  if (v !== undefined && typeof v !== 'function') throw new ArgumentError({ op, arg, expected, actual: kindOf(v) })
 }
 
 export function requireObject(op: string, arg: string, v: unknown): Record<string, unknown> {

@@ -1,6 +1,6 @@
 import { positiveInt, random, ValueError, type Rng } from '@heed/tensor'
 import type { Verse } from '@heed/attention'
-import { requireOptions } from './internal.js'
+import { optionKeys, requireNumber, requireOptions } from './internal.js'
 
 /** One preference pair of text: the same prompt with a preferred and a dispreferred completion. */
 export interface TextPreferencePair {
@@ -27,6 +27,8 @@ export interface KjvPreferencePairsOptions {
   /** Default 0. */
   readonly seed?: number
 }
+
+const OPTIONS = optionKeys<KjvPreferencePairsOptions>({ count: true, promptLength: true, completionLength: true, styleFraction: true, targetWord: true, seed: true })
 
 const ref = (v: Verse): string => `${v.book} ${v.chapter}:${v.verse}`
 
@@ -66,7 +68,8 @@ function shuffleWords(s: string, g: Rng): string | undefined {
 export function kjvPreferencePairs(verses: readonly Verse[], opts: KjvPreferencePairsOptions): TextPreferencePair[] {
   const op = 'kjvPreferencePairs'
   if (!Array.isArray(verses)) throw new ValueError({ op, arg: 'verses', expected: 'an array of verses (a side of kjvSplit)', actual: typeof verses })
-  const o = requireOptions(op, opts)
+  if (opts === undefined) throw new ValueError({ op, arg: 'opts', expected: '{ count, … }', actual: 'undefined' })
+  const o = requireOptions(op, opts, OPTIONS)
   const count = positiveInt(op, 'count', o['count'])
   const P = positiveInt(op, 'promptLength', o['promptLength'] ?? 32)
   const C = positiveInt(op, 'completionLength', o['completionLength'] ?? 24)
@@ -75,7 +78,7 @@ export function kjvPreferencePairs(verses: readonly Verse[], opts: KjvPreference
   const word = o['targetWord'] ?? 'God'
   if (typeof word !== 'string' || word.length === 0 || word.length > C)
     throw new ValueError({ op, arg: 'targetWord', expected: `a non-empty word of at most completionLength = ${C} characters`, actual: JSON.stringify(word) })
-  const g = random.rng((o['seed'] as number | undefined) ?? 0)
+  const g = random.rng(requireNumber(op, 'seed', o['seed'] ?? 0, Number.isInteger, 'an integer seed'))
 
   const long = verses.filter(v => v.text.length >= P + C)
   const windowOf = (v: Verse): string => v.text.slice(P, P + C)

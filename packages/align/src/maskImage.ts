@@ -1,5 +1,5 @@
-import { ValueError, mean, random, scope, where, type Rng, type Tensor } from '@heed/tensor'
-import { requireFloat, requireNumber, requireOptions, requireRank } from './internal.js'
+import { ArgumentError, ValueError, mean, random, scope, where, type Rng, type Tensor } from '@heed/tensor'
+import { optionKeys, requireFloat, requireNumber, requireOptions, requireRank } from './internal.js'
 
 export interface MaskImageOptions {
   /** Fraction of pixels replaced, default 0.3 (OPA-DPO's `CoPO_mask_ratio`). */
@@ -10,6 +10,8 @@ export interface MaskImageOptions {
   readonly seed?: number
 }
 
+const OPTIONS = optionKeys<MaskImageOptions>({ ratio: true, rng: true, seed: true })
+
 /**
  * The "masked image" of mDPO/OPA-DPO's conditional pair: each pixel position (all channels together) of a
  * `[C, H, W]` image is replaced by the image mean with probability `ratio`. The same response scored under the
@@ -19,7 +21,10 @@ export function maskImage(image: Tensor, opts: MaskImageOptions = {}): Tensor {
   const op = 'maskImage'
   const x = requireFloat(op, 'image', image)
   requireRank(op, 'image', x, [3])
-  const o = requireOptions(op, opts)
+  const o = requireOptions(op, opts, OPTIONS)
+  if (o['seed'] !== undefined) requireNumber(op, 'seed', o['seed'], Number.isInteger, 'an integer seed')
+  if (o['rng'] !== undefined && (o['rng'] === null || typeof (o['rng'] as Rng).next !== 'function'))
+    throw new ArgumentError({ op, arg: 'rng', expected: 'a random generator (random.rng)', actual: o['rng'] === null ? 'null' : typeof o['rng'] })
   const ratio = requireNumber(op, 'ratio', o['ratio'] ?? 0.3, v => v >= 0 && v <= 1, 'a fraction in [0, 1]')
   if (o['rng'] !== undefined && o['seed'] !== undefined) throw new ValueError({ op, arg: 'seed', expected: 'either seed or rng', actual: 'both' })
   const src = o['rng'] !== undefined ? { rng: o['rng'] as Rng } : o['seed'] !== undefined ? { seed: o['seed'] as number } : {}

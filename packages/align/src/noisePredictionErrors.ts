@@ -1,5 +1,5 @@
-import { ArgumentError, ValueError, add, mul, noGrad, random, scope, sub, div, type Rng, type Tensor } from '@heed/tensor'
-import { requireFloat, requireLike, requireNumber, requireObject, requireOptions } from './internal.js'
+import { ArgumentError, ValueError, add, knownOptions, mul, noGrad, random, scope, sub, div, type Rng, type Tensor } from '@heed/tensor'
+import { optionKeys, requireFloat, requireLike, requireNumber, requireObject, requireOptions } from './internal.js'
 import { squaredError } from './diffusionDpoLoss.js'
 import type { DiffusionErrors } from './diffusionDpoLoss.js'
 
@@ -36,16 +36,47 @@ function checkSchedule(op: string, v: unknown): readonly number[] {
   return v as number[]
 }
 
+/** A source's pair: two float latents of one shape (a source is a public function too, called by user code). */
+function checkPair(op: string, pair: unknown): void {
+  const p = requireObject(op, 'pair', pair)
+  const chosen = requireFloat(op, 'pair.chosen', p['chosen'])
+  requireLike(op, 'pair.rejected', p['rejected'], chosen, 'pair.chosen')
+}
+
+/** A seed or a generator, each optional and not both: the two would otherwise race for which one wins. */
+function noiseSource(op: string, o: Record<string, unknown>): { rng?: Rng; seed?: number } {
+  const rng = o['rng']
+  const seed = o['seed']
+  if (rng !== undefined && (rng === null || typeof (rng as Rng).next !== 'function'))
+    throw new ArgumentError({ op, arg: 'rng', expected: 'a random generator (random.rng)', actual: rng === null ? 'null' : typeof rng })
+  if (seed !== undefined) requireNumber(op, 'seed', seed, Number.isInteger, 'an integer seed')
+  return { ...(rng !== undefined ? { rng: rng as Rng } : {}), ...(seed !== undefined ? { seed: seed as number } : {}) }
+}
+
+export interface GaussianNoiseOptions {
+  /** The noise schedule ᾱ_t, one entry per timestep. */
+  readonly alphasCumprod: readonly number[]
+  /** Random generator of the noise (wins over `seed`). */
+  readonly rng?: Rng
+  /** Seed of a fresh generator, advanced by one per call (default: the global generator). */
+  readonly seed?: number
+}
+
+const GAUSSIAN_OPTIONS = optionKeys<GaussianNoiseOptions>({ alphasCumprod: true, rng: true, seed: true })
+
 /**
  * Diffusion-DPO's noise: one Gaussian ε per pair, shared by the preferred and the dispreferred image (the
  * paper's estimator compares the two errors under the same noise).
  */
-export function gaussianNoise(opts: { readonly alphasCumprod: readonly number[]; readonly rng?: Rng; readonly seed?: number }): NoiseSource {
+export function gaussianNoise(opts: GaussianNoiseOptions): NoiseSource {
   const op = 'gaussianNoise'
-  const o = requireOptions(op, opts)
+  if (opts === undefined) throw new ArgumentError({ op, arg: 'opts', expected: '{ alphasCumprod, rng?, seed? }', actual: 'undefined' })
+  const o = requireOptions(op, opts, GAUSSIAN_OPTIONS)
+  noiseSource(op, o)
   const schedule = checkSchedule(op, o['alphasCumprod'])
   let calls = 0
   return (pair, t) => {
+    checkPair(op, pair)
     const ab = alphaBarAt(op, schedule, t)
     // A fixed seed advances per call: the same noise every step would make training see one ε forever.
     const src = o['rng'] !== undefined ? { rng: o['rng'] as Rng } : o['seed'] !== undefined ? { seed: (o['seed'] as number) + calls++ } : {}
@@ -70,6 +101,8 @@ export interface DdimInversionOptions {
   readonly seed?: number
 }
 
+const DDIM_OPTIONS = optionKeys<DdimInversionOptions>({ model: true, alphasCumprod: true, steps: true, eta: true, rng: true, seed: true })
+
 /**
  * InPO's noise: DDIM inversion of each latent from 0 up to `t` with `model` (no gradient), adding
  * `eta·σ·N(0, I)` after each step (σ = the forward process's std between the two timesteps), then the noise
@@ -77,7 +110,9 @@ export interface DdimInversionOptions {
  */
 export function ddimInversionNoise(opts: DdimInversionOptions): NoiseSource {
   const op = 'ddimInversionNoise'
-  const o = requireOptions(op, opts)
+  if (opts === undefined) throw new ArgumentError({ op, arg: 'opts', expected: '{ model, alphasCumprod, … }', actual: 'undefined' })
+  const o = requireOptions(op, opts, DDIM_OPTIONS)
+  noiseSource(op, o)
   if (typeof o['model'] !== 'function') throw new ArgumentError({ op, arg: 'model', expected: 'a function (xt, t) => eps', actual: typeof o['model'] })
   const model = o['model'] as EpsModel
   const schedule = checkSchedule(op, o['alphasCumprod'])
@@ -113,7 +148,10 @@ export function ddimInversionNoise(opts: DdimInversionOptions): NoiseSource {
         return { xt: x, eps }
       }),
     )
-  return (pair, t) => ({ chosen: invert(pair.chosen, t), rejected: invert(pair.rejected, t) })
+  return (pair, t) => {
+    checkPair(op, pair)
+    return { chosen: invert(pair.chosen, t), rejected: invert(pair.rejected, t) }
+  }
 }
 
 export interface NoisePredictionErrorsInput {
@@ -129,6 +167,8 @@ export interface NoisePredictionErrorsInput {
   readonly noise: NoiseSource
 }
 
+const INPUT_KEYS = optionKeys<NoisePredictionErrorsInput>({ model: true, reference: true, chosen: true, rejected: true, t: true, noise: true })
+
 /**
  * The four elementwise squared errors `diffusionDpoLoss` takes, for one timestep: noise both latents with
  * `noise`, run policy and reference on them. The noise source runs outside any gradient (its latents are data).
@@ -136,6 +176,7 @@ export interface NoisePredictionErrorsInput {
 export function noisePredictionErrors(input: NoisePredictionErrorsInput): DiffusionErrors {
   const op = 'noisePredictionErrors'
   const i = requireObject(op, 'input', input)
+  knownOptions(op, i, INPUT_KEYS)
   for (const k of ['model', 'reference', 'noise'] as const)
     if (typeof i[k] !== 'function') throw new ArgumentError({ op, arg: k, expected: 'a function', actual: typeof i[k] })
   const chosen = requireFloat(op, 'chosen', i['chosen'])

@@ -1,7 +1,7 @@
 import { ArgumentError, add, mul, scope, stopGradient, type Tensor } from '@heed/tensor'
 import { anchorLoss } from './anchorLoss.js'
 import { dpoLoss, type DpoMetrics } from './dpoLoss.js'
-import { nonNegative, positive, requireNumber, requireObject, requireOptions } from './internal.js'
+import { nonNegative, optionKeys, positive, requireNumber, requireObject, requireOptions } from './internal.js'
 import { resolveSideOf, type PreferenceLogps } from './preferenceLogps.js'
 
 /**
@@ -36,6 +36,8 @@ export interface OpaDpoLossOptions {
   readonly labelSmoothing?: number
 }
 
+const OPTIONS = optionKeys<OpaDpoLossOptions>({ beta: true, standardCoef: true, revisedCoef: true, imageCoef: true, anchorCoef: true, anchorValue: true, labelSmoothing: true })
+
 export interface OpaDpoLossOutput {
   readonly loss: Tensor
   /** Each term before its coefficient (scalar tensors, detached). */
@@ -54,7 +56,7 @@ export interface OpaDpoLossOutput {
 export function opaDpoLoss(pairs: OpaDpoPairs, opts: OpaDpoLossOptions = {}): OpaDpoLossOutput {
   const op = 'opaDpoLoss'
   const p = requireObject(op, 'pairs', pairs)
-  const o = requireOptions(op, opts)
+  const o = requireOptions(op, opts, OPTIONS)
   const beta = positive(op, 'beta', o['beta'] ?? 0.1)
   const cStd = nonNegative(op, 'standardCoef', o['standardCoef'] ?? 1)
   const cAi = nonNegative(op, 'revisedCoef', o['revisedCoef'] ?? 1)

@@ -2,6 +2,9 @@ import { Observable, type OperatorFunction } from 'rxjs'
 import { ArgumentError, dispose, trackTensors, type Tensor, positiveInt } from '@heed/tensor'
 import { borrow, describeItem, lend, retainTree } from '@heed/tensor/stream'
 import { treeTensorsOf } from './treeTensorsOf.js'
+import { optionKeys, requireFlag, requireOptions } from './internal.js'
+
+const OPTIONS = optionKeys<PreferenceBatchesOptions<unknown, unknown>>({ size: true, collate: true, dropLast: true })
 
 export interface PreferenceBatchesOptions<T, B> {
   /** Examples per batch. */
@@ -23,11 +26,12 @@ export interface PreferenceBatchesOptions<T, B> {
  */
 export function preferenceBatches<T, B>(opts: PreferenceBatchesOptions<T, B>): OperatorFunction<T, B> {
   const op = 'preferenceBatches'
-  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: 'an options object', actual: String(opts) })
+  if (opts === undefined) throw new ArgumentError({ op, arg: 'opts', expected: '{ size, collate, dropLast? }', actual: 'undefined' })
+  requireOptions(op, opts, OPTIONS)
   const { size, collate } = opts
   positiveInt(op, 'size', size)
   if (typeof collate !== 'function') throw new ArgumentError({ op, arg: 'collate', expected: 'a function', actual: typeof collate })
-  const dropLast = opts.dropLast ?? false
+  const dropLast = requireFlag(op, 'dropLast', opts.dropLast) ?? false
   return source =>
     new Observable<B>(subscriber => {
       let buffer: T[] = []

@@ -2,7 +2,7 @@ import { noGrad, positiveInt, scope, ValueError } from '@heed/tensor'
 import type { CharTokenizer, TransformerLM, TransformerLMParams } from '@heed/attention'
 import { completionBatch } from './completionBatch.js'
 import { completionLogps } from './completionLogps.js'
-import { requireOptions } from './internal.js'
+import { optionKeys, requireOptions } from './internal.js'
 
 /** A model and its parameters. */
 export interface LanguageModel {
@@ -45,6 +45,8 @@ export interface PreferenceDatasetOptions {
   readonly chunk?: number
 }
 
+const OPTIONS = optionKeys<PreferenceDatasetOptions>({ reference: true, policy: true, tokenizer: true, lengths: true, chunk: true })
+
 const CONFIG_KEYS = ['vocab', 'dModel', 'layers', 'heads', 'kvHeads', 'hidden', 'context', 'rope', 'tied', 'eps'] as const
 
 /** The policy and the reference must be one architecture: DPO's log-ratio compares a model with its own starting point. */
@@ -75,7 +77,8 @@ function encode(op: string, tokenizer: PreferenceDatasetOptions['tokenizer'], te
  */
 export async function preferenceDataset(pairs: readonly TextPair[], opts: PreferenceDatasetOptions): Promise<PreferenceExample[]> {
   const op = 'preferenceDataset'
-  const o = requireOptions(op, opts)
+  if (opts === undefined) throw new ValueError({ op, arg: 'opts', expected: '{ reference, tokenizer, … }', actual: 'undefined' })
+  const o = requireOptions(op, opts, OPTIONS)
   const reference = o['reference'] as LanguageModel | undefined
   if (reference === null || typeof reference !== 'object' || typeof reference.lm?.forward !== 'function' || reference.params === undefined)
     throw new ValueError({ op, arg: 'reference', expected: '{ lm, params } of the frozen reference model', actual: reference === null ? 'null' : typeof reference })

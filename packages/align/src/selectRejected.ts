@@ -1,5 +1,5 @@
 import { DTypeError, ShapeError, exp, greater, lessEqual, less, logicalAnd, mean, neg, scope, max, logSoftmax, type Tensor } from '@heed/tensor'
-import { requireFloat, requireNumber, requireOptions, requireRank, requireTensor } from './internal.js'
+import { optionKeys, requireFlag, requireFloat, requireNumber, requireObject, requireOptions, requireRank, requireTensor } from './internal.js'
 
 export interface SelectRejectedOptions {
   /** Attention-ratio threshold (see `miaDpoThreshold`). */
@@ -9,6 +9,8 @@ export interface SelectRejectedOptions {
   /** Minimum greedy perplexity, default 1.1 (MIA-DPO keeps answers the model was not confident about). */
   readonly minPerplexity?: number
 }
+
+const OPTIONS = optionKeys<SelectRejectedOptions>({ threshold: true, inclusive: true, minPerplexity: true })
 
 /**
  * MIA-DPO's attention-aware selection of rejected responses: a candidate (the model's own answer) is kept as
@@ -21,18 +23,20 @@ export function selectRejected(
   opts: SelectRejectedOptions,
 ): Tensor {
   const op = 'selectRejected'
-  const o = requireOptions(op, opts)
+  const o = requireOptions(op, opts, OPTIONS)
+  const inclusive = requireFlag(op, 'inclusive', o['inclusive']) ?? false
+  const c = requireObject(op, 'candidates', candidates)
   const threshold = requireNumber(op, 'threshold', o['threshold'])
   const minPpl = requireNumber(op, 'minPerplexity', o['minPerplexity'] ?? 1.1)
-  const ratios = requireFloat(op, 'ratios', candidates?.ratios)
+  const ratios = requireFloat(op, 'ratios', c['ratios'])
   requireRank(op, 'ratios', ratios, [1])
-  const ppl = requireFloat(op, 'perplexities', candidates.perplexities)
-  const differs = requireTensor(op, 'differs', candidates.differs)
+  const ppl = requireFloat(op, 'perplexities', c['perplexities'])
+  const differs = requireTensor(op, 'differs', c['differs'])
   if (differs.dtype !== 'bool') throw new DTypeError({ op, arg: 'differs', expected: 'bool', actual: differs.dtype })
   for (const [name, t] of [['perplexities', ppl], ['differs', differs]] as const)
     if (t.rank !== 1 || t.shape[0] !== ratios.shape[0]) throw new ShapeError({ op, arg: name, expected: ratios.shape, actual: t.shape })
   return scope(() => {
-    const low: Tensor<'bool'> = o['inclusive'] === true ? lessEqual(ratios, threshold) : less(ratios, threshold)
+    const low: Tensor<'bool'> = inclusive ? lessEqual(ratios, threshold) : less(ratios, threshold)
     return logicalAnd(logicalAnd(low, greater(ppl, minPpl)), differs as Tensor<'bool'>)
   })
 }

@@ -143,8 +143,14 @@ export const lmOperators = {
    * equals the full recomputation. Needs a fixed `segmentLength` for that: the default ⌈√T⌉ moves the segment
    * boundaries as the stream grows.
    */
-  combiner: (opts: Omit<CombinerOptions, 'causal' | 'scale'> = {}): AttentionFn =>
-    named(
+  combiner: (opts: Omit<CombinerOptions, 'causal' | 'scale'> = {}): AttentionFn => {
+    // checked here, where the model is built: otherwise a misspelt key would surface at the first forward pass,
+    // blamed on combinerAttention inside the model
+    const op = 'lmOperators.combiner'
+    operatorOptions(op, opts, ['segmentLength', 'pool'], '{ segmentLength?, pool? }')
+    if (opts.segmentLength !== undefined) positiveInt(op, 'segmentLength', opts.segmentLength)
+    if (opts.pool !== undefined && opts.pool !== 'max' && opts.pool !== 'mean') throw new ValueError({ op, arg: 'pool', expected: "'max' or 'mean'", actual: String(opts.pool) })
+    return named(
       'combiner',
       (q, k, v, o) => {
         noMask('lmOperators.combiner', o)
@@ -168,7 +174,8 @@ export const lmOperators = {
           return { out: r.out, state: r.state }
         },
       },
-    ),
+    )
+  },
 
   /**
    * Routing attention (Roy et al. 2021), causal, with nearest-centroid ('argmax') routing: query i attends to the

@@ -1,5 +1,6 @@
 import { Observable, type OperatorFunction } from 'rxjs'
 import { ArgumentError } from '../errors.js'
+import { knownOptions } from '../validate.js'
 import { dispose } from '../memory.js'
 import { borrow } from './ownership.js'
 import type { Optimizer, OptState } from '../optim/index.js'
@@ -55,6 +56,13 @@ export interface TrainStepOptions<P, B> {
   readonly onNonFinite?: NonFiniteLoss
 }
 
+// Every key of TrainStepOptions, as an object so that the compiler flags one added to the interface and not here
+// (a misspelt `onNonFinte` would otherwise leave the default 'continue' silently in force).
+const OPTION_SET: { readonly [K in keyof Required<TrainStepOptions<unknown, unknown>>]: true } = {
+  params: true, optimizer: true, state: true, loss: true, clipNorm: true, onComplete: true, inspect: true, disposeBatch: true, onNonFinite: true,
+}
+const OPTIONS = Object.keys(OPTION_SET)
+
 /**
  * The one training-step operator of heed (the LM trainer, `@heed/align` use it): batches → loss → `valueAndGrad`
  * → optional global-norm clipping → optimizer step, the step of `trainer` (the main entry's synchronous core, which
@@ -68,6 +76,10 @@ export interface TrainStepOptions<P, B> {
 export function trainStep<P, B>(opts: TrainStepOptions<P, B>): OperatorFunction<B, StepResult> {
   const op = 'trainStep'
   checkTrainerOptions(op, opts)
+  knownOptions(op, opts, OPTIONS)
+  for (const k of ['onComplete', 'inspect'] as const)
+    if (opts[k] !== undefined && typeof opts[k] !== 'function') throw new ArgumentError({ op, arg: k, expected: 'a function', actual: opts[k] === null ? 'null' : typeof opts[k] })
+  if (opts.disposeBatch !== undefined && typeof opts.disposeBatch !== 'boolean') throw new ArgumentError({ op, arg: 'disposeBatch', expected: 'a boolean', actual: typeof opts.disposeBatch })
   const disposeBatch = opts.disposeBatch ?? false
   const onNonFinite = opts.onNonFinite ?? 'continue'
   // the trainer's options only: the operator's own (inspect, onComplete, disposeBatch) stay here
