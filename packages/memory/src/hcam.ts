@@ -8,6 +8,7 @@
  * not a parameter.
  */
 import { scaledDotProductAttention } from '@heed/attention'
+import { config, finite, flag, optionKeys } from './internal.js'
 import {
   positiveInt,
   isFloat,
@@ -56,9 +57,19 @@ export interface HcamMemory {
   readonly position: number
 }
 
+export interface HcamMemoryOptions {
+  /** Rows per stored chunk (each chunk gets one summary key). */
+  readonly chunkSize: number
+  /** Most chunks kept; the oldest are dropped past it (default: no limit). */
+  readonly maxChunks?: number
+}
+
+const MEMORY_OPTIONS = optionKeys<HcamMemoryOptions>({ chunkSize: true, maxChunks: true })
+
 /** An empty memory. */
-export function hcamMemory(opts: { readonly chunkSize: number; readonly maxChunks?: number }): HcamMemory {
+export function hcamMemory(opts: HcamMemoryOptions): HcamMemory {
   const op = 'hcamMemory'
+  config(op, opts, MEMORY_OPTIONS, 'opts')
   const chunkSize = positiveInt(op, 'chunkSize', opts?.chunkSize)
   const maxChunks = opts.maxChunks === undefined ? Infinity : positiveInt(op, 'maxChunks', opts.maxChunks)
   return { chunkSize, maxChunks, keys: null, contents: null, ends: [], pending: null, position: 0 }
@@ -166,7 +177,7 @@ export interface HcamReadResult {
   readonly cost: { readonly selection: number; readonly chunks: number; readonly fullAttention: number }
 }
 
-const READ_OPTIONS = ['topK', 'heads', 'scale', 'mask', 'queryPositions', 'positionalEncoding', 'params']
+const READ_OPTIONS = optionKeys<HcamReadOptions>({ topK: true, heads: true, scale: true, mask: true, queryPositions: true, positionalEncoding: true, params: true })
 
 /** Queries are a float [Q, D] tensor: checked first, so a wrong one is blamed, not the memory's keys. */
 function checkQueries(op: string, queries: Tensor, opts?: HcamReadOptions): void {
@@ -174,6 +185,8 @@ function checkQueries(op: string, queries: Tensor, opts?: HcamReadOptions): void
   if (!isFloat(queries.dtype)) throw new DTypeError({ op, arg: 'queries', expected: 'a float dtype (float32 or float64)', actual: queries.dtype })
   if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ topK, … }', actual: String(opts) })
   knownOptions(op, opts, READ_OPTIONS)
+  flag(op, 'positionalEncoding', opts.positionalEncoding)
+  finite(op, 'scale', opts.scale)
 }
 
 /**

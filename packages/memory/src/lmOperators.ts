@@ -3,7 +3,9 @@
  * `transformerLM({ attention })`, their parameters made by `init` and trained with the model.
  */
 import { mask as masks, scaledDotProductAttention, type AttentionFn, type AttentionFnOptions, type OperatorInitOptions, type OperatorParams } from '@heed/attention'
-import { add, concat, isTensor, mean, permute, random, reshape, ShapeError, slice, stack, ValueError, type Tensor, positiveInt } from '@heed/tensor'
+import { add, concat, isTensor, mean, nonNegativeInt, permute, random, reshape, ShapeError, slice, stack, ValueError, type Tensor, positiveInt } from '@heed/tensor'
+import { oneOf, optionKeys, options } from './internal.js'
+import { checkNeuralMemoryOptions } from './titansOptions.js'
 import { hcamAttention, type HcamParams } from './hcam.js'
 import { disposeTitansState } from './titans.js'
 import { initTitansLayer, titansLayer, type TitansLayerParams, type TitansVariant } from './titansLayer.js'
@@ -46,6 +48,9 @@ export interface HcamOperatorOptions {
   readonly topK?: number
 }
 
+const TITANS_OPTIONS = optionKeys<TitansOperatorOptions>({ segment: true, window: true, persistentTokens: true, depth: true, maxLr: true, chunkSize: true })
+const HCAM_OPTIONS = optionKeys<HcamOperatorOptions>({ chunk: true, topK: true })
+
 export const memoryOperators = {
   /**
    * A Titans layer (Behrouz et al. 2024, "Titans: Learning to Memorize at Test Time") in place of the layer's
@@ -58,6 +63,12 @@ export const memoryOperators = {
    */
   titans: (variant: TitansVariant, opts: TitansOperatorOptions = {}): AttentionFn => {
     const op = `memoryOperators.titans(${variant})`
+    // checked here, where the model is built: the layer would otherwise see a typo only at the first forward pass
+    oneOf('memoryOperators.titans', 'variant', variant, ['MAC', 'MAG', 'MAL'])
+    opts = options(op, opts, TITANS_OPTIONS)
+    for (const k of ['segment', 'window', 'depth'] as const) if (opts[k] !== undefined) positiveInt(op, k, opts[k])
+    if (opts.persistentTokens !== undefined) nonNegativeInt(op, 'persistentTokens', opts.persistentTokens)
+    checkNeuralMemoryOptions(op, { ...(opts.maxLr !== undefined ? { maxLr: opts.maxLr } : {}), ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}) })
     const layerOpts = (heads: number) => ({ heads, segment: opts.segment ?? 32, window: opts.window ?? 32, maxLr: opts.maxLr ?? 0.1, ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}) })
     const checked = (q: Tensor, o: AttentionFnOptions): { p: TitansLayerParams; input: Tensor } => {
       noMask(op, o)
@@ -119,9 +130,11 @@ export const memoryOperators = {
    * so the `prefix` form decodes exactly from the KV cache.
    */
   hcam: (opts: HcamOperatorOptions = {}): AttentionFn => {
+    opts = options('memoryOperators.hcam', opts, HCAM_OPTIONS)
     const C = opts.chunk ?? 16
     const topK = opts.topK ?? 2
     positiveInt('memoryOperators.hcam', 'chunk', C)
+    positiveInt('memoryOperators.hcam', 'topK', topK)
     return named(
       'hcam',
       (q, k, v, o) => {

@@ -11,6 +11,7 @@
  * so recalling does not shift the codes that later learning picks.
  */
 import { inRange, intAtLeast, ArgumentError, ShapeError, ValueError, rng as makeRng, tensor, type Rng, type Tensor } from '@heed/tensor'
+import { config as checkConfig, finite, flag, oneOf, optionKeys, options } from './internal.js'
 
 /**
  * Options of one mac. Only `inputSize` is required; each default is given on its field, within the ranges of Rinkus,
@@ -106,8 +107,17 @@ const OP = 'sparsey'
 /** An integer ≥ `min` (1 unless given). */
 const posInt = (op: string, arg: string, v: unknown, min = 1): number => intAtLeast(op, arg, v, min)
 
+const CONFIG = optionKeys<SparseyConfig>({
+  inputSize: true, Q: true, K: true, lambdaU: true, lambdaH: true, lambdaD: true, gMin: true, gamma: true, chi: true,
+  sigmoidGain: true, sigmoidInflection: true, freezeAt: true, activeBand: true, horizontal: true, topDownSize: true, seed: true,
+})
+const STEP_OPTIONS = optionKeys<SparseyStepOptions>({ learn: true, mode: true, context: true, topDown: true, keepContext: true })
+const MODES: readonly SelectionMode[] = ['csa', 'maxV']
+
 export function resolveSparseyConfig(cfg: SparseyConfig, op = OP): ResolvedSparseyConfig {
-  if (cfg === null || typeof cfg !== 'object') throw new ArgumentError({ op, arg: 'config', expected: '{ inputSize, Q?, K?, … }', actual: String(cfg) })
+  checkConfig(op, cfg, CONFIG)
+  flag(op, 'horizontal', cfg.horizontal)
+  if (cfg.seed !== undefined && !Number.isInteger(cfg.seed)) throw new ValueError({ op, arg: 'seed', expected: 'an integer seed', actual: typeof cfg.seed === 'number' ? cfg.seed : typeof cfg.seed })
   const inputSize = posInt(op, 'inputSize', cfg.inputSize)
   const band = cfg.activeBand ?? [1, inputSize]
   if (!Array.isArray(band) || band.length !== 2) throw new ArgumentError({ op, arg: 'activeBand', expected: '[min, max]', actual: String(band) })
@@ -138,6 +148,9 @@ export function resolveSparseyConfig(cfg: SparseyConfig, op = OP): ResolvedSpars
  * G = 1 (the best-matching cell all but certain).
  */
 export function expansivity(G: number, K: number, opts: { gMin?: number; gamma?: number; chi?: number } = {}): number {
+  const op = 'expansivity'
+  options(op, opts, ['gMin', 'gamma', 'chi'])
+  for (const [arg, v] of [['G', G], ['K', K], ['gMin', opts.gMin], ['gamma', opts.gamma], ['chi', opts.chi]] as const) finite(op, arg, arg === 'G' || arg === 'K' ? (v ?? NaN) : v)
   const gMin = opts.gMin ?? 0.2
   const x = Math.max(0, (G - gMin) / (1 - gMin))
   return 1 + Math.pow(x, opts.gamma ?? 2) * (opts.chi ?? 100) * K
@@ -247,11 +260,14 @@ export class SparseyMac {
 
   /** Learn one frame single-trial with the CSA (the code is sampled). */
   learn(x: SdrInput, opts: Omit<SparseyStepOptions, 'learn' | 'mode'> = {}): SparseyStep {
+    // learn and mode are this method's to set: passed in, they would be overridden silently
+    options(`${OP}.learn`, opts, STEP_OPTIONS.filter(k => k !== 'learn' && k !== 'mode'))
     return this.step(x, { ...opts, learn: true, mode: 'csa' })
   }
 
   /** Recall: the max-V code, no learning. */
   recall(x: SdrInput, opts: Omit<SparseyStepOptions, 'learn' | 'mode'> = {}): SparseyStep {
+    options(`${OP}.recall`, opts, STEP_OPTIONS.filter(k => k !== 'learn' && k !== 'mode'))
     return this.step(x, { ...opts, learn: false, mode: 'maxV' })
   }
 
@@ -264,8 +280,9 @@ export class SparseyMac {
 
   step(x: SdrInput, opts: SparseyStepOptions = {}): SparseyStep {
     const op = `${OP}.step`
-    if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: 'an options object', actual: String(opts) })
-    const learn = opts.learn ?? false
+    options(op, opts, STEP_OPTIONS)
+    flag(op, 'keepContext', opts.keepContext)
+    const learn = flag(op, 'learn', opts.learn) ?? false
     const mode = opts.mode ?? (learn ? 'csa' : 'maxV')
     if (mode !== 'csa' && mode !== 'maxV') throw new ValueError({ op, arg: 'mode', expected: "'csa' or 'maxV'", actual: mode })
     if (opts.context != null && opts.context.length !== this.config.Q)
@@ -502,6 +519,7 @@ export interface SparseyHierarchyStep {
  */
 export function gridReceptiveFields(opts: { width: number; height: number; patch: number; stride?: number }): number[][] {
   const op = 'gridReceptiveFields'
+  checkConfig(op, opts, ['width', 'height', 'patch', 'stride'], 'opts')
   const width = posInt(op, 'width', opts.width)
   const height = posInt(op, 'height', opts.height)
   const patch = posInt(op, 'patch', opts.patch)
@@ -522,6 +540,12 @@ export function gridReceptiveFields(opts: { width: number; height: number; patch
     }
   return fields
 }
+
+const HIERARCHY_CONFIG = optionKeys<SparseyHierarchyConfig>({ inputSize: true, levels: true, topDown: true, seed: true })
+const LEVEL_CONFIG = optionKeys<SparseyLevelConfig>({
+  Q: true, K: true, lambdaU: true, lambdaH: true, lambdaD: true, gMin: true, gamma: true, chi: true, sigmoidGain: true,
+  sigmoidInflection: true, freezeAt: true, activeBand: true, horizontal: true, receptiveFields: true, persistence: true,
+})
 
 /**
  * A hierarchy of macs: level 0 reads the input, level l reads the codes of level l−1 macs in its receptive field
@@ -545,9 +569,10 @@ export class SparseyHierarchy {
     const op = 'SparseyHierarchy'
     if (config === null || typeof config !== 'object' || !Array.isArray(config.levels) || config.levels.length === 0)
       throw new ArgumentError({ op, arg: 'config', expected: '{ inputSize, levels: [at least one level] }', actual: String(config) })
+    checkConfig(op, config, HIERARCHY_CONFIG)
     const inputSize = posInt(op, 'inputSize', config.inputSize)
     this.inputSize = inputSize
-    this.#topDown = config.topDown ?? false
+    this.#topDown = flag(op, 'topDown', config.topDown) ?? false
     let seed = config.seed ?? 0
     let belowSize = inputSize
     let belowCells = 1
@@ -555,6 +580,8 @@ export class SparseyHierarchy {
     const rfs: Int32Array[][] = []
     const persistence: number[] = []
     config.levels.forEach((lv, l) => {
+      // inputSize, topDownSize and seed are the hierarchy's to set per mac: in a level they would be overridden silently
+      checkConfig(`${op}: levels[${l}]`, lv, LEVEL_CONFIG, `levels[${l}]`)
       const fields = lv.receptiveFields
       if (!Array.isArray(fields) || fields.length === 0)
         throw new ArgumentError({ op, arg: `levels[${l}].receptiveFields`, expected: 'a non-empty array of index arrays', actual: String(fields) })
@@ -604,8 +631,10 @@ export class SparseyHierarchy {
    * otherwise; 'csa' without learning gives familiar input its stored code and novel input a fresh random one.
    */
   step(input: SdrInput, opts: { learn?: boolean; mode?: SelectionMode } = {}): SparseyHierarchyStep {
-    const learn = opts.learn ?? false
-    const mode = opts.mode ?? (learn ? 'csa' : 'maxV')
+    const op = 'SparseyHierarchy.step'
+    options(op, opts, ['learn', 'mode'])
+    const learn = flag(op, 'learn', opts.learn) ?? false
+    const mode = oneOf(op, 'mode', opts.mode, MODES) ?? (learn ? 'csa' : 'maxV')
     const prevCodes = this.#codes.map(cs => cs.slice())
     const below = new Uint8Array(this.inputSize)
     for (const i of activeIndices(input, this.inputSize, 'SparseyHierarchy.step')) below[i] = 1

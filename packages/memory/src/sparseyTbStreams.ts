@@ -14,7 +14,8 @@ import { concatMap, finalize, map } from 'rxjs/operators'
 import { ArgumentError, DTypeError, ShapeError, dispose, isTensor, tensor, type Tensor } from '@heed/tensor'
 import { borrow, checkChunk, describeItem, lend, retainTree, type TokenChunk } from '@heed/tensor/stream'
 import { SparseyMac, resolveSparseyConfig, type SparseyConfig } from './sparsey.js'
-import { TensorBrain, type TensorBrainConfig, type Triple } from './tensorBrain.js'
+import { TB_CONFIG, TensorBrain, type TensorBrainConfig, type Triple } from './tensorBrain.js'
+import { config as checkConfig } from './internal.js'
 
 /** A recall request: what to look up, as rows of a tensor. */
 export interface MemoryQuery {
@@ -127,6 +128,8 @@ const tripleRows = (ts: readonly Triple[], backend: string): Tensor<'int32'> =>
  * recalls the stored triples. The model's tensors are disposed when the subscription ends.
  */
 export function tensorBrainMemory(config: TensorBrainConfig): OperatorFunction<TokenChunk | MemoryQuery, TensorBrainEvent> {
+  // the keys under this factory's name first: the constructor below would blame TensorBrain for a typo made here
+  checkConfig('tensorBrainMemory', config, TB_CONFIG)
   new TensorBrain(config).dispose()
   return perSubscription<TensorBrain, TokenChunk | MemoryQuery, TensorBrainEvent>(
     'tensorBrainMemory',

@@ -48,6 +48,7 @@ import {
   type Rng,
   type Tensor,
 } from '@heed/tensor'
+import { optionKeys, options } from './internal.js'
 
 export type TbGroup = 'entity' | 'predicate' | 'time'
 export type TbRole = 'subject' | 'predicate' | 'object'
@@ -93,6 +94,9 @@ export interface TensorBrainConfig {
   /** Backend for the model's tensors (default: the current backend). */
   readonly backend?: string
 }
+
+/** @internal the keys of `TensorBrainConfig` (the stream factory checks them under its own name) */
+export const TB_CONFIG = optionKeys<TensorBrainConfig>({ entities: true, predicates: true, dim: true, scale: true, beta: true, alpha: true, feedback: true, dtype: true, backend: true, seed: true })
 
 export interface PerceiveOptions {
   /** How each window's concept is chosen (default 'argmax'). 'teacher' needs `teacher`. */
@@ -166,7 +170,7 @@ export class TensorBrain {
 
   constructor(config: TensorBrainConfig) {
     if (config === null || typeof config !== 'object') throw new ArgumentError({ op: OP, arg: 'config', expected: '{ entities, predicates, … }', actual: String(config) })
-    knownOptions(OP, config, ['entities', 'predicates', 'dim', 'scale', 'beta', 'alpha', 'feedback', 'dtype', 'backend', 'seed'])
+    knownOptions(OP, config, TB_CONFIG)
     // sizes come from the user: check what they would allocate before making names or embeddings (1e9 entities
     // used to exhaust the heap and abort the process)
     {
@@ -331,6 +335,7 @@ export class TensorBrain {
    */
   async perceive(scenes: Tensor, opts: PerceiveOptions = {}): Promise<Perception> {
     this.#live('perceive')
+    options(`${OP}.perceive`, opts, ['mode', 'teacher'])
     this.#checkQ('perceive', scenes)
     const mode = opts.mode ?? 'argmax'
     if (!['argmax', 'sample', 'teacher', 'expect'].includes(mode))
@@ -407,6 +412,7 @@ export class TensorBrain {
 
   async recallWithPosteriors(times: number | readonly number[], opts: Omit<PerceiveOptions, 'teacher'> = {}): Promise<Perception> {
     this.#live('recall')
+    options(`${OP}.recall`, opts, ['mode'])
     const list = typeof times === 'number' ? [times] : [...times]
     list.forEach((t, i) => this.#checkIndex('recall', `times[${i}]`, 'time', t))
     const { emb } = this.#group('time')

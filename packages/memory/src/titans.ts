@@ -12,7 +12,6 @@
  */
 import {
   positiveInt,
-  knownOptions,
   ShapeError,
   ValueError,
   ArgumentError,
@@ -48,8 +47,10 @@ import {
   type DType,
   type Tensor,
 } from '@heed/tensor'
+import { config, kindOf, oneOf, optionKeys, options, pick } from './internal.js'
+import { ACTIVATIONS, checkNeuralMemoryOptions, checkTitansOptions, NEURAL_MEMORY_OPTIONS, TITANS_OPTIONS, type MemoryActivation, type NeuralMemoryOptions, type TitansOptions } from './titansOptions.js'
 
-export type MemoryActivation = 'silu' | 'gelu' | 'tanh' | 'relu'
+export type { MemoryActivation, NeuralMemoryOptions, TitansOptions } from './titansOptions.js'
 
 /** The memory MLP's weights, first layer first: `[dk, h], …, [h, dv]`; one `[dk, dv]` matrix is linear memory. */
 export type MemoryWeights = readonly Tensor[]
@@ -70,6 +71,7 @@ function checkWeights(op: string, weights: MemoryWeights): void {
 }
 
 function checkRows(op: string, arg: string, x: Tensor, dim: number, dtype: DType): void {
+  if (!isTensor(x)) throw new ArgumentError({ op, arg, expected: `a [T, ${dim}] tensor`, actual: kindOf(x) })
   if (x.rank !== 2 || x.shape[1] !== dim) throw new ShapeError({ op, arg, expected: `[T, ${dim}]`, actual: x.shape })
   if (x.dtype !== dtype) throw new DTypeError({ op, arg, expected: dtype, actual: x.dtype })
 }
@@ -139,9 +141,14 @@ export interface MemoryInitOptions {
   readonly backend?: string
 }
 
+const INIT_OPTIONS = optionKeys<MemoryInitOptions>({ keyDim: true, valueDim: true, depth: true, hidden: true, init: true, dtype: true, seed: true, backend: true })
+
 /** Fresh memory weights. */
 export function initMemoryWeights(opts: MemoryInitOptions): Tensor[] {
   const op = 'initMemoryWeights'
+  config(op, opts, INIT_OPTIONS, 'opts')
+  oneOf(op, 'init', opts.init, ['normal', 'zeros'])
+  oneOf(op, 'dtype', opts.dtype, ['float32', 'float64'])
   const dk = positiveInt(op, 'keyDim', opts.keyDim)
   const dv = positiveInt(op, 'valueDim', opts.valueDim ?? dk)
   const depth = positiveInt(op, 'depth', opts.depth ?? 2)
@@ -261,15 +268,6 @@ export function disposeTitansState(state: TitansState): void {
   if (state.pending) dispose([state.pending.keys, state.pending.values, state.pending.gates.theta, state.pending.gates.logEta, state.pending.gates.logKeep])
 }
 
-export interface TitansOptions {
-  /** Tokens per chunk, the paper's b. Default 16. */
-  readonly chunkSize?: number
-  /** `chunked` (default) or `sequential` (gradient at every token's previous weights; ignores chunkSize). */
-  readonly mode?: 'chunked' | 'sequential'
-  /** Non-linearity between the memory MLP's layers: `'silu'` (default, the paper's), `'gelu'`, `'tanh'` or `'relu'`. */
-  readonly activation?: MemoryActivation
-}
-
 export interface TitansInput {
   /** `[T, dk]` */
   readonly keys: Tensor
@@ -293,9 +291,12 @@ export interface TitansResult {
  */
 export function titansStep(state: TitansState, input: TitansInput, opts: TitansOptions = {}): TitansResult {
   const op = 'titansStep'
+  opts = options(op, opts, TITANS_OPTIONS)
+  checkTitansOptions(op, opts)
+  if (state === null || typeof state !== 'object') throw new ArgumentError({ op, arg: 'state', expected: 'a TitansState (titansState)', actual: kindOf(state) })
+  if (input === null || typeof input !== 'object') throw new ArgumentError({ op, arg: 'input', expected: '{ keys, values, queries?, gates }', actual: kindOf(input) })
   checkWeights(op, state.weights)
   const mode = opts.mode ?? 'chunked'
-  if (mode !== 'chunked' && mode !== 'sequential') throw new ValueError({ op, arg: 'mode', expected: "'chunked' or 'sequential'", actual: mode })
   const b = mode === 'sequential' ? 1 : positiveInt(op, 'chunkSize', opts.chunkSize ?? 16)
   const activation = opts.activation ?? 'silu'
   const W = state.weights
@@ -421,6 +422,8 @@ function sequentialToken(W: readonly Tensor[], S: readonly Tensor[], k: Tensor, 
 
 /** Commit a pending partial chunk as a short chunk (end of a sequence). Returns a new state. */
 export function titansFlush(state: TitansState, opts: Pick<TitansOptions, 'activation'> = {}): TitansState {
+  opts = options('titansFlush', opts, ['activation'])
+  oneOf('titansFlush', 'activation', opts.activation, ACTIVATIONS)
   const p = state.pending
   if (!p) return { ...state, weights: state.weights.map(w => reshape(w, w.shape)), momentum: state.momentum.map(s => reshape(s, s.shape)) }
   const next = commitChunk(state.weights, state.momentum, p.keys, p.values, p.gates, opts.activation ?? 'silu')
@@ -429,6 +432,9 @@ export function titansFlush(state: TitansState, opts: Pick<TitansOptions, 'activ
 
 /** Read `queries: [Q, dk]` from the committed weights (no write). */
 export function titansRead(state: TitansState, queries: Tensor, opts: Pick<TitansOptions, 'activation'> = {}): Tensor {
+  opts = options('titansRead', opts, ['activation'])
+  oneOf('titansRead', 'activation', opts.activation, ACTIVATIONS)
+  if (state === null || typeof state !== 'object') throw new ArgumentError({ op: 'titansRead', arg: 'state', expected: 'a TitansState (titansState)', actual: kindOf(state) })
   return memoryForward(state.weights, queries, opts.activation ?? 'silu')
 }
 
@@ -460,12 +466,14 @@ export interface NeuralMemoryConfig {
 
 const logit = (p: number): number => Math.log(p / (1 - p))
 
+const NEURAL_MEMORY_CONFIG = optionKeys<NeuralMemoryConfig>({ dim: true, keyDim: true, valueDim: true, depth: true, hidden: true, dtype: true, seed: true, gateInit: true })
+
 /** Parameters for a neural memory over `dim`-wide inputs. */
 export function initNeuralMemory(cfg: NeuralMemoryConfig): NeuralMemoryParams {
   const op = 'initNeuralMemory'
-  if (cfg === null || typeof cfg !== 'object') throw new ArgumentError({ op, arg: 'cfg', expected: '{ dim, … }', actual: String(cfg) })
-  knownOptions(op, cfg, ['dim', 'keyDim', 'valueDim', 'depth', 'hidden', 'dtype', 'seed', 'gateInit'])
-  if (cfg.gateInit !== undefined) knownOptions(`${op}: gateInit`, cfg.gateInit, ['theta', 'eta', 'alpha'])
+  config(op, cfg, NEURAL_MEMORY_CONFIG, 'cfg')
+  if (cfg.gateInit !== undefined) config(`${op}: gateInit`, cfg.gateInit, ['theta', 'eta', 'alpha'], 'gateInit')
+  oneOf(op, 'dtype', cfg.dtype, ['float32', 'float64'])
   const d = positiveInt(op, 'dim', cfg.dim)
   const dk = positiveInt(op, 'keyDim', cfg.keyDim ?? d)
   const dv = positiveInt(op, 'valueDim', cfg.valueDim ?? d)
@@ -488,18 +496,19 @@ export function initNeuralMemory(cfg: NeuralMemoryConfig): NeuralMemoryParams {
   }
 }
 
-export interface NeuralMemoryOptions extends TitansOptions {
-  /** θ = maxLr·σ(·). Default 1. */
-  readonly maxLr?: number
-  /** Unit-normalise keys and queries (default true): the step size then means the same for every input scale. */
-  readonly normalize?: boolean
-}
-
 const l2rows = (x: Tensor): Tensor => mul(x, rsqrt(add(sum(square(x), { axis: 1, keepDims: true }), 1e-12)))
 
 /** Keys, values, queries and gates of inputs `x: [T, d]`. */
 export function neuralMemoryInputs(params: NeuralMemoryParams, x: Tensor, opts: NeuralMemoryOptions = {}): TitansInput & { readonly gates: LogGates } {
+  opts = options('neuralMemoryInputs', opts, NEURAL_MEMORY_OPTIONS)
+  checkNeuralMemoryOptions('neuralMemoryInputs', opts)
+  return inputsOf(params, x, opts)
+}
+
+/** `neuralMemoryInputs` after the option checks, for the functions that made their own. */
+function inputsOf(params: NeuralMemoryParams, x: Tensor, opts: NeuralMemoryOptions): TitansInput & { readonly gates: LogGates } {
   const op = 'neuralMemory'
+  if (!isTensor(x)) throw new ArgumentError({ op, arg: 'x', expected: `a [T, ${params.wk.shape[0]}] tensor`, actual: kindOf(x) })
   if (x.rank !== 2 || x.shape[1] !== params.wk.shape[0]) throw new ShapeError({ op, arg: 'x', expected: `[T, ${params.wk.shape[0]}]`, actual: x.shape })
   const maxLr = opts.maxLr ?? 1
   if (!(maxLr >= 0 && Number.isFinite(maxLr))) throw new ValueError({ op, arg: 'maxLr', expected: 'a finite number ≥ 0', actual: maxLr })
@@ -524,10 +533,12 @@ export const neuralMemoryState = (params: NeuralMemoryParams): TitansState => ti
 
 /** Project `x: [T, d]`, write it into the memory and read it back: `{ out: [T, dv], state }`. */
 export function neuralMemory(params: NeuralMemoryParams, x: Tensor, state?: TitansState, opts: NeuralMemoryOptions = {}): TitansResult {
+  opts = options('neuralMemory', opts, NEURAL_MEMORY_OPTIONS)
+  checkNeuralMemoryOptions('neuralMemory', opts)
   return scope(() => {
     const own = state === undefined
     const s = state ?? neuralMemoryState(params)
-    const res = titansStep(s, neuralMemoryInputs(params, x, opts), opts)
+    const res = titansStep(s, inputsOf(params, x, opts), pick(opts, TITANS_OPTIONS))
     if (own) disposeTitansState(s)
     return res
   })

@@ -25,6 +25,8 @@ import {
   type NeuralMemoryParams,
   type TitansState,
 } from './titans.js'
+import { config, oneOf, optionKeys, pick } from './internal.js'
+import { checkLayerInputs, layerOptions, type TitansLayerOptions } from './titansOptions.js'
 
 export interface TitansLayerParams {
   readonly memory: NeuralMemoryParams
@@ -42,7 +44,12 @@ export interface TitansLayerConfig extends Omit<NeuralMemoryConfig, 'keyDim' | '
   readonly persistentTokens?: number
 }
 
+const CONFIG = optionKeys<TitansLayerConfig>({ dim: true, depth: true, hidden: true, dtype: true, seed: true, gateInit: true, persistentTokens: true })
+
 export function initTitansLayer(cfg: TitansLayerConfig): TitansLayerParams {
+  config('initTitansLayer', cfg, CONFIG, 'cfg')
+  positiveInt('initTitansLayer', 'dim', cfg.dim)
+  oneOf('initTitansLayer', 'dtype', cfg.dtype, ['float32', 'float64'])
   const d = cfg.dim
   const np = cfg.persistentTokens ?? 4
   if (!Number.isInteger(np) || np < 0) throw new ValueError({ op: 'initTitansLayer', arg: 'persistentTokens', expected: 'a non-negative integer', actual: np })
@@ -55,14 +62,7 @@ export function initTitansLayer(cfg: TitansLayerConfig): TitansLayerParams {
 
 export type TitansVariant = 'MAC' | 'MAG' | 'MAL'
 
-export interface TitansLayerOptions extends NeuralMemoryOptions {
-  /** Attention heads (d must divide). Default 1. */
-  readonly heads?: number
-  /** MAC segment length. Default 64. */
-  readonly segment?: number
-  /** MAG/MAL attention window (recent rows seen besides P). Default 64. */
-  readonly window?: number
-}
+export type { TitansLayerOptions } from './titansOptions.js'
 
 export interface TitansLayerResult {
   /** `[T, d]` */
@@ -82,8 +82,9 @@ function attend(p: TitansLayerParams, q: Tensor, kv: Tensor, heads: number, m: M
 /** Run one Titans layer over `x: [T, d]`, continuing from `state` (a fresh memory M₀ when omitted). */
 export function titansLayer(params: TitansLayerParams, x: Tensor, variant: TitansVariant, state?: TitansState, opts: TitansLayerOptions = {}): TitansLayerResult {
   const op = 'titansLayer'
-  const d = params.wq.shape[0]!
-  if (x.rank !== 2 || x.shape[1] !== d) throw new ShapeError({ op, arg: 'x', expected: `[T, ${d}]`, actual: x.shape })
+  const d = checkLayerInputs(op, params, x)
+  const mem = layerOptions(op, opts)
+  const readOpts = pick(mem, ['activation'])
   if (params.memory.wv.shape[1] !== d) throw new ShapeError({ op, arg: 'params.memory.wv', expected: `[${d}, ${d}] (memory values live in the model width)`, actual: params.memory.wv.shape })
   const heads = opts.heads ?? 1
   if (!Number.isInteger(heads) || heads < 1 || d % heads !== 0) throw new ValueError({ op, arg: 'heads', expected: `a divisor of d=${d}`, actual: heads })
@@ -107,23 +108,23 @@ export function titansLayer(params: TitansLayerParams, x: Tensor, variant: Titan
       for (let a = 0; a < T; a += seg) {
         const rows = slice(x, [[a, Math.min(a + seg, T)]])
         const n = rows.shape[0]!
-        const h = titansRead(s, neuralMemoryInputs(params.memory, rows, opts).queries!, opts)
+        const h = titansRead(s, neuralMemoryInputs(params.memory, rows, mem).queries!, readOpts)
         // Keys: P (always visible), then h and the segment, each visible up to the query's own row.
         const m = masks.custom((_b, _h, pq, pk) => pk < np || (pk < np + n ? pk - np <= pq : pk - np - n <= pq))
         const y = attend(params, rows, concat([P, h, rows]), heads, m, 0)
-        const r = neuralMemory(params.memory, y, s, opts)
+        const r = neuralMemory(params.memory, y, s, mem)
         if (s !== s0) disposeTitansState(s)
         s = r.state
         outs.push(mul(y, sigmoid(r.out)))
       }
-      result = { out: outs.length === 1 ? outs[0]! : concat(outs), state: s === s0 ? neuralMemory(params.memory, slice(x, [[0, 0]]), s0, opts).state : s }
+      result = { out: outs.length === 1 ? outs[0]! : concat(outs), state: s === s0 ? neuralMemory(params.memory, slice(x, [[0, 0]]), s0, mem).state : s }
     } else if (variant === 'MAG') {
       const y = attend(params, x, concat([P, x]), heads, masks.streaming(np, pos('window')), np)
-      const r = neuralMemory(params.memory, x, s0, opts)
+      const r = neuralMemory(params.memory, x, s0, mem)
       result = { out: mul(y, sigmoid(r.out)), state: r.state }
     } else {
-      const yP = titansRead(s0, neuralMemoryInputs(params.memory, P, opts).queries!, opts)
-      const r = neuralMemory(params.memory, x, s0, opts)
+      const yP = titansRead(s0, neuralMemoryInputs(params.memory, P, mem).queries!, readOpts)
+      const r = neuralMemory(params.memory, x, s0, mem)
       const y = concat([yP, r.out])
       result = { out: attend(params, slice(y, [[np, np + T]]), y, heads, masks.streaming(np, pos('window')), np), state: r.state }
     }

@@ -17,6 +17,7 @@ import { mask as masks, scaledDotProductAttention, type Mask } from '@heed/atten
 import { concat, matmul, mul, permute, reshape, scope, ShapeError, sigmoid, slice, ValueError, positiveInt, type Tensor } from '@heed/tensor'
 import { memoryForward, neuralMemory, neuralMemoryInputs, neuralMemoryState, type TitansState } from './titans.js'
 import type { TitansLayerOptions, TitansLayerParams, TitansVariant } from './titansLayer.js'
+import { checkLayerInputs, layerOptions } from './titansOptions.js'
 
 export interface TitansLayerStreamState {
   /** The memory being written: committed weights, momentum, pending chunk. */
@@ -60,8 +61,8 @@ const lastRows = (x: Tensor, n: number): Tensor | undefined => {
  */
 export function titansLayerStep(params: TitansLayerParams, x: Tensor, variant: TitansVariant, state: TitansLayerStreamState | undefined, opts: TitansLayerOptions = {}): TitansLayerStepResult {
   const op = 'titansLayerStep'
-  const d = params.wq.shape[0]!
-  if (x.rank !== 2 || x.shape[1] !== d) throw new ShapeError({ op, arg: 'x', expected: `[n, ${d}]`, actual: x.shape })
+  const d = checkLayerInputs(op, params, x, 'n')
+  const mem = layerOptions(op, opts)
   const heads = opts.heads ?? 1
   if (!Number.isInteger(heads) || heads < 1 || d % heads !== 0) throw new ValueError({ op, arg: 'heads', expected: `a divisor of d=${d}`, actual: heads })
   if (variant !== 'MAC' && variant !== 'MAG' && variant !== 'MAL') throw new ValueError({ op, arg: 'variant', expected: "'MAC', 'MAG' or 'MAL'", actual: variant })
@@ -82,7 +83,7 @@ export function titansLayerStep(params: TitansLayerParams, x: Tensor, variant: T
         const b = Math.min(n, a + seg - a0)
         const rows = a === 0 && b === n ? x : slice(x, [[a, b]])
         const segW = a0 === 0 ? cur.memory.weights : cur.segmentWeights!
-        const h = memoryForward(segW, neuralMemoryInputs(params.memory, rows, opts).queries!, activation)
+        const h = memoryForward(segW, neuralMemoryInputs(params.memory, rows, mem).queries!, activation)
         const hK = join(cur.hKeys, split(matmul(h, params.wk), heads))
         const hV = join(cur.hValues, split(matmul(h, params.wv), heads))
         const xK = join(cur.keys, split(matmul(rows, params.wk), heads))
@@ -92,7 +93,7 @@ export function titansLayerStep(params: TitansLayerParams, x: Tensor, variant: T
         // queries at in-segment index a0 + i.
         const m = masks.custom((_b, _h, pq, pk) => pk < np || (pk < np + c ? pk - np <= pq + a0 : pk - np - c <= pq + a0))
         const y = attendProjected(params, rows, concat([kP, hK, xK], 2), concat([vP, hV, xV], 2), heads, m)
-        const r = neuralMemory(params.memory, y, cur.memory, opts)
+        const r = neuralMemory(params.memory, y, cur.memory, mem)
         outs.push(mul(y, sigmoid(r.out)))
         cur = c === seg
           ? { memory: r.state, position: cur.position + b - a }
@@ -102,12 +103,12 @@ export function titansLayerStep(params: TitansLayerParams, x: Tensor, variant: T
       return { out: outs.length === 1 ? outs[0]! : concat(outs), state: cur }
     }
     const window = positiveInt(op, 'window', opts.window ?? 64)
-    const r = neuralMemory(params.memory, x, s.memory, opts)
+    const r = neuralMemory(params.memory, x, s.memory, mem)
     // MAG attends over the inputs, MAL over the memory's reads of them; both beside the persistent rows, whose MAL
     // form is the read of P from the initial memory M₀ (the full form reads P from the state it starts from).
     const rows = variant === 'MAG' ? x : r.out
     const persistent = variant === 'MAG' ? { k: kP, v: vP } : (() => {
-      const yP = memoryForward(params.memory.init, neuralMemoryInputs(params.memory, P, opts).queries!, activation)
+      const yP = memoryForward(params.memory.init, neuralMemoryInputs(params.memory, P, mem).queries!, activation)
       return { k: split(matmul(yP, params.wk), heads), v: split(matmul(yP, params.wv), heads) }
     })()
     const k = join(s.keys, split(matmul(rows, params.wk), heads))
