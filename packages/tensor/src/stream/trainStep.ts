@@ -75,6 +75,7 @@ const OPTIONS = Object.keys(OPTION_SET)
  */
 export function trainStep<P, B>(opts: TrainStepOptions<P, B>): OperatorFunction<B, StepResult> {
   const op = 'trainStep'
+  if (Array.isArray(opts)) throw new ArgumentError({ op, arg: 'opts', expected: 'an options object', actual: 'an array' })
   checkTrainerOptions(op, opts)
   knownOptions(op, opts, OPTIONS)
   for (const k of ['onComplete', 'inspect'] as const)
