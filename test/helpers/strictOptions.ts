@@ -6,17 +6,14 @@
  * `…Options` interface in the source, so a key added to the interface and not to the function's list fails here.
  */
 import fc from 'fast-check'
+import type { Test } from 'tap'
 import ts from 'typescript'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { ArgumentError, HeedError, dispose } from '@heed/tensor'
 import { root } from './proc.js'
 
-type Tap = {
-  test(name: string, fn: (t: Tap) => Promise<void>): Promise<void>
-  ok(v: unknown, msg?: string): void
-  same(a: unknown, b: unknown, msg?: string): void
-}
+type Tap = Test
 type ErrorClass = abstract new (...a: never[]) => HeedError
 
 export interface StrictCase {

@@ -102,7 +102,7 @@ const cases: StrictCase[] = [
   {
     // the options of the re-exported @heed/tensor/stream operator, whose onNonFinite ('skip', 'error') stays as it was
     op: 'trainStep', base: trainBase(), keys: { iface: 'TrainStepOptions' }, call: o => trainStep(o as never),
-    misspelt: ['onNonFinte', 'onNonFinite'], wrong: [{ onNonFinite: 'stop' }, ValueError, 'onNonFinite'], badArg: [() => trainStep({ ...trainBase(), params: null }), ArgumentError, 'params'],
+    misspelt: ['onNonFinte', 'onNonFinite'], wrong: [{ onNonFinite: 'stop' }, ValueError, 'onNonFinite'], badArg: [() => trainStep({ ...trainBase(), params: null as never }), ArgumentError, 'params'],
   },
 ]
 
