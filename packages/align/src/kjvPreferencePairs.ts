@@ -102,10 +102,12 @@ export function kjvPreferencePairs(verses: readonly Verse[], opts: KjvPreference
     }
     const chosen = windowOf(v)
     let rejected = shuffleWords(chosen, g)
-    while (rejected === undefined || rejected === chosen) {
-      const other = pick(long)
-      if (windowOf(other) !== chosen) rejected = windowOf(other)
-    }
+    // a window whose words cannot be reordered gets another verse's window; a few random draws, then a scan, so
+    // verses whose windows are all this one are an error rather than an endless loop
+    for (let tries = 0; (rejected === undefined || rejected === chosen) && tries < 16; tries++) rejected = windowOf(pick(long))
+    if (rejected === undefined || rejected === chosen) rejected = long.map(windowOf).find(w => w !== chosen)
+    if (rejected === undefined)
+      throw new ValueError({ op, arg: 'verses', expected: `a continuation window (characters ${P}…${P + C}) that differs from ${JSON.stringify(chosen)}, or one whose words can be reordered`, actual: `${long.length} verses, all with that window` })
     pairs.push({ prompt, chosen, rejected, task: 'continuation', source: ref(v) })
   }
   return pairs

@@ -69,6 +69,11 @@ t.test('kjvPreferencePairs: verse openings, equal lengths, shuffled words, the s
   t.same(kjvPreferencePairs(VERSES, { count: 4, styleFraction: 0, promptLength: 12, completionLength: 20 }).map(p => p.task), ['continuation', 'continuation', 'continuation', 'continuation'])
   t.throws(() => kjvPreferencePairs(VERSES, { count: 2, targetWord: 'Moses', promptLength: 12, completionLength: 20 }), ValueError, 'no verse has the word')
   t.throws(() => kjvPreferencePairs(VERSES, { count: 0 }), ValueError)
+  // one-word windows cannot be shuffled, and every verse has the same one: an error, not an endless search
+  const same = [0, 1, 2].map(i => ({ ...VERSES[0]!, text: `In the beginning ${i}xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx`.slice(0, 40) }))
+  const stuck = (() => { try { kjvPreferencePairs(same, { count: 2, styleFraction: 0, promptLength: 20, completionLength: 20 }); return undefined } catch (e) { return e } })()
+  t.type(stuck, ValueError, 'identical unshufflable windows are a ValueError')
+  t.match(String((stuck as Error).message), /^kjvPreferencePairs: .*verses/, 'naming the op and verses')
 
   const split = kjvSplit(await loadKjv())
   const held = kjvPreferencePairs(split.validation, { count: 20, seed: 1 })
