@@ -2,6 +2,7 @@ import { closeScope, listBackends, openScope, untrack } from './engine.js'
 import { ArgumentError } from './errors.js'
 import { liveCounters } from './storage.js'
 import { isTensor, leakStats, trackers, type Tensor } from './Tensor.js'
+import { requireFunction } from './validate.js'
 
 /** Collect the tensors in a pytree (plain objects, arrays, Maps' values are not walked). */
 export function treeTensors(tree: unknown, out = new Set<Tensor>()): Set<Tensor> {
@@ -18,6 +19,7 @@ export function treeTensors(tree: unknown, out = new Set<Tensor>()): Set<Tensor>
  * scope cannot follow an `await`, so an async function is rejected rather than silently leaking.
  */
 export function scope<T>(fn: () => T): T {
+  requireFunction('scope', 'fn', fn)
   const s = openScope()
   let result: T
   try {

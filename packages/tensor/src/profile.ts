@@ -1,4 +1,5 @@
 import { liveBackends, startRecording, stopRecording } from './engine.js'
+import { requireFunction } from './validate.js'
 
 /** One kernel in a profile. */
 export interface KernelProfile {
@@ -26,6 +27,7 @@ export interface Profile<T> {
  * that is the compute itself).
  */
 export async function profile<T>(fn: () => T | Promise<T>): Promise<Profile<T>> {
+  requireFunction('profile', 'fn', fn)
   const backends = liveBackends()
   for (const b of backends) b.beginProfile?.()
   const prev = startRecording()

@@ -1,4 +1,5 @@
 import { ArgumentError, ValueError } from './errors.js'
+import { isTensor, type Tensor } from './Tensor.js'
 
 /**
  * Argument checks shared by every heed package. Each returns its value, typed, or throws a `ValueError` that names
@@ -12,6 +13,24 @@ import { ArgumentError, ValueError } from './errors.js'
 // A missing option reads "got undefined" rather than leaving the message without what came.
 const fail = (op: string, arg: string, expected: string, v: unknown): never => {
   throw new ValueError({ op, arg, expected, actual: v === undefined ? 'undefined' : v })
+}
+
+const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
+
+/**
+ * A function argument (`grad(f)`, `scope(fn)`): without the check a missing one fails later as "f is not a
+ * function", from inside heed and without the op's name.
+ */
+export function requireFunction<F extends (...args: never[]) => unknown>(op: string, arg: string, v: F): F {
+  if (typeof v !== 'function') throw new ArgumentError({ op, arg, expected: 'a function', actual: kindOf(v) })
+  return v
+}
+
+/** A live tensor argument: a plain array, null or a disposed tensor is named here, not deep inside a kernel. */
+export function requireTensor<T extends Tensor>(op: string, arg: string, v: T): T {
+  if (!isTensor(v)) throw new ArgumentError({ op, arg, expected: 'a Tensor', actual: kindOf(v) }, Array.isArray(v) ? 'wrap plain arrays with tensor(...)' : undefined)
+  v.assertLive(op)
+  return v
 }
 
 /** An integer ≥ 1. */

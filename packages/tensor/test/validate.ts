@@ -24,6 +24,17 @@ import {
   sort,
   argsort,
   oneHot,
+  DisposedError,
+  fullLike,
+  grad,
+  noGrad,
+  onesLike,
+  profile,
+  scope,
+  stopGradient,
+  toBackend,
+  valueAndGrad,
+  zerosLike,
 } from '@heed/tensor'
 
 t.test('each check returns its value or throws a ValueError naming op, argument, expected and actual', async t => {
@@ -93,4 +104,34 @@ t.test('out-of-range integers and oversized tensors are typed errors, not wraps 
   t.throws(() => matmul(zeros([1e5, 1]), zeros([1, 1e5])), { name: 'ValueError', op: 'matmul', message: /too large to allocate/ })
   t.throws(() => checkAllocation('f', 'n', 2 ** 30, 'float64'), ValueError)
   t.doesNotThrow(() => checkAllocation('f', 'n', 2 ** 20, 'float64'))
+})
+
+t.test('function and tensor arguments are checked where the user passed them', async t => {
+  // five bad calls each for the function-taking entry points: none, null, a number, a string, an object
+  for (const [op, f] of [
+    ['grad', (v: never) => grad(v)],
+    ['valueAndGrad', (v: never) => valueAndGrad(v)],
+    ['scope', (v: never) => scope(v)],
+    ['noGrad', (v: never) => noGrad(v)],
+  ] as const)
+    for (const bad of [undefined, null, 3, 'f', {}])
+      t.throws(() => f(bad as never), { name: 'ArgumentError', op, message: new RegExp(`^${op}: .*expected a function`) }, `${op}(${String(bad)})`)
+  await t.rejects(profile(null as never), { name: 'ArgumentError', op: 'profile' })
+  t.throws(() => grad((x: never) => x, { argnum: 1 } as never), { name: 'ArgumentError', op: 'grad', message: /did you mean argnums\?/ })
+  const x = tensor([1, 2])
+  const gone = tensor([1, 2])
+  gone.dispose()
+  for (const [op, f] of [
+    ['zerosLike', (v: never) => zerosLike(v)],
+    ['onesLike', (v: never) => onesLike(v)],
+    ['fullLike', (v: never) => fullLike(v, 2)],
+    ['stopGradient', (v: never) => stopGradient(v)],
+  ] as const) {
+    for (const bad of [undefined, null, [1, 2], 'x', 7]) t.throws(() => f(bad as never), { name: 'ArgumentError', op, arg: /^(t|x)$/ }, `${op}(${JSON.stringify(bad)})`)
+  }
+  t.throws(() => stopGradient(gone), DisposedError, 'stopGradient of a disposed tensor')
+  await t.rejects(toBackend([1, 2] as never, 'cpu'), { name: 'ArgumentError', op: 'toBackend' })
+  const z = zerosLike(x)
+  t.same([...z.dataSync()], [0, 0], 'a live tensor still works')
+  for (const v of [x, z]) v.dispose()
 })

@@ -9,6 +9,7 @@ import { gradientOf } from '../gradients/index.js'
 import { add } from '../ops/binary.js'
 import { isTensor, type Tensor } from '../Tensor.js'
 import { popTape, pushTape, Tape } from './tape.js'
+import { knownOptions, requireFunction, requireTensor } from '../validate.js'
 
 /** The gradient structure of an argument: every tensor leaf becomes its gradient, other leaves become null. */
 export type GradTree<T> = T extends Tensor<infer D, infer S>
@@ -69,7 +70,9 @@ export function valueAndGrad<Args extends readonly unknown[], const N extends nu
   f: (...args: Args) => Tensor,
   opts: GradOptions<N> = {},
 ): (...args: Args) => [Tensor, Grads<Args, N>] {
-  const argnums = opts.argnums ?? 0
+  requireFunction('valueAndGrad', 'f', f)
+  knownOptions('valueAndGrad', opts ?? {}, ['argnums'])
+  const argnums = opts?.argnums ?? 0
   const list: readonly number[] = typeof argnums === 'number' ? [argnums] : argnums
   return (...args: Args) => {
     for (const i of list)
@@ -117,6 +120,8 @@ export function grad<Args extends readonly unknown[], const N extends number | r
   f: (...args: Args) => Tensor,
   opts: GradOptions<N> = {},
 ): (...args: Args) => Grads<Args, N> {
+  requireFunction('grad', 'f', f)
+  knownOptions('grad', opts ?? {}, ['argnums'])
   const vg = valueAndGrad(f, opts)
   return (...args: Args) => {
     const [value, g] = vg(...args)
@@ -127,5 +132,6 @@ export function grad<Args extends readonly unknown[], const N extends number | r
 
 /** The same values with no gradient flowing back (shares storage). */
 export function stopGradient<T extends Tensor>(x: T): T {
+  requireTensor('stopGradient', 'x', x)
   return runOp1('stopGradient', Kernel.Identity, [x], {}) as T
 }

@@ -1,6 +1,7 @@
 import type { Attrs } from '../backend.js'
 import { shadow } from '../engine.js'
 import type { Tensor } from '../Tensor.js'
+import { requireFunction } from '../validate.js'
 
 /**
  * Vector-Jacobian product of one op: given the cotangents of its outputs, return one cotangent per input
@@ -62,6 +63,7 @@ export const popTape = (t: Tape): void => {
 
 /** Run `fn` with recording paused (stopGradient, optimizer updates, backward bookkeeping). */
 export function noGrad<T>(fn: () => T): T {
+  requireFunction('noGrad', 'fn', fn)
   const saved = active.splice(0, active.length)
   try {
     return fn()

@@ -2,9 +2,9 @@ import { allocArray, castValue, checkAllocation, isDType, type DType } from '../
 import { DTypeError, ValueError } from '../errors.js'
 import { fromValues } from '../engine.js'
 import { assertShape, sizeOf, type Shape } from '../shape.js'
-import type { Tensor } from '../Tensor.js'
+import { isTensor, type Tensor } from '../Tensor.js'
 import type { CreationOptions } from './tensor.js'
-import { knownOptions } from '../validate.js'
+import { knownOptions, requireTensor } from '../validate.js'
 
 export interface FillOptions<D extends DType> extends CreationOptions {
   /** Element type (default float32). */
@@ -37,10 +37,15 @@ export const zeros = <const S extends Shape, D extends DType = 'float32'>(shape:
 export const ones = <const S extends Shape, D extends DType = 'float32'>(shape: S, opts: FillOptions<D> = {}): Tensor<D, S> => full(shape, 1, opts)
 
 /** Same shape, dtype and backend as `t`, filled with `value`. */
-export const fullLike = <D extends DType, S extends Shape>(t: Tensor<D, S>, value: number): Tensor<D, S> =>
-  full(t.shape, value, { dtype: t.dtype, backend: t.backend })
-export const zerosLike = <D extends DType, S extends Shape>(t: Tensor<D, S>): Tensor<D, S> => fullLike(t, 0)
-export const onesLike = <D extends DType, S extends Shape>(t: Tensor<D, S>): Tensor<D, S> => fullLike(t, 1)
+const like = <D extends DType, S extends Shape>(op: string, t: Tensor<D, S>, value: number): Tensor<D, S> => {
+  // only the shape, dtype and backend are read, which a disposed tensor still has: the gradient code asks for
+  // zeros shaped like outputs it has already released, so liveness is not required here
+  if (!isTensor(t)) requireTensor(op, 't', t)
+  return full(t.shape, value, { dtype: t.dtype, backend: t.backend })
+}
+export const fullLike = <D extends DType, S extends Shape>(t: Tensor<D, S>, value: number): Tensor<D, S> => like('fullLike', t, value)
+export const zerosLike = <D extends DType, S extends Shape>(t: Tensor<D, S>): Tensor<D, S> => like('zerosLike', t, 0)
+export const onesLike = <D extends DType, S extends Shape>(t: Tensor<D, S>): Tensor<D, S> => like('onesLike', t, 1)
 
 /** `[start, stop)` in steps of `step` (numpy semantics); `arange(n)` is `0..n-1`. */
 export function arange<D extends DType = 'float32'>(start: number, stop?: number, step = 1, opts: FillOptions<D> = {}): Tensor<D, readonly [number]> {
