@@ -5,7 +5,7 @@ import { demographicParityDifference } from './demographicParity.js'
 import { equalizedOddsDifference } from './equalizedOdds.js'
 import { loadAdult } from './loadAdult.js'
 import { paretoFront } from './paretoFront.js'
-import { progressBar } from '@heed/tensor'
+import { ArgumentError, knownOptions, progressBar } from '@heed/tensor'
 import { trainProtectedAttributeEncoder } from './protectedAttributeEncoder.js'
 import { reweighing } from './reweighing.js'
 import { softDemographicParity } from './softDemographicParity.js'
@@ -134,8 +134,16 @@ export function evaluate(method: string, m: Classifier, test: TabularData, epoch
   return { method, ...(eta === undefined ? {} : { eta }), epoch, ...t, ...(v === undefined ? {} : { val: { accuracy: v.accuracy, dpGap: v.dpGap, softDp: v.softDp } }) }
 }
 
+/** Every key of AdultBenchmarkOptions: the record makes the compiler catch a key added to the interface and not here. */
+const BENCHMARK_KEYS: Record<keyof AdultBenchmarkOptions, true> = { etas: true, writtenEtas: true, layerEtas: true, lagrangianEtas: true, epochs: true, warmupEpochs: true, encoderEpochs: true, baselineEpochs: true, batchSize: true, lrModule: true, layerLrs: true, valRows: true, maxTrainRows: true, maxTestRows: true, progress: true, seed: true }
+const BENCHMARK_OPTIONS = Object.keys(BENCHMARK_KEYS)
+
 /** Train every method on the Adult train split (sensitive attribute: sex) and evaluate on the test split. */
 export async function adultBenchmark(opts: AdultBenchmarkOptions = {}): Promise<AdultBenchmarkResult> {
+  // checked before loading and training: a typo would otherwise cost minutes of the wrong benchmark
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
+    throw new ArgumentError({ op: 'adultBenchmark', arg: 'opts', expected: 'an options object', actual: opts === null ? 'null' : Array.isArray(opts) ? 'an array' : typeof opts })
+  knownOptions('adultBenchmark', opts, BENCHMARK_OPTIONS)
   const t0 = Date.now()
   const loaded = await loadAdult()
   if (E.isLeft(loaded)) throw loaded.left

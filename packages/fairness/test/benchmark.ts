@@ -43,3 +43,10 @@ t.test('the benchmark runs end to end in a reduced setting', async t => {
   t.ok(r.front.length >= 3, 'a front per swept method')
   t.equal(memory().tensors, base, 'no tensor leaks')
 })
+
+t.test('adultBenchmark checks its options before loading or training anything', async t => {
+  // each rejects before loadAdult: were the check after it, this test would train the whole benchmark
+  for (const bad of [null, [1], 'quick', 3]) await t.rejects(adultBenchmark(bad as never), { name: 'ArgumentError', op: 'adultBenchmark', arg: 'opts' }, `opts ${JSON.stringify(bad)}`)
+  await t.rejects(adultBenchmark({ epoch: 1 } as never), { name: 'ArgumentError', op: 'adultBenchmark', message: /did you mean epochs\?/ })
+  await t.rejects(adultBenchmark({ seed: 1, maxTrainRow: 10 } as never), { name: 'ArgumentError', arg: 'maxTrainRow' })
+})
