@@ -75,3 +75,25 @@ t.test('slots a row cannot see are never read; non-finite scores leave the row t
   const got = await sdpa(q, k, v, opts, 'float32')
   t.ok(Number.isNaN(got.lse[0]!), 'a NaN visible key gives a NaN lse')
 })
+
+t.test('float32 with WebAssembly (its products in f64x2 lanes) and with it off: both within the float32 tolerance of the float64 truth', async t => {
+  const { configureCpuWasm, cpuWasmReady } = await import('@heed/tensor')
+  // a cache of 700 slots holding 643 keys (643 = 4·160 + 3: the 4-key blocks and the tail), GQA 4:2, D 32, Dv 10
+  // (8-column blocks and a 2-column tail), 2 rows; and a 1-key cache
+  const cases: { q: Shape4; k: Shape4; v: Shape4; opts: SdpaOptions; mag: number }[] = [
+    { q: [1, 4, 2, 32], k: [1, 2, 700, 32], v: [1, 2, 700, 10], opts: { causal: true, queryOffset: 641, mask: mask.sinks(643) }, mag: 3 },
+    { q: [2, 2, 1, 2], k: [2, 2, 5, 2], v: [2, 2, 5, 2], opts: { causal: true, queryOffset: 0, mask: mask.sinks(1) }, mag: 1 },
+  ]
+  for (const c of cases) {
+    const [q, k, v] = [host(c.q, c.mag), host(c.k, c.mag), host(c.v)]
+    const ref = referenceAttention(q, k, v, { ...c.opts, mask: mask.and(mask.causal, c.opts.mask!) })
+    for (const mode of ['auto', 'off'] as const) {
+      await configureCpuWasm({ mode })
+      t.equal((await cpuWasmReady()) === null, mode === 'off', `WebAssembly ${mode}`)
+      const got = await sdpa(q, k, v, c.opts, 'float32')
+      assertClose(t, got.out, ref.out, { atol: 1e-6, rtol: 2e-6, msg: `${c.q} wasm ${mode} out` })
+      assertClose(t, got.lse, ref.lse, { atol: 1e-6, rtol: 2e-6, msg: `${c.q} wasm ${mode} lse` })
+    }
+  }
+  await configureCpuWasm({ mode: 'auto' })
+})

@@ -1,5 +1,6 @@
 import type { AnyTypedArray } from '@heed/tensor'
 import type { AttentionGeometry } from './attrs.js'
+import { attentionWasmRuntime } from './wasm/attentionWasm.js'
 
 /**
  * Most query rows a call may have for decodeAttention to take it. A decode step has one (a few with speculative or
@@ -33,6 +34,10 @@ export interface DecodeAttentionProblem extends Omit<AttentionGeometry, 'g'> {
  */
 export function decodeAttention(p: DecodeAttentionProblem): { out: AnyTypedArray; lse: AnyTypedArray } | undefined {
   const { B, H, Hkv, Tq, Tk, D, Dv, q, k, v, scale, causal, delta, keyLimit } = p
+  if (!p.float64 && D % 2 === 0 && Dv % 2 === 0 && q instanceof Float32Array && k instanceof Float32Array && v instanceof Float32Array) {
+    const r = wasmDecode(p, q, k, v)
+    if (r !== null) return r
+  }
   const g = H / Hkv
   const out = p.float64 ? new Float64Array(B * H * Tq * Dv) : new Float32Array(B * H * Tq * Dv)
   const lse = p.float64 ? new Float64Array(B * H * Tq) : new Float32Array(B * H * Tq)
@@ -118,4 +123,69 @@ export function decodeAttention(p: DecodeAttentionProblem): { out: AnyTypedArray
 function finite(s: Float64Array, n: number): boolean {
   for (let j = 0; j < n; j++) if (s[j]! - s[j]! !== 0) return false
   return true
+}
+
+/**
+ * float32 q, k, v with even D and Dv: the same float64 arithmetic with both products in WebAssembly
+ * (wasm/decodeModule.ts) over a copy of the keys and values each kv head's rows see (one memcpy each; V8 runs the
+ * TypeScript loops above at ~6 cycles per multiply-add). Null where WebAssembly is unavailable or off, or the
+ * memory cannot grow that far; undefined, as above, for a non-finite score.
+ */
+function wasmDecode(p: DecodeAttentionProblem, q: Float32Array, k: Float32Array, v: Float32Array): { out: Float32Array; lse: Float32Array } | undefined | null {
+  const rt = attentionWasmRuntime()
+  const dots = rt?.exports['att_dec_dots']
+  const pv = rt?.exports['att_dec_pv']
+  if (!rt || !dots || !pv) return null
+  const { B, H, Hkv, Tq, Tk, D, Dv, scale, causal, delta, keyLimit } = p
+  const g = H / Hkv
+  const limit = Math.max(0, Math.min(Tk, keyLimit))
+  // keys any row of the call sees: the last row's, when causal
+  const seen = causal ? Math.max(0, Math.min(limit, Tq - 1 + delta + 1)) : limit
+  // layout (bytes): q·scale f64 [D] | scores f64 [seen] | acc f64 [Dv] | keys f32 [seen, D] | values f32 [seen, Dv]
+  const sAt = D * 8
+  const accAt = sAt + seen * 8
+  const kAt = accAt + Dv * 8
+  const vAt = kAt + seen * D * 4
+  const total = vAt + seen * Dv * 4
+  if (!rt.reserve(total)) return null
+  const f64 = new Float64Array(rt.memory.buffer, 0, kAt >> 3)
+  const f32 = new Float32Array(rt.memory.buffer, 0, total >> 2)
+  const out = new Float32Array(B * H * Tq * Dv)
+  const lse = new Float32Array(B * H * Tq)
+  const s0 = sAt >> 3
+  const a0 = accAt >> 3
+  for (let kvHead = 0; kvHead < B * Hkv; kvHead++) {
+    if (seen > 0) {
+      f32.set(k.subarray(kvHead * Tk * D, kvHead * Tk * D + seen * D), kAt >> 2)
+      f32.set(v.subarray(kvHead * Tk * Dv, kvHead * Tk * Dv + seen * Dv), vAt >> 2)
+    }
+    const b = Math.floor(kvHead / Hkv)
+    const h0 = (kvHead % Hkv) * g
+    for (let h = h0; h < h0 + g; h++)
+      for (let i = 0; i < Tq; i++) {
+        const row = (b * H + h) * Tq + i
+        const n = causal ? Math.max(0, Math.min(limit, i + delta + 1)) : limit
+        if (n === 0) {
+          lse[row] = -Infinity
+          continue
+        }
+        for (let d = 0; d < D; d++) f64[d] = q[row * D + d]! * scale
+        dots(0, kAt, n, D, sAt)
+        let m = -Infinity
+        for (let j = s0; j < s0 + n; j++) if (f64[j]! > m) m = f64[j]!
+        if (!finite(f64.subarray(s0, s0 + n), n)) return undefined
+        let l = 0
+        for (let j = s0; j < s0 + n; j++) {
+          const e = Math.exp(f64[j]! - m)
+          f64[j] = e
+          l += e
+        }
+        f64.fill(0, a0, a0 + Dv)
+        pv(sAt, vAt, n, Dv, accAt)
+        const o = row * Dv
+        for (let d = 0; d < Dv; d++) out[o + d] = f64[a0 + d]! / l
+        lse[row] = m + Math.log(l)
+      }
+  }
+  return { out, lse }
 }

@@ -2,10 +2,11 @@ import { registerWasmModulePart, wasmRuntime, type WasmModulePart, type WasmRunt
 import { addAttentionForward } from './attentionForwardModule.js'
 import { addAttention } from './attentionModule.js'
 import { addAttentionBackward } from './attentionBackwardModule.js'
+import { addDecodeAttention } from './decodeModule.js'
 
 /**
  * Attention's functions in the CPU backend's kernel module: the float64 inner products (attentionModule.ts) and the
- * float32 forward (attentionForwardModule.ts), which calls the module's GEMM micro-kernels and runs on its pool.
+ * float32 forward (attentionForwardModule.ts), the decode kernel's products on float32 (decodeModule.ts), which calls the module's GEMM micro-kernels and runs on its pool.
  */
 export const attentionWasmPart: WasmModulePart = {
   name: 'attention',
@@ -14,6 +15,7 @@ export const attentionWasmPart: WasmModulePart = {
     addAttention(mod)
     addAttentionForward(mod, ctx)
     addAttentionBackward(mod, ctx)
+    addDecodeAttention(mod)
   },
 }
 
