@@ -1,4 +1,4 @@
-import { ArgumentError, ValueError, add, knownOptions, mul, noGrad, random, scope, sub, div, type Rng, type Tensor } from '@heed/tensor'
+import { ArgumentError, ValueError, add, inRange, knownOptions, positiveInt, mul, noGrad, random, scope, sub, div, type Rng, type Tensor } from '@heed/tensor'
 import { optionKeys, requireFloat, requireLike, requireNumber, requireObject, requireOptions } from './internal.js'
 import { squaredError } from './diffusionDpoLoss.js'
 import type { DiffusionErrors } from './diffusionDpoLoss.js'
@@ -195,8 +195,15 @@ export function noisePredictionErrors(input: NoisePredictionErrorsInput): Diffus
   })
 }
 
+const MAX_STEPS = 1_000_000
+
 /** A linear-β DDPM schedule's ᾱ_t (β from `betaStart` to `betaEnd` over `steps`), Stable Diffusion's defaults. */
 export function alphasCumprod(steps = 1000, betaStart = 0.00085, betaEnd = 0.012): number[] {
+  const op = 'alphasCumprod'
+  // A schedule is a plain array: cap its length well below what would exhaust the heap (diffusion uses ≤ 10⁴).
+  if (positiveInt(op, 'steps', steps) > MAX_STEPS) throw new ValueError({ op, arg: 'steps', expected: `at most ${MAX_STEPS} steps`, actual: steps })
+  inRange(op, 'betaStart', betaStart, 0, 1, { upper: 'open' })
+  inRange(op, 'betaEnd', betaEnd, 0, 1, { upper: 'open' })
   const out: number[] = []
   let a = 1
   for (let i = 0; i < steps; i++) {

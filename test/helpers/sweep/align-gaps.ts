@@ -1,0 +1,93 @@
+import type { SweepConfig } from './types.js'
+
+/** Bad calls of @heed/align that do not yet give a typed error naming their function (the outcome seen); shrink-only. */
+export const alignGaps: SweepConfig['gaps'] = {
+  anchorLoss: {
+    disposed: 'misnamed sub: tensor was disposed, got tensor #2 [2,2] (op sub)',
+  },
+  collatePreferences: {
+    nestedArray: "untyped TypeError: Cannot read properties of undefined (reading 'length')",
+  },
+  cpoLoss: {
+    noArgs: "untyped TypeError: Cannot destructure property 'refChosenLogps' of 'batch' as it is undefined.",
+    null: "untyped TypeError: Cannot destructure property 'refChosenLogps' of 'batch' as it is null.",
+    undefined: "untyped TypeError: Cannot destructure property 'refChosenLogps' of 'batch' as it is undefined.",
+  },
+  flexDpoLoss: {
+    noArgs: 'misnamed dpoLoss: batch: expected an object of tensors, got undefined (op dpoLoss)',
+    null: 'misnamed dpoLoss: batch: expected an object of tensors, got null (op dpoLoss)',
+    undefined: 'misnamed dpoLoss: batch: expected an object of tensors, got undefined (op dpoLoss)',
+    disposed: 'misnamed dpoLoss: batch: expected an object of tensors, got a Tensor (op dpoLoss)',
+    nestedArray: 'misnamed dpoLoss: batch: expected an object of tensors, got object (op dpoLoss)',
+    string: 'misnamed dpoLoss: batch: expected an object of tensors, got string (op dpoLoss)',
+    unknownOption: 'misnamed dpoLoss: chosenLogps: expected a Tensor, got undefined (op dpoLoss)',
+  },
+  greedyPerplexity: {
+    disposed: 'misnamed logSoftmax: tensor was disposed, got tensor #14 [2,2] (op logSoftmax)',
+  },
+  log1mexp: {
+    noArgs: 'misnamed minimum: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [undefined] (op minimum)',
+    null: 'misnamed minimum: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [null] (op minimum)',
+    undefined: 'misnamed minimum: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [undefined] (op minimum)',
+    disposed: 'misnamed minimum: tensor was disposed, got tensor #20 [2,2] (op minimum)',
+    nestedArray: 'misnamed minimum: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [Array] (op minimum)',
+    string: 'misnamed minimum: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [string] (op minimum)',
+    huge: 'misnamed minimum: argument 1: wrong kind of argument, expected Tensor, got [number] (op minimum)',
+    unknownOption: 'misnamed minimum: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [Object] (op minimum)',
+  },
+  orpoLoss: {
+    noArgs: "untyped TypeError: Cannot destructure property 'refChosenLogps' of 'batch' as it is undefined.",
+    null: "untyped TypeError: Cannot destructure property 'refChosenLogps' of 'batch' as it is null.",
+    undefined: "untyped TypeError: Cannot destructure property 'refChosenLogps' of 'batch' as it is undefined.",
+  },
+  preferenceMetrics: {
+    noArgs: 'misnamed mean: argument 0: wrong kind of argument, expected Tensor, got [undefined] (op mean)',
+    null: 'misnamed mean: argument 0: wrong kind of argument, expected Tensor, got [null] (op mean)',
+    undefined: 'misnamed mean: argument 0: wrong kind of argument, expected Tensor, got [undefined] (op mean)',
+    disposed: 'misnamed mean: tensor was disposed, got tensor #29 [2,2] (op mean)',
+    nestedArray: 'misnamed mean: argument 0: wrong kind of argument, expected Tensor, got [Array] (op mean)',
+    string: 'misnamed mean: argument 0: wrong kind of argument, expected Tensor, got [string] (op mean)',
+    huge: 'misnamed mean: argument 0: wrong kind of argument, expected Tensor, got [number] (op mean)',
+    unknownOption: 'misnamed mean: argument 0: wrong kind of argument, expected Tensor, got [Object] (op mean)',
+  },
+  readMetrics: {
+    noArgs: 'untyped TypeError: Cannot convert undefined or null to object',
+    null: 'untyped TypeError: Cannot convert undefined or null to object',
+    undefined: 'untyped TypeError: Cannot convert undefined or null to object',
+    disposed: 'silent resolved object{}',
+    nestedArray: 'silent resolved object{}',
+    string: 'silent resolved object{}',
+    huge: 'silent resolved object{}',
+    unknownOption: 'silent resolved object{}',
+  },
+  readMetricsSync: {
+    noArgs: 'untyped TypeError: Cannot convert undefined or null to object',
+    null: 'untyped TypeError: Cannot convert undefined or null to object',
+    undefined: 'untyped TypeError: Cannot convert undefined or null to object',
+    disposed: 'silent returned object{}',
+    nestedArray: 'silent returned object{}',
+    string: 'silent returned object{}',
+    huge: 'silent returned object{}',
+    unknownOption: 'silent returned object{}',
+  },
+  requireSameArchitecture: {
+    noArgs: "untyped TypeError: Cannot read properties of undefined (reading 'config')",
+    null: "untyped TypeError: Cannot read properties of undefined (reading 'config')",
+    undefined: "untyped TypeError: Cannot read properties of undefined (reading 'config')",
+    disposed: "untyped TypeError: Cannot read properties of undefined (reading 'vocab')",
+    nestedArray: "untyped TypeError: Cannot read properties of undefined (reading 'config')",
+    string: "untyped TypeError: Cannot read properties of undefined (reading 'config')",
+    huge: "untyped TypeError: Cannot read properties of undefined (reading 'vocab')",
+    unknownOption: "untyped TypeError: Cannot read properties of undefined (reading 'vocab')",
+  },
+  squaredError: {
+    noArgs: 'misnamed sub: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [undefined] (op sub)',
+    null: 'misnamed sub: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [null] (op sub)',
+    undefined: 'misnamed sub: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [undefined] (op sub)',
+    disposed: 'misnamed sub: shapes are not broadcastable, a is [2,2], b is [1,1,4,4] (dim -2 is 2 vs 4) (op sub)',
+    nestedArray: 'misnamed sub: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [Array] (op sub)',
+    string: 'misnamed sub: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [string] (op sub)',
+    huge: 'misnamed sub: argument 1: wrong kind of argument, expected Tensor, got [Array] (op sub)',
+    unknownOption: 'misnamed sub: argument 1: wrong kind of argument, expected number or boolean or Tensor, got [Object] (op sub)',
+  },
+}

@@ -1,0 +1,27 @@
+import type { SweepConfig } from './types.js'
+import { attentionGaps } from './attention-gaps.js'
+
+export const attentionSweep: SweepConfig = {
+  namespaces: ['attnState', 'headPolicy', 'mask', 'operators', 'scoreMod'],
+  allowed: {
+    isLandmark: {
+      '*': 'a predicate on token ids: false for anything that is not the landmark id',
+    },
+    loadKjv: { '*': 'takes no arguments: reads the bundled corpus' },
+    loadKjvModel: {
+      noArgs: 'loads the bundled model with its defaults',
+      undefined: 'same as noArgs',
+    },
+    flattenParams: {
+      '*': 'flattens any parameter tree into name → tensor; a non-tree is an empty tree',
+    },
+    counterUniform: {
+      '*': 'a counter-based hash to [0,1) on the hot path: total on numbers by design',
+    },
+    hipDecoder: { noArgs: 'all options optional', undefined: 'same as noArgs' },
+    'headPolicy.full': { '*': 'takes no arguments: a constant policy' },
+    'headPolicy.recurrent': { '*': 'takes no arguments: a constant policy' },
+  },
+  aliases: {},
+  gaps: attentionGaps,
+}
