@@ -23,8 +23,12 @@ import {
   zeros,
   type Tensor,
   positiveInt,
+  isTensor,
+  checkAllocation,
+  ArgumentError,
 } from '@heed/tensor'
 import { checkQkv, scaledDotProductAttention, type SdpaOptions } from './sdpa.js'
+import { tensorArg } from './operators/strict.js'
 
 /**
  * The state of softmax attention over some set of keys: the normalised output and the row logsumexp. Two states over
@@ -82,6 +86,8 @@ function mergeStacked(o: Tensor, lse: Tensor): AttnState {
   })
 }
 
+const IDENTITY_DTYPES = ['float32', 'float64', 'float16'] as const
+
 export const attnState = {
   /**
    * The identity (0, −∞): the state of attention over no keys. Give the output shape [B, H, Tq, Dv] (and dtype,
@@ -89,11 +95,17 @@ export const attnState = {
    */
   identity(like: readonly number[] | Tensor | AttnState, dtype?: 'float32' | 'float64' | 'float16'): AttnState {
     const op = 'attnState.identity'
+    if (!isState(like) && !Array.isArray(like) && !isTensor(like))
+      throw new ArgumentError({ op, arg: 'like', expected: 'a shape [B, H, Tq, Dv], a Tensor or an attention state', actual: like === null ? 'null' : typeof like })
     const ref = isState(like) ? like.o : Array.isArray(like) ? undefined : (like as Tensor)
+    if (ref) tensorArg(op, 'like', ref)
     const shape = ref ? ref.shape : (like as readonly number[])
     if (shape.length !== 4 || shape.some(d => !Number.isInteger(d) || d < 0))
       throw new ShapeError({ op, arg: 'like', expected: '[B, H, Tq, Dv] of non-negative integers', actual: shape })
+    if (dtype !== undefined && !(IDENTITY_DTYPES as readonly unknown[]).includes(dtype))
+      throw new DTypeError({ op, arg: 'dtype', expected: IDENTITY_DTYPES.join(', '), actual: typeof dtype === 'string' ? dtype : typeof dtype })
     const dt = dtype ?? (ref?.dtype as 'float32' | 'float64' | 'float16' | undefined) ?? 'float32'
+    checkAllocation(op, 'like', shape.reduce((a, b) => a * b, 1), dt)
     const opts = ref ? { dtype: dt, backend: ref.backend } : { dtype: dt }
     return { o: zeros(shape, opts), lse: full(shape.slice(0, 3), -Infinity, opts) }
   },

@@ -1,6 +1,8 @@
 import { attnState } from './attnState.js'
 import {
   positiveInt,
+  nonNegativeInt,
+  knownOptions,
   ArgumentError,
   bytesPerElement,
   concat,
@@ -33,6 +35,7 @@ import {
 import { Mask, mask as masks } from './mask.js'
 import { ScoreMod } from './scoreMod.js'
 import { scaledDotProductAttention, type AttentionResult } from './sdpa.js'
+import { operatorOptions, tensorArg } from './operators/strict.js'
 
 /**
  * Retention policy of one kv head.
@@ -62,6 +65,16 @@ export const headPolicy = {
 }
 
 /** A full head's cache has no room for a chunk: names the head, the capacity, what is used and what came. */
+/** The details of a CacheOverflowError, from its counts: a misuse of the constructor is itself a typed error. */
+function overflowDetails(kvHead: number, capacity: number, used: number, requested: number) {
+  const op = 'CacheOverflowError'
+  nonNegativeInt(op, 'kvHead', kvHead)
+  positiveInt(op, 'capacity', capacity)
+  nonNegativeInt(op, 'used', used)
+  positiveInt(op, 'requested', requested)
+  return { op: 'kvCache.append', arg: 'k', expected: `at most ${capacity - used} new tokens (kv head ${kvHead}: capacity ${capacity}, ${used} used)`, actual: `${requested} tokens` }
+}
+
 export class CacheOverflowError extends ValueError {
   constructor(
     readonly kvHead: number,
@@ -69,10 +82,7 @@ export class CacheOverflowError extends ValueError {
     readonly used: number,
     readonly requested: number,
   ) {
-    super(
-      { op: 'kvCache.append', arg: 'k', expected: `at most ${capacity - used} new tokens (kv head ${kvHead}: capacity ${capacity}, ${used} used)`, actual: `${requested} tokens` },
-      'cache overflow',
-    )
+    super(overflowDetails(kvHead, capacity, used, requested), 'cache overflow')
   }
 }
 
@@ -194,6 +204,9 @@ export function chunkPositions(op: string, positions: number | ArrayLike<number>
  * Ownership: the cache owns its buffers (they survive enclosing `scope`s) until `dispose()`. Appending is not
  * differentiable: use the cache for inference, not inside `valueAndGrad`.
  */
+const KV_CACHE_OPTIONS: Record<keyof KvCacheOptions, true> = { batch: true, kvHeads: true, headDim: true, valueDim: true, capacity: true, dtype: true, backend: true, policies: true, chunk: true }
+const KV_CACHE_KEYS = Object.keys(KV_CACHE_OPTIONS)
+
 export class KvCache {
   readonly batch: number
   readonly kvHeads: number
@@ -217,6 +230,7 @@ export class KvCache {
   constructor(opts: KvCacheOptions) {
     const op = 'kvCache'
     if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ batch, kvHeads, headDim, capacity, … }', actual: String(opts) })
+    knownOptions(op, opts, KV_CACHE_KEYS)
     this.batch = positiveInt(op, 'batch', opts.batch)
     this.kvHeads = positiveInt(op, 'kvHeads', opts.kvHeads)
     this.headDim = positiveInt(op, 'headDim', opts.headDim)
@@ -535,6 +549,12 @@ export interface CachedAttentionOptions {
  * parts (lse = −∞) are the identity, and an all-masked row stays (0, −∞).
  */
 export function mergeAttention(parts: readonly AttentionResult[]): AttentionResult {
+  if (!Array.isArray(parts)) throw new ArgumentError({ op: 'mergeAttention', arg: 'parts', expected: 'an array of attention results { out, lse }', actual: parts === null ? 'null' : typeof parts })
+  parts.forEach((p, i) => {
+    if (p === null || typeof p !== 'object') throw new ArgumentError({ op: 'mergeAttention', arg: `parts[${i}]`, expected: 'an attention result { out, lse }', actual: p === null ? 'null' : typeof p })
+    tensorArg('mergeAttention', `parts[${i}].out`, p.out)
+    tensorArg('mergeAttention', `parts[${i}].lse`, p.lse)
+  })
   if (parts.length === 1) return parts[0]!
   if (parts.length === 0) throw new ValueError({ op: 'mergeAttention', arg: 'parts', expected: 'at least one attention result', actual: 0 })
   // the (o, lse) monoid of attnState, in the {out, lse} spelling of sdpa results
@@ -548,8 +568,14 @@ export function mergeAttention(parts: readonly AttentionResult[]): AttentionResu
  * as long as the queries belong to the last appended chunk. Masks and score mods see absolute positions and
  * the layer's query head index.
  */
+const CACHED_ATTENTION_OPTIONS: Record<keyof CachedAttentionOptions, true> = { queryOffset: true, causal: true, mask: true, scoreMod: true, scale: true, blockSize: true }
+
 export function cachedAttention(q: Tensor, cache: KvCache, opts: CachedAttentionOptions = {}): AttentionResult {
   const op = 'cachedAttention'
+  tensorArg(op, 'q', q)
+  if (!(cache instanceof KvCache)) throw new ArgumentError({ op, arg: 'cache', expected: 'a KvCache (see kvCache)', actual: cache === null ? 'null' : Array.isArray(cache) ? 'an array' : typeof cache })
+  if (cache.isDisposed) throw new DisposedError({ op, arg: 'cache' }, 'the cache was disposed')
+  operatorOptions(op, opts, Object.keys(CACHED_ATTENTION_OPTIONS))
   if (q.rank !== 4 || q.shape[0] !== cache.batch || q.shape[3] !== cache.headDim || q.shape[1]! % cache.kvHeads !== 0)
     throw new ShapeError({ op, arg: 'q', expected: `[${cache.batch}, a multiple of ${cache.kvHeads} heads, Tq, ${cache.headDim}]`, actual: q.shape })
   const Tq = q.shape[2]!

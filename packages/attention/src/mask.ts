@@ -32,9 +32,14 @@ export interface Tile {
   readonly k1: number
 }
 
+const MASK_KINDS: Record<MaskNode['kind'], true> = { all: true, none: true, causal: true, window: true, sinks: true, chunk: true, segments: true, and: true, or: true, not: true, perHead: true, custom: true }
+
 export class Mask {
   /** @internal use the factories in `mask`. */
-  constructor(readonly node: MaskNode) {}
+  constructor(readonly node: MaskNode) {
+    if (node === null || typeof node !== 'object' || !Object.hasOwn(MASK_KINDS, (node as { kind?: unknown }).kind as string))
+      throw new ArgumentError({ op: 'Mask', arg: 'node', expected: `a mask node (${Object.keys(MASK_KINDS).join(', ')}); build masks with the \`mask\` factories`, actual: kindOf(node) })
+  }
 
   /** Whether query position `pq` may attend to key position `pk` (batch `b`, head `h`). */
   test(b: number, h: number, pq: number, pk: number): boolean {
@@ -199,6 +204,30 @@ export class Mask {
   }
 }
 
+const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
+
+/** Positions are 32-bit integers in the kernels (WebGPU reads sizes and counts as i32): a larger size would wrap. */
+const I32_MAX = 2 ** 31 - 1
+const i32Count = (op: string, arg: string, v: number, min: 0 | 1): number => {
+  const n = min === 1 ? positiveInt(op, arg, v) : nonNegativeInt(op, arg, v)
+  if (n > I32_MAX) throw new ValueError({ op, arg, expected: `at most ${I32_MAX} (positions are 32-bit integers)`, actual: n })
+  return n
+}
+/** @internal the most heads a per-head table is built for: a bound that keeps `perHead(2 ** 40, f)` from looping (or allocating) forever. */
+export const MAX_HEADS = 65536
+/** @internal a head count: a positive integer ≤ MAX_HEADS. */
+export const headCount = (op: string, v: number, arg = 'heads'): number => {
+  const n = positiveInt(op, arg, v)
+  if (n > MAX_HEADS) throw new ValueError({ op, arg, expected: `at most ${MAX_HEADS} heads`, actual: n })
+  return n
+}
+/** Segment ids: an array or typed array of integers. */
+const idList = (op: string, arg: string, a: unknown): ArrayLike<number> => {
+  if (a === null || typeof a !== 'object' || !Number.isSafeInteger((a as { length?: unknown }).length))
+    throw new ArgumentError({ op, arg, expected: 'an array of integer segment ids', actual: kindOf(a) })
+  return a as ArrayLike<number>
+}
+
 const masks = (op: string, parts: readonly unknown[]): Mask[] =>
   parts.map((m, i) => {
     if (!(m instanceof Mask)) throw new ArgumentError({ op, arg: `mask ${i}`, expected: 'a Mask', actual: typeof m })
@@ -218,20 +247,23 @@ export const mask = {
   /** `pk ≤ pq`. */
   causal: CAUSAL,
   /** `|pq − pk| < size` (combine with `causal` for a sliding window over the past). */
-  window: (size: number): Mask => new Mask({ kind: 'window', size: positiveInt('mask.window', 'size', size) }),
+  window: (size: number): Mask => new Mask({ kind: 'window', size: i32Count('mask.window', 'size', size, 1) }),
   /** The first `count` positions (attention sinks): `pk < count`. */
-  sinks: (count: number): Mask => new Mask({ kind: 'sinks', count: nonNegativeInt('mask.sinks', 'count', count) }),
+  sinks: (count: number): Mask => new Mask({ kind: 'sinks', count: i32Count('mask.sinks', 'count', count, 0) }),
   /** StreamingLLM / DuoAttention streaming heads: `causal ∧ (pk < nSink ∨ pq − pk < nRecent)`. */
-  streaming: (nSink: number, nRecent: number): Mask =>
-    mask.and(CAUSAL, mask.or(mask.sinks(nSink), mask.window(positiveInt('mask.streaming', 'nRecent', nRecent)))),
+  streaming: (nSink: number, nRecent: number): Mask => {
+    const sinks = i32Count('mask.streaming', 'nSink', nSink, 0)
+    const recent = i32Count('mask.streaming', 'nRecent', nRecent, 1)
+    return mask.and(CAUSAL, mask.or(mask.sinks(sinks), mask.window(recent)))
+  },
   /** Block-local attention: `⌊pq/size⌋ = ⌊pk/size⌋`. */
-  chunk: (size: number): Mask => new Mask({ kind: 'chunk', size: positiveInt('mask.chunk', 'size', size) }),
+  chunk: (size: number): Mask => new Mask({ kind: 'chunk', size: i32Count('mask.chunk', 'size', size, 1) }),
   /**
    * Packed variable-length sequences: `ids[pq] = ids[pk]` (positions index into the id arrays). Pass `kIds` when
    * keys are numbered differently from queries.
    */
   segments: (ids: ArrayLike<number>, kIds: ArrayLike<number> = ids): Mask => {
-    for (const [arg, a] of [['ids', ids], ['kIds', kIds]] as const)
+    for (const [arg, a] of [['ids', idList('mask.segments', 'ids', ids)], ['kIds', idList('mask.segments', 'kIds', kIds)]] as const)
       for (let i = 0; i < a.length; i++)
         if (!Number.isInteger(a[i])) throw new ValueError({ op: 'mask.segments', arg, expected: 'integer segment ids', actual: a[i] })
     return new Mask({ kind: 'segments', q: Int32Array.from(ids), k: Int32Array.from(kIds) })
@@ -241,7 +273,7 @@ export const mask = {
   not: (part: Mask): Mask => new Mask({ kind: 'not', part: masks('mask.not', [part])[0]! }),
   /** A different mask per head: `f(h)` for h in [0, heads). */
   perHead: (heads: number, f: (h: number) => Mask): Mask =>
-    new Mask({ kind: 'perHead', heads: masks('mask.perHead', Array.from({ length: positiveInt('mask.perHead', 'heads', heads) }, (_, h) => f(h))) }),
+    new Mask({ kind: 'perHead', heads: masks('mask.perHead', Array.from({ length: headCount('mask.perHead', heads) }, (_, h) => f(h))) }),
   /**
    * Any predicate. Runs as is on the CPU. On WebGPU a closure cannot run in a shader, so each call evaluates it
    * on the host for every (b, h, query, key) and uploads a dense bit table: B·H·Tq·Tk/8 bytes and B·H·Tq·Tk

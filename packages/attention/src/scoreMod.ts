@@ -1,4 +1,5 @@
-import { ArgumentError, ValueError, positiveInt } from '@heed/tensor'
+import { ArgumentError, ValueError, knownOptions } from '@heed/tensor'
+import { headCount } from './mask.js'
 
 /**
  * Score modifiers: pre-softmax, elementwise functions `apply(s, b, h, pq, pk)` of a scaled score and its
@@ -16,9 +17,15 @@ export type ScoreModNode =
       readonly grad: ((s: number, b: number, h: number, pq: number, pk: number) => number) | undefined
     }
 
+const SCORE_MOD_KINDS: Record<ScoreModNode['kind'], true> = { alibi: true, softcap: true, relativeBias: true, compose: true, custom: true }
+const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
+
 export class ScoreMod {
   /** @internal use the factories in `scoreMod`. */
-  constructor(readonly node: ScoreModNode) {}
+  constructor(readonly node: ScoreModNode) {
+    if (node === null || typeof node !== 'object' || !Object.hasOwn(SCORE_MOD_KINDS, (node as { kind?: unknown }).kind as string))
+      throw new ArgumentError({ op: 'ScoreMod', arg: 'node', expected: `a score-mod node (${Object.keys(SCORE_MOD_KINDS).join(', ')}); build them with the \`scoreMod\` factories`, actual: kindOf(node) })
+  }
 
   apply(s: number, b: number, h: number, pq: number, pk: number): number {
     const n = this.node
@@ -124,7 +131,12 @@ export class ScoreMod {
 
 /** ALiBi slopes for `heads` heads (Press et al.): a geometric sequence, interleaved when heads is not a power of 2. */
 export function alibiSlopes(heads: number): Float64Array {
-  positiveInt('alibiSlopes', 'heads', heads)
+  return alibiSlopesOf('alibiSlopes', heads)
+}
+
+/** `alibiSlopes` with the caller's op in its error (`scoreMod.alibi(heads)`). */
+function alibiSlopesOf(op: string, heads: number): Float64Array {
+  headCount(op, heads)
   const pow2 = (n: number): number[] => {
     const start = 2 ** (-(2 ** -(Math.log2(n) - 3)))
     return Array.from({ length: n }, (_, i) => start ** (i + 1))
@@ -140,10 +152,14 @@ const finitePositive = (op: string, arg: string, v: number): number => {
   return v
 }
 
+const RELATIVE_BIAS_KEYS: Record<'heads' | 'maxDistance', true> = { heads: true, maxDistance: true }
+
 export const scoreMod = {
   /** ALiBi: `s − m_h·(pq − pk)`, with the standard slopes for `heads` heads or explicit slopes. */
   alibi: (slopesOrHeads: number | ArrayLike<number>): ScoreMod => {
-    const slopes = typeof slopesOrHeads === 'number' ? alibiSlopes(slopesOrHeads) : Float64Array.from(slopesOrHeads)
+    if (typeof slopesOrHeads !== 'number' && (slopesOrHeads === null || typeof slopesOrHeads !== 'object' || !Number.isSafeInteger((slopesOrHeads as { length?: unknown }).length)))
+      throw new ArgumentError({ op: 'scoreMod.alibi', arg: 'slopesOrHeads', expected: 'a head count or an array of slopes', actual: kindOf(slopesOrHeads) })
+    const slopes = typeof slopesOrHeads === 'number' ? alibiSlopesOf('scoreMod.alibi', slopesOrHeads) : Float64Array.from(slopesOrHeads)
     if (slopes.length === 0 || slopes.some(s => !Number.isFinite(s)))
       throw new ValueError({ op: 'scoreMod.alibi', arg: 'slopes', expected: 'finite slopes, one per head', actual: Array.from(slopes) })
     return new ScoreMod({ kind: 'alibi', slopes })
@@ -154,8 +170,13 @@ export const scoreMod = {
    * A relative-position bias table `[heads, 2·maxDistance + 1]` (row-major): `s + table[h, clamp(pk − pq) + maxDistance]`.
    */
   relativeBias: (table: ArrayLike<number>, opts: { readonly heads: number; readonly maxDistance: number }): ScoreMod => {
+    if (table === null || typeof table !== 'object' || !Number.isSafeInteger((table as { length?: unknown }).length))
+      throw new ArgumentError({ op: 'scoreMod.relativeBias', arg: 'table', expected: 'an array of bias values', actual: kindOf(table) })
+    if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
+      throw new ArgumentError({ op: 'scoreMod.relativeBias', arg: 'opts', expected: '{ heads, maxDistance }', actual: kindOf(opts) })
+    knownOptions('scoreMod.relativeBias', opts, Object.keys(RELATIVE_BIAS_KEYS))
     const { heads, maxDistance } = opts
-    positiveInt('scoreMod.relativeBias', 'heads', heads)
+    headCount('scoreMod.relativeBias', heads)
     if (!Number.isInteger(maxDistance) || maxDistance < 0)
       throw new ValueError({ op: 'scoreMod.relativeBias', arg: 'maxDistance', expected: 'a non-negative integer', actual: maxDistance })
     if (table.length !== heads * (2 * maxDistance + 1))

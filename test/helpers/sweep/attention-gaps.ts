@@ -2,46 +2,6 @@ import type { SweepConfig } from './types.js'
 
 /** Bad calls of @heed/attention that do not yet give a typed error naming their function (the outcome seen); shrink-only. */
 export const attentionGaps: SweepConfig['gaps'] = {
-  CacheOverflowError: {
-    noArgs: 'silent returned object{op,arg,expected,actual}',
-    null: 'silent returned object{op,arg,expected,actual}',
-    undefined: 'silent returned object{op,arg,expected,actual}',
-    disposed: 'silent returned object{op,arg,expected,actual}',
-    nestedArray: 'silent returned object{op,arg,expected,actual}',
-    string: 'silent returned object{op,arg,expected,actual}',
-    huge: 'silent returned object{op,arg,expected,actual}',
-    unknownOption: 'silent returned object{op,arg,expected,actual}',
-  },
-  KvCache: {
-    noArgs: 'misnamed kvCache: opts: expected { batch, kvHeads, headDim, capacity, \u2026 }, got undefined (op kvCache)',
-    null: 'misnamed kvCache: opts: expected { batch, kvHeads, headDim, capacity, \u2026 }, got null (op kvCache)',
-    undefined: 'misnamed kvCache: opts: expected { batch, kvHeads, headDim, capacity, \u2026 }, got undefined (op kvCache)',
-    disposed: 'misnamed kvCache: batch: expected a positive integer, got undefined (op kvCache)',
-    nestedArray: 'misnamed kvCache: batch: expected a positive integer, got undefined (op kvCache)',
-    string: 'misnamed kvCache: opts: expected { batch, kvHeads, headDim, capacity, \u2026 }, got x (op kvCache)',
-    huge: 'misnamed kvCache: opts: expected { batch, kvHeads, headDim, capacity, \u2026 }, got 1099511627776 (op kvCache)',
-    unknownOption: 'misnamed kvCache: batch: expected a positive integer, got undefined (op kvCache)',
-  },
-  Mask: {
-    noArgs: 'silent returned object{node}',
-    null: 'silent returned object{node}',
-    undefined: 'silent returned object{node}',
-    disposed: 'silent returned object{node}',
-    nestedArray: 'silent returned object{node}',
-    string: 'silent returned object{node}',
-    huge: 'silent returned object{node}',
-    unknownOption: 'silent returned object{node}',
-  },
-  ScoreMod: {
-    noArgs: 'silent returned object{node}',
-    null: 'silent returned object{node}',
-    undefined: 'silent returned object{node}',
-    disposed: 'silent returned object{node}',
-    nestedArray: 'silent returned object{node}',
-    string: 'silent returned object{node}',
-    huge: 'silent returned object{node}',
-    unknownOption: 'silent returned object{node}',
-  },
   activeHeads: {
     noArgs: "untyped TypeError: Cannot read properties of undefined (reading 'shape')",
     null: "untyped TypeError: Cannot read properties of null (reading 'shape')",
@@ -68,24 +28,6 @@ export const attentionGaps: SweepConfig['gaps'] = {
     string: 'misnamed agentAttention: q: expected a Tensor [B, H, T, D], got string (op agentAttention)',
     huge: 'misnamed agentAttention: q: expected a Tensor [B, H, T, D], got number (op agentAttention)',
     unknownOption: 'misnamed agentAttention: k: expected a Tensor [B, H, T, D], got object (op agentAttention)',
-  },
-  alibiSlopes: {
-    huge: 'untyped RangeError: Invalid array length',
-  },
-  'attnState.identity': {
-    noArgs: "untyped TypeError: Cannot read properties of undefined (reading 'length')",
-    null: "untyped TypeError: Cannot read properties of null (reading 'length')",
-    undefined: "untyped TypeError: Cannot read properties of undefined (reading 'length')",
-    string: "untyped TypeError: Cannot read properties of undefined (reading 'length')",
-    huge: "untyped TypeError: Cannot read properties of undefined (reading 'length')",
-    unknownOption: 'misnamed full: dtype: expected float32, float16, float64, int32, uint32 or bool, got [object Object] (op full)',
-  },
-  cachedAttention: {
-    noArgs: "untyped TypeError: Cannot read properties of undefined (reading 'rank')",
-    null: "untyped TypeError: Cannot read properties of null (reading 'rank')",
-    undefined: "untyped TypeError: Cannot read properties of undefined (reading 'rank')",
-    nestedArray: "untyped TypeError: Cannot read properties of undefined (reading 'batch')",
-    string: "untyped TypeError: Cannot read properties of undefined (reading 'batch')",
   },
   charTokenizer: {
     noArgs: 'untyped TypeError: alphabet is not iterable',
@@ -248,47 +190,8 @@ export const attentionGaps: SweepConfig['gaps'] = {
   'mask.and': {
     noArgs: 'silent returned object{node}',
   },
-  'mask.chunk': {
-    huge: 'silent returned object{node}',
-  },
   'mask.or': {
     noArgs: 'silent returned object{node}',
-  },
-  'mask.perHead': {
-    huge: 'untyped RangeError: Invalid array length',
-  },
-  'mask.segments': {
-    noArgs: "untyped TypeError: Cannot read properties of undefined (reading 'length')",
-    null: "untyped TypeError: Cannot read properties of null (reading 'length')",
-    undefined: "untyped TypeError: Cannot read properties of undefined (reading 'length')",
-    disposed: 'silent returned object{node}',
-    huge: 'silent returned object{node}',
-    unknownOption: 'silent returned object{node}',
-  },
-  'mask.sinks': {
-    huge: 'silent returned object{node}',
-  },
-  'mask.streaming': {
-    noArgs: 'misnamed mask.sinks: count: expected a non-negative integer, got undefined (op mask.sinks)',
-    null: 'misnamed mask.sinks: count: expected a non-negative integer, got null (op mask.sinks)',
-    undefined: 'misnamed mask.sinks: count: expected a non-negative integer, got undefined (op mask.sinks)',
-    disposed: 'misnamed mask.sinks: count: expected a non-negative integer, got Tensor<float32>[2,2] (op mask.sinks)',
-    nestedArray: 'misnamed mask.sinks: count: expected a non-negative integer, got [[1,2],[3]] (op mask.sinks)',
-    string: 'misnamed mask.sinks: count: expected a non-negative integer, got x (op mask.sinks)',
-    unknownOption: 'misnamed mask.sinks: count: expected a non-negative integer, got Tensor<float32>[1,1,4,4] (op mask.sinks)',
-  },
-  'mask.window': {
-    huge: 'silent returned object{node}',
-  },
-  mergeAttention: {
-    noArgs: "untyped TypeError: Cannot read properties of undefined (reading 'length')",
-    null: "untyped TypeError: Cannot read properties of null (reading 'length')",
-    undefined: "untyped TypeError: Cannot read properties of undefined (reading 'length')",
-    disposed: 'untyped TypeError: parts.map is not a function',
-    nestedArray: 'misnamed attnState.mergeAll: state 0: expected an AttnState { o, lse }, got object (op attnState.mergeAll)',
-    string: 'silent returned string',
-    huge: 'untyped TypeError: parts.map is not a function',
-    unknownOption: 'untyped TypeError: parts.map is not a function',
   },
   mohBalanceLoss: {
     noArgs: "untyped TypeError: Cannot read properties of undefined (reading 'rank')",
@@ -501,21 +404,8 @@ export const attentionGaps: SweepConfig['gaps'] = {
     huge: "untyped TypeError: Cannot read properties of undefined (reading 'vocab')",
     unknownOption: "untyped TypeError: Cannot read properties of undefined (reading 'vocab')",
   },
-  'scoreMod.alibi': {
-    noArgs: 'untyped TypeError: undefined is not iterable (cannot read property Symbol(Symbol.iterator))',
-    null: 'untyped TypeError: object null is not iterable (cannot read property Symbol(Symbol.iterator))',
-    undefined: 'untyped TypeError: undefined is not iterable (cannot read property Symbol(Symbol.iterator))',
-    huge: 'untyped RangeError: Invalid array length',
-  },
   'scoreMod.compose': {
     noArgs: 'silent returned object{node}',
-  },
-  'scoreMod.relativeBias': {
-    noArgs: "untyped TypeError: Cannot destructure property 'heads' of 'opts' as it is undefined.",
-    null: "untyped TypeError: Cannot destructure property 'heads' of 'opts' as it is undefined.",
-    undefined: "untyped TypeError: Cannot destructure property 'heads' of 'opts' as it is undefined.",
-    nestedArray: "untyped TypeError: Cannot destructure property 'heads' of 'opts' as it is undefined.",
-    string: "untyped TypeError: Cannot destructure property 'heads' of 'opts' as it is undefined.",
   },
   'scoreMod.softcap': {
     huge: 'silent returned object{node}',

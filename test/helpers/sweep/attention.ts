@@ -21,7 +21,14 @@ export const attentionSweep: SweepConfig = {
     hipDecoder: { noArgs: 'all options optional', undefined: 'same as noArgs' },
     'headPolicy.full': { '*': 'takes no arguments: a constant policy' },
     'headPolicy.recurrent': { '*': 'takes no arguments: a constant policy' },
+    'mask.and': { noArgs: 'the empty conjunction: mask.all (sdpa itself builds mask.and(...parts) from no parts)' },
+    'mask.or': { noArgs: 'the empty disjunction: mask.none' },
+    'scoreMod.compose': { noArgs: 'the empty composition: the identity score mod' },
+    'scoreMod.softcap': { huge: 'a cap of 2^40 is a valid finite positive cap (cap·tanh(s/cap) ≈ s): no size is allocated' },
   },
-  aliases: {},
+  aliases: {
+    // `new KvCache(opts)` is the documented factory `kvCache(opts)` under its class name: one constructor, whose errors say kvCache
+    KvCache: ['kvCache'],
+  },
   gaps: attentionGaps,
 }

@@ -1,4 +1,4 @@
-import { ArgumentError, knownOptions } from '@heed/tensor'
+import { ArgumentError, isTensor, knownOptions, type Tensor } from '@heed/tensor'
 
 /**
  * The sdpa option names, for operators whose options extend `SdpaOptions` and hand the rest on to sdpa. Checked
@@ -21,5 +21,27 @@ export function operatorOptions<T>(op: string, opts: T, allowed: readonly string
 /** An optional boolean option: `causal: 'yes'` or `1` would otherwise read as truthy and pick a mode silently. */
 export function flag(op: string, arg: string, v: unknown): boolean | undefined {
   if (v !== undefined && typeof v !== 'boolean') throw new ArgumentError({ op, arg, expected: 'a boolean', actual: kind(v) })
+  return v
+}
+
+/**
+ * A live tensor argument, blamed on the public op: not a tensor (null, a plain array, a string) is an
+ * ArgumentError, a disposed one a DisposedError, both naming `op`. (The same check as @heed/tensor's internal
+ * `requireTensor`, which its index does not export.)
+ */
+export function tensorArg<T extends Tensor>(op: string, arg: string, v: T, expected = 'a Tensor'): T {
+  if (!isTensor(v)) throw new ArgumentError({ op, arg, expected, actual: kind(v) }, Array.isArray(v) ? 'wrap plain arrays with tensor(...)' : undefined)
+  v.assertLive(op)
+  return v
+}
+
+/** An options object (or undefined, for the defaults) holding only the keys the function reads. */
+export function optionalOptions<T>(op: string, opts: T | undefined, allowed: readonly string[]): T | undefined {
+  return opts === undefined ? opts : operatorOptions(op, opts, allowed)
+}
+
+/** A plain object argument (a parameter tree, a model, a config): not null, not an array, not a primitive. */
+export function objectArg<T>(op: string, arg: string, v: T, expected: string): T {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ArgumentError({ op, arg, expected, actual: kind(v) })
   return v
 }
