@@ -8,9 +8,10 @@
  * not a parameter.
  */
 import { scaledDotProductAttention } from '@heed/attention'
-import { config, finite, flag, optionKeys } from './internal.js'
+import { config, finite, flag, oneOf, optionKeys } from './internal.js'
 import {
   positiveInt,
+  checkAllocation,
   isFloat,
   knownOptions,
   ArgumentError,
@@ -75,7 +76,15 @@ export function hcamMemory(opts: HcamMemoryOptions): HcamMemory {
   return { chunkSize, maxChunks, keys: null, contents: null, ends: [], pending: null, position: 0 }
 }
 
+/** An HcamMemory argument (from hcamMemory or hcamWrite): a tensor, an array or null is named here. */
+function checkMemory(op: string, mem: HcamMemory): void {
+  const slot = (x: unknown): boolean => x === null || isTensor(x)
+  if (mem === null || typeof mem !== 'object' || isTensor(mem) || Array.isArray(mem) || typeof mem.chunkSize !== 'number' || !Array.isArray(mem.ends) || !slot(mem.keys) || !slot(mem.contents) || !slot(mem.pending))
+    throw new ArgumentError({ op, arg: 'mem', expected: 'an HcamMemory (hcamMemory, hcamWrite)', actual: isTensor(mem) ? 'a Tensor' : mem === null ? 'null' : Array.isArray(mem) ? 'an array' : typeof mem })
+}
+
 export function disposeHcam(mem: HcamMemory): void {
+  checkMemory('disposeHcam', mem)
   dispose([mem.keys, mem.contents, mem.pending])
 }
 
@@ -87,6 +96,7 @@ const copy = (x: Tensor | null): Tensor | null => (x ? reshape(x, x.shape) : nul
  */
 export function hcamWrite(mem: HcamMemory, x: Tensor): HcamMemory {
   const op = 'hcamWrite'
+  checkMemory(op, mem)
   if (!isTensor(x) || x.rank !== 2) throw new ShapeError({ op, arg: 'x', expected: 'rows [T, D]', actual: isTensor(x) ? x.shape : typeof x })
   const D = mem.keys?.shape[1] ?? mem.pending?.shape[1] ?? x.shape[1]!
   if (x.shape[1] !== D) throw new ShapeError({ op, arg: 'x', expected: `[T, ${D}]`, actual: x.shape })
@@ -129,6 +139,12 @@ export function hcamWrite(mem: HcamMemory, x: Tensor): HcamMemory {
 
 /** Sinusoidal position encodings `[C, D]` (Vaswani et al.), for positions inside a chunk. */
 export function sinusoidalPositions(C: number, D: number, dtype: 'float32' | 'float64' = 'float32', backend?: string): Tensor {
+  const op = 'sinusoidalPositions'
+  positiveInt(op, 'C', C)
+  positiveInt(op, 'D', D)
+  oneOf(op, 'dtype', dtype, ['float32', 'float64'])
+  if (backend !== undefined && typeof backend !== 'string') throw new ArgumentError({ op, arg: 'backend', expected: 'a backend name', actual: typeof backend })
+  checkAllocation(op, 'C·D', C * D, dtype)
   const v = new Array<number>(C * D)
   for (let p = 0; p < C; p++)
     for (let i = 0; i < D; i++) {
@@ -270,6 +286,7 @@ export function hcamAttention(queries: Tensor, keys: Tensor, contents: Tensor, o
  */
 export function hcamRead(mem: HcamMemory, queries: Tensor, opts: HcamReadOptions): HcamReadResult {
   const op = 'hcamRead'
+  checkMemory(op, mem)
   if (!mem.keys || !mem.contents) {
     checkQueries(op, queries, opts)
     positiveInt(op, 'topK', opts?.topK)

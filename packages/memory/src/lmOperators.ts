@@ -3,8 +3,8 @@
  * `transformerLM({ attention })`, their parameters made by `init` and trained with the model.
  */
 import { mask as masks, scaledDotProductAttention, type AttentionFn, type AttentionFnOptions, type OperatorInitOptions, type OperatorParams } from '@heed/attention'
-import { add, concat, isTensor, mean, nonNegativeInt, permute, random, reshape, ShapeError, slice, stack, ValueError, type Tensor, positiveInt } from '@heed/tensor'
-import { oneOf, optionKeys, options } from './internal.js'
+import { add, ArgumentError, concat, isTensor, mean, nonNegativeInt, permute, random, reshape, ShapeError, slice, stack, ValueError, type Tensor, positiveInt } from '@heed/tensor'
+import { liveTensor, oneOf, optionKeys, options } from './internal.js'
 import { checkNeuralMemoryOptions } from './titansOptions.js'
 import { hcamAttention, type HcamParams } from './hcam.js'
 import { disposeTitansState } from './titans.js'
@@ -16,6 +16,18 @@ type Fn = (q: Tensor, k: Tensor, v: Tensor, o: AttentionFnOptions) => { out: Ten
 function named(name: string, fn: Fn, extra: { incremental?: 'prefix' | 'state'; step?: NonNullable<AttentionFn['step']>; init?: (o: OperatorInitOptions) => OperatorParams }): AttentionFn {
   Object.defineProperty(fn, 'name', { value: name })
   return Object.assign(fn, extra)
+}
+
+/**
+ * The arguments an AttentionFn is called with: q/k/v live `[B, H, T, D]` tensors and an options object (a model
+ * passes them; a hand call with anything else is named here, not inside the layer).
+ */
+const attentionArgs = (op: string, q: Tensor, k: Tensor, v: Tensor, o: AttentionFnOptions): void => {
+  for (const [arg, x] of [['q', q], ['k', k], ['v', v]] as const) {
+    liveTensor(op, arg, x)
+    if (x.rank !== 4) throw new ShapeError({ op, arg, expected: '[B, H, T, D]', actual: x.shape })
+  }
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new ArgumentError({ op, arg: 'opts', expected: 'the attention options object', actual: o === null ? 'null' : typeof o })
 }
 
 const noMask = (op: string, o: AttentionFnOptions): void => {
@@ -64,13 +76,16 @@ export const memoryOperators = {
   titans: (variant: TitansVariant, opts: TitansOperatorOptions = {}): AttentionFn => {
     const op = `memoryOperators.titans(${variant})`
     // checked here, where the model is built: the layer would otherwise see a typo only at the first forward pass
+    // required: without it the layer would only fail at the first forward pass
+    if (variant === undefined) throw new ArgumentError({ op: 'memoryOperators.titans', arg: 'variant', expected: "'MAC', 'MAG' or 'MAL'", actual: 'undefined' })
     oneOf('memoryOperators.titans', 'variant', variant, ['MAC', 'MAG', 'MAL'])
     opts = options(op, opts, TITANS_OPTIONS)
     for (const k of ['segment', 'window', 'depth'] as const) if (opts[k] !== undefined) positiveInt(op, k, opts[k])
     if (opts.persistentTokens !== undefined) nonNegativeInt(op, 'persistentTokens', opts.persistentTokens)
     checkNeuralMemoryOptions(op, { ...(opts.maxLr !== undefined ? { maxLr: opts.maxLr } : {}), ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}) })
     const layerOpts = (heads: number) => ({ heads, segment: opts.segment ?? 32, window: opts.window ?? 32, maxLr: opts.maxLr ?? 0.1, ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}) })
-    const checked = (q: Tensor, o: AttentionFnOptions): { p: TitansLayerParams; input: Tensor } => {
+    const checked = (q: Tensor, k: Tensor, v: Tensor, o: AttentionFnOptions): { p: TitansLayerParams; input: Tensor } => {
+      attentionArgs(op, q, k, v, o)
       noMask(op, o)
       const [B, H, T, D] = q.shape as [number, number, number, number]
       const p = o.params as TitansLayerParams | undefined
@@ -88,8 +103,8 @@ export const memoryOperators = {
     }
     return named(
       `titans-${variant}`,
-      (q, _k, _v, o) => {
-        const { p, input } = checked(q, o)
+      (q, k, v, o) => {
+        const { p, input } = checked(q, k, v, o)
         if ((o.queryOffset ?? 0) !== 0 || (o.keyOffset ?? 0) !== 0) throw new ValueError({ op, arg: 'queryOffset', expected: '0 (the memory starts at the first position)', actual: o.queryOffset })
         const out = perRow(q, x => {
           const r = titansLayer(p, x, variant, undefined, layerOpts(q.shape[1]!))
@@ -101,8 +116,8 @@ export const memoryOperators = {
       {
         // One stream state per batch row: each row's memory learns from its own tokens.
         incremental: 'state',
-        step: (q, _k, _v, state, o) => {
-          const { p, input } = checked(q, o)
+        step: (q, k, v, state, o) => {
+          const { p, input } = checked(q, k, v, o)
           const prev = state as readonly TitansLayerStreamState[] | undefined
           const at = prev?.[0]?.position ?? 0
           if ((o.queryOffset ?? at) !== at) throw new ValueError({ op, arg: 'queryOffset', expected: `the stream's next position (${at})`, actual: o.queryOffset })
@@ -139,6 +154,7 @@ export const memoryOperators = {
       'hcam',
       (q, k, v, o) => {
         const op = 'memoryOperators.hcam'
+        attentionArgs(op, q, k, v, o)
         noMask(op, o)
         const p = o.params as HcamParams | undefined
         if (!p || !isTensor(p.wq)) throw new ValueError({ op, arg: 'params', expected: 'the HCAM maps from init', actual: typeof o.params })

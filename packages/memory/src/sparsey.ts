@@ -10,7 +10,7 @@
  * fixes every code on every backend and machine. Recall (max-V) never draws: its ties go to the lowest cell index,
  * so recalling does not shift the codes that later learning picks.
  */
-import { inRange, intAtLeast, ArgumentError, ShapeError, ValueError, rng as makeRng, tensor, type Rng, type Tensor } from '@heed/tensor'
+import { inRange, intAtLeast, nonNegativeInt, positiveInt, ArgumentError, ShapeError, ValueError, rng as makeRng, tensor, type Rng, type Tensor } from '@heed/tensor'
 import { config as checkConfig, finite, flag, oneOf, optionKeys, options } from './internal.js'
 
 /**
@@ -114,7 +114,13 @@ const CONFIG = optionKeys<SparseyConfig>({
 const STEP_OPTIONS = optionKeys<SparseyStepOptions>({ learn: true, mode: true, context: true, topDown: true, keepContext: true })
 const MODES: readonly SelectionMode[] = ['csa', 'maxV']
 
-export function resolveSparseyConfig(cfg: SparseyConfig, op = OP): ResolvedSparseyConfig {
+/** A mac's config with every default filled in and every value checked. */
+export function resolveSparseyConfig(cfg: SparseyConfig): ResolvedSparseyConfig {
+  return resolveConfig(cfg, 'resolveSparseyConfig')
+}
+
+/** @internal `resolveSparseyConfig` in the name of the function the user called (`SparseyMac`, `sparsey`, …). */
+export function resolveConfig(cfg: SparseyConfig, op: string): ResolvedSparseyConfig {
   checkConfig(op, cfg, CONFIG)
   flag(op, 'horizontal', cfg.horizontal)
   if (cfg.seed !== undefined && !Number.isInteger(cfg.seed)) throw new ValueError({ op, arg: 'seed', expected: 'an integer seed', actual: typeof cfg.seed === 'number' ? cfg.seed : typeof cfg.seed })
@@ -157,7 +163,13 @@ export function expansivity(G: number, K: number, opts: { gMin?: number; gamma?:
 }
 
 /** Active indices of an input, validated against `size`. Dense inputs are Uint8Array of exactly `size` bytes. */
-export function activeIndices(x: SdrInput, size: number, op = OP, arg = 'input'): Int32Array {
+export function activeIndices(x: SdrInput, size: number): Int32Array {
+  nonNegativeInt('activeIndices', 'size', size)
+  return indicesOf(x, size, 'activeIndices', 'input')
+}
+
+/** @internal `activeIndices` in the name of the caller, for the argument it checks. */
+export function indicesOf(x: SdrInput, size: number, op: string, arg: string): Int32Array {
   if (x instanceof Uint8Array) {
     if (x.length !== size) throw new ShapeError({ op, arg, expected: `a dense 0/1 Uint8Array of length ${size}`, actual: `length ${x.length}` })
     let n = 0
@@ -183,8 +195,16 @@ export function activeIndices(x: SdrInput, size: number, op = OP, arg = 'input')
   return out
 }
 
+/** A code as a step returns it: an Int32Array of winners ≥ 0 (a tensor, a plain array or null is named here). */
+function codeOf(op: string, arg: string, c: unknown): asserts c is Int32Array {
+  if (!(c instanceof Int32Array)) throw new ArgumentError({ op, arg, expected: 'a code (an Int32Array of winners, as a step returns)', actual: c === null ? 'null' : Array.isArray(c) ? 'an array' : typeof c })
+  for (let q = 0; q < c.length; q++) if (c[q]! < 0) throw new ValueError({ op, arg: `${arg}[${q}]`, expected: 'a winner index ≥ 0', actual: c[q] })
+}
+
 /** Number of modules where two codes have the same winner (code similarity; chance is Q/K). */
 export function codeOverlap(a: Int32Array, b: Int32Array): number {
+  codeOf('codeOverlap', 'a', a)
+  codeOf('codeOverlap', 'b', b)
   if (a.length !== b.length) throw new ShapeError({ op: 'codeOverlap', arg: 'b', expected: `a code of length ${a.length}`, actual: b.length })
   let n = 0
   for (let i = 0; i < a.length; i++) if (a[i] === b[i]) n++
@@ -193,6 +213,10 @@ export function codeOverlap(a: Int32Array, b: Int32Array): number {
 
 /** Flat cell ids (q·K + winner) of a code: the active cells, as a higher level or a classifier sees them. */
 export function codeCells(code: Int32Array, K: number): Int32Array {
+  codeOf('codeCells', 'code', code)
+  positiveInt('codeCells', 'K', K)
+  for (let q = 0; q < code.length; q++)
+    if (code[q]! >= K) throw new ValueError({ op: 'codeCells', arg: `code[${q}]`, expected: `a winner in [0, ${K}) (K = ${K})`, actual: code[q] })
   const out = new Int32Array(code.length)
   for (let q = 0; q < code.length; q++) out[q] = q * K + code[q]!
   return out
@@ -218,7 +242,7 @@ export class SparseyMac {
   readonly #psi: Float64Array
 
   constructor(config: SparseyConfig) {
-    this.config = resolveSparseyConfig(config)
+    this.config = resolveConfig(config, 'SparseyMac')
     const { inputSize, Q, K, horizontal, topDownSize, seed } = this.config
     const QK = Q * K
     this.#wu = new Uint8Array(inputSize * QK)
@@ -273,7 +297,7 @@ export class SparseyMac {
 
   /** G of an input without choosing a code or touching any state (counters excepted). */
   familiarity(x: SdrInput, opts: Pick<SparseyStepOptions, 'context' | 'topDown'> = {}): number {
-    const active = activeIndices(x, this.config.inputSize, `${OP}.familiarity`)
+    const active = indicesOf(x, this.config.inputSize, `${OP}.familiarity`, 'input')
     if (!this.#inBand(active.length)) return 0
     return this.#computeV(active, opts.context === undefined ? this.#prev : opts.context, opts.topDown)
   }
@@ -287,7 +311,7 @@ export class SparseyMac {
     if (mode !== 'csa' && mode !== 'maxV') throw new ValueError({ op, arg: 'mode', expected: "'csa' or 'maxV'", actual: mode })
     if (opts.context != null && opts.context.length !== this.config.Q)
       throw new ShapeError({ op, arg: 'context', expected: `a code of length ${this.config.Q}`, actual: opts.context.length })
-    const active = activeIndices(x, this.config.inputSize, op)
+    const active = indicesOf(x, this.config.inputSize, op, 'input')
     const context = opts.context === undefined ? this.#prev : opts.context
     this.counters.steps++
     if (!this.#inBand(active.length)) {
@@ -402,7 +426,7 @@ export class SparseyMac {
       for (let i = 0; i < QK; i++) v[i]! *= Math.pow(h[i]! / (Q - 1), lambdaH)
     }
     if (topDownSize > 0 && topDown !== undefined) {
-      const td = activeIndices(topDown, topDownSize, OP, 'topDown')
+      const td = indicesOf(topDown, topDownSize, OP, 'topDown')
       if (td.length > 0) {
         const d = this.#d
         d.fill(0)
@@ -476,7 +500,7 @@ export class SparseyMac {
         this.counters.weightWrites += Q
       }
       if (topDownSize > 0 && topDown !== undefined) {
-        const td = activeIndices(topDown, topDownSize, OP, 'topDown')
+        const td = indicesOf(topDown, topDownSize, OP, 'topDown')
         for (let a = 0; a < td.length; a++) this.#wd[td[a]! * QK + cell] = 1
         this.counters.weightWrites += td.length
       }
@@ -487,7 +511,10 @@ export class SparseyMac {
 }
 
 /** A mac with the given options (a plain-function spelling of `new SparseyMac`). */
-export const sparseyMac = (config: SparseyConfig): SparseyMac => new SparseyMac(config)
+export const sparseyMac = (config: SparseyConfig): SparseyMac => {
+  resolveConfig(config, 'sparseyMac')
+  return new SparseyMac(config)
+}
 
 /** One level of a hierarchy: mac options shared by its macs, and each mac's receptive field. */
 export interface SparseyLevelConfig extends Omit<SparseyConfig, 'inputSize' | 'topDownSize' | 'seed'> {
@@ -586,9 +613,11 @@ export class SparseyHierarchy {
       if (!Array.isArray(fields) || fields.length === 0)
         throw new ArgumentError({ op, arg: `levels[${l}].receptiveFields`, expected: 'a non-empty array of index arrays', actual: String(fields) })
       persistence.push(posInt(op, `levels[${l}].persistence`, lv.persistence ?? 1))
-      const rf = fields.map((f, m) => activeIndices(f, belowSize, op, `levels[${l}].receptiveFields[${m}]`))
+      const rf = fields.map((f, m) => indicesOf(f, belowSize, op, `levels[${l}].receptiveFields[${m}]`))
       rfs.push(rf)
       const { receptiveFields: _rf, persistence: _p, ...macOpts } = lv
+      // the level's values checked in the hierarchy's name, before its macs are made
+      resolveConfig({ ...macOpts, inputSize: rf[0]!.length * belowCells }, `${op}: levels[${l}]`)
       levels.push(rf.map(f => new SparseyMac({ ...macOpts, inputSize: f.length * belowCells, seed: seed++ })))
       const Q = levels[l]![0]!.config.Q
       const K = levels[l]![0]!.config.K
@@ -637,7 +666,7 @@ export class SparseyHierarchy {
     const mode = oneOf(op, 'mode', opts.mode, MODES) ?? (learn ? 'csa' : 'maxV')
     const prevCodes = this.#codes.map(cs => cs.slice())
     const below = new Uint8Array(this.inputSize)
-    for (const i of activeIndices(input, this.inputSize, 'SparseyHierarchy.step')) below[i] = 1
+    for (const i of indicesOf(input, this.inputSize, 'SparseyHierarchy.step', 'input')) below[i] = 1
     let belowCodes: (Int32Array | null)[] | null = null
     for (let l = 0; l < this.levels.length; l++) {
       const hold = this.#frame % this.#persistence[l]! !== 0

@@ -13,7 +13,7 @@ import { defer, Observable, type OperatorFunction } from 'rxjs'
 import { concatMap, finalize, map } from 'rxjs/operators'
 import { ArgumentError, DTypeError, ShapeError, dispose, isTensor, tensor, type Tensor } from '@heed/tensor'
 import { borrow, checkChunk, describeItem, lend, retainTree, type TokenChunk } from '@heed/tensor/stream'
-import { SparseyMac, resolveSparseyConfig, type SparseyConfig } from './sparsey.js'
+import { SparseyMac, resolveConfig, type SparseyConfig } from './sparsey.js'
 import { TB_CONFIG, TensorBrain, type TensorBrainConfig, type Triple } from './tensorBrain.js'
 import { config as checkConfig } from './internal.js'
 
@@ -96,7 +96,7 @@ export interface SparseyEvent {
  * storing T rows in one chunk or in T chunks gives the same codes.
  */
 export function sparsey(config: SparseyConfig): OperatorFunction<TokenChunk | MemoryQuery, SparseyEvent> {
-  resolveSparseyConfig(config, 'sparsey')
+  resolveConfig(config, 'sparsey')
   return perSubscription<SparseyMac, TokenChunk | MemoryQuery, SparseyEvent>(
     'sparsey',
     () => new SparseyMac(config),

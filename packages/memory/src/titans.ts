@@ -60,9 +60,10 @@ const act = (name: MemoryActivation, x: Tensor): Tensor =>
 
 function checkWeights(op: string, weights: MemoryWeights): void {
   if (!Array.isArray(weights) || weights.length === 0 || !weights.every(isTensor))
-    throw new ArgumentError({ op, arg: 'weights', expected: 'a non-empty array of weight tensors', actual: typeof weights })
+    throw new ArgumentError({ op, arg: 'weights', expected: 'a non-empty array of weight tensors', actual: kindOf(weights) })
   for (let i = 0; i < weights.length; i++) {
     const w = weights[i]!
+    w.assertLive(op)
     if (w.rank !== 2) throw new ShapeError({ op, arg: `weights[${i}]`, expected: 'a matrix', actual: w.shape })
     if (w.dtype !== weights[0]!.dtype) throw new DTypeError({ op, arg: `weights[${i}]`, expected: weights[0]!.dtype, actual: w.dtype })
     if (i > 0 && weights[i - 1]!.shape[1] !== w.shape[0])
@@ -72,6 +73,7 @@ function checkWeights(op: string, weights: MemoryWeights): void {
 
 function checkRows(op: string, arg: string, x: Tensor, dim: number, dtype: DType): void {
   if (!isTensor(x)) throw new ArgumentError({ op, arg, expected: `a [T, ${dim}] tensor`, actual: kindOf(x) })
+  x.assertLive(op)
   if (x.rank !== 2 || x.shape[1] !== dim) throw new ShapeError({ op, arg, expected: `[T, ${dim}]`, actual: x.shape })
   if (x.dtype !== dtype) throw new DTypeError({ op, arg, expected: dtype, actual: x.dtype })
 }
@@ -114,7 +116,13 @@ export function associativeLoss(weights: MemoryWeights, keys: Tensor, values: Te
 
 /** Closed form of ∇_W Σ c_n ‖k_n W − v_n‖² for linear memory: 2 Kᵀ diag(c) (K W − V). A check on the autodiff path. */
 export function linearMemoryGradient(w: Tensor, keys: Tensor, values: Tensor, coeffs?: Tensor): Tensor {
-  checkWeights('linearMemoryGradient', [w])
+  const op = 'linearMemoryGradient'
+  checkWeights(op, [w])
+  checkRows(op, 'keys', keys, w.shape[0]!, w.dtype)
+  checkRows(op, 'values', values, w.shape[1]!, w.dtype)
+  if (values.shape[0] !== keys.shape[0]) throw new ShapeError({ op, arg: 'values', expected: `${keys.shape[0]} rows like keys`, actual: values.shape })
+  if (coeffs !== undefined && (!isTensor(coeffs) || coeffs.rank !== 1 || coeffs.shape[0] !== keys.shape[0]))
+    throw new ShapeError({ op, arg: 'coeffs', expected: `[${keys.shape[0]}]`, actual: isTensor(coeffs) ? coeffs.shape : kindOf(coeffs) })
   return scope(() => {
     let r = sub(matmul(keys, w), values)
     if (coeffs !== undefined) r = mul(r, reshape(coeffs, [coeffs.shape[0]!, 1]))
@@ -262,8 +270,15 @@ export function titansState(weights: MemoryWeights): TitansState {
   }
 }
 
+/** A TitansState argument: an object holding weights and momentum (a tensor, an array or null is named here). */
+function checkState(op: string, state: TitansState, arg = 'state'): void {
+  if (state === null || typeof state !== 'object' || Array.isArray(state) || isTensor(state) || !Array.isArray(state.weights) || !Array.isArray(state.momentum))
+    throw new ArgumentError({ op, arg, expected: 'a TitansState (titansState)', actual: isTensor(state) ? 'a Tensor' : kindOf(state) })
+}
+
 /** Dispose every tensor a state holds. */
 export function disposeTitansState(state: TitansState): void {
+  checkState('disposeTitansState', state)
   dispose([state.weights, state.momentum])
   if (state.pending) dispose([state.pending.keys, state.pending.values, state.pending.gates.theta, state.pending.gates.logEta, state.pending.gates.logKeep])
 }
@@ -424,6 +439,8 @@ function sequentialToken(W: readonly Tensor[], S: readonly Tensor[], k: Tensor, 
 export function titansFlush(state: TitansState, opts: Pick<TitansOptions, 'activation'> = {}): TitansState {
   opts = options('titansFlush', opts, ['activation'])
   oneOf('titansFlush', 'activation', opts.activation, ACTIVATIONS)
+  checkState('titansFlush', state)
+  checkWeights('titansFlush', state.weights)
   const p = state.pending
   if (!p) return { ...state, weights: state.weights.map(w => reshape(w, w.shape)), momentum: state.momentum.map(s => reshape(s, s.shape)) }
   const next = commitChunk(state.weights, state.momentum, p.keys, p.values, p.gates, opts.activation ?? 'silu')
@@ -434,7 +451,9 @@ export function titansFlush(state: TitansState, opts: Pick<TitansOptions, 'activ
 export function titansRead(state: TitansState, queries: Tensor, opts: Pick<TitansOptions, 'activation'> = {}): Tensor {
   opts = options('titansRead', opts, ['activation'])
   oneOf('titansRead', 'activation', opts.activation, ACTIVATIONS)
-  if (state === null || typeof state !== 'object') throw new ArgumentError({ op: 'titansRead', arg: 'state', expected: 'a TitansState (titansState)', actual: kindOf(state) })
+  checkState('titansRead', state)
+  checkWeights('titansRead', state.weights)
+  checkRows('titansRead', 'queries', queries, keyDim(state.weights), state.weights[0]!.dtype)
   return memoryForward(state.weights, queries, opts.activation ?? 'silu')
 }
 
@@ -498,17 +517,26 @@ export function initNeuralMemory(cfg: NeuralMemoryConfig): NeuralMemoryParams {
 
 const l2rows = (x: Tensor): Tensor => mul(x, rsqrt(add(sum(square(x), { axis: 1, keepDims: true }), 1e-12)))
 
+/** Params from `initNeuralMemory`: every projection a live tensor, `init` valid memory weights. */
+function checkParams(op: string, params: NeuralMemoryParams): void {
+  if (params === null || typeof params !== 'object' || isTensor(params) || Array.isArray(params) || !(['wk', 'wv', 'wq', 'wGate', 'bGate'] as const).every(k => isTensor(params[k])))
+    throw new ArgumentError({ op, arg: 'params', expected: 'NeuralMemoryParams (initNeuralMemory)', actual: isTensor(params) ? 'a Tensor' : kindOf(params) })
+  for (const k of ['wk', 'wv', 'wq', 'wGate', 'bGate'] as const) params[k].assertLive(op)
+  checkWeights(op, params.init)
+}
+
 /** Keys, values, queries and gates of inputs `x: [T, d]`. */
 export function neuralMemoryInputs(params: NeuralMemoryParams, x: Tensor, opts: NeuralMemoryOptions = {}): TitansInput & { readonly gates: LogGates } {
   opts = options('neuralMemoryInputs', opts, NEURAL_MEMORY_OPTIONS)
   checkNeuralMemoryOptions('neuralMemoryInputs', opts)
-  return inputsOf(params, x, opts)
+  checkParams('neuralMemoryInputs', params)
+  return inputsOf('neuralMemoryInputs', params, x, opts)
 }
 
-/** `neuralMemoryInputs` after the option checks, for the functions that made their own. */
-function inputsOf(params: NeuralMemoryParams, x: Tensor, opts: NeuralMemoryOptions): TitansInput & { readonly gates: LogGates } {
-  const op = 'neuralMemory'
+/** `neuralMemoryInputs` after the option and params checks, in the name of the function the user called. */
+function inputsOf(op: string, params: NeuralMemoryParams, x: Tensor, opts: NeuralMemoryOptions): TitansInput & { readonly gates: LogGates } {
   if (!isTensor(x)) throw new ArgumentError({ op, arg: 'x', expected: `a [T, ${params.wk.shape[0]}] tensor`, actual: kindOf(x) })
+  x.assertLive(op)
   if (x.rank !== 2 || x.shape[1] !== params.wk.shape[0]) throw new ShapeError({ op, arg: 'x', expected: `[T, ${params.wk.shape[0]}]`, actual: x.shape })
   const maxLr = opts.maxLr ?? 1
   if (!(maxLr >= 0 && Number.isFinite(maxLr))) throw new ValueError({ op, arg: 'maxLr', expected: 'a finite number ≥ 0', actual: maxLr })
@@ -529,16 +557,24 @@ function inputsOf(params: NeuralMemoryParams, x: Tensor, opts: NeuralMemoryOptio
 }
 
 /** A state for `params` (M₀ = params.init, zero momentum). */
-export const neuralMemoryState = (params: NeuralMemoryParams): TitansState => titansState(params.init)
+export function neuralMemoryState(params: NeuralMemoryParams): TitansState {
+  checkParams('neuralMemoryState', params)
+  return titansState(params.init)
+}
 
 /** Project `x: [T, d]`, write it into the memory and read it back: `{ out: [T, dv], state }`. */
 export function neuralMemory(params: NeuralMemoryParams, x: Tensor, state?: TitansState, opts: NeuralMemoryOptions = {}): TitansResult {
   opts = options('neuralMemory', opts, NEURAL_MEMORY_OPTIONS)
   checkNeuralMemoryOptions('neuralMemory', opts)
+  checkParams('neuralMemory', params)
+  if (state !== undefined) {
+    checkState('neuralMemory', state)
+    checkWeights('neuralMemory', state.weights)
+  }
   return scope(() => {
     const own = state === undefined
-    const s = state ?? neuralMemoryState(params)
-    const res = titansStep(s, inputsOf(params, x, opts), pick(opts, TITANS_OPTIONS))
+    const s = state ?? titansState(params.init)
+    const res = titansStep(s, inputsOf('neuralMemory', params, x, opts), pick(opts, TITANS_OPTIONS))
     if (own) disposeTitansState(s)
     return res
   })
