@@ -21,6 +21,7 @@ export const attentionSweep: SweepConfig = {
     hipDecoder: { noArgs: 'all options optional', undefined: 'same as noArgs' },
     'headPolicy.full': { '*': 'takes no arguments: a constant policy' },
     'headPolicy.recurrent': { '*': 'takes no arguments: a constant policy' },
+    charTokenizer: { string: "'x' is a valid one-character alphabet" },
     'mask.and': { noArgs: 'the empty conjunction: mask.all (sdpa itself builds mask.and(...parts) from no parts)' },
     'mask.or': { noArgs: 'the empty disjunction: mask.none' },
     'scoreMod.compose': { noArgs: 'the empty composition: the identity score mod' },

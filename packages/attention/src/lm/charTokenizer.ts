@@ -1,4 +1,4 @@
-import { ValueError } from '@heed/tensor'
+import { ArgumentError, ValueError } from '@heed/tensor'
 
 /** What `encode` does with a character outside the vocabulary. */
 export type UnknownChar = 'error' | 'skip' | { readonly replace: string }
@@ -28,6 +28,8 @@ export interface CharTokenizer {
  */
 export function charTokenizer(alphabet: string | readonly string[]): CharTokenizer {
   const op = 'charTokenizer'
+  if (typeof alphabet !== 'string' && !Array.isArray(alphabet))
+    throw new ArgumentError({ op, arg: 'alphabet', expected: 'a string of distinct characters or an array of single characters', actual: alphabet === null ? 'null' : typeof alphabet })
   const vocab = typeof alphabet === 'string' ? [...alphabet] : [...alphabet]
   if (vocab.length === 0) throw new ValueError({ op, arg: 'alphabet', expected: 'at least one character', actual: 'none' })
   const index = new Map<string, number>()

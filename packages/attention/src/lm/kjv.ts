@@ -1,4 +1,5 @@
-import { ValueError } from '@heed/tensor'
+import { ArgumentError, ValueError } from '@heed/tensor'
+import { operatorOptions } from '../operators/strict.js'
 
 /** The 66 books of the KJV in canonical order, as abbreviated in the shipped text (`Ge1:1 …`). */
 export const KJV_BOOKS = [
@@ -31,6 +32,7 @@ const LINE = /^([1-3]?[A-Za-z]+)(\d+):(\d+) (.*)$/
 /** Verses of the shipped text (one `Book1:1 text` line each), validated: known books, canonical order. */
 export function parseKjv(text: string): Verse[] {
   const op = 'parseKjv'
+  if (typeof text !== 'string') throw new ArgumentError({ op, arg: 'text', expected: 'the text of the corpus, a string', actual: text === null ? 'null' : Array.isArray(text) ? 'an array' : typeof text })
   const order = new Map<string, number>(KJV_BOOKS.map((b, i) => [b, i]))
   const verses: Verse[] = []
   let last = -1
@@ -63,7 +65,19 @@ export interface KjvSplit {
 }
 
 /** The verse text that a language model reads: verses without references, each ending in a newline. */
-export const versesText = (verses: readonly Verse[]): string => verses.map(v => v.text + '\n').join('')
+export const versesText = (verses: readonly Verse[]): string => checkVerses('versesText', verses).map(v => v.text + '\n').join('')
+
+/** An array of verses (`{ text, book, … }` as `parseKjv` makes them), checked before anything reads them. */
+function checkVerses(op: string, verses: readonly Verse[]): readonly Verse[] {
+  if (!Array.isArray(verses)) throw new ArgumentError({ op, arg: 'verses', expected: 'an array of verses (see parseKjv)', actual: verses === null ? 'null' : typeof verses })
+  verses.forEach((v: unknown, i) => {
+    if (v === null || typeof v !== 'object' || typeof (v as Verse).text !== 'string')
+      throw new ArgumentError({ op, arg: `verses[${i}]`, expected: 'a verse { book, chapter, verse, text }', actual: v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v })
+  })
+  return verses
+}
+
+const KJV_SPLIT_OPTIONS: Record<keyof KjvSplitOptions, true> = { validationFrom: true }
 
 /**
  * The fixed split by book: validation is every verse from `validationFrom` to the end of the canon, training
@@ -72,6 +86,8 @@ export const versesText = (verses: readonly Verse[]): string => verses.map(v => 
  * they are bookkeeping, and digits and colons would otherwise be a tenth of what the model learns to predict.
  */
 export function kjvSplit(verses: readonly Verse[], opts: KjvSplitOptions = {}): KjvSplit {
+  checkVerses('kjvSplit', verses)
+  operatorOptions('kjvSplit', opts, Object.keys(KJV_SPLIT_OPTIONS))
   const from = opts.validationFrom ?? KJV_VALIDATION_FROM
   const at = KJV_BOOKS.indexOf(from)
   if (at < 0) throw new ValueError({ op: 'kjvSplit', arg: 'validationFrom', expected: 'a KJV book abbreviation', actual: from })

@@ -1,6 +1,7 @@
-import { finiteNumber, knownOptions, positiveInt, add, ArgumentError, conv1d, conv2d, matmul, mul, permute, random, reshape, scope, ShapeError, softmax, tensor, ValueError, type FloatDType, type Tensor } from '@heed/tensor'
+import { checkAllocation, finiteNumber, knownOptions, positiveInt, add, ArgumentError, conv1d, conv2d, matmul, mul, permute, random, reshape, scope, ShapeError, softmax, tensor, ValueError, type FloatDType, type Tensor } from '@heed/tensor'
 import { checkQkv } from '../sdpa.js'
 import { repeatKvHeads } from './lightningAttention.js'
+import { operatorOptions, tensorArg } from './strict.js'
 
 /**
  * Agent Attention (Han et al., "Agent Attention: On the Integration of Softmax and Linear Attention", ECCV 2024): n
@@ -80,39 +81,39 @@ function poolMatrix(T: number, n: number, grid: readonly [number, number] | unde
   return P
 }
 
-function agentsOf(q: Tensor, opts: AgentAttentionOptions): Tensor {
+function agentsOf(q: Tensor, opts: AgentAttentionOptions, op: string): Tensor {
   const [, H, Tq, D] = q.shape as [number, number, number, number]
   if (opts.agents !== undefined) {
     const a = opts.agents
-    if (typeof a !== 'object' || a === null || !('shape' in a)) throw new ArgumentError({ op: OP, arg: 'agents', expected: 'a Tensor', actual: typeof a })
+    if (typeof a !== 'object' || a === null || !('shape' in a)) throw new ArgumentError({ op, arg: 'agents', expected: 'a Tensor', actual: typeof a })
     if (a.rank !== 4 || a.shape[3] !== D || (a.shape[1] !== 1 && a.shape[1] !== H) || (a.shape[0] !== 1 && a.shape[0] !== q.shape[0]))
-      throw new ShapeError({ op: OP, arg: 'agents', expected: `[B or 1, ${H} or 1, n, ${D}]`, actual: a.shape })
-    if (a.dtype !== q.dtype) throw new ValueError({ op: OP, arg: 'agents', expected: `${q.dtype} like q`, actual: a.dtype })
+      throw new ShapeError({ op, arg: 'agents', expected: `[B or 1, ${H} or 1, n, ${D}]`, actual: a.shape })
+    if (a.dtype !== q.dtype) throw new ValueError({ op, arg: 'agents', expected: `${q.dtype} like q`, actual: a.dtype })
     return a
   }
-  const n = positiveInt(OP, 'numAgents', opts.numAgents ?? 49)
+  const n = positiveInt(op, 'numAgents', opts.numAgents ?? 49)
   const grid = opts.grid
   if (grid) {
     if (!Array.isArray(grid) || grid.length !== 2 || grid.some(x => !Number.isInteger(x) || x < 1) || grid[0]! * grid[1]! !== Tq)
-      throw new ShapeError({ op: OP, arg: 'grid', expected: `[h, w] with h·w = Tq = ${Tq}`, actual: grid })
-    if (!Number.isInteger(Math.sqrt(n))) throw new ValueError({ op: OP, arg: 'numAgents', expected: 'a perfect square with a grid (√n × √n agents)', actual: n })
+      throw new ShapeError({ op, arg: 'grid', expected: `[h, w] with h·w = Tq = ${Tq}`, actual: grid })
+    if (!Number.isInteger(Math.sqrt(n))) throw new ValueError({ op, arg: 'numAgents', expected: 'a perfect square with a grid (√n × √n agents)', actual: n })
   }
   const P = tensor(poolMatrix(Tq, n, grid), [1, 1, n, Tq], q.dtype, { backend: q.backend })
   return matmul(P, q)
 }
 
-function maps(q: Tensor, k: Tensor, opts: AgentAttentionOptions): AgentMaps {
+function maps(q: Tensor, k: Tensor, opts: AgentAttentionOptions, op: string = OP): AgentMaps {
   const D = q.shape[3]!
-  const scale = finiteNumber(OP, 'scale', opts.scale ?? 1 / Math.sqrt(D))
-  const agentScale = finiteNumber(OP, 'agentScale', opts.agentScale ?? scale)
-  const A = agentsOf(q, opts)
+  const scale = finiteNumber(op, 'scale', opts.scale ?? 1 / Math.sqrt(D))
+  const agentScale = finiteNumber(op, 'agentScale', opts.agentScale ?? scale)
+  const A = agentsOf(q, opts, op)
   const bias = (x: Tensor, b: Tensor | undefined, arg: string): Tensor => {
     if (b === undefined) return x
-    if (typeof b !== 'object' || b === null || !('shape' in b)) throw new ArgumentError({ op: OP, arg, expected: 'a Tensor', actual: typeof b })
+    if (typeof b !== 'object' || b === null || !('shape' in b)) throw new ArgumentError({ op, arg, expected: 'a Tensor', actual: typeof b })
     try {
       return add(x, b)
     } catch (err) {
-      throw new ShapeError({ op: OP, arg, expected: `a tensor broadcasting to [${x.shape.join(',')}]`, actual: b.shape }, err instanceof Error ? err.message : undefined)
+      throw new ShapeError({ op, arg, expected: `a tensor broadcasting to [${x.shape.join(',')}]`, actual: b.shape }, err instanceof Error ? err.message : undefined)
     }
   }
   const queryAgent = softmax(bias(mul(matmul(q, A, { transposeB: true }), scale), opts.queryBias, 'queryBias'), { axis: -1 })
@@ -137,15 +138,15 @@ function depthwise(v: Tensor, dwc: AgentDwc, grid: readonly [number, number] | u
   return permute(reshape(y, [B, H, Dv, T]), [0, 1, 3, 2])
 }
 
-function validate(q: Tensor, k: Tensor, v: Tensor, opts: AgentAttentionOptions): void {
-  if (typeof opts !== 'object' || opts === null) throw new ArgumentError({ op: OP, arg: 'opts', expected: 'an options object', actual: opts })
+function validate(q: Tensor, k: Tensor, v: Tensor, opts: AgentAttentionOptions, op: string = OP): void {
+  if (typeof opts !== 'object' || opts === null) throw new ArgumentError({ op, arg: 'opts', expected: 'an options object', actual: opts })
   // modes agent attention does not have are errors, not silently ignored options
   const o = opts as Record<string, unknown>
   if (o['causal'] !== undefined && o['causal'] !== false)
-    throw new ValueError({ op: OP, arg: 'causal', expected: 'false or absent (agent attention is non-causal only: its agents pool over every token)', actual: String(o['causal']) })
-  if (o['mask'] !== undefined) throw new ValueError({ op: OP, arg: 'mask', expected: 'no mask (agent attention has no per-pair scores to mask)', actual: 'a mask' })
-  knownOptions(OP, opts, ['agents', 'numAgents', 'grid', 'scale', 'agentScale', 'agentBias', 'queryBias', 'dwc', 'causal'])
-  checkQkv(OP, q, k, v)
+    throw new ValueError({ op, arg: 'causal', expected: 'false or absent (agent attention is non-causal only: its agents pool over every token)', actual: String(o['causal']) })
+  if (o['mask'] !== undefined) throw new ValueError({ op, arg: 'mask', expected: 'no mask (agent attention has no per-pair scores to mask)', actual: 'a mask' })
+  knownOptions(op, opts, ['agents', 'numAgents', 'grid', 'scale', 'agentScale', 'agentBias', 'queryBias', 'dwc', 'causal'])
+  checkQkv(op, q, k, v)
 }
 
 /**
@@ -170,8 +171,10 @@ export function agentAttention(q: Tensor, k: Tensor, v: Tensor, opts: AgentAtten
 
 /** The two row-stochastic factors and the agents of {@link agentAttention} under the same options. */
 export function agentMaps(q: Tensor, k: Tensor, opts: AgentAttentionOptions = {}): AgentMaps {
-  validate(q, k, k, opts)
-  return scope(() => maps(q, repeatKvHeads(k, q.shape[1]!), opts))
+  const op = 'agentMaps'
+  for (const [arg, t] of [['q', q], ['k', k]] as const) tensorArg(op, arg, t, 'a Tensor [B, H, T, D]')
+  validate(q, k, k, opts, op)
+  return scope(() => maps(q, repeatKvHeads(k, q.shape[1]!), opts, op))
 }
 
 /**
@@ -179,12 +182,14 @@ export function agentMaps(q: Tensor, k: Tensor, opts: AgentAttentionOptions = {}
  * N(0, 1/k^rank) like a fan-in scaled init, zero bias.
  */
 export function agentDwc(opts: { readonly heads: number; readonly valueDim: number; readonly kernel?: number; readonly grid?: boolean; readonly seed?: number; readonly dtype?: FloatDType; readonly backend?: string }): Required<AgentDwc> {
-  knownOptions('agentDwc', opts, ['heads', 'valueDim', 'kernel', 'grid', 'seed', 'dtype', 'backend'])
-  const C = positiveInt(OP, 'heads', opts.heads) * positiveInt(OP, 'valueDim', opts.valueDim)
-  const k = positiveInt(OP, 'kernel', opts.kernel ?? 3)
+  const op = 'agentDwc'
+  operatorOptions(op, opts, ['heads', 'valueDim', 'kernel', 'grid', 'seed', 'dtype', 'backend'], '{ heads, valueDim, kernel?, grid?, seed?, dtype?, backend? }')
+  const C = positiveInt(op, 'heads', opts.heads) * positiveInt(op, 'valueDim', opts.valueDim)
+  const k = positiveInt(op, 'kernel', opts.kernel ?? 3)
   if (k % 2 !== 1) throw new ValueError({ op: 'agentDwc', arg: 'kernel', expected: 'an odd kernel (centred, same-size output)', actual: k })
   const shape = opts.grid ? [C, 1, k, k] : [C, 1, k]
   const dtype = opts.dtype ?? 'float32'
+  checkAllocation(op, 'heads', C * k * (opts.grid ? k : 1), dtype)
   const where = opts.backend !== undefined ? { backend: opts.backend } : {}
   return {
     weight: random.normal(shape, { seed: opts.seed ?? 0, std: 1 / Math.sqrt(opts.grid ? k * k : k), dtype, ...where }),

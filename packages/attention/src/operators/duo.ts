@@ -1,8 +1,8 @@
-import { abs, add, bytesPerElement, clamp, gather, isTensor, mean, mul, reshape, scope, ShapeError, square, sub, sum, tensor, ValueError, type DType, type Tensor, positiveInt } from '@heed/tensor'
+import { abs, add, ArgumentError, bytesPerElement, clamp, gather, isTensor, mean, mul, reshape, scope, ShapeError, square, sub, sum, tensor, ValueError, type DType, type Tensor, positiveInt } from '@heed/tensor'
 import { headPolicy, type HeadPolicy } from '../kvCache.js'
 import { mask as masks } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult, type SdpaOptions } from '../sdpa.js'
-import { operatorOptions, SDPA_OPTIONS } from './strict.js'
+import { operatorOptions, SDPA_OPTIONS, tensorArg } from './strict.js'
 
 /** DuoAttention's official defaults (mit-han-lab/duo-attention configs). */
 export const DUO_DEFAULTS = Object.freeze({ sink: 128, recent: 256, lambda: 0.05, lr: 0.02, threshold: 0.5 })
@@ -59,13 +59,18 @@ function gatesPerQueryHead(op: string, alpha: Tensor | readonly number[], q: Ten
  * applies to the full branch; the streaming branch stays causal, as its mask is). The caller's mask applies to both.
  */
 export function duoAttention(q: Tensor, k: Tensor, v: Tensor, opts: DuoAttentionOptions): DuoAttentionResult {
-  checkQkv(OP, q, k, v)
-  operatorOptions(OP, opts, [...SDPA_OPTIONS, 'alpha', 'sink', 'recent'], '{ alpha, … }')
-  if (opts.alpha === undefined) throw new ValueError({ op: OP, arg: 'opts.alpha', expected: 'one gate per kv head', actual: undefined })
+  return duo(OP, q, k, v, opts)
+}
+
+/** `duoAttention`, its argument errors in the name of `op` (the public function called: `duoGateLoss` runs it too). */
+function duo(op: string, q: Tensor, k: Tensor, v: Tensor, opts: DuoAttentionOptions): DuoAttentionResult {
+  checkQkv(op, q, k, v)
+  operatorOptions(op, opts, [...SDPA_OPTIONS, 'alpha', 'sink', 'recent'], '{ alpha, … }')
+  if (opts.alpha === undefined) throw new ValueError({ op, arg: 'opts.alpha', expected: 'one gate per kv head', actual: undefined })
   const { alpha, sink = DUO_DEFAULTS.sink, recent = DUO_DEFAULTS.recent, ...sdpa } = opts
-  window(OP, sink, recent)
+  window(op, sink, recent)
   return scope(() => {
-    const a = gatesPerQueryHead(OP, alpha, q, k.shape[1]!)
+    const a = gatesPerQueryHead(op, alpha, q, k.shape[1]!)
     const causal = sdpa.causal ?? true
     const full = scaledDotProductAttention(q, k, v, { ...sdpa, causal })
     const stream = masks.streaming(sink, recent)
@@ -89,13 +94,14 @@ export interface DuoGateLossOptions extends Omit<DuoAttentionOptions, 'alpha'> {
  */
 export function duoGateLoss(q: Tensor, k: Tensor, v: Tensor, alpha: Tensor, opts: DuoGateLossOptions = {}): Tensor {
   const op = 'duoGateLoss'
+  checkQkv(op, q, k, v)
   // alpha is the loss's own argument, so it is not an option here
   operatorOptions(op, opts, [...SDPA_OPTIONS, 'sink', 'recent', 'lambda', 'rows'])
   const lambda = opts.lambda ?? DUO_DEFAULTS.lambda
   if (!Number.isFinite(lambda) || lambda < 0) throw new ValueError({ op, arg: 'lambda', expected: 'a non-negative number', actual: lambda })
-  const { lambda: _l, rows, ...duo } = opts
+  const { lambda: _l, rows, ...rest } = opts
   return scope(() => {
-    const r = duoAttention(q, k, v, { ...duo, alpha })
+    const r = duo(op, q, k, v, { ...rest, alpha })
     // The distillation target: o_full − o_mixed = (1 − α)(o_full − o_streaming).
     let diff = sub(r.full.out, r.out)
     if (rows !== undefined) {
@@ -111,7 +117,7 @@ export function duoGateLoss(q: Tensor, k: Tensor, v: Tensor, alpha: Tensor, opts
 }
 
 /** Project gates back onto [0, 1] after an optimizer step (DuoAttention clamps every step). */
-export const clampGates = (alpha: Tensor): Tensor => clamp(alpha, 0, 1)
+export const clampGates = (alpha: Tensor): Tensor => clamp(tensorArg('clampGates', 'alpha', alpha, 'a Tensor of gates'), 0, 1)
 
 export interface DuoDeployOptions {
   /** Gates ≥ threshold become retrieval heads (default 0.5). */
@@ -142,6 +148,8 @@ export interface DuoDeployment {
  */
 export function duoDeploy(alpha: ArrayLike<number>, opts: DuoDeployOptions = {}): DuoDeployment {
   const op = 'duoDeploy'
+  if (alpha === null || typeof alpha !== 'object' || !Number.isSafeInteger((alpha as { length?: unknown }).length))
+    throw new ArgumentError({ op, arg: 'alpha', expected: 'the learned gates, an array of numbers (one per kv head)', actual: alpha === null ? 'null' : typeof alpha })
   operatorOptions(op, opts, ['threshold', 'sparsity', 'sink', 'recent'])
   const sink = opts.sink ?? DUO_DEFAULTS.sink
   const recent = opts.recent ?? DUO_DEFAULTS.recent

@@ -1,7 +1,7 @@
-import { add, broadcastTo, concat, matmul, mul, reshape, scope, ShapeError, slice, tensor, ValueError, zeros, type Tensor, positiveInt } from '@heed/tensor'
+import { add, ArgumentError, broadcastTo, concat, matmul, mul, nonNegativeInt, reshape, scope, ShapeError, slice, tensor, ValueError, zeros, type Tensor, positiveInt } from '@heed/tensor'
 import { alibiSlopes } from '../scoreMod.js'
 import { checkQkv } from '../sdpa.js'
-import { flag, operatorOptions } from './strict.js'
+import { flag, objectArg, operatorOptions, tensorArg } from './strict.js'
 
 /**
  * Lightning Attention 1/2 (TransNormerLLM; Qin et al., "Lightning Attention-2: A Free Lunch for Handling Unlimited
@@ -321,6 +321,13 @@ export function lightningAttention(q: Tensor, k: Tensor, v: Tensor, opts: Lightn
  */
 export function combineLinearStates(a: LinearState, b: LinearState, decays: ArrayLike<number>): LinearState {
   const op = 'combineLinearStates'
+  for (const [arg, st] of [['a', a], ['b', b]] as const) {
+    objectArg(op, arg, st, 'a linear state { S, pos }')
+    tensorArg(op, `${arg}.S`, st.S, 'a Tensor [B, H, D, Dv]')
+    nonNegativeInt(op, `${arg}.pos`, st.pos)
+  }
+  if (decays === null || typeof decays !== 'object' || !Number.isSafeInteger((decays as { length?: unknown }).length))
+    throw new ArgumentError({ op, arg: 'decays', expected: 'an array of per-head decays', actual: decays === null ? 'null' : typeof decays })
   if (a.S.rank !== 4 || a.S.shape.some((d, i) => d !== b.S.shape[i])) throw new ShapeError({ op, arg: 'b.S', expected: a.S.shape, actual: b.S.shape })
   const H = a.S.shape[1]!
   if (decays.length !== H) throw new ValueError({ op, arg: 'decays', expected: `${H} decays`, actual: decays.length })

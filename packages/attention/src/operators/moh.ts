@@ -1,6 +1,6 @@
 import { ArgumentError, concat, div, expandDims, gather, isTensor, knownOptions, matmul, mean, mul, oneHot, permute, scope, ShapeError, softmax, slice, stopGradient, sum, tensor, topk, ValueError, zeros, type Tensor } from '@heed/tensor'
 import { checkQkv, scaledDotProductAttention, type SdpaOptions } from '../sdpa.js'
-import { flag, operatorOptions, SDPA_OPTIONS } from './strict.js'
+import { flag, operatorOptions, SDPA_OPTIONS, tensorArg } from './strict.js'
 
 /** Router weights, x·W layout. */
 export interface MohRouter {
@@ -105,6 +105,8 @@ export function mohGates(x: Tensor, router: MohRouter, opts: MohGateOptions): Mo
  */
 export function mohBalanceLoss(probs: Tensor, selected: Tensor): Tensor {
   const op = 'mohBalanceLoss'
+  tensorArg(op, 'probs', probs)
+  tensorArg(op, 'selected', selected)
   if (probs.rank < 1 || selected.shape.length !== probs.shape.length || selected.shape.some((d, i) => d !== probs.shape[i]))
     throw new ShapeError({ op, arg: 'selected', expected: probs.shape, actual: selected.shape })
   const hr = probs.shape[probs.rank - 1]!
@@ -160,6 +162,8 @@ export function mohAttention(q: Tensor, k: Tensor, v: Tensor, gates: Tensor, opt
 
 /** Heads with a non-zero gate anywhere in `gates` [B, H, T] (reads the gates back from the device). */
 export async function activeHeads(gates: Tensor): Promise<number[]> {
+  tensorArg('activeHeads', 'gates', gates, 'a Tensor [B, H, T] of gates')
+  if (gates.rank !== 3) throw new ShapeError({ op: 'activeHeads', arg: 'gates', expected: '[B, H, T]', actual: gates.shape })
   const [B, H, T] = gates.shape as [number, number, number]
   const g = await gates.data()
   const out: number[] = []
