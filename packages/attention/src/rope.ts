@@ -1,4 +1,5 @@
-import { add, concat, mul, reshape, ShapeError, slice, stack, sub, tensor, ValueError, type Tensor } from '@heed/tensor'
+import { add, ArgumentError, concat, mul, reshape, ShapeError, slice, stack, sub, tensor, ValueError, type Tensor } from '@heed/tensor'
+import { operatorOptions, tensorArg } from './operators/strict.js'
 
 /**
  * Rotary position embedding (RoFormer). Pair `i` of a head vector is rotated by `p·base^(−2i/D)` at absolute
@@ -34,8 +35,14 @@ function tables(positions: Int32Array, half: number, base: number, like: Tensor)
 }
 
 /** Rotate `x [B, H, T, D]` (D even) at absolute `positions` (one per row of T). Differentiable in `x`. */
+const ROPE_OPTIONS: Record<keyof RopeOptions, true> = { base: true, style: true }
+
 export function rope(x: Tensor, positions: Int32Array, opts: RopeOptions = {}): Tensor {
   const op = 'rope'
+  tensorArg(op, 'x', x, 'a Tensor [B, H, T, D]')
+  if (positions === null || typeof positions !== 'object' || !Number.isSafeInteger((positions as { length?: unknown }).length))
+    throw new ArgumentError({ op, arg: 'positions', expected: 'an Int32Array of positions (one per row)', actual: positions === null ? 'null' : typeof positions })
+  operatorOptions(op, opts, Object.keys(ROPE_OPTIONS))
   if (x.rank !== 4) throw new ShapeError({ op, arg: 'x', expected: 'rank 4 [B, H, T, D]', actual: x.shape })
   const [B, H, T, D] = x.shape as [number, number, number, number]
   if (D % 2 !== 0) throw new ValueError({ op, arg: 'x', expected: 'an even head dim', actual: D })

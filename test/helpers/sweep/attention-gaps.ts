@@ -25,46 +25,6 @@ export const attentionGaps: SweepConfig['gaps'] = {
     huge: 'silent returned object{}',
     unknownOption: 'silent returned object{}',
   },
-  headDivergence: {
-    noArgs: "untyped TypeError: Cannot read properties of undefined (reading 'rank')",
-    null: "untyped TypeError: Cannot read properties of null (reading 'rank')",
-    undefined: "untyped TypeError: Cannot read properties of undefined (reading 'rank')",
-    nestedArray: "untyped TypeError: Cannot read properties of undefined (reading 'shape')",
-    string: "untyped TypeError: Cannot read properties of undefined (reading 'shape')",
-    unknownOption: "untyped TypeError: Cannot read properties of undefined (reading '0')",
-  },
-  hiloSplit: {
-    noArgs: 'silent returned object{hiFi,loFi}',
-    null: 'silent returned object{hiFi,loFi}',
-    undefined: 'silent returned object{hiFi,loFi}',
-    disposed: 'silent returned object{hiFi,loFi}',
-    nestedArray: 'silent returned object{hiFi,loFi}',
-    string: 'silent returned object{hiFi,loFi}',
-    unknownOption: 'silent returned object{hiFi,loFi}',
-  },
-  hipMask: {
-    noArgs: "untyped TypeError: Cannot read properties of undefined (reading 'blocks')",
-    null: "untyped TypeError: Cannot read properties of null (reading 'blocks')",
-    undefined: "untyped TypeError: Cannot read properties of undefined (reading 'blocks')",
-    disposed: "untyped TypeError: Cannot read properties of undefined (reading 'map')",
-    nestedArray: "untyped TypeError: Cannot read properties of undefined (reading 'map')",
-    string: "untyped TypeError: Cannot read properties of undefined (reading 'map')",
-    huge: "untyped TypeError: Cannot read properties of undefined (reading 'map')",
-    unknownOption: "untyped TypeError: Cannot read properties of undefined (reading 'map')",
-  },
-  kmeansObjective: {
-    noArgs: "untyped TypeError: Cannot read properties of undefined (reading 'shape')",
-    null: "untyped TypeError: Cannot read properties of null (reading 'shape')",
-    undefined: "untyped TypeError: Cannot read properties of undefined (reading 'shape')",
-    nestedArray: "untyped TypeError: Cannot read properties of undefined (reading '1')",
-    string: "untyped TypeError: Cannot read properties of undefined (reading '1')",
-    huge: "untyped TypeError: Cannot read properties of undefined (reading '1')",
-  },
-  kmeansUpdate: {
-    noArgs: "untyped TypeError: Cannot read properties of undefined (reading 'rank')",
-    null: "untyped TypeError: Cannot read properties of null (reading 'rank')",
-    undefined: "untyped TypeError: Cannot read properties of undefined (reading 'rank')",
-  },
   lmBatch: {
     noArgs: "untyped TypeError: Cannot read properties of undefined (reading 'length')",
     null: "untyped TypeError: Cannot read properties of null (reading 'length')",
@@ -246,29 +206,6 @@ export const attentionGaps: SweepConfig['gaps'] = {
     unknownOption:
       'misnamed recycledAttention: zzkey: unknown option, expected one of scale, causal, queryOffset, keyOffset, mask, scoreMod, blockSize, stride,',
   },
-  retrievalScore: {
-    noArgs: "untyped TypeError: Cannot destructure property 'tokens' of 'opts' as it is undefined.",
-    null: "untyped TypeError: Cannot destructure property 'tokens' of 'opts' as it is undefined.",
-    undefined: "untyped TypeError: Cannot destructure property 'tokens' of 'opts' as it is undefined.",
-    nestedArray: "untyped TypeError: Cannot destructure property 'tokens' of 'opts' as it is undefined.",
-    string: "untyped TypeError: Cannot destructure property 'tokens' of 'opts' as it is undefined.",
-    huge: "untyped TypeError: Cannot destructure property 'tokens' of 'opts' as it is undefined.",
-  },
-  retrievalScoreFromArgmax: {
-    noArgs: 'untyped TypeError: shape is not iterable',
-    null: 'untyped TypeError: shape is not iterable',
-    undefined: 'untyped TypeError: shape is not iterable',
-    disposed: 'untyped TypeError: shape is not iterable',
-    nestedArray: 'untyped TypeError: shape is not iterable',
-    string: 'untyped TypeError: shape is not iterable',
-    huge: 'misnamed retrievalScore: argmax: expected 1152921504606847000 indices [B, H, Tq] (op retrievalScore)',
-    unknownOption: 'untyped TypeError: shape is not iterable',
-  },
-  rope: {
-    noArgs: "untyped TypeError: Cannot read properties of undefined (reading 'rank')",
-    null: "untyped TypeError: Cannot read properties of null (reading 'rank')",
-    undefined: "untyped TypeError: Cannot read properties of undefined (reading 'rank')",
-  },
   s2Mask: {
     noArgs: 'misnamed s2Attention: heads: expected an integer \u2265 1 (op s2Attention)',
     null: 'misnamed s2Attention: heads: expected an integer \u2265 1, got null (op s2Attention)',
@@ -315,24 +252,6 @@ export const attentionGaps: SweepConfig['gaps'] = {
   'scoreMod.softcap': {
     huge: 'silent returned object{node}',
   },
-  taskKvHeads: {
-    noArgs: 'untyped TypeError: undefined is not iterable (cannot read property Symbol(Symbol.iterator))',
-    null: 'untyped TypeError: object null is not iterable (cannot read property Symbol(Symbol.iterator))',
-    undefined: 'untyped TypeError: undefined is not iterable (cannot read property Symbol(Symbol.iterator))',
-    nestedArray: "untyped TypeError: Cannot read properties of undefined (reading 'length')",
-    string: "untyped TypeError: Cannot read properties of undefined (reading 'length')",
-  },
-  taskKvPlan: {
-    noArgs: 'misnamed taskKvAttention: q: expected a Tensor [B, H, T, D], got undefined (op taskKvAttention)',
-    null: 'misnamed taskKvAttention: q: expected a Tensor [B, H, T, D], got null (op taskKvAttention)',
-    undefined: 'misnamed taskKvAttention: q: expected a Tensor [B, H, T, D], got undefined (op taskKvAttention)',
-    disposed: 'misnamed taskKvAttention: q: expected rank 4 [B, H, T, D], got [2,2] (op taskKvAttention)',
-    nestedArray: 'misnamed taskKvAttention: q: expected a Tensor [B, H, T, D], got an array (op taskKvAttention)',
-    string: 'misnamed taskKvAttention: q: expected a Tensor [B, H, T, D], got string (op taskKvAttention)',
-    huge: 'misnamed taskKvAttention: q: expected a Tensor [B, H, T, D], got number (op taskKvAttention)',
-    unknownOption:
-      'misnamed taskKvAttention: zzaxXWKk: unknown option, expected one of scale, causal, queryOffset, keyOffset, mask, scoreMod, blockSize, hetero',
-  },
   transformerBlock: {
     noArgs: "untyped TypeError: Cannot destructure property 'hidden' of 'opts' as it is undefined.",
     null: "untyped TypeError: Cannot destructure property 'hidden' of 'opts' as it is null.",
@@ -344,16 +263,6 @@ export const attentionGaps: SweepConfig['gaps'] = {
     unknownOption:
       'misnamed multiHeadAttention: zztoString: unknown option, expected one of dModel, heads, kvHeads, headDim, rope, scale, attention, got zztoSt',
   },
-  unitRows: {
-    noArgs: 'misnamed mul: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [undefined] (op mul)',
-    null: 'misnamed mul: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [null] (op mul)',
-    undefined: 'misnamed mul: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [undefined] (op mul)',
-    disposed: 'misnamed mul: tensor was disposed, got tensor #1365 [2,2] (op mul)',
-    nestedArray: 'misnamed mul: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [Array] (op mul)',
-    string: 'misnamed mul: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [string] (op mul)',
-    huge: 'misnamed mul: argument 1: wrong kind of argument, expected Tensor, got [number] (op mul)',
-    unknownOption: 'misnamed mul: argument 0: wrong kind of argument, expected number or boolean or Tensor, got [Object] (op mul)',
-  },
   validationLoss: {
     noArgs: "untyped TypeError: Cannot read properties of undefined (reading 'config')",
     null: "untyped TypeError: Cannot read properties of null (reading 'config')",
@@ -363,10 +272,5 @@ export const attentionGaps: SweepConfig['gaps'] = {
     string: "untyped TypeError: Cannot read properties of undefined (reading 'context')",
     huge: "untyped TypeError: Cannot read properties of undefined (reading 'context')",
     unknownOption: "untyped TypeError: Cannot read properties of undefined (reading 'context')",
-  },
-  windowIds: {
-    noArgs: "untyped TypeError: Cannot read properties of undefined (reading '0')",
-    null: "untyped TypeError: Cannot read properties of null (reading '0')",
-    undefined: "untyped TypeError: Cannot read properties of undefined (reading '0')",
   },
 }

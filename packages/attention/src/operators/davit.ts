@@ -1,4 +1,4 @@
-import { ArgumentError, isTensor, positiveInt, matmul, mul, scope, ShapeError, softmax, transpose, ValueError, type Tensor } from '@heed/tensor'
+import { ArgumentError, checkAllocation, isTensor, positiveInt, matmul, mul, scope, ShapeError, softmax, transpose, ValueError, type Tensor } from '@heed/tensor'
 import { mask as masks } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
 import { operatorOptions } from './strict.js'
@@ -45,8 +45,9 @@ export function windowPair(op: string, window: number | Grid): Grid {
  * so window attention is `mask.segments(ids)`: a data mask, which compiles to WGSL and classifies tiles.
  */
 export function windowIds(grid: Grid, window: number | Grid): Int32Array {
-  const [R, C] = checkGrid('windowIds', grid, grid[0] * grid[1])
+  const [R, C] = checkGrid('windowIds', grid, Array.isArray(grid) ? Number(grid[0]) * Number(grid[1]) : NaN)
   const [wr, wc] = windowPair('windowIds', window)
+  checkAllocation('windowIds', 'grid', R * C, 'int32')
   const perRow = Math.ceil(C / wc)
   return Int32Array.from({ length: R * C }, (_, p) => Math.floor(Math.floor(p / C) / wr) * perRow + Math.floor((p % C) / wc))
 }

@@ -1,6 +1,8 @@
 import { ArgumentError, avgPool2d, concat, knownOptions, permute, reshape, scope, ShapeError, slice, ValueError, type Tensor } from '@heed/tensor'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
 import { checkGrid, windowAttention, windowPair, type Grid } from './davit.js'
+import { headCount } from '../mask.js'
+import { operatorOptions } from './strict.js'
 
 /**
  * HiLo attention (LITv2; Pan et al., "Fast Vision Transformers with HiLo Attention", NeurIPS 2022) on
@@ -33,10 +35,12 @@ const OP = 'hiloAttention'
 
 /** How many of `heads` are Hi-Fi: LITv2 gives every head to Lo-Fi when the window is 1. */
 export function hiloSplit(heads: number, opts: { readonly window?: number | Grid; readonly alpha?: number } = {}): { hiFi: number; loFi: number } {
-  knownOptions('hiloSplit', opts, ['window', 'alpha'])
+  const op = 'hiloSplit'
+  headCount(op, heads)
+  operatorOptions(op, opts, ['window', 'alpha'])
   const alpha = opts.alpha ?? 0.5
-  if (!(typeof alpha === 'number' && alpha >= 0 && alpha <= 1)) throw new ValueError({ op: OP, arg: 'alpha', expected: 'a number in [0, 1]', actual: alpha })
-  const [wr, wc] = windowPair(OP, opts.window ?? 2)
+  if (!(typeof alpha === 'number' && alpha >= 0 && alpha <= 1)) throw new ValueError({ op, arg: 'alpha', expected: 'a number in [0, 1]', actual: alpha })
+  const [wr, wc] = windowPair(op, opts.window ?? 2)
   const loFi = wr === 1 && wc === 1 ? heads : Math.floor(heads * alpha)
   return { hiFi: heads - loFi, loFi }
 }

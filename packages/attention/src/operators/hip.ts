@@ -1,7 +1,7 @@
-import { BackendError, ValueError, type Tensor, positiveInt } from '@heed/tensor'
+import { ArgumentError, BackendError, ValueError, type Tensor, positiveInt } from '@heed/tensor'
 import { mask as masks } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult } from '../sdpa.js'
-import { flag, operatorOptions } from './strict.js'
+import { flag, objectArg, operatorOptions } from './strict.js'
 
 /**
  * HiP, hierarchically pruned attention (Lee et al., "HiP Attention: Sparse Sub-Quadratic Attention with Hierarchical
@@ -144,6 +144,14 @@ export interface HipAttentionOptions extends HipOptions {
 
 /** The block mask of a selection over absolute positions. */
 export function hipMask(sel: HipSelection, causal = false) {
+  const op = 'hipMask'
+  objectArg(op, 'sel', sel, 'a HipSelection (from hipSelect)')
+  const nested = (v: unknown, depth: number): boolean => Array.isArray(v) && (depth === 0 || v.every(x => nested(x, depth - 1)))
+  if (!nested(sel.blocks, 3)) throw new ArgumentError({ op, arg: 'sel.blocks', expected: 'the [B][H][query block] key-block lists of a HipSelection', actual: Array.isArray(sel.blocks) ? 'a malformed array' : typeof sel.blocks })
+  positiveInt(op, 'sel.blockSizeQ', sel.blockSizeQ)
+  positiveInt(op, 'sel.blockSizeK', sel.blockSizeK)
+  if (!Number.isInteger(sel.queryOffset)) throw new ValueError({ op, arg: 'sel.queryOffset', expected: 'an integer', actual: sel.queryOffset })
+  flag(op, 'causal', causal)
   const sets = sel.blocks.map(bb => bb.map(hh => hh.map(blocks => new Set(blocks))))
   return masks.custom((b, h, pq, pk) => {
     if (causal && pk > pq) return false

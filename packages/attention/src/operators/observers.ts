@@ -1,7 +1,8 @@
-import { greater, mean, mul, scope, ShapeError, sqrt, square, sub, sum, tensor, ValueError, where, type Tensor } from '@heed/tensor'
+import { ArgumentError, greater, mean, nonNegativeInt, mul, scope, ShapeError, sqrt, square, sub, sum, tensor, ValueError, where, type Tensor } from '@heed/tensor'
 import type { AttentionFn } from '../multiHeadAttention.js'
 import { rowArgmax, type ObserveOptions } from '../observe.js'
-import { operatorOptions } from './strict.js'
+import { operatorOptions, tensorArg } from './strict.js'
+import { checkQkv } from '../sdpa.js'
 
 /** Retrieval heads score above this (Wu et al. 2024: under 5% of heads do). */
 export const RETRIEVAL_THRESHOLD = 0.1
@@ -21,9 +22,24 @@ export interface RetrievalScoreOptions extends Omit<ObserveOptions, 'rows' | 'co
  * the needle and holds the token the step generated (a copy-paste). Returns [B·H] scores (row-major b, h).
  */
 export function retrievalScoreFromArgmax(argmax: ArrayLike<number>, shape: readonly [number, number, number], opts: Omit<RetrievalScoreOptions, keyof ObserveOptions>): Float64Array {
-  const op = 'retrievalScore'
+  const op = 'retrievalScoreFromArgmax'
+  if (!isArrayLike(argmax)) throw new ArgumentError({ op, arg: 'argmax', expected: 'the argmax key of each row, an array [B·H·Tq]', actual: kind(argmax) })
+  if (!Array.isArray(shape) || shape.length !== 3) throw new ArgumentError({ op, arg: 'shape', expected: '[B, H, Tq]', actual: kind(shape) })
+  shape.forEach((d, i) => nonNegativeInt(op, `shape[${i}]`, d))
+  // the options of the matching retrievalScore call are welcome (its attention keys are ignored here): others are a mistake
+  operatorOptions(op, opts, Object.keys(RETRIEVAL_SCORE_OPTIONS), '{ tokens, needle, generated }')
+  return scoreFromArgmax(op, argmax, shape, opts)
+}
+
+const kind = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
+const isArrayLike = (v: unknown): v is ArrayLike<unknown> => v !== null && typeof v === 'object' && Number.isSafeInteger((v as { length?: unknown }).length)
+const SCORE_KEYS: Record<'tokens' | 'needle' | 'generated', true> = { tokens: true, needle: true, generated: true }
+const RETRIEVAL_SCORE_OPTIONS: Record<keyof RetrievalScoreOptions, true> = { ...SCORE_KEYS, scale: true, causal: true, queryOffset: true, keyOffset: true, mask: true, scoreMod: true }
+
+function scoreFromArgmax(op: string, argmax: ArrayLike<number>, shape: readonly [number, number, number], opts: Omit<RetrievalScoreOptions, keyof ObserveOptions>): Float64Array {
   const [B, H, Tq] = shape
   if (argmax.length !== B * H * Tq) throw new ShapeError({ op, arg: 'argmax', expected: `${B * H * Tq} indices [B, H, Tq]`, actual: argmax.length })
+  if (!isArrayLike(opts.tokens)) throw new ArgumentError({ op, arg: 'tokens', expected: 'the token id of each key, an array', actual: kind(opts.tokens) })
   const [a, b] = opts.needle ?? []
   if (!Number.isInteger(a) || !Number.isInteger(b) || a! < 0 || b! <= a!) throw new ValueError({ op, arg: 'needle', expected: 'a non-empty [start, end) of key positions', actual: opts.needle })
   if (opts.generated?.length !== Tq) throw new ValueError({ op, arg: 'generated', expected: `${Tq} tokens (one per query row)`, actual: opts.generated?.length })
@@ -41,12 +57,15 @@ export function retrievalScoreFromArgmax(argmax: ArrayLike<number>, shape: reado
  * sdpa options of the forward, e.g. `causal`). Argmax rows come from `rowArgmax` (exact, tiled); any backend.
  */
 export async function retrievalScore(q: Tensor, k: Tensor, opts: RetrievalScoreOptions): Promise<Float64Array> {
+  const op = 'retrievalScore'
+  checkQkv(op, q, k, k)
+  operatorOptions(op, opts, Object.keys(RETRIEVAL_SCORE_OPTIONS), '{ tokens, needle, generated, … }')
   const { tokens, needle, generated, ...observe } = opts
   if (tokens?.length !== k.shape[2] && (observe.keyOffset ?? 0) === 0)
     throw new ValueError({ op: 'retrievalScore', arg: 'tokens', expected: `${k.shape[2]} token ids (one per key)`, actual: tokens?.length })
   const am = rowArgmax(q, k, observe)
   try {
-    return retrievalScoreFromArgmax(await am.data(), [q.shape[0]!, q.shape[1]!, q.shape[2]!], { tokens, needle, generated })
+    return scoreFromArgmax(op, await am.data(), [q.shape[0]!, q.shape[1]!, q.shape[2]!], { tokens, needle, generated })
   } finally {
     am.dispose()
   }
@@ -58,6 +77,8 @@ export async function retrievalScore(q: Tensor, k: Tensor, opts: RetrievalScoreO
  */
 export function headDivergence(withImage: Tensor, withoutImage: Tensor): Tensor {
   const op = 'headDivergence'
+  tensorArg(op, 'withImage', withImage, 'a Tensor [B, H, T, Dv]')
+  tensorArg(op, 'withoutImage', withoutImage, 'a Tensor [B, H, T, Dv]')
   if (withImage.rank !== 4 || withImage.shape.some((d, i) => d !== withoutImage.shape[i]))
     throw new ShapeError({ op, arg: 'withoutImage', expected: withImage.shape, actual: withoutImage.shape })
   return scope(() => {

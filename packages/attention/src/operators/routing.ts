@@ -3,7 +3,7 @@ import {
   softmax, sort, sqrt, sub, sum, tensor, topk, transpose, ValueError, where, zeros, ones, type Tensor,
 } from '@heed/tensor'
 import { checkQkv } from '../sdpa.js'
-import { flag, operatorOptions } from './strict.js'
+import { flag, operatorOptions, tensorArg } from './strict.js'
 
 /**
  * Routing attention (Roy et al., "Efficient Content-Based Sparse Attention with Routing Transformers", TACL 2021).
@@ -52,13 +52,17 @@ function checkCentroids(op: string, c: unknown, H: number, D: number): Tensor {
 
 /** Rows scaled to unit length (zero rows stay zero). */
 export function unitRows(x: Tensor): Tensor {
-  return scope(() => div(x, maximum(sqrt(sum(mul(x, x), { axis: -1, keepDims: true })), 1e-12)))
+  tensorArg('unitRows', 'x', x)
+  if (x.rank < 1) throw new ShapeError({ op: 'unitRows', arg: 'x', expected: 'rank ≥ 1 (rows along the last axis)', actual: x.shape })
+  return unit(x)
 }
+const unit = (x: Tensor): Tensor =>
+  scope(() => div(x, maximum(sqrt(sum(mul(x, x), { axis: -1, keepDims: true })), 1e-12)))
 
 /** μ·x̂ for every token and centroid: `[B, H, T, C]`. */
 function routeScores(x: Tensor, centroids: Tensor): Tensor {
   const mu = centroids.rank === 2 ? expandDims(centroids, 0) : centroids
-  return matmul(unitRows(x), transpose(mu, [0, 2, 1]))
+  return matmul(unit(x), transpose(mu, [0, 2, 1]))
 }
 
 /** Member positions per cluster, ascending: `[B, H, C, w]` int32. */
@@ -140,6 +144,8 @@ export function routingAttention(q: Tensor, k: Tensor, v: Tensor, opts: RoutingO
  * quantity a hard update (`decay = 0`) never increases on fixed data. Returns `[H]`.
  */
 export function kmeansObjective(x: Tensor, centroids: Tensor): Tensor {
+  tensorArg('kmeansObjective', 'x', x, 'a Tensor [B, H, N, D]')
+  if (x.rank !== 4) throw new ShapeError({ op: 'kmeansObjective', arg: 'x', expected: 'rank 4 [B, H, N, D]', actual: x.shape })
   const H = x.shape[1]!
   checkCentroids('kmeansObjective', centroids, H, x.shape[3]!)
   return scope(() => {
@@ -156,6 +162,7 @@ export function kmeansObjective(x: Tensor, centroids: Tensor): Tensor {
  */
 export function kmeansUpdate(x: Tensor, centroids: Tensor, opts: { readonly decay?: number } = {}): Tensor {
   const op = 'kmeansUpdate'
+  tensorArg(op, 'x', x, 'a Tensor [B, H, N, D]')
   operatorOptions(op, opts, ['decay'])
   if (x.rank !== 4) throw new ShapeError({ op, arg: 'x', expected: 'rank 4 [B, H, N, D]', actual: x.shape })
   const [, H, , D] = x.shape as [number, number, number, number]
@@ -164,14 +171,14 @@ export function kmeansUpdate(x: Tensor, centroids: Tensor, opts: { readonly deca
   if (!(decay >= 0 && decay <= 1)) throw new ValueError({ op, arg: 'decay', expected: 'a number in [0, 1]', actual: decay })
   const C = mu.shape[mu.rank - 2]!
   return scope(() => {
-    const xh = unitRows(x)
+    const xh = unit(x)
     const assign = oneHot(argmax(routeScores(x, mu), { axis: -1 }), C, { dtype: x.dtype })
     // Per head, or pooled over heads when the centroids are shared.
     const axes = mu.rank === 3 ? [0] : [0, 1]
     const sums = sum(matmul(transpose(assign, [0, 1, 3, 2]), xh), { axis: axes })
     const counts = sum(assign, { axis: [...axes, 2] })
-    const mean = unitRows(sums)
-    const moved = unitRows(add(mul(mu, decay), mul(mean, 1 - decay)))
+    const mean = unit(sums)
+    const moved = unit(add(mul(mu, decay), mul(mean, 1 - decay)))
     return where(greater(expandDims(counts, -1), 0), moved, mu)
   })
 }

@@ -1,4 +1,4 @@
-import { scope, ShapeError, tensor, take, ValueError, type Tensor } from '@heed/tensor'
+import { ArgumentError, scope, ShapeError, tensor, take, ValueError, type Tensor } from '@heed/tensor'
 import { mask as masks } from '../mask.js'
 import { attentionProbs } from '../observe.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult, type SdpaOptions } from '../sdpa.js'
@@ -30,6 +30,12 @@ export interface TaskKvHeads {
  */
 export function taskKvHeads(outputs: ArrayLike<number> | readonly ArrayLike<number>[], shape: readonly number[], opts: { readonly distance?: TaskKvDistance; readonly separator?: TaskKvSeparator } = {}): TaskKvHeads {
   const op = 'taskKvHeads'
+  const isList = (x: unknown): x is ArrayLike<number> => x !== null && typeof x === 'object' && Number.isSafeInteger((x as { length?: unknown }).length)
+  if (!isList(outputs) || (Array.isArray(outputs) && outputs.some(x => typeof x === 'object' && !isList(x))))
+    throw new ArgumentError({ op, arg: 'outputs', expected: 'the per-head outputs: an array of numbers or of arrays', actual: outputs === null ? 'null' : typeof outputs })
+  if (!Array.isArray(shape) || shape.some(d => !Number.isInteger(d) || d < 0))
+    throw new ArgumentError({ op, arg: 'shape', expected: '[B, H, T, Dv] or [H, Dv] of non-negative integers', actual: Array.isArray(shape) ? `[${shape.join(',')}]` : shape === null ? 'null' : typeof shape })
+  operatorOptions(op, opts, ['distance', 'separator'])
   const flat = Array.isArray(outputs) && typeof outputs[0] === 'object' ? (outputs as readonly ArrayLike<number>[]).flatMap(x => Array.from(x)) : Array.from(outputs as ArrayLike<number>)
   const [B, H, T, Dv] = shape.length === 4 ? (shape as [number, number, number, number]) : [1, shape[0]!, 1, shape[1]!]
   if (shape.length !== 2 && shape.length !== 4) throw new ShapeError({ op, arg: 'shape', expected: '[B, H, T, Dv] or [H, Dv]', actual: shape })
@@ -116,16 +122,16 @@ interface Resolved {
   readonly last: number
 }
 
-function resolve(q: Tensor, k: Tensor, v: Tensor, opts: TaskKvOptions): Resolved {
-  checkQkv(OP, q, k, v)
-  operatorOptions(OP, opts, [...SDPA_OPTIONS, 'heterogeneous', 'sink', 'recent', 'middle', 'window', 'plan'], '{ heterogeneous, … }')
-  flag(OP, 'causal', opts.causal)
+function resolve(q: Tensor, k: Tensor, v: Tensor, opts: TaskKvOptions, op = OP): Resolved {
+  checkQkv(op, q, k, v)
+  operatorOptions(op, opts, [...SDPA_OPTIONS, 'heterogeneous', 'sink', 'recent', 'middle', 'window', ...(op === OP ? ['plan'] : [])], '{ heterogeneous, … }')
+  flag(op, 'causal', opts.causal)
   const { heterogeneous, sink = TASKKV_DEFAULTS.sink, recent = TASKKV_DEFAULTS.recent, middle = TASKKV_DEFAULTS.middle, window = TASKKV_DEFAULTS.window, plan: _p, ...sdpa } = opts
   const Hkv = k.shape[1]!
-  if (!Array.isArray(heterogeneous) || heterogeneous.length !== Hkv) throw new ValueError({ op: OP, arg: 'heterogeneous', expected: `${Hkv} booleans (one per kv head)`, actual: Array.isArray(heterogeneous) ? heterogeneous.length : typeof heterogeneous })
+  if (!Array.isArray(heterogeneous) || heterogeneous.length !== Hkv) throw new ValueError({ op, arg: 'heterogeneous', expected: `${Hkv} booleans (one per kv head)`, actual: Array.isArray(heterogeneous) ? heterogeneous.length : typeof heterogeneous })
   for (const [arg, x, min] of [['sink', sink, 0], ['recent', recent, 1], ['middle', middle, 0], ['window', window, 1]] as const)
-    if (!Number.isInteger(x) || x < min) throw new ValueError({ op: OP, arg, expected: `an integer ≥ ${min}`, actual: x })
-  if (sdpa.causal === false) throw new ValueError({ op: OP, arg: 'causal', expected: 'true (a KV budget is a decode-time policy)', actual: false })
+    if (!Number.isInteger(x) || x < min) throw new ValueError({ op, arg, expected: `an integer ≥ ${min}`, actual: x })
+  if (sdpa.causal === false) throw new ValueError({ op, arg: 'causal', expected: 'true (a KV budget is a decode-time policy)', actual: false })
   const Tq = q.shape[2]!
   const Tk = k.shape[2]!
   const qOff = sdpa.queryOffset ?? Math.max(0, Tk - Tq)
@@ -171,7 +177,7 @@ function pick(r: Resolved, P: ArrayLike<number>, rows: number, B: number, H: num
 
 /** The middle activations Task-KV keeps, on any backend (window probabilities read back with `await data()`). */
 export async function taskKvPlan(q: Tensor, k: Tensor, v: Tensor, opts: Omit<TaskKvOptions, 'plan'>): Promise<TaskKvPlan> {
-  const r = resolve(q, k, v, opts)
+  const r = resolve(q, k, v, opts, 'taskKvPlan')
   const { P, rows } = windowProbs(q, k, v, r)
   try {
     return { middle: pick(r, await P.data(), rows, q.shape[0]!, q.shape[1]!, k.shape[1]!, k.shape[2]!) }
