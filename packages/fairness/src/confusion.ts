@@ -1,5 +1,5 @@
 import { ArgumentError, knownOptions, ValueError } from '@heed/tensor'
-import { binary, sameLength, weights, type Labels } from './validate.js'
+import { arrayLike, binary, sameLength, weights, type Labels } from './validate.js'
 
 /** Options shared by the base classification metrics (fairlearn's keyword arguments). */
 export interface RateOptions {
@@ -33,6 +33,9 @@ export interface Confusion {
 export function confusion(op: string, yTrue: Labels, yPred: Labels, opts: ConfusionOptions = {}): Confusion {
   if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ posLabel, sampleWeight, zeroDivision }', actual: String(opts) })
   knownOptions(op, opts, ['posLabel', 'sampleWeight', 'zeroDivision', 'ignoreTrue'])
+  // both are required (sameLength skips an undefined optional vector such as sampleWeight)
+  arrayLike(op, 'yTrue', yTrue)
+  arrayLike(op, 'yPred', yPred)
   const n = sameLength(op, [['yTrue', yTrue], ['yPred', yPred], ['sampleWeight', opts.sampleWeight]])
   const pos = opts.posLabel ?? 1
   if (typeof pos !== 'number' || !Number.isFinite(pos)) throw new ValueError({ op, arg: 'posLabel', expected: 'a finite number', actual: typeof pos === 'number' ? pos : typeof pos })

@@ -1,4 +1,5 @@
-import { adam, sgd, add, isTensor, eye, zeros, div, dispose, sum, matmul, mean, mul, reshape, rng as makeRng, scope, sigmoid, softplus, sub, tensor, valueAndGrad, ArgumentError, ShapeError, ValueError, type Rng, type Tensor } from '@heed/tensor'
+import { adam, sgd, add, checkAllocation, isTensor, eye, knownOptions, zeros, div, dispose, sum, matmul, mean, mul, reshape, rng as makeRng, scope, sigmoid, softplus, sub, tensor, valueAndGrad, ArgumentError, ShapeError, ValueError, type Rng, type Tensor } from '@heed/tensor'
+import { denseLayer, denseLayers, encoderArg, kindOf, liveTensor, options } from './validate.js'
 import { decayed, positiveInt, positiveNumber } from './batching.js'
 import { probaInChunks, type Classifier } from './classifier.js'
 import { denseForward, initDense, type DenseLayer } from './dense.js'
@@ -96,18 +97,31 @@ export interface DistractionParams {
   readonly head: DenseLayer
 }
 
-const OP = 'distraction'
+const CONFIG_KEYS: Record<keyof DistractionConfig, true> = {
+  module: true, fairnessLayers: true, fairnessPosition: true, fairnessInit: true, hidden: true, dropout: true, tokenDim: true, heads: true, eta: true, lrModule: true,
+  moduleOptimizer: true, moduleBiases: true, classifierPenalty: true, lrClassifier: true, batchSize: true, epochs: true, decayGamma: true, decayEvery: true,
+  warmupEpochs: true, penaltyReduce: true, seed: true,
+}
+/** @internal every key of DistractionConfig. */
+export const CONFIG_OPTIONS = Object.keys(CONFIG_KEYS)
 
-/** @internal validated config from a partial one. */
-export function distractionConfig(partial: Partial<DistractionConfig> = {}): DistractionConfig {
-  if (partial === null || typeof partial !== 'object') throw new ArgumentError({ op: OP, arg: 'config', expected: 'an options object', actual: String(partial) })
-  const c = { ...DISTRACTION_DEFAULTS, ...partial }
+/** @internal validated config from a partial one, in the name of the function the user called. */
+export function distractionConfig(partial: Partial<DistractionConfig> = {}, OP = 'distraction'): DistractionConfig {
+  if (partial === null || typeof partial !== 'object' || Array.isArray(partial) || isTensor(partial)) throw new ArgumentError({ op: OP, arg: 'config', expected: 'an options object', actual: kindOf(partial) })
+  knownOptions(OP, partial, CONFIG_OPTIONS)
+  // an undefined value reads as the default (as knownOptions lets it pass), not as a value to check
+  const given = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) as Partial<DistractionConfig>
+  const c = { ...DISTRACTION_DEFAULTS, ...given }
+  if (!Array.isArray(c.hidden)) throw new ArgumentError({ op: OP, arg: 'hidden', expected: 'an array of hidden widths', actual: kindOf(c.hidden) })
   if (c.hidden.length === 0) throw new ShapeError({ op: OP, arg: 'hidden', expected: 'at least one hidden layer', actual: '[]' })
   c.hidden.forEach((h, i) => positiveInt(OP, `hidden[${i}]`, h))
   for (const k of ['tokenDim', 'heads', 'batchSize', 'epochs', 'decayEvery'] as const) positiveInt(OP, k, c[k])
   if (!Number.isInteger(c.warmupEpochs) || c.warmupEpochs < 0) throw new ArgumentError({ op: OP, arg: 'warmupEpochs', expected: 'an integer ≥ 0', actual: c.warmupEpochs })
   for (const k of ['lrModule', 'lrClassifier', 'decayGamma'] as const) positiveNumber(OP, k, c[k])
   positiveNumber(OP, 'eta', c.eta, true)
+  if (typeof c.classifierPenalty !== 'boolean') throw new ArgumentError({ op: OP, arg: 'classifierPenalty', expected: 'a boolean', actual: kindOf(c.classifierPenalty) })
+  if (c.penaltyReduce !== 'sum' && c.penaltyReduce !== 'mean') throw new ValueError({ op: OP, arg: 'penaltyReduce', expected: "'sum' or 'mean'", actual: String(c.penaltyReduce) })
+  if (!Number.isInteger(c.seed)) throw new ValueError({ op: OP, arg: 'seed', expected: 'an integer seed', actual: typeof c.seed === 'number' ? c.seed : kindOf(c.seed) })
   if (c.moduleOptimizer !== 'adam' && c.moduleOptimizer !== 'sgd') throw new ValueError({ op: OP, arg: 'moduleOptimizer', expected: "'adam' or 'sgd'", actual: String(c.moduleOptimizer) })
   if (c.module !== 'attention' && c.module !== 'layers') throw new ValueError({ op: OP, arg: 'module', expected: "'attention' or 'layers'", actual: String(c.module) })
   if (c.fairnessInit !== 'identity' && c.fairnessInit !== 'xavier') throw new ValueError({ op: OP, arg: 'fairnessInit', expected: "'identity' or 'xavier'", actual: String(c.fairnessInit) })
@@ -124,9 +138,13 @@ export function distractionConfig(partial: Partial<DistractionConfig> = {}): Dis
 
 /** Fresh parameters for inputs of width `inputDim` and an encoder embedding of width `embeddingDim`. */
 export function initDistraction(inputDim: number, embeddingDim: number, config: Partial<DistractionConfig> = {}): DistractionParams {
-  const c = distractionConfig(config)
+  const OP = 'initDistraction'
   positiveInt(OP, 'inputDim', inputDim)
   positiveInt(OP, 'embeddingDim', embeddingDim)
+  const c = distractionConfig(config, OP)
+  // the first layer is inputDim × hidden[0]: a size no tensor can hold fails here, not inside random.uniform
+  checkAllocation(OP, 'inputDim', inputDim * c.hidden[0]!, 'float32')
+  checkAllocation(OP, 'embeddingDim', embeddingDim, 'float32')
   if (embeddingDim % c.tokenDim !== 0) throw new ShapeError({ op: OP, arg: 'embeddingDim', expected: `a multiple of tokenDim ${c.tokenDim}`, actual: embeddingDim })
   const rng = makeRng(c.seed)
   const body = initDense([inputDim, ...c.hidden], rng)
@@ -150,8 +168,37 @@ const fairnessPosition = (c: DistractionConfig): number => c.fairnessPosition ??
  * (`embedding` is not read).
  */
 export function distractionLogits(params: DistractionParams, x: Tensor, embedding: Tensor | undefined, opts: { readonly config?: Partial<DistractionConfig>; readonly rng?: Rng } = {}): Tensor {
-  const c = distractionConfig(opts.config)
-  const drop = { dropout: c.dropout, rng: opts.rng }
+  const OP = 'distractionLogits'
+  opts = options(OP, opts, ['config', 'rng'])
+  const c = distractionConfig(opts.config, OP)
+  checkParams(OP, params)
+  liveTensor(OP, 'x', x)
+  if (embedding !== undefined) liveTensor(OP, 'embedding', embedding)
+  return logitsOf(OP, params, x, embedding, c, opts.rng)
+}
+
+/**
+ * @internal parameters from initDistraction: a body, a head and exactly one of attention and fairness, every
+ * tensor live.
+ */
+export function checkParams(op: string, params: DistractionParams): void {
+  if (params === null || typeof params !== 'object' || Array.isArray(params) || isTensor(params))
+    throw new ArgumentError({ op, arg: 'params', expected: 'DistractionParams (initDistraction)', actual: kindOf(params) })
+  denseLayers(op, 'params.body', params.body)
+  denseLayer(op, 'params.head', params.head)
+  if ((params.attention === undefined) === (params.fairness === undefined))
+    throw new ArgumentError({ op, arg: 'params', expected: 'exactly one of attention and fairness (initDistraction)', actual: params.attention === undefined ? 'neither' : 'both' })
+  if (params.fairness !== undefined) denseLayers(op, 'params.fairness', params.fairness)
+  else {
+    const a = params.attention as unknown as Record<string, unknown> | null
+    if (a === null || typeof a !== 'object') throw new ArgumentError({ op, arg: 'params.attention', expected: 'DistractionAttentionParams', actual: kindOf(a) })
+    for (const k of ['wk', 'bk', 'wv', 'bv', 'wo', 'bo']) liveTensor(op, `params.attention.${k}`, a[k])
+  }
+}
+
+/** `distractionLogits` after its checks (the trainers' hot path). */
+function logitsOf(OP: string, params: DistractionParams, x: Tensor, embedding: Tensor | undefined, c: DistractionConfig, rng: Rng | undefined): Tensor {
+  const drop = { dropout: c.dropout, rng }
   return scope(() => {
     let h: Tensor
     if (c.module === 'layers') {
@@ -170,6 +217,13 @@ export function distractionLogits(params: DistractionParams, x: Tensor, embeddin
 
 /** Binary cross-entropy from logits, `mean(softplus(z) − y·z)`, optionally weighted (`Σ w·ℓ / Σ w`). */
 export function bceWithLogits(z: Tensor, y: Tensor, w?: Tensor): Tensor {
+  const op = 'bceWithLogits'
+  for (const [arg, v] of [['z', z], ['y', y], ['w', w]] as const) {
+    if (v === undefined && arg === 'w') continue
+    liveTensor(op, arg, v)
+    if (arg !== 'z' && (v!.rank !== z.rank || v!.shape.some((s, i) => s !== z.shape[i])))
+      throw new ShapeError({ op, arg, expected: `the shape of z [${z.shape.join(', ')}]`, actual: v!.shape })
+  }
   return scope(() => {
     const l = sub(softplus(z), mul(y, z))
     if (w === undefined) return mean(l)
@@ -232,7 +286,10 @@ function moduleTensors(p: DistractionParams): ModulePart {
  * the learning-rate decay period.
  */
 export function distractionTrainer(params: DistractionParams, config: Partial<DistractionConfig> = {}, stepsPerEpoch = 1): DistractionTrainer {
-  const c = distractionConfig(config)
+  const op = 'distractionTrainer'
+  checkParams(op, params)
+  const c = distractionConfig(config, op)
+  positiveInt(op, 'stepsPerEpoch', stepsPerEpoch)
   const rng = makeRng(c.seed + 1)
   const moduleLr = decayed(c.lrModule, c.decayGamma, c.decayEvery, stepsPerEpoch)
   const optModule = c.moduleOptimizer === 'sgd' ? sgd({ lr: moduleLr }) : adam({ lr: moduleLr })
@@ -254,15 +311,15 @@ export function distractionTrainer(params: DistractionParams, config: Partial<Di
   let sModule = optModule.init(attention)
   let sAcc = optAcc.init(acc)
   const penalty = (att: ModulePart, a: typeof acc, b: DistractionBatch): Tensor =>
-    dpPenalty(sigmoid(distractionLogits(full(att, a), b.x, b.embedding, { config: c, rng })), b.groups, { eta: c.eta, reduce: c.penaltyReduce })
+    dpPenalty(sigmoid(logitsOf('distractionTrainer', full(att, a), b.x, b.embedding, c, rng)), b.groups, { eta: c.eta, reduce: c.penaltyReduce })
   const fairGrad = valueAndGrad((att: ModulePart, b: DistractionBatch) => penalty(att, acc, b))
   // The authors' accumulated gradient: the penalty's gradient for both parameter sets at the pre-step point.
   const bothGrad = valueAndGrad((p: { fair: ModulePart; acc: typeof acc }, b: DistractionBatch) => penalty(p.fair, p.acc, b))
-  const accGrad = valueAndGrad((a: typeof acc, b: DistractionBatch) => bceWithLogits(distractionLogits(full(attention, a), b.x, b.embedding, { config: c, rng }), b.y))
+  const accGrad = valueAndGrad((a: typeof acc, b: DistractionBatch) => bceWithLogits(logitsOf('distractionTrainer', full(attention, a), b.x, b.embedding, c, rng), b.y))
   const optWarm = adam({ lr: c.lrClassifier })
   type Everything = { fair: ModulePart; acc: typeof acc }
   let sWarm: ReturnType<typeof optWarm.init<Everything>> | undefined
-  const warmGrad = valueAndGrad((p: Everything, b: DistractionBatch) => bceWithLogits(distractionLogits(full(p.fair, p.acc), b.x, b.embedding, { config: c, rng }), b.y))
+  const warmGrad = valueAndGrad((p: Everything, b: DistractionBatch) => bceWithLogits(logitsOf('distractionTrainer', full(p.fair, p.acc), b.x, b.embedding, c, rng), b.y))
   let released = false
   const live = (): void => {
     if (released) throw new ArgumentError({ op: 'distractionTrainer', arg: 'trainer', expected: 'a trainer whose parameters were not released', actual: 'released' })
@@ -321,14 +378,17 @@ export interface DistractionModel extends Classifier {
 
 /** Wrap parameters and their encoder as a Classifier (evaluation: no dropout, embeddings from the encoder). */
 export function distractionModel(params: DistractionParams, encoder: ProtectedAttributeEncoder, config: Partial<DistractionConfig> = {}): DistractionModel {
-  const c = distractionConfig(config)
+  const op = 'distractionModel'
+  checkParams(op, params)
+  encoderArg(op, encoder)
+  const c = distractionConfig(config, op)
   return {
     params, encoder, config: c,
     predictProba(data: TabularData) {
       const emb = encoder.embed(data)
       const E = encoder.embeddingDim
       return probaInChunks(data, (x, rows) =>
-        distractionLogits(params, x, tensor(emb.subarray(rows[0]! * E, (rows[rows.length - 1]! + 1) * E), [rows.length, E], 'float32'), { config: c }),
+        logitsOf('distractionModel', params, x, tensor(emb.subarray(rows[0]! * E, (rows[rows.length - 1]! + 1) * E), [rows.length, E], 'float32'), c, undefined),
       )
     },
     // The encoder is shared between models of a sweep, so it is disposed by its owner.

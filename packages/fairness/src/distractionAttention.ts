@@ -1,6 +1,7 @@
-import { ArgumentError, ShapeError, add, broadcastTo, matmul, permute, reshape, rng as makeRng, scope, tensor, type Rng, type Tensor, positiveInt } from '@heed/tensor'
+import { ArgumentError, ShapeError, ValueError, add, checkAllocation, finiteNumber, broadcastTo, matmul, permute, reshape, rng as makeRng, scope, tensor, type Rng, type Tensor, positiveInt } from '@heed/tensor'
 import { scaledDotProductAttention } from '@heed/attention'
 import { initDense } from './dense.js'
+import { kindOf, options } from './validate.js'
 
 /** Trainable parameters of the Distraction attention (6 scalars at the paper's token size 1 and one head). */
 export interface DistractionAttentionParams {
@@ -26,17 +27,31 @@ export interface DistractionAttentionOptions {
 
 const OP = 'distractionAttention'
 
-function dims(opts: DistractionAttentionOptions): { d: number; H: number } {
+const KEYS: Record<keyof DistractionAttentionOptions, true> = { tokenDim: true, heads: true, scale: true }
+const INIT_KEYS: Record<keyof InitOptions, true> = { ...KEYS, seed: true, rng: true }
+
+/** The options of initDistractionAttention: the module's sizes and where its randomness comes from. */
+type InitOptions = DistractionAttentionOptions & { readonly seed?: number; readonly rng?: Rng }
+
+function dims(op: string, opts: DistractionAttentionOptions): { d: number; H: number } {
   const d = opts.tokenDim ?? 1
   const H = opts.heads ?? 1
   for (const [arg, v] of [['tokenDim', d], ['heads', H]] as const)
-    positiveInt(OP, arg, v)
+    positiveInt(op, arg, v)
+  if (opts.scale !== undefined) finiteNumber(op, 'scale', opts.scale)
+  // a size no tensor can hold fails here, not inside the initialiser
+  checkAllocation(op, 'tokenDim·heads', d * d * H * 2, 'float32')
   return { d, H }
 }
 
 /** Xavier-initialised weights and zero biases (the paper's init). */
-export function initDistractionAttention(opts: DistractionAttentionOptions & { readonly seed?: number; readonly rng?: Rng } = {}): DistractionAttentionParams {
-  const { d, H } = dims(opts)
+export function initDistractionAttention(opts: InitOptions = {}): DistractionAttentionParams {
+  const op = 'initDistractionAttention'
+  opts = options(op, opts, Object.keys(INIT_KEYS))
+  const { d, H } = dims(op, opts)
+  if (opts.seed !== undefined && !Number.isInteger(opts.seed)) throw new ValueError({ op, arg: 'seed', expected: 'an integer seed', actual: typeof opts.seed === 'number' ? opts.seed : kindOf(opts.seed) })
+  if (opts.rng !== undefined && (opts.rng === null || typeof (opts.rng as { nextUint32?: unknown }).nextUint32 !== 'function'))
+    throw new ArgumentError({ op, arg: 'rng', expected: 'an Rng (rng(seed))', actual: kindOf(opts.rng) })
   const g = opts.rng ?? makeRng(opts.seed ?? 0)
   // Keys and values come from one Linear(d → 2·H·d) in the paper; its Xavier bound uses the joint fan-out.
   const [kv] = initDense([d, 2 * H * d], g)
@@ -62,7 +77,8 @@ export function initDistractionAttention(opts: DistractionAttentionOptions & { r
  * Returns `[B, Tq·d]`, which replaces the hidden activations before the classifier's output layer.
  */
 export function distractionAttention(params: DistractionAttentionParams, hidden: Tensor, embedding: Tensor, opts: DistractionAttentionOptions = {}): Tensor {
-  const { d, H } = dims(opts)
+  opts = options(OP, opts, Object.keys(KEYS))
+  const { d, H } = dims(OP, opts)
   if (params === null || typeof params !== 'object' || !('wk' in params)) throw new ArgumentError({ op: OP, arg: 'params', expected: 'params from initDistractionAttention', actual: typeof params })
   if (params.wk.shape[0] !== d || params.wk.shape[1] !== H * d)
     throw new ShapeError({ op: OP, arg: 'params.wk', expected: [d, H * d], actual: params.wk.shape }, 'parameters were made for another tokenDim/heads')

@@ -31,7 +31,7 @@ export { dpPenalty, type DpPenaltyOptions } from './dpPenalty.js'
 export { paretoFront, type TradeoffPoint } from './paretoFront.js'
 
 // Data
-export { tabularData, type TabularData } from './tabularData.js'
+export { tabularData, type TabularData, type TabularDataOptions } from './tabularData.js'
 export { parseAdult, encodeAdult, loadAdult, ADULT_COLUMNS, type AdultRecord, type AdultSplits, type EncodeAdultOptions, type LoadAdultOptions } from './loadAdult.js'
 
 // Models

@@ -1,4 +1,5 @@
-import { ParseError } from '@heed/tensor'
+import { ArgumentError, ParseError, ValueError } from '@heed/tensor'
+import { kindOf, options } from './validate.js'
 import { either as E } from 'fp-ts'
 import type { TabularData } from './tabularData.js'
 
@@ -69,7 +70,41 @@ export interface AdultSplits {
  * encode as all zeros) and standardise the numeric ones with the training mean and standard deviation.
  * Groups are the sensitive attribute's values in sorted order (for `sex`: 0 = Female, 1 = Male).
  */
+const ENCODE_KEYS: Record<keyof EncodeAdultOptions, true> = { missing: true, dropFnlwgt: true, sensitive: true }
+const LOAD_KEYS: Record<keyof LoadAdultOptions, true> = { ...ENCODE_KEYS, dir: true }
+
+/** The values of EncodeAdultOptions (the keys are checked by the caller). */
+function checkEncodeOptions(op: string, opts: EncodeAdultOptions): void {
+  if (opts.missing !== undefined && opts.missing !== 'drop' && opts.missing !== 'category')
+    throw new ValueError({ op, arg: 'missing', expected: "'drop' or 'category'", actual: String(opts.missing) })
+  if (opts.sensitive !== undefined && opts.sensitive !== 'sex' && opts.sensitive !== 'race')
+    throw new ValueError({ op, arg: 'sensitive', expected: "'sex' or 'race'", actual: String(opts.sensitive) })
+  if (opts.dropFnlwgt !== undefined && typeof opts.dropFnlwgt !== 'boolean') throw new ArgumentError({ op, arg: 'dropFnlwgt', expected: 'a boolean', actual: kindOf(opts.dropFnlwgt) })
+}
+
+/** Rows as parseAdult gives them: an array of records holding every Adult column. */
+function checkRecords(op: string, arg: string, rows: unknown, nonEmpty: boolean): void {
+  if (!Array.isArray(rows)) throw new ArgumentError({ op, arg, expected: 'an array of Adult records (parseAdult)', actual: kindOf(rows) })
+  if (nonEmpty && rows.length === 0) throw new ValueError({ op, arg, expected: 'at least one training row', actual: 'an empty array' })
+  rows.forEach((r: unknown, i) => {
+    if (r === null || typeof r !== 'object' || Array.isArray(r) || !ADULT_COLUMNS.every(c => c in (r as object)))
+      throw new ArgumentError({ op, arg: `${arg}[${i}]`, expected: `an Adult record with the columns ${ADULT_COLUMNS.join(', ')} (parseAdult)`, actual: kindOf(r) })
+    const y = (r as AdultRecord).income
+    if (y !== 0 && y !== 1) throw new ValueError({ op, arg: `${arg}[${i}].income`, expected: 'a label 0 or 1', actual: String(y) })
+  })
+}
+
 export function encodeAdult(train: readonly AdultRecord[], test: readonly AdultRecord[], opts: EncodeAdultOptions = {}): AdultSplits {
+  const op = 'encodeAdult'
+  opts = options(op, opts, Object.keys(ENCODE_KEYS))
+  checkEncodeOptions(op, opts)
+  checkRecords(op, 'train', train, true)
+  checkRecords(op, 'test', test, false)
+  return encode(train, test, opts)
+}
+
+/** `encodeAdult` after its checks. */
+function encode(train: readonly AdultRecord[], test: readonly AdultRecord[], opts: EncodeAdultOptions): AdultSplits {
   const missing = opts.missing ?? 'drop'
   const sensitive = opts.sensitive ?? 'sex'
   const complete = (r: AdultRecord): boolean => ADULT_COLUMNS.every(c => r[c] !== null)
@@ -130,6 +165,11 @@ export interface LoadAdultOptions extends EncodeAdultOptions {
 
 /** Read, parse and encode the bundled UCI Adult copy (CC BY 4.0, Becker & Kohavi 1996). Node only. */
 export async function loadAdult(opts: LoadAdultOptions = {}): Promise<E.Either<ParseError, AdultSplits>> {
+  // wrong options are the caller's bug, not the data's: a rejection before anything is read (a Left is for the files)
+  opts = options('loadAdult', opts, Object.keys(LOAD_KEYS))
+  checkEncodeOptions('loadAdult', opts)
+  if (opts.dir !== undefined && typeof opts.dir !== 'string' && !(opts.dir instanceof URL))
+    throw new ArgumentError({ op: 'loadAdult', arg: 'dir', expected: 'a folder path or file: URL', actual: kindOf(opts.dir) })
   // Imported lazily so that the package stays importable where node:fs does not exist.
   const fs = await import('node:fs/promises')
   const zlib = await import('node:zlib')
@@ -154,5 +194,5 @@ export async function loadAdult(opts: LoadAdultOptions = {}): Promise<E.Either<P
   if (E.isLeft(train)) return train
   const test = parseAdult(testText.right)
   if (E.isLeft(test)) return test
-  return E.right(encodeAdult(train.right, test.right, opts))
+  return E.right(encode(train.right, test.right, opts))
 }

@@ -1,4 +1,6 @@
-import { adam, dispose, logSoftmax, mean, mul, neg, noGrad, oneHot, rng as makeRng, scope, sum, tensor, trainer, ValueError, type Tensor } from '@heed/tensor'
+import { adam, dispose, intAtLeast, logSoftmax, mean, mul, neg, noGrad, oneHot, rng as makeRng, scope, sum, tensor, trainer, ArgumentError, ShapeError, ValueError, type Tensor } from '@heed/tensor'
+import { trainerOptions } from './trainMlp.js'
+import { denseLayers, kindOf, options, tabular } from './validate.js'
 import { positiveInt, positiveNumber, shuffledBatches } from './batching.js'
 import { denseForward, initDense, type DenseLayer } from './dense.js'
 import type { Progress } from '@heed/tensor'
@@ -44,10 +46,15 @@ export interface EncoderOptions {
 export const ENCODER_DEFAULTS = { hidden: [64, 32], lr: 1e-3, batchSize: 128, epochs: 100, seed: 0 } as const
 
 const OP = 'trainProtectedAttributeEncoder'
+const KEYS: Record<keyof EncoderOptions, true> = { hidden: true, lr: true, batchSize: true, epochs: true, seed: true, progress: true }
 
 /** Train the protected-attribute encoder on `data` (target: its groups; input: features minus `sensitiveColumns`). */
 export function trainProtectedAttributeEncoder(data: TabularData, opts: EncoderOptions = {}): ProtectedAttributeEncoder {
+  opts = options(OP, opts, Object.keys(KEYS))
+  tabular(OP, data)
+  trainerOptions(OP, opts)
   const hidden = opts.hidden ?? ENCODER_DEFAULTS.hidden
+  if (!Array.isArray(hidden)) throw new ArgumentError({ op: OP, arg: 'hidden', expected: 'a non-empty array of hidden widths', actual: kindOf(hidden) })
   if (hidden.length === 0) throw new ValueError({ op: OP, arg: 'hidden', expected: 'at least one hidden layer (the embedding)', actual: '[]' })
   hidden.forEach((h, i) => positiveInt(OP, `hidden[${i}]`, h))
   const lr = positiveNumber(OP, 'lr', opts.lr ?? ENCODER_DEFAULTS.lr)
@@ -92,6 +99,14 @@ export function trainProtectedAttributeEncoder(data: TabularData, opts: EncoderO
 
 /** Wrap trained layers as an encoder (e.g. weights loaded from elsewhere). */
 export function makeEncoder(layers: readonly DenseLayer[], numGroups: number, dropColumns: readonly number[]): ProtectedAttributeEncoder {
+  const op = 'makeEncoder'
+  // hidden layers (the last one's output is the embedding) then the output layer
+  denseLayers(op, 'layers', layers, 2)
+  const G = intAtLeast(op, 'numGroups', numGroups, 2)
+  const out = layers[layers.length - 1]!.w
+  if (out.rank !== 2 || out.shape[1] !== G) throw new ShapeError({ op, arg: `layers[${layers.length - 1}].w`, expected: `[h, numGroups = ${G}] (the output layer)`, actual: out.shape })
+  if (!Array.isArray(dropColumns) || !dropColumns.every(c => Number.isInteger(c) && c >= 0))
+    throw new ArgumentError({ op, arg: 'dropColumns', expected: 'an array of column indices (integers ≥ 0)', actual: kindOf(dropColumns) })
   const body = layers.slice(0, -1)
   const embeddingDim = body[body.length - 1]!.w.shape[1]!
   const embedTensor = (x: Tensor): Tensor => noGrad(() => denseForward(body, x))

@@ -1,5 +1,6 @@
 import { ValueError } from '@heed/tensor'
 import type { TabularData } from './tabularData.js'
+import { tabularLabels } from './validate.js'
 
 /**
  * Kamiran & Calders' reweighing (AIF360 `Reweighing`): each row of group g and label y gets
@@ -7,6 +8,7 @@ import type { TabularData } from './tabularData.js'
  * Train any classifier with these as sample weights (see trainMlp's `sampleWeight`).
  */
 export function reweighing(data: Pick<TabularData, 'n' | 'y' | 'groups' | 'numGroups'>): Float64Array {
+  tabularLabels('reweighing', data)
   const G = data.numGroups
   const joint = new Float64Array(G * 2)
   for (let i = 0; i < data.n; i++) joint[data.groups[i]! * 2 + data.y[i]!]!++

@@ -1,4 +1,4 @@
-import { groupIndex, probabilities, sameLength, type Groups, type Labels } from './validate.js'
+import { arrayLike, groupIndex, probabilities, sameLength, type Groups, type Labels } from './validate.js'
 
 /**
  * The soft demographic-parity gap on predicted probabilities: `max_g E[p | g] − min_g E[p | g]`, which for two
@@ -7,6 +7,8 @@ import { groupIndex, probabilities, sameLength, type Groups, type Labels } from 
  */
 export function softDemographicParity(probs: Labels, sensitiveFeatures: Groups): number {
   const op = 'softDemographicParity'
+  arrayLike(op, 'probs', probs)
+  arrayLike(op, 'sensitiveFeatures', sensitiveFeatures)
   const n = sameLength(op, [['probs', probs], ['sensitiveFeatures', sensitiveFeatures]])
   probabilities(op, 'probs', probs)
   const { groups, index } = groupIndex(op, 'sensitiveFeatures', sensitiveFeatures, 2)

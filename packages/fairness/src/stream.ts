@@ -40,7 +40,7 @@ export interface DistractionTrainingOptions extends Partial<DistractionConfig> {
  */
 export function distractionTraining(opts: DistractionTrainingOptions): OperatorFunction<DistractionBatch, DistractionEvent> {
   const { inputDim, embeddingDim, params, stepsPerEpoch = 1, ...partial } = opts
-  const c = distractionConfig(partial)
+  const c = distractionConfig(partial, 'distractionTraining')
   let given = params
   if (given === undefined && (inputDim === undefined || embeddingDim === undefined)) initDistraction(inputDim ?? Number.NaN, embeddingDim ?? Number.NaN, c)
   return source =>

@@ -1,4 +1,5 @@
-import { ShapeError, ValueError, positiveInt } from '@heed/tensor'
+import { ArgumentError, ShapeError, ValueError, positiveInt } from '@heed/tensor'
+import { arrayLike, kindOf, options } from './validate.js'
 
 /** A binary-label tabular dataset with one sensitive attribute, held on the host (row-major float32 features). */
 export interface TabularData {
@@ -18,8 +19,8 @@ export interface TabularData {
   readonly sensitiveColumns: readonly number[]
 }
 
-/** Build a TabularData from plain arrays, checking lengths, labels and group ids. */
-export function tabularData(opts: {
+/** What `tabularData` builds a TabularData from. */
+export interface TabularDataOptions {
   readonly x: ArrayLike<number>
   readonly d: number
   readonly y: ArrayLike<number>
@@ -27,8 +28,19 @@ export function tabularData(opts: {
   readonly featureNames?: readonly string[]
   readonly groupNames?: readonly string[]
   readonly sensitiveColumns?: readonly number[]
-}): TabularData {
+}
+
+const KEYS: Record<keyof TabularDataOptions, true> = { x: true, d: true, y: true, groups: true, featureNames: true, groupNames: true, sensitiveColumns: true }
+const OPTIONS = Object.keys(KEYS)
+
+/** Build a TabularData from plain arrays, checking lengths, labels and group ids. */
+export function tabularData(opts: TabularDataOptions): TabularData {
   const op = 'tabularData'
+  if (opts === undefined) throw new ArgumentError({ op, arg: 'opts', expected: '{ x, d, y, groups }', actual: 'undefined' })
+  options(op, opts, OPTIONS)
+  for (const k of ['x', 'y', 'groups'] as const) arrayLike(op, k, opts[k])
+  for (const k of ['featureNames', 'groupNames', 'sensitiveColumns'] as const)
+    if (opts[k] !== undefined && !Array.isArray(opts[k])) throw new ArgumentError({ op, arg: k, expected: 'an array', actual: kindOf(opts[k]) })
   const n = opts.y.length
   positiveInt(op, 'd', opts.d)
   if (opts.x.length !== n * opts.d) throw new ShapeError({ op, arg: 'x', expected: `${n}·${opts.d} = ${n * opts.d} values`, actual: opts.x.length })

@@ -1,5 +1,5 @@
 import { knownOptions } from '@heed/tensor'
-import { binary, sameLength } from './validate.js'
+import { arrayLike, binary, sameLength } from './validate.js'
 import type { Labels } from './validate.js'
 
 /**
@@ -10,6 +10,8 @@ import type { Labels } from './validate.js'
 export function theilIndex(yTrue: Labels, yPred: Labels, opts: { readonly posLabel?: number } = {}): number {
   const op = 'theilIndex'
   knownOptions(op, opts, ['posLabel'])
+  arrayLike(op, 'yTrue', yTrue)
+  arrayLike(op, 'yPred', yPred)
   const n = sameLength(op, [['yTrue', yTrue], ['yPred', yPred]])
   const pos = opts.posLabel ?? 1
   const t = binary(op, 'yTrue', yTrue, pos)

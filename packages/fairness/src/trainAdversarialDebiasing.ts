@@ -5,7 +5,8 @@ import { denseForward, initDense, type DenseLayer } from './dense.js'
 import { bceWithLogits } from './distraction.js'
 import type { Progress } from '@heed/tensor'
 import { takeRows, type TabularData } from './tabularData.js'
-import { mlpClassifier } from './trainMlp.js'
+import { hiddenWidths, mlpClassifier, trainerOptions } from './trainMlp.js'
+import { options, tabular } from './validate.js'
 
 export interface AdversarialDebiasingOptions {
   /** Hidden widths of the predictor (default [64, 32]). */
@@ -42,20 +43,27 @@ interface Adversary {
  * an adversary predicts the group from `σ((1+|c|)·z)` of the predictor's logit z; the predictor descends
  * `∇L_P − proj_{∇L_A}∇L_P − α∇L_A` (per parameter tensor), the adversary descends `∇L_A`.
  */
+const KEYS: Record<keyof AdversarialDebiasingOptions, true> = { hidden: true, dropout: true, alpha: true, lr: true, adversaryLr: true, batchSize: true, epochs: true, seed: true, onEpoch: true, progress: true }
+
 export function trainAdversarialDebiasing(data: TabularData, opts: AdversarialDebiasingOptions = {}): Classifier {
   const op = 'trainAdversarialDebiasing'
+  opts = options(op, opts, Object.keys(KEYS))
+  tabular(op, data)
+  trainerOptions(op, opts)
+  const hidden = hiddenWidths(op, opts.hidden)
   const epochs = positiveInt(op, 'epochs', opts.epochs ?? 10)
   const batchSize = positiveInt(op, 'batchSize', opts.batchSize ?? 128)
   const lr = positiveNumber(op, 'lr', opts.lr ?? 1e-3)
+  const advLr = positiveNumber(op, 'adversaryLr', opts.adversaryLr ?? lr)
   const alpha = positiveNumber(op, 'alpha', opts.alpha ?? 0.1, true)
   const rate = opts.dropout ?? 0.2
   const G = data.numGroups
   const rng = makeRng(opts.seed ?? 0)
-  let pred = initDense([data.d, ...(opts.hidden ?? [64, 32]), 1], rng)
+  let pred = initDense([data.d, ...hidden, 1], rng)
   const [al] = initDense([1, G], rng)
   let adv: Adversary = { c: tensor(1, [], 'float32'), w: al!.w, b: al!.b }
   const optP = adam({ lr })
-  const optA = adam({ lr: positiveNumber(op, 'adversaryLr', opts.adversaryLr ?? lr) })
+  const optA = adam({ lr: advLr })
   let sP = optP.init(pred)
   let sA = optA.init(adv)
   const logit = (ls: DenseLayer[], x: Tensor): Tensor => reshape(denseForward(ls, x, { dropout: rate, rng, linearLast: true }), [x.shape[0]!, 1])

@@ -1,7 +1,9 @@
-import { dispose, tensor } from '@heed/tensor'
+import { ArgumentError, ShapeError, dispose, tensor } from '@heed/tensor'
+import { trainerOptions } from './trainMlp.js'
+import { encoderArg, options, tabular } from './validate.js'
 import { shuffledBatches } from './batching.js'
 import { rng as makeRng } from '@heed/tensor'
-import { distractionConfig, distractionModel, distractionTrainer, initDistraction, type DistractionBatch, type DistractionConfig, type DistractionModel } from './distraction.js'
+import { CONFIG_OPTIONS, distractionConfig, distractionModel, distractionTrainer, initDistraction, type DistractionBatch, type DistractionConfig, type DistractionModel } from './distraction.js'
 import type { Progress } from '@heed/tensor'
 import type { ProtectedAttributeEncoder } from './protectedAttributeEncoder.js'
 import { takeRows, type TabularData } from './tabularData.js'
@@ -34,8 +36,22 @@ export function batchTensors(data: TabularData, emb: Float32Array, E: number, ro
  * once. Returns the model (the caller disposes it).
  */
 export function trainDistraction(data: TabularData, opts: TrainDistractionOptions): DistractionModel {
+  const op = 'trainDistraction'
+  if (opts === undefined) throw new ArgumentError({ op, arg: 'opts', expected: '{ encoder, … }', actual: 'undefined' })
+  options(op, opts, [...CONFIG_OPTIONS, 'encoder', 'onEpoch', 'progress'])
   const { encoder, onEpoch, progress, ...partial } = opts
-  const c = distractionConfig(partial)
+  // everything checked before the first step: the data, the encoder (its width too), the config, the callbacks
+  tabular(op, data)
+  encoderArg(op, encoder)
+  trainerOptions(op, { onEpoch, progress })
+  const c = distractionConfig(partial, op)
+  if (c.module === 'attention' && encoder.embeddingDim % c.tokenDim !== 0)
+    throw new ShapeError({ op, arg: 'encoder.embeddingDim', expected: `a multiple of tokenDim ${c.tokenDim}`, actual: encoder.embeddingDim })
+  const drop = (encoder as { dropColumns?: unknown }).dropColumns
+  const dIn = data.d - (Array.isArray(drop) ? drop.length : 0)
+  const first = (encoder as { layers?: readonly { w?: { shape?: readonly number[] } }[] }).layers?.[0]?.w?.shape?.[0]
+  if (first !== undefined && first !== dIn)
+    throw new ShapeError({ op, arg: 'encoder', expected: `an encoder over ${dIn} columns (data.d minus the encoder's dropColumns)`, actual: `one over ${first}` })
   const emb = encoder.embed(data)
   const E = encoder.embeddingDim
   const steps = Math.ceil(data.n / c.batchSize)

@@ -1,4 +1,5 @@
-import { adam, add, dispose, sigmoid, reshape, rng as makeRng, tensor, trainer, ShapeError, type Tensor } from '@heed/tensor'
+import { adam, add, dispose, sigmoid, reshape, rng as makeRng, tensor, trainer, ArgumentError, ShapeError, ValueError, type Tensor } from '@heed/tensor'
+import { finite, kindOf, options, tabular } from './validate.js'
 import { positiveInt, positiveNumber, shuffledBatches } from './batching.js'
 import { probaInChunks, type Classifier } from './classifier.js'
 import { denseForward, initDense, type DenseLayer } from './dense.js'
@@ -38,15 +39,45 @@ export function mlpClassifier(layers: readonly DenseLayer[]): Classifier {
   return { predictProba: data => probaInChunks(data, x => reshape(denseForward(layers, x, { linearLast: true }), [x.shape[0]!])), dispose: () => dispose(layers) }
 }
 
+const MLP_KEYS: Record<keyof MlpOptions, true> = { hidden: true, dropout: true, lr: true, batchSize: true, epochs: true, seed: true, sampleWeight: true, dpEta: true, onEpoch: true, progress: true }
+const MLP_OPTIONS = Object.keys(MLP_KEYS)
+
+/** @internal hidden widths: a non-empty array of positive integers (default [64, 32]). */
+export function hiddenWidths(op: string, hidden: unknown): readonly number[] {
+  if (hidden === undefined) return [64, 32]
+  if (!Array.isArray(hidden) || hidden.length === 0) throw new ArgumentError({ op, arg: 'hidden', expected: 'a non-empty array of hidden widths', actual: kindOf(hidden) })
+  hidden.forEach((h, i) => positiveInt(op, `hidden[${i}]`, h))
+  return hidden as readonly number[]
+}
+
+/** @internal the options every trainer shares: a dropout rate, an integer seed, callbacks that are functions. */
+export function trainerOptions(op: string, opts: { readonly dropout?: unknown; readonly seed?: unknown; readonly onEpoch?: unknown; readonly progress?: unknown }): void {
+  if (opts.dropout !== undefined && !(typeof opts.dropout === 'number' && opts.dropout >= 0 && opts.dropout < 1)) throw new ValueError({ op, arg: 'dropout', expected: 'a rate in [0, 1)', actual: typeof opts.dropout === 'number' ? opts.dropout : kindOf(opts.dropout) })
+  if (opts.seed !== undefined && !Number.isInteger(opts.seed)) throw new ValueError({ op, arg: 'seed', expected: 'an integer seed', actual: typeof opts.seed === 'number' ? opts.seed : kindOf(opts.seed) })
+  if (opts.onEpoch !== undefined && typeof opts.onEpoch !== 'function') throw new ArgumentError({ op, arg: 'onEpoch', expected: 'a function', actual: kindOf(opts.onEpoch) })
+  const p = opts.progress as { tick?: unknown } | undefined
+  if (p !== undefined && (p === null || typeof p.tick !== 'function')) throw new ArgumentError({ op, arg: 'progress', expected: 'a Progress (progressBar)', actual: kindOf(p) })
+}
+
 /** The unconstrained baseline: an MLP trained on (optionally weighted) cross-entropy. */
 export function trainMlp(data: TabularData, opts: MlpOptions = {}): Classifier {
-  const op = 'trainMlp'
-  const hidden = opts.hidden ?? [64, 32]
+  return mlp('trainMlp', data, options('trainMlp', opts, MLP_OPTIONS))
+}
+
+/** `trainMlp` in the name of the function the user called, options already checked for unknown keys. */
+function mlp(op: string, data: TabularData, opts: MlpOptions): Classifier {
+  tabular(op, data)
+  trainerOptions(op, opts)
+  const hidden = hiddenWidths(op, opts.hidden)
   const epochs = positiveInt(op, 'epochs', opts.epochs ?? 10)
   const batchSize = positiveInt(op, 'batchSize', opts.batchSize ?? 100)
   const lr = positiveNumber(op, 'lr', opts.lr ?? 1e-3)
   const rate = opts.dropout ?? 0.2
   const sw = opts.sampleWeight
+  if (sw !== undefined) {
+    if (!Array.isArray(sw) && !ArrayBuffer.isView(sw)) throw new ArgumentError({ op, arg: 'sampleWeight', expected: 'an array or typed array of weights', actual: kindOf(sw) })
+    finite(op, 'sampleWeight', sw)
+  }
   if (sw !== undefined && sw.length !== data.n) throw new ShapeError({ op, arg: 'sampleWeight', expected: `length ${data.n}`, actual: `length ${sw.length}` })
   const eta = positiveNumber(op, 'dpEta', opts.dpEta ?? 0, true)
   const rng = makeRng(opts.seed ?? 0)
@@ -96,6 +127,9 @@ export function trainMlp(data: TabularData, opts: MlpOptions = {}): Classifier {
  * penalty the Distraction module step uses), both terms moving every parameter.
  */
 export function trainLagrangian(data: TabularData, opts: MlpOptions & { readonly eta: number }): Classifier {
-  const { eta, ...rest } = opts
-  return trainMlp(data, { ...rest, dpEta: positiveNumber('trainLagrangian', 'eta', eta, true) })
+  const op = 'trainLagrangian'
+  if (opts === undefined) throw new ArgumentError({ op, arg: 'opts', expected: '{ eta, … }', actual: 'undefined' })
+  // dpEta is this function's to set, from eta: passed in, it would be overridden silently
+  const { eta, ...rest } = options(op, opts, [...MLP_OPTIONS.filter(k => k !== 'dpEta'), 'eta'])
+  return mlp(op, data, { ...rest, dpEta: positiveNumber(op, 'eta', eta, true) })
 }

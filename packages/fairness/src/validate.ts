@@ -1,4 +1,5 @@
-import { ArgumentError, ShapeError, ValueError } from '@heed/tensor'
+import { ArgumentError, ShapeError, ValueError, isTensor, knownOptions, positiveInt, type Tensor } from '@heed/tensor'
+import type { TabularData } from './tabularData.js'
 
 /** A label or prediction vector: plain numbers or a typed array. */
 export type Labels = ArrayLike<number>
@@ -98,4 +99,79 @@ export function groupIndex(op: string, arg: string, g: Groups, minGroups = 1): {
   const index = new Int32Array(g.length)
   for (let i = 0; i < g.length; i++) index[i] = pos.get(g[i]!)!
   return { groups, index }
+}
+
+/** @internal how a bad argument reads in an error: null, an array, a Tensor or its typeof. */
+export const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : isTensor(v) ? 'a Tensor' : typeof v)
+
+/** @internal `opts` (`undefined` reads as `{}`) must be a plain options object with only `allowed` keys. */
+export function options<T>(op: string, opts: T | undefined, allowed: readonly string[], arg = 'opts'): T {
+  if (opts === undefined) return {} as T
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts) || isTensor(opts)) throw new ArgumentError({ op, arg, expected: 'an options object', actual: kindOf(opts) })
+  return knownOptions(op, opts, allowed)
+}
+
+/** @internal a live tensor argument: a plain array, null or a disposed tensor is named in the caller's op. */
+export function liveTensor(op: string, arg: string, v: unknown): Tensor {
+  if (!isTensor(v)) throw new ArgumentError({ op, arg, expected: 'a Tensor', actual: kindOf(v) }, Array.isArray(v) ? 'wrap plain arrays with tensor(...)' : undefined)
+  v.assertLive(op)
+  return v
+}
+
+/** @internal a dense layer `{ w, b }` of live tensors. */
+export function denseLayer(op: string, arg: string, l: unknown): void {
+  if (l === null || typeof l !== 'object' || isTensor(l) || Array.isArray(l)) throw new ArgumentError({ op, arg, expected: 'a dense layer { w, b }', actual: kindOf(l) })
+  liveTensor(op, `${arg}.w`, (l as { w?: unknown }).w)
+  liveTensor(op, `${arg}.b`, (l as { b?: unknown }).b)
+}
+
+/** @internal a non-empty array of dense layers. */
+export function denseLayers(op: string, arg: string, ls: unknown, min = 1): void {
+  if (!Array.isArray(ls) || ls.length < min) throw new ArgumentError({ op, arg, expected: `an array of at least ${min} dense layers { w, b }`, actual: Array.isArray(ls) ? `${ls.length} layers` : kindOf(ls) })
+  ls.forEach((l, i) => denseLayer(op, `${arg}[${i}]`, l))
+}
+
+const isData = (op: string, arg: string, data: unknown): void => {
+  if (data === null || typeof data !== 'object' || Array.isArray(data) || isTensor(data))
+    throw new ArgumentError({ op, arg, expected: 'a TabularData (tabularData, encodeAdult)', actual: kindOf(data) })
+}
+const vector = (op: string, arg: string, v: unknown): ArrayLike<number> => {
+  if (!ArrayBuffer.isView(v) && !Array.isArray(v)) throw new ArgumentError({ op, arg, expected: 'an array or typed array (a TabularData from tabularData)', actual: kindOf(v) })
+  return v as unknown as ArrayLike<number>
+}
+
+/**
+ * @internal the rows of a TabularData that reweighing reads: at least one row, labels 0/1 and group ids below
+ * numGroups, lengths consistent. One pass over the rows.
+ */
+export function tabularLabels(op: string, data: unknown, arg = 'data'): void {
+  isData(op, arg, data)
+  const t = data as Partial<Record<keyof TabularData, unknown>>
+  const y = vector(op, `${arg}.y`, t.y)
+  const g = vector(op, `${arg}.groups`, t.groups)
+  const n = positiveInt(op, `${arg}.n`, t.n)
+  const G = positiveInt(op, `${arg}.numGroups`, t.numGroups)
+  for (const [k, v] of [['y', y], ['groups', g]] as const) if (v.length !== n) throw new ShapeError({ op, arg: `${arg}.${k}`, expected: `length n = ${n}`, actual: v.length })
+  for (let i = 0; i < n; i++) {
+    if (y[i] !== 0 && y[i] !== 1) throw new ValueError({ op, arg: `${arg}.y[${i}]`, expected: 'a binary label 0 or 1', actual: y[i] })
+    if (!(Number.isInteger(g[i]) && g[i]! >= 0 && g[i]! < G)) throw new ValueError({ op, arg: `${arg}.groups[${i}]`, expected: `a group id in [0, ${G})`, actual: g[i] })
+  }
+}
+
+/** @internal a whole TabularData (tabularData, encodeAdult), checked before anything is trained on it. */
+export function tabular(op: string, data: unknown, arg = 'data'): void {
+  tabularLabels(op, data, arg)
+  const t = data as Partial<Record<keyof TabularData, unknown>>
+  const x = vector(op, `${arg}.x`, t.x)
+  const d = positiveInt(op, `${arg}.d`, t.d)
+  if (x.length !== (t.n as number) * d) throw new ShapeError({ op, arg: `${arg}.x`, expected: `n·d = ${(t.n as number) * d} values`, actual: x.length })
+  if (!Array.isArray(t.sensitiveColumns)) throw new ArgumentError({ op, arg: `${arg}.sensitiveColumns`, expected: 'an array of column indices', actual: kindOf(t.sensitiveColumns) })
+}
+
+/** @internal a protected-attribute encoder (trainProtectedAttributeEncoder, makeEncoder). */
+export function encoderArg(op: string, enc: unknown, arg = 'encoder'): void {
+  const e = enc as { embed?: unknown; embeddingDim?: unknown } | null
+  if (e === null || typeof e !== 'object' || Array.isArray(e) || isTensor(e) || typeof e.embed !== 'function')
+    throw new ArgumentError({ op, arg, expected: 'a ProtectedAttributeEncoder (trainProtectedAttributeEncoder, makeEncoder)', actual: kindOf(enc) })
+  positiveInt(op, `${arg}.embeddingDim`, e.embeddingDim)
 }

@@ -50,3 +50,20 @@ t.test('adultBenchmark checks its options before loading or training anything', 
   await t.rejects(adultBenchmark({ epoch: 1 } as never), { name: 'ArgumentError', op: 'adultBenchmark', message: /did you mean epochs\?/ })
   await t.rejects(adultBenchmark({ seed: 1, maxTrainRow: 10 } as never), { name: 'ArgumentError', arg: 'maxTrainRow' })
 })
+
+t.test('bad-input sweep (#19): loadAdult and encodeAdult check their options and rows before reading or encoding', async t => {
+  // each rejects before a file is read: a bad option is the caller's bug, not a Left for the data
+  for (const bad of [null, [1], 'x', 3]) await t.rejects(loadAdult(bad as never), { name: 'ArgumentError', op: 'loadAdult', arg: 'opts' }, `opts ${JSON.stringify(bad)}`)
+  await t.rejects(loadAdult({ sensitve: 'race' } as never), { name: 'ArgumentError', op: 'loadAdult', message: /did you mean sensitive\?/ })
+  await t.rejects(loadAdult({ missing: 'keep' } as never), { name: 'ValueError', op: 'loadAdult', arg: 'missing' })
+  await t.rejects(loadAdult({ dir: 3 } as never), { name: 'ArgumentError', op: 'loadAdult', arg: 'dir' })
+  const ok = parseAdult('25, ?, 226802, 11th, 7, Never-married, ?, Own-child, Black, Male, 0, 0, 40, United-States, >50K.\n')
+  if (!E.isRight(ok)) return t.fail('parses')
+  for (const bad of [undefined, null, 'x', [[1, 2], [3]]]) t.throws(() => encodeAdult(bad as never, ok.right), { name: 'ArgumentError', op: 'encodeAdult', arg: /^train/ }, `train ${JSON.stringify(bad)}`)
+  t.throws(() => encodeAdult(ok.right, 'x' as never), { name: 'ArgumentError', op: 'encodeAdult', arg: 'test' })
+  t.throws(() => encodeAdult([], ok.right), { name: 'ValueError', op: 'encodeAdult', arg: 'train' })
+  t.throws(() => encodeAdult(ok.right, ok.right, { zzkey: 1 } as never), { name: 'ArgumentError', op: 'encodeAdult', arg: 'zzkey' })
+  t.throws(() => encodeAdult(ok.right, ok.right, { sensitive: 'age' } as never), { name: 'ValueError', op: 'encodeAdult', arg: 'sensitive' })
+  t.throws(() => encodeAdult(ok.right, ok.right, { dropFnlwgt: 'no' } as never), { name: 'ArgumentError', op: 'encodeAdult', arg: 'dropFnlwgt' })
+  t.equal(encodeAdult(ok.right, ok.right, { missing: 'category' }).train.n, 1, 'a valid call still works')
+})

@@ -3,7 +3,8 @@ import { firstValueFrom, toArray } from 'rxjs'
 import { add as addT, dispose, matmul as matmulT, memory, relu, scope, sigmoid, tensor, valueAndGrad, ArgumentError, ShapeError, ValueError, type Tensor } from '@heed/tensor'
 import {
   accuracy, bceWithLogits, demographicParityDifference, distractionAttention, dpPenalty, initDistractionAttention, softDemographicParity, tabularData,
-  distractionLogits, distractionTrainer, initDistraction, trainDistraction, trainLagrangian, trainProtectedAttributeEncoder, type DistractionAttentionParams, type DistractionParams,
+  distractionLogits, distractionModel, distractionTrainer, initDistraction, makeEncoder, trainAdversarialDebiasing, trainDistraction, trainLagrangian, trainMlp, trainProtectedAttributeEncoder,
+  type DistractionAttentionParams, type DistractionParams,
 } from '@heed/fairness'
 import { distractionBatches, distractionTraining } from '@heed/fairness/stream'
 import { assertClose, checkGrad, prng } from '../../tensor/test/helpers/numeric.js'
@@ -245,4 +246,86 @@ t.test('the RxJS pipeline trains over a batch stream and hands the parameters ov
   t.throws(() => distractionTraining({ eta: -1, inputDim: 4, embeddingDim: 4 }), ValueError)
   encoder.dispose()
   t.equal(memory().tensors, base)
+})
+
+t.test('bad-input sweep (#19): the Distraction functions check their arguments in their own name', async t => {
+  const base = memory().tensors
+  const d = tensor([1, 2], [2])
+  d.dispose()
+  const z = tensor([0.5, -1], [2])
+  const y = tensor([1, 0], [2])
+  t.throws(() => bceWithLogits(undefined as never, y), { name: 'ArgumentError', op: 'bceWithLogits', arg: 'z' })
+  t.throws(() => bceWithLogits(d, y), { name: 'DisposedError', op: 'bceWithLogits' })
+  t.throws(() => bceWithLogits(z, y, { zzkey: 1 } as never), { name: 'ArgumentError', op: 'bceWithLogits', arg: 'w' })
+  const one = tensor([1], [1])
+  t.throws(() => bceWithLogits(z, one), { name: 'ShapeError', op: 'bceWithLogits', arg: 'y' })
+  t.throws(() => initDistraction(undefined as never, 4), { name: 'ValueError', op: 'initDistraction', arg: 'inputDim' })
+  t.throws(() => initDistraction(2 ** 40, 4), { name: 'ValueError', op: 'initDistraction', arg: 'inputDim' }, 'a huge size fails before allocating')
+  t.throws(() => initDistraction(5, 4, { hiden: [8] } as never), { name: 'ArgumentError', op: 'initDistraction', message: /did you mean hidden\?/ })
+  t.throws(() => initDistractionAttention(null as never), { name: 'ArgumentError', op: 'initDistractionAttention', arg: 'opts' })
+  t.throws(() => initDistractionAttention({ zzkey: 1 } as never), { name: 'ArgumentError', op: 'initDistractionAttention', arg: 'zzkey' })
+  t.throws(() => initDistractionAttention({ tokenDim: 2 ** 40 }), { name: 'ValueError', op: 'initDistractionAttention' })
+  t.throws(() => initDistractionAttention({ rng: 3 } as never), { name: 'ArgumentError', op: 'initDistractionAttention', arg: 'rng' })
+  const p = initDistraction(5, 4, { hidden: [8, 4] })
+  t.throws(() => distractionAttention(p.attention!, z, z, { zzkey: 1 } as never), { name: 'ArgumentError', op: 'distractionAttention', arg: 'zzkey' })
+  for (const bad of [undefined, null, 'x', [[1, 2], [3]], d]) {
+    t.throws(() => distractionLogits(bad as never, z, z), { name: 'ArgumentError', op: 'distractionLogits', arg: 'params' }, `distractionLogits params ${String(bad)}`)
+    t.throws(() => distractionTrainer(bad as never), { name: 'ArgumentError', op: 'distractionTrainer', arg: 'params' })
+    t.throws(() => distractionModel(bad as never, undefined as never), { name: 'ArgumentError', op: 'distractionModel', arg: 'params' })
+  }
+  const x = tensor(new Float32Array(10), [2, 5])
+  t.throws(() => distractionLogits(p, d, undefined), { name: 'DisposedError', op: 'distractionLogits' })
+  t.throws(() => distractionLogits(p, x, undefined, { zzkey: 1 } as never), { name: 'ArgumentError', op: 'distractionLogits', arg: 'zzkey' })
+  t.throws(() => distractionTrainer(p, { epoch: 1 } as never), { name: 'ArgumentError', op: 'distractionTrainer', message: /did you mean epochs\?/ })
+  t.throws(() => distractionTrainer(p, {}, 0), { name: 'ValueError', op: 'distractionTrainer', arg: 'stepsPerEpoch' })
+  t.throws(() => distractionModel(p, { embed: 1 } as never), { name: 'ArgumentError', op: 'distractionModel', arg: 'encoder' })
+  const emb = tensor(new Float32Array(8), [2, 4])
+  const l = distractionLogits(p, x, emb, { config: { hidden: [8, 4] } })
+  t.same(l.shape, [2], 'a valid call still works')
+  t.throws(() => makeEncoder(undefined as never, 2, []), { name: 'ArgumentError', op: 'makeEncoder', arg: 'layers' })
+  t.throws(() => makeEncoder([{ w: x, b: y }], 2, []), { name: 'ArgumentError', op: 'makeEncoder', arg: 'layers' }, 'one layer: no embedding')
+  const enc = () => makeEncoder([{ w: tensor(new Float32Array(6), [3, 2]), b: tensor([0, 0], [2]) }, { w: tensor(new Float32Array(4), [2, 2]), b: tensor([0, 0], [2]) }], 2, [3])
+  const e = enc()
+  t.throws(() => makeEncoder(e.layers, 3, [3]), { name: 'ShapeError', op: 'makeEncoder' }, 'output width is not numGroups')
+  t.throws(() => makeEncoder(e.layers, 2, 'x' as never), { name: 'ArgumentError', op: 'makeEncoder', arg: 'dropColumns' })
+  t.throws(() => distractionModel(p, e, { zzkey: 1 } as never), { name: 'ArgumentError', op: 'distractionModel', arg: 'zzkey' })
+  e.dispose()
+  dispose([z, y, one, x, emb, l, p])
+  t.equal(memory().tensors, base, 'the failed calls left no tensor behind')
+})
+
+t.test('bad-input sweep (#19): every trainer rejects bad data and options before its first step', async t => {
+  const data = biased(40, 5)
+  let ticks = 0
+  const spy = { onEpoch: () => ticks++, progress: { tick: () => ticks++ } } as never as { onEpoch: () => void }
+  const enc = makeEncoder([{ w: tensor(new Float32Array(6), [3, 2]), b: tensor([0, 0], [2]) }, { w: tensor(new Float32Array(4), [2, 2]), b: tensor([0, 0], [2]) }], 2, [3])
+  const trainers: readonly [string, (data: unknown, opts: Record<string, unknown>) => unknown, Record<string, unknown>][] = [
+    ['trainMlp', trainMlp as never, {}],
+    ['trainLagrangian', trainLagrangian as never, { eta: 1 }],
+    ['trainAdversarialDebiasing', trainAdversarialDebiasing as never, {}],
+    ['trainProtectedAttributeEncoder', trainProtectedAttributeEncoder as never, {}],
+    ['trainDistraction', trainDistraction as never, { encoder: enc }],
+  ]
+  const started = Date.now()
+  for (const [op, train, base] of trainers) {
+    // the encoder trainer takes no onEpoch
+    const ok = { ...base, epochs: 1, ...spy, ...(op === 'trainProtectedAttributeEncoder' ? { onEpoch: undefined } : {}) }
+    for (const bad of [undefined, null, 'x', [[1, 2], [3]], { ...data, y: data.y.subarray(1) }])
+      t.throws(() => train(bad, ok), { name: /Error$/, op }, `${op}: data ${Array.isArray(bad) ? 'array' : typeof bad}`)
+    t.throws(() => train(data, { ...ok, epoch: 1 }), { name: 'ArgumentError', op, message: /did you mean epochs\?/ }, `${op}: misspelt key`)
+    t.throws(() => train(data, { ...ok, zzkey: 1 }), { name: 'ArgumentError', op, arg: 'zzkey' }, `${op}: unknown key`)
+    t.throws(() => train(data, { ...ok, onEpoch: 'x' }), { name: 'ArgumentError', op, arg: 'onEpoch' }, `${op}: onEpoch`)
+    t.throws(() => train(data, { ...ok, progress: 'x' }), { name: 'ArgumentError', op, arg: 'progress' }, `${op}: progress`)
+    if (op !== 'trainDistraction') t.throws(() => train(data, { ...ok, hidden: 'x' }), { name: /Error$/, op, arg: 'hidden' }, `${op}: hidden`)
+  }
+  t.throws(() => trainLagrangian(data, undefined as never), { name: 'ArgumentError', op: 'trainLagrangian', arg: 'opts' })
+  t.throws(() => trainLagrangian(data, { eta: 1, dpEta: 2 } as never), { name: 'ArgumentError', op: 'trainLagrangian', arg: 'dpEta' }, 'dpEta is set from eta')
+  t.throws(() => trainMlp(data, { sampleWeight: 'x' as never }), { name: 'ArgumentError', op: 'trainMlp', arg: 'sampleWeight' })
+  t.throws(() => trainMlp(data, { dropout: 1 }), { name: 'ValueError', op: 'trainMlp', arg: 'dropout' })
+  t.throws(() => trainDistraction(data, undefined as never), { name: 'ArgumentError', op: 'trainDistraction', arg: 'opts' })
+  t.throws(() => trainDistraction(data, { encoder: 'x' as never }), { name: 'ArgumentError', op: 'trainDistraction', arg: 'encoder' })
+  t.throws(() => trainDistraction({ ...data, d: 5, x: new Float32Array(200), sensitiveColumns: [4] }, { encoder: enc }), { name: 'ShapeError', op: 'trainDistraction', arg: 'encoder' })
+  t.equal(ticks, 0, 'no trainer took a step')
+  t.ok(Date.now() - started < 1000, 'every check is quick')
+  enc.dispose()
 })

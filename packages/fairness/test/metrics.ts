@@ -4,7 +4,7 @@ import {
   accuracy, averageAbsOddsDifference, averageOddsDifference, demographicParityDifference, demographicParityRatio, disparateImpact,
   equalizedOddsDifference, equalizedOddsRatio, equalOpportunityDifference, equalOpportunityRatio, falseNegativeRate, falsePositiveRate,
   metricFrame, paretoFront, selectionRate, softDemographicParity, statisticalParityDifference, theilIndex, trueNegativeRate, truePositiveRate,
-  truePositiveRateDifference,
+  truePositiveRateDifference, reweighing, tabularData,
 } from '@heed/fairness'
 import { assertClose, prng } from '../../tensor/test/helpers/numeric.js'
 
@@ -133,4 +133,27 @@ t.test('bad input is a clear, typed error', async t => {
 t.test('paretoFront keeps the non-dominated points', async t => {
   const f = paretoFront([{ accuracy: 0.8, gap: 0.1 }, { accuracy: 0.85, gap: 0.2 }, { accuracy: 0.79, gap: 0.15 }, { accuracy: 0.7, gap: 0 }])
   t.same(f.map(p => p.accuracy), [0.7, 0.8, 0.85])
+})
+
+t.test('bad-input sweep (#19): missing vectors, points and data are typed errors naming the metric', async t => {
+  for (const [name, f] of [['accuracy', accuracy], ['falseNegativeRate', falseNegativeRate], ['falsePositiveRate', falsePositiveRate], ['trueNegativeRate', trueNegativeRate], ['truePositiveRate', truePositiveRate], ['selectionRate', selectionRate], ['theilIndex', theilIndex]] as const) {
+    t.throws(() => (f as (...a: unknown[]) => number)(), { name: 'ArgumentError', op: name, arg: 'yTrue' }, `${name}()`)
+    t.throws(() => (f as (...a: unknown[]) => number)([0, 1]), { name: 'ArgumentError', op: name, arg: 'yPred' }, `${name}(yTrue)`)
+  }
+  t.throws(() => selectionRate([[1, 2], [3]] as never, undefined as never), { name: 'ArgumentError', op: 'selectionRate', arg: 'yPred' })
+  t.throws(() => softDemographicParity(undefined as never, undefined as never), { name: 'ArgumentError', op: 'softDemographicParity', arg: 'probs' })
+  t.throws(() => softDemographicParity([0.5], undefined as never), { name: 'ArgumentError', op: 'softDemographicParity', arg: 'sensitiveFeatures' })
+  for (const bad of [undefined, 'x', { accuracy: 1 }])
+    t.throws(() => paretoFront(bad as never), { name: 'ArgumentError', op: 'paretoFront' }, `points ${JSON.stringify(bad)}`)
+  t.throws(() => paretoFront([[1, 2], [3]] as never), { name: 'ArgumentError', op: 'paretoFront', arg: 'points[0]' })
+  t.same(paretoFront([{ accuracy: NaN, gap: 0 }, { accuracy: 0.8, gap: 0.1 }]).length, 1, 'a NaN point (a failed run) is still left off, not an error')
+  for (const bad of [undefined, null, 'x', [[1, 2], [3]], { n: 2, y: [0, 1], groups: [0], numGroups: 1 }])
+    t.throws(() => reweighing(bad as never), { name: /ArgumentError|ShapeError/, op: 'reweighing' }, `data ${JSON.stringify(bad)}`)
+  t.throws(() => reweighing({ n: 2, y: [0, 2], groups: [0, 0], numGroups: 1 } as never), { name: 'ValueError', op: 'reweighing', arg: 'data.y[1]' })
+  t.same(Array.from(reweighing({ n: 2, y: Uint8Array.of(0, 1), groups: Int32Array.of(0, 0), numGroups: 1 })), [1, 1])
+  t.throws(() => tabularData(undefined as never), { name: 'ArgumentError', op: 'tabularData', arg: 'opts' })
+  t.throws(() => tabularData({ x: 'x', d: 1, y: [0], groups: [0] } as never), { name: 'ArgumentError', op: 'tabularData', arg: 'x' })
+  t.throws(() => tabularData({ x: [1], d: 1, y: [0], groups: [0], zzkey: 1 } as never), { name: 'ArgumentError', op: 'tabularData', arg: 'zzkey' })
+  t.throws(() => tabularData({ x: [1], d: 1, y: [0], groups: [0], featureNames: 'f' } as never), { name: 'ArgumentError', op: 'tabularData', arg: 'featureNames' })
+  t.equal(tabularData({ x: [1], d: 1, y: [0], groups: [0] }).n, 1, 'a valid call still works')
 })
