@@ -1,4 +1,5 @@
-import { ArgumentError, DTypeError, ShapeError, ValueError, isTensor, matmul, mean, mul, reshape, scope, sigmoid, square, sub, sum, tensor, type Tensor } from '@heed/tensor'
+import { ArgumentError, DTypeError, ShapeError, ValueError, matmul, mean, mul, reshape, scope, sigmoid, square, sub, sum, tensor, type Tensor } from '@heed/tensor'
+import { liveTensor, options } from './validate.js'
 
 export interface DpPenaltyOptions {
   /** Weight η of the penalty (default 1). */
@@ -16,6 +17,7 @@ export interface DpPenaltyOptions {
 }
 
 const OP = 'dpPenalty'
+const KEYS: Record<keyof DpPenaltyOptions, true> = { eta: true, reduce: true, input: true, variant: true }
 
 /**
  * Differentiable demographic-parity penalty on a batch (the fairtorch `DemographicParityLoss` design, fixed):
@@ -24,7 +26,8 @@ const OP = 'dpPenalty'
  * number of groups. `scores`: float `[B]` or `[B, 1]`; `groups`: one integer group id ≥ 0 per row.
  */
 export function dpPenalty(scores: Tensor, groups: ArrayLike<number>, opts: DpPenaltyOptions = {}): Tensor {
-  if (!isTensor(scores)) throw new ArgumentError({ op: OP, arg: 'scores', expected: 'a Tensor', actual: typeof scores })
+  opts = options(OP, opts, Object.keys(KEYS))
+  liveTensor(OP, 'scores', scores)
   if (scores.dtype !== 'float32' && scores.dtype !== 'float64') throw new DTypeError({ op: OP, arg: 'scores', expected: 'float32 or float64', actual: scores.dtype })
   const B = scores.shape[0] ?? 0
   if (!(scores.rank === 1 || (scores.rank === 2 && scores.shape[1] === 1)) || B === 0)
