@@ -207,56 +207,111 @@ function argsFor(c: CaseName, target: Target, i: number, live: tensorApi.Tensor)
   }
 }
 
+const lineOf = (name: string, c: CaseName, out: Outcome): string =>
+  `${name} ${c}: ${out.kind}${'msg' in out ? ` ${out.msg}` : ''}${'op' in out ? ` (op ${out.op})` : ''}${'what' in out ? ` ${out.what}` : ''}`
+
+interface SweepRun {
+  readonly outcomes: Map<string, Outcome>
+  readonly counts: Record<Outcome['kind'] | 'allowed', number>
+  readonly cases: number
+  readonly ms: number
+}
+
+/** Every bad call of every target on the current backend; allowed calls are skipped. */
+async function sweep(targets: readonly Target[], config: SweepConfig): Promise<SweepRun> {
+  const started = Date.now()
+  const report = process.env['HEED_SWEEP_REPORT'] === '1'
+  const live = tensorApi.zeros([1, 1, 4, 4])
+  const counts = { typed: 0, misnamed: 0, untyped: 0, silent: 0, timeout: 0, allowed: 0 }
+  const outcomes = new Map<string, Outcome>()
+  let i = 0
+  for (const target of targets) {
+    for (const c of CASES) {
+      i++
+      if (config.allowed[target.name]?.['*'] !== undefined || config.allowed[target.name]?.[c] !== undefined) {
+        counts.allowed++
+        continue
+      }
+      if (process.env['HEED_SWEEP_TRACE']) process.stderr.write(`${target.name} ${c}\n`)
+      const out = await run(target, argsFor(c, target, i, live))
+      counts[out.kind]++
+      outcomes.set(`${target.name} ${c}`, out)
+      if (report) console.log(lineOf(target.name, c, out))
+    }
+  }
+  live.dispose()
+  return { outcomes, counts, cases: i, ms: Date.now() - started }
+}
+
+const cpuRuns = new Map<string, SweepRun>()
+
 for (const [pkg, api, config] of PACKAGES) {
   if (only && !only.includes(pkg)) continue
   t.test(`@heed/${pkg}: every public function rejects generated bad inputs with a typed error naming it`, async t => {
     const targets = targetsOf(pkg, api, config)
-    const started = Date.now()
-    const report = process.env['HEED_SWEEP_REPORT'] === '1'
-    const live = tensorApi.zeros([1, 1, 4, 4])
-    const counts = {
-      typed: 0,
-      misnamed: 0,
-      untyped: 0,
-      silent: 0,
-      timeout: 0,
-      allowed: 0,
-      gap: 0,
-    }
+    const r = await sweep(targets, config)
+    cpuRuns.set(pkg, r)
     const failures: string[] = []
     const fixedGaps: string[] = []
-    let i = 0
-    for (const target of targets) {
-      for (const c of CASES) {
-        i++
-        if (config.allowed[target.name]?.['*'] !== undefined || config.allowed[target.name]?.[c] !== undefined) {
-          counts.allowed++
-          continue
-        }
-        if (process.env['HEED_SWEEP_TRACE']) process.stderr.write(`${target.name} ${c}\n`)
-        const out = await run(target, argsFor(c, target, i, live))
-        counts[out.kind]++
-        const gap = config.gaps[target.name]?.[c]
-        const line = `${target.name} ${c}: ${out.kind}${'msg' in out ? ` ${out.msg}` : ''}${'op' in out ? ` (op ${out.op})` : ''}${
-          'what' in out ? ` ${out.what}` : ''
-        }`
-        if (report) console.log(line)
-        if (out.kind === 'typed') {
-          if (gap !== undefined) fixedGaps.push(`${target.name} ${c}`)
-        } else if (gap !== undefined) counts.gap++
-        else failures.push(line)
-      }
+    let gaps = 0
+    for (const [key, out] of r.outcomes) {
+      const [name, c] = key.split(' ') as [string, CaseName]
+      const gap = config.gaps[name]?.[c]
+      if (out.kind === 'typed') {
+        if (gap !== undefined) fixedGaps.push(key)
+      } else if (gap !== undefined) gaps++
+      else failures.push(lineOf(name, c, out))
     }
-    live.dispose()
-    t.comment(`${targets.length} functions, ${i} cases: ${JSON.stringify(counts)} in ${Date.now() - started} ms`)
+    t.comment(`${targets.length} functions, ${r.cases} cases: ${JSON.stringify({ ...r.counts, gap: gaps })} in ${r.ms} ms`)
     t.same(failures, [], 'every bad call is a typed error naming the function (or a listed gap)')
-    t.same(fixedGaps, [], `the gaps in test/helpers/sweep/${pkg}.ts list only calls that still fail (remove the fixed ones)`)
+    t.same(fixedGaps, [], `the gaps in test/helpers/sweep/${pkg}-gaps.ts list only calls that still fail (remove the fixed ones)`)
     const exists = (n: string) => targets.some(x => x.name === n)
     t.same(
       [...Object.keys(config.allowed), ...Object.keys(config.gaps), ...Object.keys(config.aliases)].filter(n => !exists(n)),
       [],
-      'no stale list entries'
+      'no stale list entries',
     )
     t.ok(targets.length >= 20, `the sweep sees the exports (${targets.length})`)
   })
 }
+
+// The same calls with the WebGPU backend current (tensors made on the device): the same outcome as on the CPU for
+// every call (validation happens before dispatch, so a bad call is the same typed error on every backend), and
+// the device still computes correctly afterwards. Skipped without an adapter unless HEED_REQUIRE_WEBGPU is set.
+t.test('on WebGPU every bad call has the CPU outcome, and the device stays usable', async t => {
+  const reason = await tensorApi.initBackend('webgpu').then(
+    () => undefined,
+    (e: unknown) => (e instanceof Error ? e.message : String(e)),
+  )
+  if (reason !== undefined) {
+    const require = !!process.env['HEED_REQUIRE_WEBGPU'] && process.env['HEED_REQUIRE_WEBGPU'] !== '0'
+    if (require) t.fail(`HEED_REQUIRE_WEBGPU is set but WebGPU is unavailable: ${reason}`)
+    else t.skip(`no WebGPU adapter (${reason})`)
+    return
+  }
+  await tensorApi.setBackend('webgpu')
+  try {
+    for (const [pkg, api, config] of PACKAGES) {
+      const cpu = cpuRuns.get(pkg)
+      if (!cpu) continue
+      const r = await sweep(targetsOf(pkg, api, config), config)
+      const differ: string[] = []
+      for (const [key, out] of r.outcomes) {
+        const was = cpu.outcomes.get(key)
+        // Kinds, not messages: a message may print the argument, and a tensor prints its backend.
+        if (was?.kind !== out.kind) {
+          const [name, c] = key.split(' ') as [string, CaseName]
+          differ.push(`${lineOf(name, c, out)} | cpu: ${was ? lineOf(name, c, was) : 'not run'}`)
+        }
+      }
+      t.comment(`@heed/${pkg} on webgpu: ${r.cases} cases: ${JSON.stringify(r.counts)} in ${r.ms} ms`)
+      t.same(differ, [], `@heed/${pkg}: every bad call has the CPU's outcome on WebGPU`)
+    }
+    const x = tensorApi.tensor([1, 2, 3, 4], [2, 2])
+    const y = tensorApi.matmul(x, x)
+    t.same(Array.from(await y.data()), [7, 10, 15, 22], 'the device computes correctly after the sweep')
+    tensorApi.dispose([x, y])
+  } finally {
+    await tensorApi.setBackend('cpu')
+  }
+})
