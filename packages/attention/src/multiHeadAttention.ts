@@ -210,22 +210,30 @@ export function asBatched(op: string, x: Tensor, dModel: number): { x3: Tensor; 
  * splitting long chunks into the cache's `maxChunk` so streaming heads stay exact.
  */
 export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAttention {
+  return mhaLayer(opts, 'multiHeadAttention')
+}
+
+/**
+ * @internal `multiHeadAttention` with its construction checks in the name of `checkOp` (the public function
+ * called: `transformerBlock` builds its attention with it); the layer's methods keep their own names.
+ */
+export function mhaLayer(opts: MultiHeadAttentionOptions, checkOp: string): MultiHeadAttention {
   const op = 'multiHeadAttention'
-  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ dModel, heads, … }', actual: opts === null ? 'null' : typeof opts })
-  knownOptions(op, opts, ['dModel', 'heads', 'kvHeads', 'headDim', 'rope', 'scale', 'attention'])
+  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op: checkOp, arg: 'opts', expected: '{ dModel, heads, … }', actual: opts === null ? 'null' : typeof opts })
+  knownOptions(checkOp, opts, ['dModel', 'heads', 'kvHeads', 'headDim', 'rope', 'scale', 'attention'])
   if (opts.rope !== undefined && typeof opts.rope !== 'boolean' && (opts.rope === null || typeof opts.rope !== 'object'))
-    throw new ArgumentError({ op, arg: 'rope', expected: 'a boolean or { base, style }', actual: opts.rope === null ? 'null' : typeof opts.rope === 'string' ? `'${opts.rope}'` : typeof opts.rope })
-  if (typeof opts.rope === 'object') knownOptions(`${op}: rope`, opts.rope, ['base', 'style'])
-  const dModel = positiveInt(op, 'dModel', opts.dModel)
-  const heads = positiveInt(op, 'heads', opts.heads)
-  const kvHeads = positiveInt(op, 'kvHeads', opts.kvHeads ?? heads)
-  if (heads % kvHeads !== 0) throw new ValueError({ op, arg: 'kvHeads', expected: `a divisor of heads (${heads})`, actual: kvHeads })
-  if (opts.headDim === undefined && dModel % heads !== 0) throw new ValueError({ op, arg: 'headDim', expected: `given, since dModel ${dModel} is not a multiple of heads ${heads}`, actual: undefined })
-  const headDim = positiveInt(op, 'headDim', opts.headDim ?? dModel / heads)
+    throw new ArgumentError({ op: checkOp, arg: 'rope', expected: 'a boolean or { base, style }', actual: opts.rope === null ? 'null' : typeof opts.rope === 'string' ? `'${opts.rope}'` : typeof opts.rope })
+  if (typeof opts.rope === 'object') knownOptions(`${checkOp}: rope`, opts.rope, ['base', 'style'])
+  const dModel = positiveInt(checkOp, 'dModel', opts.dModel)
+  const heads = positiveInt(checkOp, 'heads', opts.heads)
+  const kvHeads = positiveInt(checkOp, 'kvHeads', opts.kvHeads ?? heads)
+  if (heads % kvHeads !== 0) throw new ValueError({ op: checkOp, arg: 'kvHeads', expected: `a divisor of heads (${heads})`, actual: kvHeads })
+  if (opts.headDim === undefined && dModel % heads !== 0) throw new ValueError({ op: checkOp, arg: 'headDim', expected: `given, since dModel ${dModel} is not a multiple of heads ${heads}`, actual: undefined })
+  const headDim = positiveInt(checkOp, 'headDim', opts.headDim ?? dModel / heads)
   const ropeOpts = opts.rope === true ? {} : opts.rope === false || opts.rope === undefined ? undefined : opts.rope
-  if (ropeOpts && headDim % 2 !== 0) throw new ValueError({ op, arg: 'headDim', expected: 'an even head dim with rope', actual: headDim })
+  if (ropeOpts && headDim % 2 !== 0) throw new ValueError({ op: checkOp, arg: 'headDim', expected: 'an even head dim with rope', actual: headDim })
   const scale = opts.scale
-  const perHead = resolveAttention(op, opts.attention, heads)
+  const perHead = resolveAttention(checkOp, opts.attention, heads)
   const groups = perHead ? headRuns(perHead) : undefined
 
   const init = (o: InitOptions = {}): MhaParams => {

@@ -1,6 +1,7 @@
 import { add, gelu, matmul, ones, random, rmsNorm as fusedRmsNorm, scope, ShapeError, ValueError, zeros, type Tensor, positiveInt } from '@heed/tensor'
 import type { KvCache } from './kvCache.js'
-import { asBatched, multiHeadAttention, type CacheOptions, type ForwardOptions, type InitOptions, type MhaParams, type MultiHeadAttention, type MultiHeadAttentionOptions } from './multiHeadAttention.js'
+import { asBatched, mhaLayer, type CacheOptions, type ForwardOptions, type InitOptions, type MhaParams, type MultiHeadAttention, type MultiHeadAttentionOptions } from './multiHeadAttention.js'
+import { operatorOptions } from './operators/strict.js'
 
 export interface TransformerBlockOptions extends MultiHeadAttentionOptions {
   /** MLP hidden width (default 4·dModel). */
@@ -40,11 +41,14 @@ export function rmsNorm(x: Tensor, gain: Tensor, eps = 1e-6): Tensor {
  * A pre-norm decoder block: `h = x + attn(rmsNorm(x))`, `y = h + W2·gelu(W1·rmsNorm(h) + b1) + b2`.
  * Parameters are a plain pytree (trainable with valueAndGrad and adam); the KV cache belongs to the attention.
  */
+const BLOCK_OPTIONS: Record<keyof TransformerBlockOptions, true> = { dModel: true, heads: true, kvHeads: true, headDim: true, rope: true, scale: true, attention: true, hidden: true, eps: true }
+
 export function transformerBlock(opts: TransformerBlockOptions): TransformerBlock {
   const op = 'transformerBlock'
-  // The block's own options stay here: the attention layer rejects keys it does not know.
+  operatorOptions(op, opts, Object.keys(BLOCK_OPTIONS), '{ dModel, heads, hidden?, … }')
+  // The block's own options stay here; the attention layer's are checked in the block's name.
   const { hidden: hiddenOpt, eps: epsOpt, ...attentionOpts } = opts
-  const attention = multiHeadAttention(attentionOpts)
+  const attention = mhaLayer(attentionOpts, op)
   const dModel = attention.dModel
   const hidden = hiddenOpt ?? 4 * dModel
   positiveInt(op, 'hidden', hidden)

@@ -1,5 +1,6 @@
 import { ValueError } from '@heed/tensor'
-import { loadLM, type LoadedLM, type LoadLMOptions } from './lmCheckpoint.js'
+import { loadLM, LOAD_LM_OPTIONS, type LoadedLM, type LoadLMOptions } from './lmCheckpoint.js'
+import { operatorOptions } from '../operators/strict.js'
 
 /** What ships beside the model: DuoAttention gates found on it by `lmDuoGates` (examples/lm-duo-gates.ts). */
 export interface KjvModelExtras {
@@ -14,6 +15,8 @@ export interface KjvModelExtras {
  * browser, fetch the file and pass its bytes to `loadLM`. See models/README.md for the recipe that made it.
  */
 export async function loadKjvModel(opts: LoadLMOptions = {}): Promise<LoadedLM & KjvModelExtras> {
+  // checked before the file is read: a misspelt key or a non-object is this function's error, not loadLM's
+  operatorOptions('loadKjvModel', opts, Object.keys(LOAD_LM_OPTIONS), '{ expect?, attention?, dtype?, backend? }')
   const fs = await import('node:fs/promises')
   const dir = new URL('../../models/', import.meta.url)
   let bytes: Uint8Array

@@ -1,4 +1,5 @@
-import { tensor, ValueError, type Tensor } from '@heed/tensor'
+import { ArgumentError, checkAllocation, nonNegativeInt, tensor, ValueError, type Tensor } from '@heed/tensor'
+import { operatorOptions } from '../operators/strict.js'
 
 export interface LMBatchOptions {
   /** Sequences per batch. */
@@ -32,11 +33,20 @@ const mix = (h: number): number => {
  * resuming at step s reads exactly the batches an uninterrupted run would, with no RNG state in the checkpoint.
  */
 export function lmBatchOffsets(tokens: number, opts: LMBatchOptions, index: number): Int32Array {
-  const op = 'lmBatch'
+  const op = 'lmBatchOffsets'
+  nonNegativeInt(op, 'tokens', tokens)
+  return offsetsOf(op, tokens, opts, index)
+}
+
+const LM_BATCH_OPTIONS: Record<keyof LMBatchOptions, true> = { batch: true, context: true, seed: true }
+
+function offsetsOf(op: string, tokens: number, opts: LMBatchOptions, index: number): Int32Array {
+  operatorOptions(op, opts, Object.keys(LM_BATCH_OPTIONS), '{ batch, context, seed? }')
   const { batch, context } = opts
   if (!(Number.isInteger(batch) && batch >= 1)) throw new ValueError({ op, arg: 'batch', expected: 'a positive integer', actual: batch })
   if (!(Number.isInteger(context) && context >= 1)) throw new ValueError({ op, arg: 'context', expected: 'a positive integer', actual: context })
   if (!(Number.isInteger(index) && index >= 0)) throw new ValueError({ op, arg: 'index', expected: 'a non-negative integer', actual: index })
+  checkAllocation(op, 'batch', batch * context, 'int32')
   const span = tokens - context
   if (span < 1) throw new ValueError({ op, arg: 'tokens', expected: `more than context + 1 = ${context + 1} tokens`, actual: tokens })
   const seed = opts.seed ?? 0
@@ -51,7 +61,8 @@ export function lmBatchOffsets(tokens: number, opts: LMBatchOptions, index: numb
 
 /** Batch `index` of the data order over `tokens`: windows x = tokens[o, o+T), y = tokens[o+1, o+T+1). */
 export function lmBatch(tokens: Int32Array, opts: LMBatchOptions, index: number): LMBatch {
-  const offsets = lmBatchOffsets(tokens.length, opts, index)
+  if (!(tokens instanceof Int32Array)) throw new ArgumentError({ op: 'lmBatch', arg: 'tokens', expected: 'an Int32Array of token ids', actual: tokens === null ? 'null' : Array.isArray(tokens) ? 'an array' : typeof tokens })
+  const offsets = offsetsOf('lmBatch', tokens.length, opts, index)
   const T = opts.context
   const x = new Int32Array(offsets.length * T)
   const y = new Int32Array(offsets.length * T)

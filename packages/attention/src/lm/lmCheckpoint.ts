@@ -1,5 +1,7 @@
-import { cast, dispose, isTensor, loadSafetensors, parseSafetensorsHeader, ParseError, saveSafetensors, ValueError, type FloatDType, type OptState, type Tensor } from '@heed/tensor'
+import { ArgumentError, cast, dispose, isTensor, loadSafetensors, parseSafetensorsHeader, ParseError, saveSafetensors, ValueError, type FloatDType, type OptState, type Tensor } from '@heed/tensor'
 import { transformerLM, type TransformerLM, type TransformerLMConfig, type TransformerLMOptions, type TransformerLMParams } from './transformerLM.js'
+import { operatorOptions } from '../operators/strict.js'
+import { lmArg, paramsArg } from './check.js'
 
 /**
  * Checkpoints of a `transformerLM` as safetensors files.
@@ -55,8 +57,13 @@ export interface SaveLMOptions {
 }
 
 /** Serialise a model's parameters (and optionally its optimizer state) with its config and vocabulary. */
+const SAVE_LM_OPTIONS: Record<keyof SaveLMOptions, true> = { vocab: true, dtype: true, training: true }
+
 export async function saveLM(lm: TransformerLM, params: TransformerLMParams, opts: SaveLMOptions): Promise<Uint8Array> {
   const op = 'saveLM'
+  lmArg(op, lm)
+  paramsArg(op, params)
+  operatorOptions(op, opts, Object.keys(SAVE_LM_OPTIONS), '{ vocab, dtype?, training? }')
   if (!Array.isArray(opts?.vocab) || opts.vocab.length !== lm.config.vocab)
     throw new ValueError({ op, arg: 'vocab', expected: `the ${lm.config.vocab} characters of the model's vocabulary`, actual: Array.isArray(opts?.vocab) ? `${opts.vocab.length}` : typeof opts?.vocab })
   const dtype = opts.dtype ?? 'float32'
@@ -106,8 +113,14 @@ const CONFIG_KEYS = ['vocab', 'dModel', 'layers', 'heads', 'kvHeads', 'hidden', 
  * tensor is kept: the format tag, the config, the vocabulary, every expected tensor with its shape and no tensor
  * more; a truncated or corrupt file is a `ParseError`, a file of another model a `ValueError` naming the field.
  */
+/** @internal */
+export const LOAD_LM_OPTIONS: Record<keyof LoadLMOptions, true> = { expect: true, attention: true, dtype: true, backend: true }
+
 export function loadLM(bytes: Uint8Array, opts: LoadLMOptions = {}): LoadedLM {
   const op = 'loadLM'
+  if (!(bytes instanceof Uint8Array))
+    throw new ArgumentError({ op, arg: 'bytes', expected: 'the bytes of a checkpoint, a Uint8Array (from saveLM)', actual: bytes === null ? 'null' : Array.isArray(bytes) ? 'an array' : typeof bytes })
+  operatorOptions(op, opts, Object.keys(LOAD_LM_OPTIONS), '{ expect?, attention?, dtype?, backend? }')
   const header = parseSafetensorsHeader(bytes)
   if (header._tag === 'Left') throw header.left
   const meta = header.right.metadata

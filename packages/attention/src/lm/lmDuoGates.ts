@@ -5,6 +5,8 @@ import { sdpaOf } from '../operators/namedOperator.js'
 import { rmsNorm } from '../transformerBlock.js'
 import { lmBatch } from './lmBatches.js'
 import { transformerLM, type TransformerLM, type TransformerLMParams } from './transformerLM.js'
+import { operatorOptions } from '../operators/strict.js'
+import { lmArg, paramsArg, tokenIds } from './check.js'
 
 export interface LmDuoGatesOptions {
   /** Attention-sink tokens a streaming head keeps (default 4: a character model's sinks are few). */
@@ -45,8 +47,14 @@ export interface LmDuoGates {
  * after every step. Heads whose gates stay high are the ones the model needs long context for; `duoDeploy` turns
  * the gates into per-head cache policies.
  */
+const LM_DUO_GATES_OPTIONS: Record<keyof LmDuoGatesOptions, true> = { sink: true, recent: true, context: true, batch: true, steps: true, lambda: true, lr: true, seed: true, onStep: true }
+
 export function lmDuoGates(lm: TransformerLM, params: TransformerLMParams, tokens: Int32Array, opts: LmDuoGatesOptions = {}): LmDuoGates {
   const op = 'lmDuoGates'
+  lmArg(op, lm)
+  paramsArg(op, params)
+  tokenIds(op, 'tokens', tokens)
+  operatorOptions(op, opts, Object.keys(LM_DUO_GATES_OPTIONS))
   const sink = opts.sink ?? 4
   const recent = opts.recent ?? 64
   const T = opts.context ?? 4 * (sink + recent)

@@ -1,6 +1,8 @@
 import { bytesPerElement, keep, logSoftmax, noGrad, oneHot, reshape, scope, sum, tensor, ValueError, where, type Tensor, positiveInt } from '@heed/tensor'
 import { headPolicy, type HeadPolicy, type KvCache } from '../kvCache.js'
 import type { LMCacheOptions, TransformerLM, TransformerLMParams } from './transformerLM.js'
+import { operatorOptions } from '../operators/strict.js'
+import { lmArg, paramsArg } from './check.js'
 
 /** Per-kv-head cache policies of every layer, as `lm.cache` takes them. */
 export type LMPolicies = NonNullable<LMCacheOptions['policies']>
@@ -110,8 +112,13 @@ export interface PerplexityResult {
  *
  * Runs without a tape, on the params' backend (async, so WebGPU reads can be awaited); leaves no tensors behind.
  */
+const PERPLEXITY_OPTIONS: Record<keyof PerplexityOptions, true> = { policies: true, chunk: true, maxTokens: true, buckets: true, onProgress: true }
+
 export async function perplexity(lm: TransformerLM, params: TransformerLMParams, tokens: Int32Array | readonly number[], opts: PerplexityOptions = {}): Promise<PerplexityResult> {
   const op = 'perplexity'
+  lmArg(op, lm)
+  paramsArg(op, params)
+  operatorOptions(op, opts, Object.keys(PERPLEXITY_OPTIONS), '{ policies?, chunk?, maxTokens?, buckets?, onProgress? }')
   const { vocab, context: T } = lm.config
   if (tokens === null || typeof tokens !== 'object' || typeof tokens.length !== 'number') throw new ValueError({ op, arg: 'tokens', expected: 'an array of token ids', actual: typeof tokens })
   const maxTokens = opts.maxTokens ?? tokens.length

@@ -1,5 +1,7 @@
 import { noGrad, scope, tensor, ValueError } from '@heed/tensor'
 import { lmLoss, type TransformerLM, type TransformerLMParams } from './transformerLM.js'
+import { operatorOptions } from '../operators/strict.js'
+import { lmArg, paramsArg, tokenIds } from './check.js'
 
 export interface ValidationLossOptions {
   /** Window length (default the model's training context). */
@@ -24,8 +26,14 @@ export interface ValidationLoss {
  * tokens 2…T+1 from a fresh start, as training does): the validation metric of the training loop. Runs without
  * recording a tape; leaves no tensors behind. Async: the loss is read with `data()`, so it runs on WebGPU too.
  */
+const VALIDATION_LOSS_OPTIONS: Record<keyof ValidationLossOptions, true> = { context: true, maxTokens: true, batch: true }
+
 export async function validationLoss(lm: TransformerLM, params: TransformerLMParams, tokens: Int32Array, opts: ValidationLossOptions = {}): Promise<ValidationLoss> {
   const op = 'validationLoss'
+  lmArg(op, lm)
+  paramsArg(op, params)
+  tokenIds(op, 'tokens', tokens)
+  operatorOptions(op, opts, Object.keys(VALIDATION_LOSS_OPTIONS), '{ context?, maxTokens?, batch? }')
   const T = opts.context ?? lm.config.context
   const B = opts.batch ?? 8
   const n = Math.min(tokens.length, opts.maxTokens ?? tokens.length)
