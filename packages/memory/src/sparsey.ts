@@ -11,7 +11,7 @@
  * so recalling does not shift the codes that later learning picks.
  */
 import { inRange, intAtLeast, nonNegativeInt, positiveInt, ArgumentError, ShapeError, ValueError, rng as makeRng, tensor, type Rng, type Tensor } from '@heed/tensor'
-import { config as checkConfig, finite, flag, oneOf, optionKeys, options } from './internal.js'
+import { config as checkConfig, finite, flag, kindOf, oneOf, optionKeys, options } from './internal.js'
 
 /**
  * Options of one mac. Only `inputSize` is required; each default is given on its field, within the ranges of Rinkus,
@@ -102,7 +102,8 @@ export interface SparseySnapshot {
   readonly rng: Rng
 }
 
-const OP = 'sparsey'
+/** The methods of a mac name themselves `SparseyMac.step` and so on (the class is the public name). */
+const OP = 'SparseyMac'
 
 /** An integer ≥ `min` (1 unless given). */
 const posInt = (op: string, arg: string, v: unknown, min = 1): number => intAtLeast(op, arg, v, min)
@@ -297,6 +298,9 @@ export class SparseyMac {
 
   /** G of an input without choosing a code or touching any state (counters excepted). */
   familiarity(x: SdrInput, opts: Pick<SparseyStepOptions, 'context' | 'topDown'> = {}): number {
+    options(`${OP}.familiarity`, opts, ['context', 'topDown'])
+    if (opts.context != null && (!(opts.context instanceof Int32Array) || opts.context.length !== this.config.Q))
+      throw new ShapeError({ op: `${OP}.familiarity`, arg: 'context', expected: `a code of length ${this.config.Q}`, actual: opts.context instanceof Int32Array ? opts.context.length : kindOf(opts.context) })
     const active = indicesOf(x, this.config.inputSize, `${OP}.familiarity`, 'input')
     if (!this.#inBand(active.length)) return 0
     return this.#computeV(active, opts.context === undefined ? this.#prev : opts.context, opts.topDown)

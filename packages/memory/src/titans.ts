@@ -83,6 +83,8 @@ const valueDim = (w: MemoryWeights): number => w[w.length - 1]!.shape[1]!
 
 /** M(x) for rows `x: [N, dk]` → `[N, dv]`: the activation sits between layers, never after the last. */
 export function memoryForward(weights: MemoryWeights, x: Tensor, activation: MemoryActivation = 'silu'): Tensor {
+  // an unknown name used to fall through to relu
+  oneOf('memoryForward', 'activation', activation, ACTIVATIONS)
   checkWeights('memoryForward', weights)
   checkRows('memoryForward', 'x', x, keyDim(weights), weights[0]!.dtype)
   return scope(() => {
@@ -101,13 +103,14 @@ export function memoryForward(weights: MemoryWeights, x: Tensor, activation: Mem
  */
 export function associativeLoss(weights: MemoryWeights, keys: Tensor, values: Tensor, activation: MemoryActivation = 'silu', coeffs?: Tensor): Tensor {
   const op = 'associativeLoss'
+  oneOf(op, 'activation', activation, ACTIVATIONS)
   checkWeights(op, weights)
   const dt = weights[0]!.dtype
   checkRows(op, 'keys', keys, keyDim(weights), dt)
   checkRows(op, 'values', values, valueDim(weights), dt)
   if (values.shape[0] !== keys.shape[0]) throw new ShapeError({ op, arg: 'values', expected: `${keys.shape[0]} rows like keys`, actual: values.shape })
-  if (coeffs !== undefined && (coeffs.rank !== 1 || coeffs.shape[0] !== keys.shape[0]))
-    throw new ShapeError({ op, arg: 'coeffs', expected: `[${keys.shape[0]}]`, actual: coeffs.shape })
+  if (coeffs !== undefined && (!isTensor(coeffs) || coeffs.rank !== 1 || coeffs.shape[0] !== keys.shape[0]))
+    throw new ShapeError({ op, arg: 'coeffs', expected: `[${keys.shape[0]}]`, actual: isTensor(coeffs) ? coeffs.shape : kindOf(coeffs) })
   return scope(() => {
     const perToken = sum(square(sub(memoryForward(weights, keys, activation), values)), { axis: 1 })
     return sum(coeffs === undefined ? perToken : mul(perToken, coeffs))

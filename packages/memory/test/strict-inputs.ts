@@ -3,7 +3,7 @@ import t from 'tap'
 import { DTypeError, ValueError, tensor } from '@heed/tensor'
 import {
   SparseyHierarchy, SparseyMac, activeIndices, codeCells, codeOverlap, resolveSparseyConfig, sparseyMac, hcamMemory, hcamRead, hcamWrite, disposeHcam, sinusoidalPositions, memoryOperators,
-  initMemoryWeights, initNeuralMemory, linearMemoryGradient, neuralMemory, neuralMemoryInputs, neuralMemoryState, titansFlush, titansRead, titansState, titansStep, disposeTitansState,
+  associativeLoss, memoryForward, initMemoryWeights, initNeuralMemory, linearMemoryGradient, neuralMemory, neuralMemoryInputs, neuralMemoryState, titansFlush, titansRead, titansState, titansStep, disposeTitansState,
 } from '@heed/memory'
 
 t.test('Titans: gates outside [0, 1] and gate inits that are not probabilities', async t => {
@@ -115,4 +115,20 @@ t.test('bad-input sweep (#19): HCAM memories, positions and the LM operators che
   const mac = memoryOperators.titans('MAC')
   t.throws(() => mac(q, [1] as never, q, {}), { name: 'ArgumentError', op: 'memoryOperators.titans(MAC)', arg: 'k' })
   q.dispose()
+})
+
+t.test('bad-input sweep (#19): mac methods name the class; an unknown activation or familiarity option is an error', async t => {
+  const mac = new SparseyMac({ inputSize: 4, Q: 2, K: 2 })
+  t.throws(() => mac.familiarity([0], { contxt: null } as never), { name: 'ArgumentError', op: 'SparseyMac.familiarity', message: /did you mean context\?/ })
+  t.throws(() => mac.familiarity([0], { context: Int32Array.of(0) }), { name: 'ShapeError', op: 'SparseyMac.familiarity', arg: 'context' })
+  t.throws(() => mac.step([9]), { name: 'ValueError', op: 'SparseyMac.step', arg: 'input' })
+  t.type(mac.familiarity([0, 1]), 'number', 'a valid call still works')
+  const w = initMemoryWeights({ keyDim: 2, valueDim: 2, depth: 1, dtype: 'float64' })
+  const k = tensor([1, 0, 0, 1], [2, 2], 'float64')
+  t.throws(() => memoryForward(w, k, 'softmax' as never), { name: 'ValueError', op: 'memoryForward', arg: 'activation' }, 'no longer read as relu')
+  t.throws(() => associativeLoss(w, k, k, 'sigmoid' as never), { name: 'ValueError', op: 'associativeLoss', arg: 'activation' })
+  t.throws(() => associativeLoss(w, k, k, 'silu', [1, 1] as never), { name: 'ShapeError', op: 'associativeLoss', arg: 'coeffs' })
+  const r = memoryForward(w, k, 'tanh')
+  t.same(r.shape, [2, 2])
+  for (const u of [r, k, ...w]) u.dispose()
 })
