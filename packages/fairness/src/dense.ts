@@ -1,4 +1,4 @@
-import { add, cast, matmul, mul, random, relu, scope, tensor, type Rng, type Tensor } from '@heed/tensor'
+import { add, cast, checkAllocation, matmul, mul, random, relu, scope, tensor, type Rng, type Tensor } from '@heed/tensor'
 
 /** One fully connected layer: `x·w + b`. */
 export interface DenseLayer {
@@ -6,8 +6,13 @@ export interface DenseLayer {
   readonly b: Tensor
 }
 
-/** @internal Glorot-uniform weights and zero biases for layer sizes `[in, h1, …, out]` (PyTorch's Xavier init). */
-export function initDense(sizes: readonly number[], rng: Rng): DenseLayer[] {
+/**
+ * @internal Glorot-uniform weights and zero biases for layer sizes `[in, h1, …, out]` (PyTorch's Xavier init).
+ * Every layer's size is checked before the first is made, in the name of `op` (the public function): a width no
+ * tensor can hold fails there, not inside random.uniform, and leaves nothing allocated.
+ */
+export function initDense(sizes: readonly number[], rng: Rng, op = 'initDense'): DenseLayer[] {
+  for (let i = 0; i + 1 < sizes.length; i++) checkAllocation(op, i === 0 ? 'input width × hidden[0]' : `hidden[${i - 1}] × hidden[${i}]`, sizes[i]! * sizes[i + 1]!, 'float32')
   const layers: DenseLayer[] = []
   for (let i = 0; i + 1 < sizes.length; i++) {
     const fin = sizes[i]!

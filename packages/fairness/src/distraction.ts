@@ -142,9 +142,10 @@ export function initDistraction(inputDim: number, embeddingDim: number, config: 
   positiveInt(OP, 'inputDim', inputDim)
   positiveInt(OP, 'embeddingDim', embeddingDim)
   const c = distractionConfig(config, OP)
-  // the first layer is inputDim × hidden[0]: a size no tensor can hold fails here, not inside random.uniform
-  checkAllocation(OP, 'inputDim', inputDim * c.hidden[0]!, 'float32')
+  // sizes no tensor can hold fail here, before any layer is made
+  for (let i = 0; i < c.hidden.length; i++) checkAllocation(OP, i === 0 ? 'inputDim' : `hidden[${i}]`, (i === 0 ? inputDim : c.hidden[i - 1]!) * c.hidden[i]!, 'float32')
   checkAllocation(OP, 'embeddingDim', embeddingDim, 'float32')
+  if (c.module === 'layers') checkAllocation(OP, 'hidden', c.hidden[fairnessPosition(c) - 1]! ** 2, 'float32')
   if (embeddingDim % c.tokenDim !== 0) throw new ShapeError({ op: OP, arg: 'embeddingDim', expected: `a multiple of tokenDim ${c.tokenDim}`, actual: embeddingDim })
   const rng = makeRng(c.seed)
   const body = initDense([inputDim, ...c.hidden], rng)

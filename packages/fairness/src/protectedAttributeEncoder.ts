@@ -65,7 +65,7 @@ export function trainProtectedAttributeEncoder(data: TabularData, opts: EncoderO
   const drop = data.sensitiveColumns
   const dIn = data.d - drop.length
   const G = data.numGroups
-  const layers: DenseLayer[] = initDense([dIn, ...hidden, G], rng)
+  const layers: DenseLayer[] = initDense([dIn, ...hidden, G], rng, OP)
   type Batch = { readonly x: Tensor; readonly target: Tensor }
   // The trainer copies the initial layers (bit for bit) and owns its copies; the originals are freed here.
   const tr = trainer({

@@ -59,7 +59,7 @@ export function trainAdversarialDebiasing(data: TabularData, opts: AdversarialDe
   const rate = opts.dropout ?? 0.2
   const G = data.numGroups
   const rng = makeRng(opts.seed ?? 0)
-  let pred = initDense([data.d, ...hidden, 1], rng)
+  let pred = initDense([data.d, ...hidden, 1], rng, op)
   const [al] = initDense([1, G], rng)
   let adv: Adversary = { c: tensor(1, [], 'float32'), w: al!.w, b: al!.b }
   const optP = adam({ lr })

@@ -81,7 +81,7 @@ function mlp(op: string, data: TabularData, opts: MlpOptions): Classifier {
   if (sw !== undefined && sw.length !== data.n) throw new ShapeError({ op, arg: 'sampleWeight', expected: `length ${data.n}`, actual: `length ${sw.length}` })
   const eta = positiveNumber(op, 'dpEta', opts.dpEta ?? 0, true)
   const rng = makeRng(opts.seed ?? 0)
-  const layers = initDense([data.d, ...hidden, 1], rng)
+  const layers = initDense([data.d, ...hidden, 1], rng, op)
   type Batch = { readonly x: Tensor; readonly y: Tensor; readonly w: Tensor | undefined; readonly groups: Int32Array }
   // The trainer copies the initial layers (bit for bit) and owns its copies; the originals are freed here.
   const tr = trainer({

@@ -334,3 +334,12 @@ t.test('bad-input sweep (#19): every trainer rejects bad data and options before
   t.ok(Date.now() - started < 1000, 'every check is quick')
   enc.dispose()
 })
+
+t.test('bad-input sweep (#19): a hidden width no tensor can hold fails in the trainer, before anything is made', async t => {
+  const base = memory().tensors
+  const data = biased(20, 7)
+  for (const [op, train] of [['trainMlp', trainMlp], ['trainAdversarialDebiasing', trainAdversarialDebiasing], ['trainProtectedAttributeEncoder', trainProtectedAttributeEncoder]] as const)
+    t.throws(() => (train as (d: unknown, o: unknown) => unknown)(data, { hidden: [8, 2 ** 40], epochs: 1 }), { name: 'ValueError', op }, op)
+  t.throws(() => initDistraction(4, 4, { module: 'layers', hidden: [2 ** 26, 4], fairnessPosition: 1 }), { name: 'ValueError', op: 'initDistraction' })
+  t.equal(memory().tensors, base, 'no layer was left allocated')
+})
