@@ -249,11 +249,11 @@ t.test('the layer operator factories reject unknown options where the layer is b
     ['operators.pine', () => operators.pine({ documents: [], mask: undefined, plan: {} } as never), 'plan'],
     ['operators.var', () => operators.var({ visual: [], sinks: [], causal: false } as never), 'causal'],
     ['operators.taskKv', () => operators.taskKv({ heterogeneous: [true], sinks: 4 } as never), 'sinks'],
-    ['lmOperators.moh', () => operators.moh({ shared: 1, topk: 1 } as never), 'topk'],
-    ['lmOperators.agent', () => operators.agent({ agents: 2, causal: true } as never), 'causal'],
-    ['lmOperators.routing', () => operators.routing({ clusters: 2, seeds: 1 } as never), 'seeds'],
-    ['lmOperators.landmark', () => operators.landmark({ blockSize: 2, topk: 1 } as never), 'topk'],
-    ['lmOperators.s2', () => operators.s2({ heads: 2, kvHeads: 2, strides: 2 } as never), 'strides'],
+    ['operators.moh', () => operators.moh({ shared: 1, topk: 1 } as never), 'topk'],
+    ['operators.agent', () => operators.agent({ agents: 2, causal: true } as never), 'causal'],
+    ['operators.routing', () => operators.routing({ clusters: 2, seeds: 1 } as never), 'seeds'],
+    ['operators.landmark', () => operators.landmark({ blockSize: 2, topk: 1 } as never), 'topk'],
+    ['operators.s2', () => operators.s2({ heads: 2, kvHeads: 2, strides: 2 } as never), 'strides'],
   ]
   for (const [op, fn, arg] of make) t.ok(typed(fn, ArgumentError, arg) && (() => { try { fn() } catch (e) { return (e as HeedError).op === op } return false })(), `${op} names ${arg}`)
   // a layer call the operator has no mode for is an error, not computed some other way

@@ -21,6 +21,10 @@ export const attentionSweep: SweepConfig = {
     hipDecoder: { noArgs: 'all options optional', undefined: 'same as noArgs' },
     'headPolicy.full': { '*': 'takes no arguments: a constant policy' },
     'headPolicy.recurrent': { '*': 'takes no arguments: a constant policy' },
+    sampler: {
+      string:
+        "sampler's first argument is the caller's op name (generate passes its own): sampler('x') fails with a typed error naming x, as the validate helpers do",
+    },
     charTokenizer: { string: "'x' is a valid one-character alphabet" },
     'mask.and': { noArgs: 'the empty conjunction: mask.all (sdpa itself builds mask.and(...parts) from no parts)' },
     'mask.or': { noArgs: 'the empty disjunction: mask.none' },

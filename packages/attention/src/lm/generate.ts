@@ -3,7 +3,7 @@ import { keep, noGrad, scope, slice, tensor, ValueError, type Tensor, positiveIn
 import type { KvCache } from '../kvCache.js'
 import type { CharTokenizer } from './charTokenizer.js'
 import { checkIds, layerPolicies, retainedKvBytes, type LMPolicies } from './perplexity.js'
-import { sampler, type SamplingOptions } from './sampling.js'
+import { sampler, SAMPLING_KEYS, type SamplingOptions } from './sampling.js'
 import type { TransformerLM, TransformerLMParams } from './transformerLM.js'
 
 export interface GenerateOptions extends SamplingOptions {
@@ -67,7 +67,9 @@ function plan(op: string, lm: TransformerLM, prompt: Int32Array | readonly numbe
       throw new ValueError({ op, arg: 'prompt', expected: `at most ${capacity} tokens (the full heads' cache capacity)`, actual: `${ids.length} tokens` }, 'pass a larger capacity, or keep the last tokens of the prompt yourself')
     throw new ValueError({ op, arg: 'maxTokens', expected: `at most ${capacity - ids.length + 1} (capacity ${capacity} − prompt ${ids.length} + 1)`, actual: maxTokens }, 'the full heads cannot hold the prompt and every generated token')
   }
-  const s = sampler(op, vocab, opts)
+  // the sampling keys only: the rest of generate's options are its own (the sampler rejects keys it does not know)
+  const sampling = Object.fromEntries(SAMPLING_KEYS.filter(k => opts[k] !== undefined).map(k => [k, opts[k]])) as SamplingOptions
+  const s = sampler(op, vocab, sampling)
   let stop: (generated: readonly number[]) => boolean = () => false
   if (typeof opts.stop === 'function') stop = opts.stop
   else if (opts.stop !== undefined) {

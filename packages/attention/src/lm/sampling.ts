@@ -1,4 +1,5 @@
-import { ValueError, positiveInt } from '@heed/tensor'
+import { ArgumentError, checkAllocation, ValueError, positiveInt } from '@heed/tensor'
+import { operatorOptions } from '../operators/strict.js'
 
 /** How the next token is drawn from a row of logits. */
 export interface SamplingOptions {
@@ -50,7 +51,16 @@ export interface Sampler {
  * (ties by id), cut to `topK`, then to the nucleus of mass `topP` under the temperature's softmax (computed in
  * float64), then the inverse CDF at `counterUniform(seed, counter)`. `topK: 1` and a tiny `topP` are greedy.
  */
+const SAMPLING_OPTIONS: Record<keyof SamplingOptions, true> = { temperature: true, topK: true, topP: true, seed: true }
+/** @internal the sampling keys of an options object that has others too (generate's). */
+export const SAMPLING_KEYS = Object.keys(SAMPLING_OPTIONS) as (keyof SamplingOptions)[]
+
 export function sampler(op: string, vocab: number, opts: SamplingOptions = {}): Sampler {
+  // `op` is the caller's name (generate, a decoding loop): the sampler's errors are in it, so it must be one
+  if (typeof op !== 'string' || op === '') throw new ArgumentError({ op: 'sampler', arg: 'op', expected: "the caller's op name, a non-empty string (errors of the sampler name it)", actual: op === null ? 'null' : Array.isArray(op) ? 'an array' : typeof op })
+  positiveInt(op, 'vocab', vocab)
+  checkAllocation(op, 'vocab', vocab, 'float64')
+  operatorOptions(op, opts, SAMPLING_KEYS, '{ temperature?, topK?, topP?, seed? }')
   const temperature = opts.temperature ?? 1
   if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0)
     throw new ValueError({ op, arg: 'temperature', expected: 'a finite number ≥ 0 (0: greedy)', actual: temperature })

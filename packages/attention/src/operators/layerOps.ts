@@ -6,7 +6,7 @@ import { actAttention, type ActOptions } from './act.js'
 import { flowAttention, type FlowAttentionOptions, type FlowState } from './flowAttention.js'
 import { lightningAttention, type LightningOptions, type LinearState } from './lightningAttention.js'
 import { lmOperators } from './lmOperators.js'
-import { scaleHeads } from './observers.js'
+import { scaleHeadsAs } from './observers.js'
 import { operatorOptions, SDPA_OPTIONS } from './strict.js'
 import { pineAttention, type PineOptions } from './pine.js'
 import { positional, type PositionalMaps } from './positional.js'
@@ -142,7 +142,7 @@ export const operators = {
   /** Positional attention from precomputed maps (see `positional`). */
   positional: (maps: PositionalMaps): AttentionFn => positional(maps),
   /** Scale each head's output (VHR, ablation); keeps the wrapped operator's incremental form. */
-  scaled: (fn: AttentionFn, scales: readonly number[]): AttentionFn => scaleHeads(fn, scales),
+  scaled: (fn: AttentionFn, scales: readonly number[]): AttentionFn => scaleHeadsAs('operators.scaled', fn, scales),
   /** The causal LM forms of window, S2, MoH, Agent, Combiner, Routing and Landmark (`lmOperators.ts`). */
   ...lmOperators,
 }

@@ -42,7 +42,9 @@ export const lmOperators = {
    * it exactly and a `headPolicy.streaming(0, window)` cache holds only the window.
    */
   window: (window: number): AttentionFn => {
-    const w = int('lmOperators.window', 'window', window, 1)
+    const w = int('operators.window', 'window', window, 1)
+    // positions are 32-bit in the kernels: a wider window would wrap (and be blamed on mask.window)
+    if (w > 2 ** 31 - 1) throw new ValueError({ op: 'operators.window', arg: 'window', expected: `at most ${2 ** 31 - 1} (positions are 32-bit integers)`, actual: w })
     const m = masks.window(w)
     return named('window', (q, k, v, o) => scaledDotProductAttention(q, k, v, { ...sdpaOf(o), causal: true, mask: o.mask ? masks.and(m, o.mask) : m }), { incremental: 'merge' })
   },
@@ -53,13 +55,13 @@ export const lmOperators = {
    * must cover the layer's heads (`heads`, `kvHeads` of the layer).
    */
   s2: (opts: S2Options & { readonly heads: number; readonly kvHeads: number }): AttentionFn => {
-    operatorOptions('lmOperators.s2', opts, ['heads', 'kvHeads', 'blockSize', 'localBlocks', 'stride', 'offset', 'denseHeads', 'layout', 'homoHead', 'allowGaps'], '{ heads, kvHeads, … }')
+    operatorOptions('operators.s2', opts, ['heads', 'kvHeads', 'blockSize', 'localBlocks', 'stride', 'offset', 'denseHeads', 'layout', 'homoHead', 'allowGaps'], '{ heads, kvHeads, … }')
     const { heads, kvHeads, ...s2 } = opts
     return named(
       's2',
       (q, k, v, o) => {
         if (q.shape[1] !== heads || (o.headOffset ?? 0) !== 0 || k.shape[1] !== kvHeads)
-          throw new ValueError({ op: 'lmOperators.s2', arg: 'attention', expected: `every head of the layer (${heads} query, ${kvHeads} kv heads) in one call`, actual: `${q.shape[1]} heads from ${o.headOffset ?? 0}` })
+          throw new ValueError({ op: 'operators.s2', arg: 'attention', expected: `every head of the layer (${heads} query, ${kvHeads} kv heads) in one call`, actual: `${q.shape[1]} heads from ${o.headOffset ?? 0}` })
         return s2Attention(q, k, v, { ...sdpaOf(o), ...s2, causal: true })
       },
       { incremental: 'merge' },
@@ -75,11 +77,11 @@ export const lmOperators = {
    * (the LM trainer's loss is next-token cross-entropy only).
    */
   moh: (opts: { readonly shared: number; readonly topK: number }): AttentionFn => {
-    operatorOptions('lmOperators.moh', opts, ['shared', 'topK'], '{ shared, topK }')
+    operatorOptions('operators.moh', opts, ['shared', 'topK'], '{ shared, topK }')
     return named(
       'moh',
       (q, k, v, o) => {
-        const op = 'lmOperators.moh'
+        const op = 'operators.moh'
         const H = q.shape[1]!
         const router = o.params as MohRouter | undefined
         if (!router || !isTensor(router.Wr)) throw new ValueError({ op, arg: 'params', expected: 'the router from init ({ Wr })', actual: typeof o.params })
@@ -107,7 +109,7 @@ export const lmOperators = {
    * exactly.
    */
   agent: (opts: { readonly agents: number }): AttentionFn => {
-    const op = 'lmOperators.agent'
+    const op = 'operators.agent'
     operatorOptions(op, opts, ['agents'], '{ agents }')
     const n = int(op, 'agents', opts.agents, 8)
     const agentsOf = (q: Tensor, o: AttentionFnOptions): Tensor => {
@@ -146,22 +148,22 @@ export const lmOperators = {
   combiner: (opts: Omit<CombinerOptions, 'causal' | 'scale'> = {}): AttentionFn => {
     // checked here, where the model is built: otherwise a misspelt key would surface at the first forward pass,
     // blamed on combinerAttention inside the model
-    const op = 'lmOperators.combiner'
+    const op = 'operators.combiner'
     operatorOptions(op, opts, ['segmentLength', 'pool'], '{ segmentLength?, pool? }')
     if (opts.segmentLength !== undefined) positiveInt(op, 'segmentLength', opts.segmentLength)
     if (opts.pool !== undefined && opts.pool !== 'max' && opts.pool !== 'mean') throw new ValueError({ op, arg: 'pool', expected: "'max' or 'mean'", actual: String(opts.pool) })
     return named(
       'combiner',
       (q, k, v, o) => {
-        noMask('lmOperators.combiner', o)
-        if (q.shape[2] !== k.shape[2]) throw new ValueError({ op: 'lmOperators.combiner', arg: 'k', expected: `${q.shape[2]} keys (self-attention)`, actual: k.shape[2] })
+        noMask('operators.combiner', o)
+        if (q.shape[2] !== k.shape[2]) throw new ValueError({ op: 'operators.combiner', arg: 'k', expected: `${q.shape[2]} keys (self-attention)`, actual: k.shape[2] })
         return combinerAttention(q, k, v, { ...opts, causal: true, ...(o.scale !== undefined ? { scale: o.scale } : {}) })
       },
       {
         // O(L) rows of the open segment plus 2 vectors per head per closed one: the cache keeps no keys for it.
         incremental: 'state',
         step: (q, k, v, state, o) => {
-          const op = 'lmOperators.combiner'
+          const op = 'operators.combiner'
           noMask(op, o)
           if (opts.segmentLength === undefined)
             throw new ValueError({ op, arg: 'segmentLength', expected: 'a fixed segment length for cached decode (the default ⌈√T⌉ changes with the stream length)', actual: undefined })
@@ -185,13 +187,13 @@ export const lmOperators = {
    * routing gets none). Routing depends only on q_i and each k_j, so the `prefix` form decodes exactly.
    */
   routing: (opts: { readonly clusters: number; readonly seed?: number }): AttentionFn => {
-    operatorOptions('lmOperators.routing', opts, ['clusters', 'seed'], '{ clusters, seed? }')
-    const C = int('lmOperators.routing', 'clusters', opts.clusters, 4)
+    operatorOptions('operators.routing', opts, ['clusters', 'seed'], '{ clusters, seed? }')
+    const C = int('operators.routing', 'clusters', opts.clusters, 4)
     const cent = new Map<string, Tensor>()
     return named(
       'routing',
       (q, k, v, o) => {
-        const op = 'lmOperators.routing'
+        const op = 'operators.routing'
         noMask(op, o)
         bottomRight(op, q, k, o)
         const [, H, , D] = q.shape as [number, number, number, number]
@@ -214,12 +216,12 @@ export const lmOperators = {
    * inserts one). Its grouped softmax reads the prefix at absolute positions, so the `prefix` form decodes exactly.
    */
   landmark: (opts: { readonly blockSize: number; readonly topK?: number }): AttentionFn => {
-    operatorOptions('lmOperators.landmark', opts, ['blockSize', 'topK'], '{ blockSize, topK? }')
+    operatorOptions('operators.landmark', opts, ['blockSize', 'topK'], '{ blockSize, topK? }')
     return named(
       'landmark',
       (q, k, v, o) => {
-        noMask('lmOperators.landmark', o)
-        const qOff = bottomRight('lmOperators.landmark', q, k, o)
+        noMask('operators.landmark', o)
+        const qOff = bottomRight('operators.landmark', q, k, o)
         return { out: landmarkAttention(q, k, v, { blockSize: opts.blockSize, ...(opts.topK !== undefined ? { topK: opts.topK } : {}), queryOffset: qOff, keyOffset: 0, ...(o.scale !== undefined ? { scale: o.scale } : {}) }).out }
       },
       { incremental: 'prefix' },

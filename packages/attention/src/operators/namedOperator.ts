@@ -1,4 +1,5 @@
-import { ValueError, type Tensor } from '@heed/tensor'
+import { ArgumentError, ValueError, type Tensor } from '@heed/tensor'
+import { tensorArg } from './strict.js'
 import type { AttentionFn, AttentionFnOptions, OperatorInitOptions, OperatorParams } from '../multiHeadAttention.js'
 
 /** What a layer calls: q, k, v and the call's options to `{ out, lse? }`. */
@@ -13,8 +14,15 @@ export interface OperatorParts {
 
 /** Name a closure (the layer's error messages say which operator failed) and attach its parts. */
 export function namedOperator(name: string, fn: OperatorCall, parts: OperatorParts = {}): AttentionFn {
-  Object.defineProperty(fn, 'name', { value: name })
-  return Object.assign(fn, parts)
+  const op = `operators.${name}`
+  // the layer always calls with live tensors and an options object; a direct call with anything else is named here
+  const call: OperatorCall = (q, k, v, o) => {
+    for (const [arg, t] of [['q', q], ['k', k], ['v', v]] as const) tensorArg(op, arg, t, 'a Tensor [B, H, T, D]')
+    if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new ArgumentError({ op, arg: 'opts', expected: 'the call options of the layer ({ causal, headOffset, … })', actual: o === null ? 'null' : Array.isArray(o) ? 'an array' : typeof o })
+    return fn(q, k, v, o)
+  }
+  Object.defineProperty(call, 'name', { value: name })
+  return Object.assign(call, parts)
 }
 
 /** The call's options without the layer-only keys (`headOffset`, `input`, `params`): what sdpa and the operators take. */

@@ -111,8 +111,13 @@ export function vhrScales(vhd: ArrayLike<number>, opts: { readonly top: number; 
  * through unchanged only when every scale of the call is 1, since a scaled output is no longer a softmax state.
  */
 export function scaleHeads(fn: AttentionFn, scales: readonly number[]): AttentionFn {
-  const op = 'scaleHeads'
+  return scaleHeadsAs('scaleHeads', fn, scales)
+}
+
+/** @internal `scaleHeads`, its argument errors in the name of `op` (`operators.scaled` is this under a layer-ops name). */
+export function scaleHeadsAs(op: string, fn: AttentionFn, scales: readonly number[]): AttentionFn {
   if (typeof fn !== 'function') throw new ValueError({ op, arg: 'fn', expected: 'an AttentionFn', actual: typeof fn })
+  if (!Array.isArray(scales)) throw new ArgumentError({ op, arg: 'scales', expected: 'an array of per-head scales', actual: scales === null ? 'null' : typeof scales })
   scales.forEach((s, h) => {
     if (!Number.isFinite(s)) throw new ValueError({ op, arg: `scales[${h}]`, expected: 'a finite number', actual: s })
   })
