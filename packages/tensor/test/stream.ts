@@ -207,3 +207,30 @@ t.test('mapTensor frees temporaries and borrows its inputs', async t => {
   kept[0]!.dispose()
   t.equal(memory().tensors, base, 'no leaked tensors')
 })
+
+t.test('the chunk helpers, lend, stepInfo and showProgress check their arguments in their own name', async t => {
+  const { lend, showProgress, stepInfo } = await import('@heed/tensor/stream')
+  // t.throws takes a function as an error class, so match on the fields instead.
+  const named = (op: string) => ({ name: 'ArgumentError', op })
+  for (const bad of [null, undefined, 3, [1, 2], { tokens: 1, positions: 0 }]) {
+    t.throws(() => chunkLength(bad as never), named('chunkLength'), `chunkLength(${JSON.stringify(bad)})`)
+    t.throws(() => positionsOf(bad as never), named('positionsOf'), `positionsOf(${JSON.stringify(bad)})`)
+    t.throws(() => disposeChunk(bad as never), named('disposeChunk'), `disposeChunk(${JSON.stringify(bad)})`)
+  }
+  const c = { tokens: tensor([1, 2, 3], [3], 'int32'), positions: 4 }
+  t.equal(chunkLength(c), 3, 'a valid chunk still works')
+  const p = positionsOf(c)
+  t.same(Array.from(p.dataSync()), [4, 5, 6])
+  disposeChunk({ ...c, positions: p })
+  t.doesNotThrow(() => disposeChunk(c), 'disposing a chunk a second time is allowed, as dispose allows it')
+  t.throws(() => chunkLength(c), { name: 'DisposedError', op: 'chunkLength' }, 'a disposed chunk is not measured')
+  t.throws(() => lend(null as never, 1), named('lend'), 'lend needs a subscriber')
+  const step = { step: 1, loss: 0.5, metrics: { 'rewards/margins': 0.25 } }
+  t.equal(stepInfo(step, ['rewards/margins']), 'loss 0.5000 margins 0.250')
+  t.throws(() => stepInfo(null as never, []), named('stepInfo'))
+  t.throws(() => stepInfo(step, 'rewards/margins' as never), named('stepInfo'), 'show must be an array')
+  t.throws(() => showProgress(null as never), named('showProgress'))
+  t.throws(() => showProgress({ total: 3, totl: 4 } as never), { name: 'ArgumentError', op: 'showProgress', message: /totl/ }, 'an unknown key')
+  t.throws(() => showProgress({ total: 0 }), { name: 'ValueError', op: 'showProgress', arg: 'total' }, 'the bar’s own checks name showProgress')
+  t.throws(() => showProgress({ total: 2, show: [1] as never }), named('showProgress'))
+})

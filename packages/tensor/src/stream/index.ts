@@ -42,17 +42,24 @@ export interface TokenChunk<D extends DType = DType> {
 }
 
 /** Rows (tokens) in a chunk. */
-export const chunkLength = (c: TokenChunk): number => c.tokens.shape[0] ?? 1
+export function chunkLength(c: TokenChunk): number {
+  checkChunk('chunkLength', c)
+  return c.tokens.shape[0] ?? 1
+}
 
 /** The chunk's positions as an int32 `[T]` tensor on the chunk's backend (a new handle the caller owns). */
 export function positionsOf(c: TokenChunk): Tensor<'int32'> {
+  checkChunk('positionsOf', c)
   if (isTensor(c.positions)) return reshape(c.positions, c.positions.shape)
-  const n = chunkLength(c)
+  const n = c.tokens.shape[0] ?? 1
   return fromValues(Int32Array.from({ length: n }, (_, i) => (c.positions as number) + i), [n], 'int32', c.tokens.backend) as Tensor<'int32'>
 }
 
-/** Dispose every tensor a chunk holds (a chunk you made, or one an operator emitted to you). */
+/** Dispose every tensor a chunk holds (a chunk you made, or one an operator emitted to you); a second call does nothing. */
 export function disposeChunk(c: TokenChunk): void {
+  // Not checkChunk: disposing a chunk whose tensors are already disposed is allowed, as `dispose` allows it.
+  if (c === null || typeof c !== 'object' || Array.isArray(c) || isTensor(c) || !isTensor((c as { tokens?: unknown }).tokens))
+    throw new ArgumentError({ op: 'disposeChunk', arg: 'chunk', expected: 'a TokenChunk { tokens, positions }', actual: describeItem(c) })
   dispose([c.tokens, c.ids, c.positions])
 }
 

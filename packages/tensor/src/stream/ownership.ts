@@ -18,6 +18,7 @@
  * what an operator still holds: its buffers, its caches, its handles.
  */
 import type { Subscriber } from 'rxjs'
+import { ArgumentError } from '../errors.js'
 import { treeTensors } from '../memory.js'
 import { isTensor, Tensor } from '../Tensor.js'
 
@@ -43,6 +44,8 @@ export const isBorrowed = (t: Tensor): boolean => borrowed.has(t)
  * while also feeding it to an operator (a `share()` into `attend` and `toArray`) take a view with `retainTree`.
  */
 export function lend<T>(subscriber: Subscriber<T>, item: T, made: unknown = item): void {
+  if (typeof (subscriber as { next?: unknown } | null | undefined)?.next !== 'function')
+    throw new ArgumentError({ op: 'lend', arg: 'subscriber', expected: 'an RxJS Subscriber (the argument of new Observable(subscriber => …))', actual: subscriber === null ? 'null' : typeof subscriber })
   try {
     subscriber.next(item)
   } finally {

@@ -1,5 +1,6 @@
 import { Observable, type MonoTypeOperatorFunction } from 'rxjs'
-import { ArgumentError } from '../errors.js'
+import { ArgumentError, ValueError } from '../errors.js'
+import { knownOptions } from '../validate.js'
 import { progressBar, type ProgressOptions } from '../progressBar.js'
 import type { StepResult } from './trainStep.js'
 
@@ -8,8 +9,23 @@ export interface ShowProgressOptions extends ProgressOptions {
   readonly show?: readonly string[]
 }
 
+const OPTIONS: Record<keyof ShowProgressOptions, true> = { total: true, label: true, stream: true, width: true, logIntervalMs: true, now: true, show: true }
+
+function checkStep(op: string, r: unknown): asserts r is StepResult {
+  const s = r as StepResult | null
+  if (s === null || typeof s !== 'object' || typeof s.loss !== 'number' || s.metrics === null || typeof s.metrics !== 'object')
+    throw new ArgumentError({ op, arg: 'step', expected: 'a StepResult { step, loss, metrics }', actual: s === null ? 'null' : typeof s })
+}
+
+function checkShow(op: string, show: unknown): asserts show is readonly string[] {
+  if (!Array.isArray(show) || !show.every(k => typeof k === 'string'))
+    throw new ArgumentError({ op, arg: 'show', expected: 'an array of metric names', actual: Array.isArray(show) ? 'an array with a non-string' : typeof show })
+}
+
 /** The text a step contributes after the bar: the loss, then the chosen metrics that the step carries. */
 export function stepInfo(r: StepResult, show: readonly string[]): string {
+  checkStep('stepInfo', r)
+  checkShow('stepInfo', show)
   const extra = show.filter(k => r.metrics[k] !== undefined).map(k => `${k.replace('rewards/', '')} ${r.metrics[k]!.toFixed(3)}`)
   return [`loss ${r.loss.toFixed(4)}`, ...extra].join(' ')
 }
@@ -20,9 +36,18 @@ export function stepInfo(r: StepResult, show: readonly string[]): string {
  * finished on complete, error or unsubscribe.
  */
 export function showProgress(opts: ShowProgressOptions): MonoTypeOperatorFunction<StepResult> {
+  const op = 'showProgress'
+  // Validate once, at construction, as the other operators do, in this operator's name.
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
+    throw new ArgumentError({ op, arg: 'opts', expected: 'an options object { total, label?, show?, … }', actual: opts === null ? 'null' : Array.isArray(opts) ? 'an array' : typeof opts })
+  knownOptions(op, opts, Object.keys(OPTIONS))
   const show = opts.show ?? ['rewards/accuracies', 'rewards/margins']
-  // Validate once, at construction, as the other operators do.
-  progressBar({ ...opts, stream: false })
+  checkShow(op, show)
+  try {
+    progressBar({ ...opts, stream: false })
+  } catch (e) {
+    throw e instanceof ValueError && e.op === 'progressBar' ? new ValueError({ op, arg: e.arg ?? 'opts', expected: e.expected, actual: e.actual }) : e
+  }
   return source =>
     new Observable<StepResult>(subscriber => {
       const bar = progressBar(opts)
@@ -31,8 +56,7 @@ export function showProgress(opts: ShowProgressOptions): MonoTypeOperatorFunctio
         next: r => {
           if (subscriber.closed) return
           try {
-            if (r === null || typeof r !== 'object' || typeof r.loss !== 'number' || r.metrics === null || typeof r.metrics !== 'object')
-              throw new ArgumentError({ op: 'showProgress', arg: 'step', expected: 'a StepResult { step, loss, metrics }', actual: r === null ? 'null' : typeof r })
+            checkStep(op, r)
             seen++
             bar.tick(1, stepInfo(r, show))
           } catch (err) {
