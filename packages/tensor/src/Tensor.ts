@@ -1,7 +1,7 @@
-import type { DType, TypedArrayFor } from './dtype.js'
-import { BackendError, DisposedError } from './errors.js'
+import { isDType, type DType, type TypedArrayFor } from './dtype.js'
+import { ArgumentError, BackendError, DisposedError } from './errors.js'
 import { sizeOf, type Shape } from './shape.js'
-import { countersFor, type Storage } from './storage.js'
+import { countersFor, Storage } from './storage.js'
 
 /** Nested JS arrays of a tensor's values (`array()`); booleans come back as 0/1. */
 export type NestedArray = number | NestedArray[]
@@ -20,6 +20,16 @@ const finalizer = new FinalizationRegistry<{ storage: Storage; backend: string }
 })
 
 let nextId = 0
+
+const kindOf = (u: unknown): string => (u === null ? 'null' : Array.isArray(u) ? 'an array' : typeof u)
+const HINT = 'tensors are made by tensor(), zeros() and the ops, not with new Tensor(...)'
+
+function badConstruction(storage: unknown, shape: unknown, dtype: unknown): never {
+  const op = 'Tensor'
+  if (!(storage instanceof Storage)) throw new ArgumentError({ op, arg: 'storage', expected: "a backend's Storage", actual: isTensor(storage) ? 'a Tensor' : kindOf(storage) }, HINT)
+  if (!Array.isArray(shape)) throw new ArgumentError({ op, arg: 'shape', expected: 'an array of non-negative integers', actual: kindOf(shape) }, HINT)
+  throw new ArgumentError({ op, arg: 'dtype', expected: 'float32, float16, float64, int32, uint32 or bool', actual: String(dtype) }, HINT)
+}
 
 /**
  * @internal the open `trackTensors()` records. Every tensor made while one is open joins each of them and leaves on
@@ -48,6 +58,8 @@ export class Tensor<D extends DType = DType, S extends Shape = Shape> {
    * tape's saved values), where registering one per recorded op showed up in training-step profiles.
    */
   constructor(storage: Storage, shape: S, dtype: D, netted = true) {
+    // O(1): `new Tensor()` by hand otherwise dies reading `shape` or `storage.retain` from deep inside
+    if (!(storage instanceof Storage) || !Array.isArray(shape) || !isDType(dtype)) badConstruction(storage, shape, dtype)
     this.id = nextId++
     this.storage = storage
     // a frozen shape (another tensor's) is immutable already and can be shared

@@ -1,4 +1,4 @@
-import { ValueError } from './errors.js'
+import { DTypeError, ValueError } from './errors.js'
 /**
  * Element types. `float64` is the CPU's reference precision; `float16` is stored as f16-rounded values and
  * computed in f32 on the CPU (Node 20 has no Float16Array), and as real f16 storage on WebGPU where the adapter
@@ -29,7 +29,11 @@ export const isInt = (d: DType): d is IntDType => d === 'int32' || d === 'uint32
 
 /** Bytes per element as stored by a backend (f16 is 2 bytes on the wire and on WebGPU). */
 export const bytesPerElement = (d: DType): number =>
-  d === 'float64' ? 8 : d === 'float16' ? 2 : d === 'bool' ? 1 : 4
+  d === 'float64' ? 8 : d === 'float16' ? 2 : d === 'bool' ? 1 : d === 'float32' || d === 'int32' || d === 'uint32' ? 4 : notADType(d)
+
+function notADType(d: unknown): never {
+  throw new DTypeError({ op: 'bytesPerElement', arg: 'dtype', expected: DTYPES.join(', '), actual: typeof d === 'string' ? d : d === null ? 'null' : typeof d })
+}
 
 /**
  * Most bytes one host tensor may hold: the largest ArrayBuffer Node's JavaScript engine makes (4 GiB). A larger

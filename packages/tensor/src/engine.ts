@@ -1,10 +1,11 @@
 import type { Attrs, Backend, TensorInfo } from './backend.js'
 import { CpuBackend } from './backends/cpu/CpuBackend.js'
 import { bytesPerElement } from './dtype.js'
-import { BackendError, DeviceLostError, ValueError } from './errors.js'
+import { ArgumentError, BackendError, DeviceLostError, ValueError } from './errors.js'
 import { sizeOf } from './shape.js'
 import { Storage } from './storage.js'
 import { Tensor } from './Tensor.js'
+import { requireFunction } from './validate.js'
 
 /**
  * Global engine state: the backends, which one is current, and the stack of open scopes. Backends are created
@@ -12,6 +13,13 @@ import { Tensor } from './Tensor.js'
  */
 
 export type BackendFactory = () => Backend | Promise<Backend>
+
+const kindOf = (u: unknown): string => (u === null ? 'null' : Array.isArray(u) ? 'an array' : typeof u)
+
+/** A backend or kernel name: a non-empty string (`registerBackend(undefined, …)` would add an `undefined` backend). */
+function requireName(op: string, arg: string, v: unknown): void {
+  if (typeof v !== 'string' || v === '') throw new ArgumentError({ op, arg, expected: 'a non-empty string', actual: v === '' ? 'an empty string' : kindOf(v) })
+}
 
 const factories = new Map<string, BackendFactory>([
   ['cpu', () => new CpuBackend()],
@@ -25,6 +33,8 @@ let current = 'cpu'
 
 /** Make a backend available under `name` (the WebGPU entry point registers itself this way when asked to). */
 export function registerBackend(name: string, factory: BackendFactory): void {
+  requireName('registerBackend', 'name', name)
+  requireFunction('registerBackend', 'factory', factory)
   factories.set(name, factory)
   instances.delete(name)
 }
@@ -37,6 +47,9 @@ const extensionKernels = new Map<string, Map<string, unknown>>()
  * `impl` has the backend's kernel type (`CpuKernel` for cpu, `WebGpuKernel` for webgpu). Idempotent.
  */
 export function registerKernel(backend: string, kernel: string, impl: unknown): void {
+  requireName('registerKernel', 'backend', backend)
+  requireName('registerKernel', 'kernel', kernel)
+  requireFunction('registerKernel', 'impl', impl as () => unknown)
   let m = extensionKernels.get(backend)
   if (!m) extensionKernels.set(backend, (m = new Map()))
   m.set(kernel, impl)
@@ -51,11 +64,16 @@ export const hasKernel = (backend: string, kernel: string): boolean =>
 export const listBackends = (): string[] => [...factories.keys()]
 
 /** Instantiate (once) and return a backend. Async because GPU backends acquire a device. */
-export async function initBackend(name: string): Promise<Backend> {
+export function initBackend(name: string): Promise<Backend> {
+  return initAs('initBackend', name)
+}
+
+/** `initBackend` in the name of the public function called (`setBackend`, `ready`, `initBackend`). */
+async function initAs(op: string, name: string): Promise<Backend> {
   const have = instances.get(name)
   if (have) return have
   const factory = factories.get(name)
-  if (!factory) throw new BackendError({ op: 'setBackend', arg: 'name', expected: `one of ${listBackends().join(', ')}`, actual: name })
+  if (!factory) throw new BackendError({ op, arg: 'name', expected: `one of ${listBackends().join(', ')}`, actual: typeof name === 'string' ? name : kindOf(name) })
   const b = await factory()
   for (const [kernel, impl] of extensionKernels.get(name) ?? []) b.registerKernel?.(kernel, impl)
   instances.set(name, b)
@@ -63,7 +81,7 @@ export async function initBackend(name: string): Promise<Backend> {
   b.onLost?.(() => {
     if (instances.get(name) !== b) return
     instances.delete(name)
-    const again = initBackend(name).finally(() => reacquiring.delete(name))
+    const again = initAs('initBackend', name).finally(() => reacquiring.delete(name))
     again.catch(() => undefined)
     reacquiring.set(name, again)
   })
@@ -72,7 +90,7 @@ export async function initBackend(name: string): Promise<Backend> {
 
 /** Resolves when `name` is usable: immediately, or once a device lost earlier has been re-acquired. */
 export async function ready(name: string = current): Promise<void> {
-  await (reacquiring.get(name) ?? initBackend(name))
+  await (reacquiring.get(name) ?? initAs('ready', name))
 }
 
 /** The backend instance for `name`, which must already be initialised (cpu always is). */
@@ -93,7 +111,7 @@ export function backendSync(name: string, op = 'backend'): Backend {
 
 /** Select the default backend for new tensors. */
 export async function setBackend(name: string): Promise<void> {
-  await initBackend(name)
+  await initAs('setBackend', name)
   current = name
 }
 

@@ -23,12 +23,30 @@ const fmt = (u: unknown): string => {
   return String(u)
 }
 
+const kindOf = (u: unknown): string => (u === null ? 'null' : Array.isArray(u) ? 'an array' : typeof u)
+
+/**
+ * The details object of an error's constructor: without the check `new ValueError()` dies reading `expected` of
+ * undefined, and `new ValueError('x')` makes an error whose op is undefined. O(1): a few typeof tests.
+ */
+function checkDetails(cls: string, details: unknown, message: unknown): void {
+  const bad = (arg: string, expected: string, actual: string): never => {
+    throw new ArgumentError({ op: cls, arg, expected, actual })
+  }
+  if (details === null || typeof details !== 'object' || Array.isArray(details)) bad('details', '{ op, arg?, expected?, actual? }', kindOf(details))
+  const { op, arg } = details as { op?: unknown; arg?: unknown }
+  if (typeof op !== 'string' || op === '') bad('details.op', 'the name of the op (a non-empty string)', op === '' ? 'an empty string' : kindOf(op))
+  if (arg !== undefined && typeof arg !== 'string') bad('details.arg', 'a string or undefined', kindOf(arg))
+  if (message !== undefined && typeof message !== 'string') bad('message', 'a string or undefined', kindOf(message))
+}
+
 export class HeedError extends Error {
   readonly op: string
   readonly arg: string | undefined
   readonly expected: unknown
   readonly actual: unknown
   constructor(details: ErrorDetails, message?: string) {
+    checkDetails(new.target.name, details, message)
     const parts = [
       message,
       details.expected !== undefined ? `expected ${fmt(details.expected)}` : undefined,

@@ -5,7 +5,7 @@
 export type { DType, FloatDType, IntDType, TypedArrayFor, AnyTypedArray } from './dtype.js'
 export { DTYPES, isDType, isFloat, isInt, bytesPerElement, f16Round, f32ToF16Bits, f16BitsToF32, checkAllocation, MAX_TENSOR_BYTES } from './dtype.js'
 export type { Shape } from './shape.js'
-export { broadcastShapes, sizeOf } from './shape.js'
+export { broadcastShapes, checkedSizeOf as sizeOf } from './shape.js'
 export type { Broadcast, ShapeOf, ShapeMismatch, DTypeOf } from './types/shapeTypes.js'
 export * from './errors.js'
 export { positiveInt, nonNegativeInt, intAtLeast, finiteNumber, positiveNumber, nonNegativeNumber, inRange, knownOptions, closestName } from './validate.js'

@@ -1,4 +1,4 @@
-import { AxisError, ShapeError, ValueError } from './errors.js'
+import { ArgumentError, AxisError, ShapeError, ValueError } from './errors.js'
 
 /** A shape: a literal tuple such as `readonly [2, 3]` when known statically, else `readonly number[]`. */
 export type Shape = readonly number[]
@@ -7,6 +7,16 @@ export const sizeOf = (shape: Shape): number => {
   let n = 1
   for (const d of shape) n *= d
   return n
+}
+
+/**
+ * The public `sizeOf`: the element count of a shape, which must be an array of non-negative integers (a string's
+ * characters or nested arrays would otherwise multiply to NaN). The internal `sizeOf` above stays unchecked: it
+ * is called on every tensor made, with shapes already validated.
+ */
+export function checkedSizeOf(shape: Shape): number {
+  assertShape('sizeOf', 'shape', shape)
+  return sizeOf(shape)
 }
 
 export const stridesOf = (shape: Shape): number[] => {
@@ -28,6 +38,8 @@ export function assertShape(op: string, arg: string, shape: unknown): asserts sh
 
 /** Numpy broadcasting of two shapes; throws a ShapeError naming both. */
 export function broadcastShapes(op: string, a: Shape, b: Shape, names: readonly [string, string] = ['a', 'b']): number[] {
+  // O(1) checks of the arguments themselves, in this function's name (the shapes of a binary op are valid already)
+  if (typeof op !== 'string' || !Array.isArray(a) || !Array.isArray(b)) badBroadcastArgs(op, a, b)
   const n = Math.max(a.length, b.length)
   const out = new Array<number>(n)
   for (let i = 0; i < n; i++) {
@@ -41,6 +53,15 @@ export function broadcastShapes(op: string, a: Shape, b: Shape, names: readonly 
     out[i] = da === 1 ? db : da
   }
   return out
+}
+
+const kindOf = (u: unknown): string => (u === null ? 'null' : Array.isArray(u) ? 'an array' : typeof u)
+
+function badBroadcastArgs(op: unknown, a: unknown, b: unknown): never {
+  const fn = 'broadcastShapes'
+  if (typeof op !== 'string') throw new ArgumentError({ op: fn, arg: 'op', expected: 'the name of the calling op (a string)', actual: kindOf(op) })
+  const [arg, v] = Array.isArray(a) ? ['b', b] : ['a', a]
+  throw new ArgumentError({ op: fn, arg, expected: 'a shape (an array of dims)', actual: kindOf(v) })
 }
 
 /** Normalise a possibly negative axis; rejects non-integers and out-of-range values. */

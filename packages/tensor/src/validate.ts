@@ -91,6 +91,8 @@ function distance(a: string, b: string): number {
 
 /** The allowed name closest to `key` (a misspelling, another library's spelling), if one is close enough. */
 export function closestName(key: string, allowed: readonly string[]): string | undefined {
+  if (typeof key !== 'string') throw new ArgumentError({ op: 'closestName', arg: 'key', expected: 'a string', actual: kindOf(key) })
+  if (!Array.isArray(allowed)) throw new ArgumentError({ op: 'closestName', arg: 'allowed', expected: 'an array of names', actual: kindOf(allowed) })
   let best: string | undefined
   let bestD = Infinity
   for (const name of allowed) {
@@ -112,6 +114,9 @@ export function closestName(key: string, allowed: readonly string[]): string | u
  * ```
  */
 export function knownOptions<T>(op: string, opts: T, allowed: readonly string[]): T {
+  // O(1): the checker's own arguments, in its own name (a missing list would otherwise pass every key silently)
+  if (typeof op !== 'string') throw new ArgumentError({ op: 'knownOptions', arg: 'op', expected: 'the name of the calling op (a string)', actual: kindOf(op) })
+  if (!Array.isArray(allowed)) throw new ArgumentError({ op: 'knownOptions', arg: 'allowed', expected: 'an array of option names', actual: kindOf(allowed) })
   if (opts === null || typeof opts !== 'object') return opts
   for (const key of Object.keys(opts)) {
     if (allowed.includes(key) || (opts as Record<string, unknown>)[key] === undefined) continue

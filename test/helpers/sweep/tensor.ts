@@ -42,7 +42,12 @@ export const tensorSweep: SweepConfig = {
     f16BitsToF32: {
       '*': 'scalar conversion on the hot path: total on numbers, no validation by design',
     },
+    'random.seed': { huge: '2**40 is a valid seed: any safe integer seeds the global generator' },
   },
-  aliases: {},
+  aliases: {
+    // `parse` is `tensor.parse` itself (tensor.parse = parse, one function under two names), documented and
+    // tested as returning a Left(ParseError) whose op is 'tensor.parse'
+    parse: ['tensor.parse'],
+  },
   gaps: tensorGaps,
 }

@@ -1,6 +1,6 @@
 import { isFloat } from '../dtype.js'
 import { DTypeError, ValueError } from '../errors.js'
-import { onesLike, zerosLike } from '../creation/fill.js'
+import { onesShapedLike, zerosShapedLike } from '../creation/fill.js'
 import { closeScope, openScope } from '../engine.js'
 import { treeTensors } from '../memory.js'
 import { runOp1 } from '../op.js'
@@ -41,11 +41,11 @@ function mapTree(tree: unknown, f: (t: Tensor) => unknown): unknown {
 
 /** Reverse sweep over a tape: cotangents for `sources`, seeded with ones at `y`. */
 function backward(tape: Tape, y: Tensor, sources: readonly Tensor[]): Map<Tensor, Tensor> {
-  const cot = new Map<Tensor, Tensor>([[y, onesLike(y)]])
+  const cot = new Map<Tensor, Tensor>([[y, onesShapedLike('valueAndGrad', y)]])
   for (let i = tape.nodes.length - 1; i >= 0; i--) {
     const node = tape.nodes[i]!
     if (!node.outputs.some(o => cot.has(o))) continue
-    const dys = node.outputs.map(o => cot.get(o) ?? zerosLike(o))
+    const dys = node.outputs.map(o => cot.get(o) ?? zerosShapedLike('valueAndGrad', o))
     const needs = node.inputs.map(x => tape.watched.has(x))
     const rule = node.grad ?? gradientOf(node.kernel, node.op)
     const dxs = rule(dys, { inputs: node.savedInputs, outputs: node.savedOutputs, attrs: node.attrs, needs })
@@ -100,7 +100,7 @@ export function valueAndGrad<Args extends readonly unknown[], const N extends nu
       // copy is an identity on the tape, so an enclosing grad still differentiates through it.
       const owned = (t: Tensor): Tensor => (s.has(t) ? t : runOp1('valueAndGrad', Kernel.Identity, [t], {}, true))
       value = owned(value)
-      const gradOf = (t: Tensor): Tensor => owned(cot.get(t) ?? zerosLike(t))
+      const gradOf = (t: Tensor): Tensor => owned(cot.get(t) ?? zerosShapedLike('valueAndGrad', t))
       const perArg = list.map(i => mapTree(args[i], gradOf))
       result = typeof argnums === 'number' ? perArg[0] : perArg
     } catch (err) {

@@ -2,7 +2,7 @@ import { allocArray, castValue, checkAllocation, isDType, type DType } from '../
 import { DTypeError, ValueError } from '../errors.js'
 import { fromValues } from '../engine.js'
 import { assertShape, sizeOf, type Shape } from '../shape.js'
-import { isTensor, type Tensor } from '../Tensor.js'
+import type { Tensor } from '../Tensor.js'
 import type { CreationOptions } from './tensor.js'
 import { knownOptions, requireTensor } from '../validate.js'
 
@@ -22,30 +22,42 @@ function checkDType(op: string, d: unknown): DType {
 
 /** A tensor of `shape` filled with `value`. */
 export function full<const S extends Shape, D extends DType = 'float32'>(shape: S, value: number, opts: FillOptions<D> = {}): Tensor<D, S> {
-  assertShape('full', 'shape', shape)
-  if (opts === null || typeof opts !== 'object') throw new ValueError({ op: 'full', arg: 'opts', expected: '{ dtype, backend }', actual: String(opts) })
-  knownOptions('full', opts, ['dtype', 'backend'])
-  if (typeof value !== 'number') throw new ValueError({ op: 'full', arg: 'value', expected: 'a number', actual: typeof value })
-  const dt = checkDType('full', opts.dtype)
-  checkAllocation('full', 'shape', sizeOf(shape), dt)
-  const v = allocArray(dt, sizeOf(shape), 'full')
+  return fill('full', shape, value, opts)
+}
+
+/** `full` under the name of the public function called (`zeros`, `ones`, the `…Like` creators). */
+function fill<const S extends Shape, D extends DType>(op: string, shape: S, value: number, opts: FillOptions<D>): Tensor<D, S> {
+  assertShape(op, 'shape', shape)
+  if (opts === null || typeof opts !== 'object') throw new ValueError({ op, arg: 'opts', expected: '{ dtype, backend }', actual: String(opts) })
+  knownOptions(op, opts, FILL_OPTIONS)
+  if (typeof value !== 'number') throw new ValueError({ op, arg: 'value', expected: 'a number', actual: typeof value })
+  const dt = checkDType(op, opts.dtype)
+  checkAllocation(op, 'shape', sizeOf(shape), dt)
+  const v = allocArray(dt, sizeOf(shape), op)
   v.fill(castValue(dt, value))
   return fromValues(v, shape, dt, opts.backend) as Tensor<D, S>
 }
+const FILL_KEYS: Record<keyof FillOptions<DType>, true> = { dtype: true, backend: true }
+const FILL_OPTIONS = Object.keys(FILL_KEYS)
 
-export const zeros = <const S extends Shape, D extends DType = 'float32'>(shape: S, opts: FillOptions<D> = {}): Tensor<D, S> => full(shape, 0, opts)
-export const ones = <const S extends Shape, D extends DType = 'float32'>(shape: S, opts: FillOptions<D> = {}): Tensor<D, S> => full(shape, 1, opts)
+export const zeros = <const S extends Shape, D extends DType = 'float32'>(shape: S, opts: FillOptions<D> = {}): Tensor<D, S> => fill('zeros', shape, 0, opts)
+export const ones = <const S extends Shape, D extends DType = 'float32'>(shape: S, opts: FillOptions<D> = {}): Tensor<D, S> => fill('ones', shape, 1, opts)
 
-/** Same shape, dtype and backend as `t`, filled with `value`. */
+/** Same shape, dtype and backend as `t`, filled with `value`; `t` must be live (it is the caller's argument). */
 const like = <D extends DType, S extends Shape>(op: string, t: Tensor<D, S>, value: number): Tensor<D, S> => {
-  // only the shape, dtype and backend are read, which a disposed tensor still has: the gradient code asks for
-  // zeros shaped like outputs it has already released, so liveness is not required here
-  if (!isTensor(t)) requireTensor(op, 't', t)
-  return full(t.shape, value, { dtype: t.dtype, backend: t.backend })
+  requireTensor(op, 't', t)
+  return fill(op, t.shape, value, { dtype: t.dtype, backend: t.backend })
 }
 export const fullLike = <D extends DType, S extends Shape>(t: Tensor<D, S>, value: number): Tensor<D, S> => like('fullLike', t, value)
 export const zerosLike = <D extends DType, S extends Shape>(t: Tensor<D, S>): Tensor<D, S> => like('zerosLike', t, 0)
 export const onesLike = <D extends DType, S extends Shape>(t: Tensor<D, S>): Tensor<D, S> => like('onesLike', t, 1)
+
+/**
+ * @internal zeros or ones shaped like `t`, which may be disposed: only its shape, dtype and backend are read. The
+ * gradient code asks for zeros shaped like outputs that have already been released.
+ */
+export const zerosShapedLike = <D extends DType, S extends Shape>(op: string, t: Tensor<D, S>): Tensor<D, S> => fill(op, t.shape, 0, { dtype: t.dtype, backend: t.backend })
+export const onesShapedLike = <D extends DType, S extends Shape>(op: string, t: Tensor<D, S>): Tensor<D, S> => fill(op, t.shape, 1, { dtype: t.dtype, backend: t.backend })
 
 /** `[start, stop)` in steps of `step` (numpy semantics); `arange(n)` is `0..n-1`. */
 export function arange<D extends DType = 'float32'>(start: number, stop?: number, step = 1, opts: FillOptions<D> = {}): Tensor<D, readonly [number]> {

@@ -5,6 +5,7 @@ import { fromValues } from '../engine.js'
 import { sizeOf, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import type { DTypeOf, ShapeOf } from '../types/shapeTypes.js'
+import { knownOptions } from '../validate.js'
 
 /** Host data a tensor can be made from: a number, nested arrays of numbers/booleans, or a typed array. */
 export type TensorData = number | boolean | AnyTypedArray | readonly NestedData[]
@@ -115,8 +116,16 @@ export function tensor(data: TensorData, shape?: Shape, dtype?: DType, opts: Cre
 
 /** A rank-0 tensor. */
 export function scalar<D extends DType = 'float32'>(value: number | boolean, dtype?: D, opts: CreationOptions = {}): Tensor<D, readonly []> {
-  return tensor(value, [], (dtype ?? (typeof value === 'boolean' ? 'bool' : 'float32')) as D, opts) as Tensor<D, readonly []>
+  const op = 'scalar'
+  if (typeof value !== 'number' && typeof value !== 'boolean')
+    throw new ArgumentError({ op, arg: 'value', expected: 'a number or boolean', actual: value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value }, Array.isArray(value) ? 'use tensor(...) for arrays' : undefined)
+  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ backend }', actual: String(opts) })
+  knownOptions(op, opts, CREATION_OPTIONS)
+  const h = toHost(op, value, [], dtype ?? (typeof value === 'boolean' ? 'bool' : 'float32'))
+  return fromValues(h.values, h.shape, h.dtype, opts.backend) as Tensor<D, readonly []>
 }
+const CREATION_KEYS: Record<keyof CreationOptions, true> = { backend: true }
+const CREATION_OPTIONS = Object.keys(CREATION_KEYS)
 
 /**
  * Parse untrusted data into a tensor without throwing: `Left(ParseError)` for ragged arrays, non-numeric

@@ -1,4 +1,4 @@
-import { full, zerosLike } from '../creation/fill.js'
+import { full, zerosShapedLike } from '../creation/fill.js'
 import { fromValues } from '../engine.js'
 import { sizeOf, type Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
@@ -38,7 +38,7 @@ export const indexingGradients = {
   // Scatter-add into zeros, so repeated indices accumulate.
   Gather: (dys, { inputs, attrs: { axis } }) => {
     const [x, idx] = inputs as [Tensor, Tensor]
-    return [scatterAdd(zerosLike(x), idx, dys[0]!, axis), null]
+    return [scatterAdd(zerosShapedLike('gather', x), idx, dys[0]!, axis), null]
   },
   ScatterAdd: (dys, { inputs, attrs: { axis } }) => {
     const dy = dys[0]!

@@ -79,8 +79,11 @@ export interface LoadOptions {
 /** The reference implementation's cap, so a hostile length cannot make us decode gigabytes of "JSON". */
 const MAX_HEADER = 100_000_000
 
-const fail = (arg: string, expected: unknown, actual: unknown, msg?: string): E.Either<ParseError, never> =>
-  E.left(new ParseError({ op: 'parseSafetensors', arg, expected, actual }, msg))
+/** A Left naming `op`: the public function called (`parseSafetensors`, `parseSafetensorsHeader`, `loadSafetensors`). */
+const failAs =
+  (op: string) =>
+  (arg: string, expected: unknown, actual: unknown, msg?: string): E.Either<ParseError, never> =>
+    E.left(new ParseError({ op, arg, expected, actual }, msg))
 
 const describe = (u: unknown): string => (u === null ? 'null' : Array.isArray(u) ? 'an array' : typeof u === 'string' ? JSON.stringify(u) : typeof u === 'object' ? 'an object' : String(u))
 
@@ -88,6 +91,11 @@ const isRecord = (u: unknown): u is Record<string, unknown> => u !== null && typ
 
 /** Parse and validate the header without reading tensor data. */
 export function parseSafetensorsHeader(bytes: Uint8Array): E.Either<ParseError, SafetensorsHeader> {
+  return parseHeader('parseSafetensorsHeader', bytes)
+}
+
+function parseHeader(op: string, bytes: Uint8Array): E.Either<ParseError, SafetensorsHeader> {
+  const fail = failAs(op)
   if (!(bytes instanceof Uint8Array)) return fail('bytes', 'a Uint8Array', describe(bytes))
   if (bytes.length < 8) return fail('header length', 'at least 8 bytes', `a file of ${bytes.length} bytes`)
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -216,10 +224,11 @@ const dtypeOf = (e: SafetensorsEntry, opts: LoadOptions): DType => ((e.dtype ===
  * 0/1. Floats of 32 bits and less are written by their bits, so NaN payloads survive (a float16 NaN keeps its
  * payload in the float32's top mantissa bits, and comes back out on save).
  */
-function decode(bytes: Uint8Array, e: SafetensorsEntry, opts: LoadOptions): E.Either<ParseError, ReturnType<typeof allocArray>> {
+function decode(op: string, bytes: Uint8Array, e: SafetensorsEntry, opts: LoadOptions): E.Either<ParseError, ReturnType<typeof allocArray>> {
+  const fail = failAs(op)
   const dt = dtypeOf(e, opts)
   const n = sizeOf(e.shape)
-  const out = allocArray(dt, n, 'parseSafetensors')
+  const out = allocArray(dt, n, op)
   const bits = out instanceof Float32Array ? new Uint32Array(out.buffer, out.byteOffset, n) : undefined
   const v = new DataView(bytes.buffer, bytes.byteOffset + e.begin, e.end - e.begin)
   const w = BYTES[e.dtype]
@@ -274,11 +283,15 @@ function decode(bytes: Uint8Array, e: SafetensorsEntry, opts: LoadOptions): E.Ei
  * the field and tensor at fault; nothing is allocated in that case.
  */
 export function parseSafetensors(bytes: Uint8Array, opts: LoadOptions = {}): E.Either<ParseError, Record<string, Tensor>> {
-  const header = parseSafetensorsHeader(bytes)
+  return parseAs('parseSafetensors', bytes, opts)
+}
+
+function parseAs(op: string, bytes: Uint8Array, opts: LoadOptions): E.Either<ParseError, Record<string, Tensor>> {
+  const header = parseHeader(op, bytes)
   if (E.isLeft(header)) return header
   const host: [SafetensorsEntry, ReturnType<typeof allocArray>][] = []
   for (const e of header.right.entries) {
-    const d = decode(bytes, e, opts)
+    const d = decode(op, bytes, e, opts)
     if (E.isLeft(d)) return d
     host.push([e, d.right])
   }
@@ -294,7 +307,7 @@ export function parseSafetensors(bytes: Uint8Array, opts: LoadOptions = {}): E.E
 
 /** `parseSafetensors` that throws the ParseError: for trusted files at the edge of a program. */
 export function loadSafetensors(bytes: Uint8Array, opts: LoadOptions = {}): Record<string, Tensor> {
-  const r = parseSafetensors(bytes, opts)
+  const r = parseAs('loadSafetensors', bytes, opts)
   if (E.isLeft(r)) throw r.left
   return r.right
 }

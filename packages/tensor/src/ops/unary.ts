@@ -5,6 +5,7 @@ import { Kernel, type UnaryFn } from '../kernelContract.js'
 import type { Shape } from '../shape.js'
 import type { Tensor } from '../Tensor.js'
 import { guard } from '../typed.js'
+import { knownOptions } from '../validate.js'
 
 /** A unary elementwise op: same shape and dtype out. */
 // `Allowed` documents the dtypes accepted; it is checked at run time (a DTypeError), not in the type.
@@ -57,11 +58,15 @@ export interface GeluOptions {
   readonly approximate?: 'none' | 'tanh'
 }
 
+const GELU_KEYS: Record<keyof GeluOptions, true> = { approximate: true }
+const GELU_OPTIONS = Object.keys(GELU_KEYS)
+
 /** GELU, exact (erf) by default as in PyTorch; `{ approximate: 'tanh' }` for the tanh form. */
 export const gelu: <D extends DType, S extends Shape>(x: Tensor<D, S>, opts?: GeluOptions) => Tensor<D, S> = guard('gelu', {
   Tensor: (x: Tensor) => geluExact(x),
   'Tensor, undefined': (x: Tensor) => geluExact(x),
   'Tensor, Object': (x: Tensor, opts: GeluOptions) => {
+    knownOptions('gelu', opts, GELU_OPTIONS)
     const a = opts.approximate ?? 'none'
     if (a !== 'none' && a !== 'tanh') throw new ValueError({ op: 'gelu', arg: 'approximate', expected: "'none' or 'tanh'", actual: String(a) })
     return a === 'tanh' ? geluTanh(x) : geluExact(x)

@@ -1,4 +1,5 @@
-import { ValueError } from '../errors.js'
+import { ArgumentError, ValueError } from '../errors.js'
+import { knownOptions } from '../validate.js'
 
 export interface WarmupCosineOptions {
   /** Peak learning rate, reached at the end of warm-up. */
@@ -11,6 +12,9 @@ export interface WarmupCosineOptions {
   readonly minLr?: number
 }
 
+const WARMUP_COSINE_KEYS: Record<keyof WarmupCosineOptions, true> = { lr: true, warmup: true, total: true, minLr: true }
+const WARMUP_COSINE_OPTIONS = Object.keys(WARMUP_COSINE_KEYS)
+
 /**
  * Linear warm-up then cosine decay (Loshchilov & Hutter 2017, "SGDR", eq. 5, one cycle without restarts; the
  * schedule of GPT-2/3 and nanoGPT): step `s` (1 on the first update) gets `lr · s / warmup` during warm-up, then
@@ -19,6 +23,9 @@ export interface WarmupCosineOptions {
  */
 export function warmupCosine(opts: WarmupCosineOptions): (step: number) => number {
   const op = 'warmupCosine'
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
+    throw new ArgumentError({ op, arg: 'opts', expected: '{ lr, total, warmup?, minLr? }', actual: opts === null ? 'null' : Array.isArray(opts) ? 'an array' : typeof opts })
+  knownOptions(op, opts, WARMUP_COSINE_OPTIONS)
   const { lr, total } = opts
   const warmup = opts.warmup ?? 0
   const minLr = opts.minLr ?? lr / 10

@@ -3,6 +3,9 @@ import { wasmFeatures } from './features.js'
 import { kernelModule } from './matmulModule.js'
 import type { WasmModulePart } from './module.js'
 import { nodeWorkerHost, webWorkerHost, WorkerPool, type WorkerHost } from './pool.js'
+import { ArgumentError, ValueError } from '../../../errors.js'
+import { isTensor } from '../../../Tensor.js'
+import { knownOptions, nonNegativeInt } from '../../../validate.js'
 
 /**
  * The WebAssembly side of the CPU backend: one kernel module instance over one memory that every call uses as
@@ -232,6 +235,7 @@ export const wasmMode = (): WasmMode => current().mode
  * workers have exited.
  */
 export async function configureCpuWasm(opts: CpuWasmOptions): Promise<void> {
+  checkCpuWasmOptions(opts)
   const s = current()
   settings = {
     mode: opts.mode ?? s.mode,
@@ -240,6 +244,26 @@ export async function configureCpuWasm(opts: CpuWasmOptions): Promise<void> {
     host: opts.host ?? s.host,
   }
   await shutdownCpuWasm()
+}
+
+const CPU_WASM_KEYS: Record<keyof CpuWasmOptions, true> = { mode: true, threads: true, relaxed: true, host: true }
+const CPU_WASM_OPTIONS = Object.keys(CPU_WASM_KEYS)
+
+/** Every setting checked before any is applied: a bad call leaves the current settings (and pool) as they were. */
+function checkCpuWasmOptions(opts: unknown): asserts opts is CpuWasmOptions {
+  const op = 'configureCpuWasm'
+  const kind = (u: unknown): string => (u === null ? 'null' : Array.isArray(u) ? 'an array' : isTensor(u) ? 'a Tensor' : typeof u)
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts) || isTensor(opts))
+    throw new ArgumentError({ op, arg: 'opts', expected: '{ mode?, threads?, relaxed?, host? }', actual: kind(opts) })
+  knownOptions(op, opts, CPU_WASM_OPTIONS)
+  const o = opts as CpuWasmOptions
+  if (o.mode !== undefined && o.mode !== 'auto' && o.mode !== 'off' && o.mode !== 'force')
+    throw new ValueError({ op, arg: 'mode', expected: "'auto', 'off' or 'force'", actual: String(o.mode) })
+  // 0 restores the default (the machine's cores, at most 8), as HEED_CPU_THREADS unset does
+  if (o.threads !== undefined) nonNegativeInt(op, 'threads', o.threads)
+  if (o.relaxed !== undefined && typeof o.relaxed !== 'boolean') throw new ArgumentError({ op, arg: 'relaxed', expected: 'a boolean', actual: kind(o.relaxed) })
+  if (o.host !== undefined && (o.host === null || typeof o.host !== 'object' || typeof o.host.spawn !== 'function'))
+    throw new ArgumentError({ op, arg: 'host', expected: 'a WorkerHost { spawn(source, data) }', actual: kind(o.host) })
 }
 
 /** Resolves when the worker pool (if any) has been started, so that the next large kernel can use it. */
