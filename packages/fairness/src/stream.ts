@@ -8,7 +8,8 @@
  * batches: it frees each one once the operators downstream are done with it (yours when it reaches only your code).
  */
 import { Observable, type OperatorFunction } from 'rxjs'
-import { ArgumentError, isTensor, rng as makeRng } from '@heed/tensor'
+import { ArgumentError, isTensor, nonNegativeInt, positiveInt, rng as makeRng } from '@heed/tensor'
+import { encoderArg, kindOf, options, tabular } from './validate.js'
 import { borrow, describeItem, lend } from '@heed/tensor/stream'
 import { shuffledBatches } from './batching.js'
 import { distractionConfig, distractionTrainer, initDistraction, type DistractionBatch, type DistractionConfig, type DistractionParams, type DistractionStepResult } from './distraction.js'
@@ -39,10 +40,18 @@ export interface DistractionTrainingOptions extends Partial<DistractionConfig> {
  * classifier step (cross-entropy). Cold: every subscription trains its own fresh parameters.
  */
 export function distractionTraining(opts: DistractionTrainingOptions): OperatorFunction<DistractionBatch, DistractionEvent> {
+  const op = 'distractionTraining'
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts) || isTensor(opts))
+    throw new ArgumentError({ op, arg: 'opts', expected: 'an options object { inputDim, embeddingDim, … } or { params, … }', actual: kindOf(opts) })
   const { inputDim, embeddingDim, params, stepsPerEpoch = 1, ...partial } = opts
-  const c = distractionConfig(partial, 'distractionTraining')
+  const c = distractionConfig(partial, op)
+  positiveInt(op, 'stepsPerEpoch', stepsPerEpoch)
   let given = params
-  if (given === undefined && (inputDim === undefined || embeddingDim === undefined)) initDistraction(inputDim ?? Number.NaN, embeddingDim ?? Number.NaN, c)
+  // Checked here, in this operator's name, rather than at the first subscription inside initDistraction.
+  if (given === undefined) {
+    positiveInt(op, 'inputDim', inputDim)
+    positiveInt(op, 'embeddingDim', embeddingDim)
+  }
   return source =>
     new Observable<DistractionEvent>(subscriber => {
       const start = given ?? initDistraction(inputDim!, embeddingDim!, c)
@@ -84,6 +93,15 @@ export function distractionTraining(opts: DistractionTrainingOptions): OperatorF
  * subscription draws the same sequence from `seed`). Each batch is lent: freed once the operators downstream
  * are done with it, yours when it reaches only your code. */
 export function distractionBatches(data: TabularData, encoder: ProtectedAttributeEncoder, opts: { readonly batchSize: number; readonly epochs: number; readonly seed?: number }): Observable<DistractionBatch> {
+  const op = 'distractionBatches'
+  // Checked at the call, not at subscription: a bad argument is the caller's mistake, seen where it was made.
+  tabular(op, data)
+  encoderArg(op, encoder)
+  options(op, opts, ['batchSize', 'epochs', 'seed'])
+  if (opts === undefined || opts === null) throw new ArgumentError({ op, arg: 'opts', expected: '{ batchSize, epochs, seed? }', actual: kindOf(opts) })
+  positiveInt(op, 'batchSize', opts.batchSize)
+  nonNegativeInt(op, 'epochs', opts.epochs)
+  if (opts.seed !== undefined && !Number.isInteger(opts.seed)) throw new ArgumentError({ op, arg: 'seed', expected: 'an integer seed', actual: kindOf(opts.seed) })
   return new Observable<DistractionBatch>(subscriber => {
     const emb = encoder.embed(data)
     const rng = makeRng(opts.seed ?? 0)

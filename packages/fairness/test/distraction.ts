@@ -343,3 +343,17 @@ t.test('bad-input sweep (#19): a hidden width no tensor can hold fails in the tr
   t.throws(() => initDistraction(4, 4, { module: 'layers', hidden: [2 ** 26, 4], fairnessPosition: 1 }), { name: 'ValueError', op: 'initDistraction' })
   t.equal(memory().tensors, base, 'no layer was left allocated')
 })
+
+t.test('distractionBatches and distractionTraining check their arguments at the call, in their own name', async t => {
+  const data = biased(32, 4)
+  const encoder = trainProtectedAttributeEncoder(data, { hidden: [4], epochs: 1, batchSize: 16 })
+  t.throws(() => distractionBatches(data, null as never, { batchSize: 8, epochs: 1 }), { name: 'ArgumentError', op: 'distractionBatches', arg: 'encoder' })
+  t.throws(() => distractionBatches(null as never, encoder, { batchSize: 8, epochs: 1 }), { op: 'distractionBatches' })
+  t.throws(() => distractionBatches(data, encoder, { batchSize: 0, epochs: 1 }), { op: 'distractionBatches', arg: 'batchSize' })
+  t.throws(() => distractionBatches(data, encoder, { batchSize: 8, epochs: 1, batch: 3 } as never), { name: 'ArgumentError', op: 'distractionBatches', message: /batch/ })
+  t.throws(() => distractionTraining(null as never), { name: 'ArgumentError', op: 'distractionTraining', arg: 'opts' })
+  t.throws(() => distractionTraining({ embeddingDim: 4 }), { op: 'distractionTraining', arg: 'inputDim' })
+  t.throws(() => distractionTraining({ inputDim: 4, embeddingDim: 4, stepsPerEpoch: 0 }), { op: 'distractionTraining', arg: 'stepsPerEpoch' })
+  encoder.dispose()
+
+})

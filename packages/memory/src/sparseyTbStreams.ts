@@ -163,5 +163,7 @@ export function tensorBrainMemory(config: TensorBrainConfig): OperatorFunction<T
 
 /** Dispose every tensor of an event (a convenience for consumers that only read host values). */
 export function disposeEvent(e: SparseyEvent | TensorBrainEvent): void {
+  if (e === null || typeof e !== 'object' || Array.isArray(e) || isTensor(e) || (e.kind !== 'store' && e.kind !== 'recall'))
+    throw new ArgumentError({ op: 'disposeEvent', arg: 'event', expected: "an event of sparseyStream or tensorBrainStream ({ kind: 'store' | 'recall', … })", actual: e === null ? 'null' : Array.isArray(e) ? 'an array' : isTensor(e) ? 'a Tensor' : typeof e === 'object' ? `an object of kind ${String((e as { kind?: unknown }).kind)}` : typeof e })
   dispose(Object.values(e).filter(isTensor))
 }

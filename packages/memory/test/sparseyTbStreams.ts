@@ -60,3 +60,12 @@ t.test('tensorBrainMemory: per-subscription state, recall by time index, buffers
   dispose(made)
   t.equal(memory().tensors, base, 'model tensors disposed when the subscription ends')
 })
+
+t.test('disposeEvent rejects what is not a stream event, naming itself', async t => {
+  for (const bad of [null, undefined, 3, [1], tensor([1]), { kind: 'other' }])
+    t.throws(() => disposeEvent(bad as never), { name: 'ArgumentError', op: 'disposeEvent', arg: 'event' }, `disposeEvent(${String(bad)})`)
+  const e = { kind: 'recall' as const, times: tensor([0], [1], 'int32'), triples: tensor([0, 1, 2], [1, 3], 'int32') }
+  const before = memory().tensors
+  disposeEvent(e)
+  t.equal(memory().tensors, before - 2, 'an event’s tensors are disposed')
+})

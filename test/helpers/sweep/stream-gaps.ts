@@ -32,35 +32,9 @@ export const streamGaps: Record<'tensor' | 'attention' | 'memory' | 'align' | 'f
     },
   },
   memory: {
-    disposeEvent: {
-      noArgs: 'untyped TypeError: Cannot convert undefined or null to object',
-      null: 'untyped TypeError: Cannot convert undefined or null to object',
-      undefined: 'untyped TypeError: Cannot convert undefined or null to object',
-      disposed: 'silent returned undefined',
-      nestedArray: 'silent returned undefined',
-      string: 'silent returned undefined',
-      huge: 'silent returned undefined',
-      unknownOption: 'silent returned undefined',
-    },
   },
   align: {
   },
   fairness: {
-    distractionBatches: {
-      noArgs: 'untyped TypeError: Cannot read properties of undefined (reading \'embed\')',
-      null: 'untyped TypeError: Cannot read properties of undefined (reading \'embed\')',
-      undefined: 'untyped TypeError: Cannot read properties of undefined (reading \'embed\')',
-      disposed: 'untyped TypeError: encoder.embed is not a function',
-      nestedArray: 'untyped TypeError: Cannot read properties of undefined (reading \'embed\')',
-      string: 'untyped TypeError: Cannot read properties of undefined (reading \'embed\')',
-      huge: 'untyped TypeError: encoder.embed is not a function',
-      unknownOption: 'untyped TypeError: encoder.embed is not a function',
-    },
-    distractionTraining: {
-      noArgs: 'untyped TypeError: Cannot destructure property \'inputDim\' of \'opts\' as it is undefined.',
-      null: 'untyped TypeError: Cannot destructure property \'inputDim\' of \'opts\' as it is null.',
-      undefined: 'untyped TypeError: Cannot destructure property \'inputDim\' of \'opts\' as it is undefined.',
-      huge: 'misnamed initDistraction: inputDim: expected a positive integer, got NaN (op initDistraction)',
-    },
   },
 }
