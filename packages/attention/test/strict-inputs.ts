@@ -212,3 +212,22 @@ t.test('the operators namespace and sampler: typed errors naming the factory or 
   t.throws(() => sampler('generate', 2 ** 40), { name: 'ValueError', op: 'generate', arg: 'vocab' })
   t.throws(() => sampler('generate', 8, { topk: 2 } as never), { name: 'ArgumentError', op: 'generate', message: /did you mean topK\?/ })
 })
+
+t.test('PINE, Recycled and S2 planning helpers name themselves, not the attention they plan', async t => {
+  const api = await import('@heed/attention')
+  const any = (f: unknown) => f as (...a: unknown[]) => unknown
+  t.throws(() => any(api.pineMask)(), { name: 'ValueError', op: 'pineMask', arg: 'T' })
+  t.throws(() => any(api.pineMask)('x', 4), { name: 'ValueError', op: 'pineMask', arg: 'documents' })
+  t.throws(() => api.pineMask([], 2 ** 40), { name: 'ValueError', op: 'pineMask', arg: 'T' })
+  t.ok(api.pineMask([[0, 2], [2, 4]], 4) instanceof api.Mask, 'a valid layout is still a mask')
+  await t.rejects(any(api.pinePlan)() as Promise<unknown>, { name: 'ArgumentError', op: 'pinePlan', arg: 'q' })
+  await t.rejects(api.pinePlan(q, q, q, { documents: [], plan: {} } as never), { name: 'ArgumentError', op: 'pinePlan', arg: 'plan' })
+  await t.rejects(any(api.recycledPlan)('x') as Promise<unknown>, { name: 'ArgumentError', op: 'recycledPlan', arg: 'q' })
+  await t.rejects(api.recycledPlan(q, q, q, { stride: 2, keep: 2, kep: 1 } as never), { name: 'ArgumentError', op: 'recycledPlan', message: /did you mean keep\?/ })
+  t.throws(() => any(api.s2Mask)(), { name: 'ValueError', op: 's2Mask', arg: 'heads' })
+  t.throws(() => api.s2Mask(2 ** 40, 1), { name: 'ValueError', op: 's2Mask', arg: 'heads' })
+  t.throws(() => api.s2Mask(4, 3), { name: 'ValueError', op: 's2Mask', arg: 'kvHeads' })
+  t.throws(() => any(api.s2Shards)('x'), { name: 'ValueError', op: 's2Shards', arg: 'heads' })
+  t.throws(() => api.s2Shards(4, 4, { stride: 0 }), { name: 'ValueError', op: 's2Shards', arg: 'stride' })
+  t.throws(() => api.s2Attention(zeros([1, 2, 4, 4]), zeros([1, 2, 4, 4]), zeros([1, 2, 4, 4]), { stride: 0 }), { name: 'ValueError', op: 's2Attention', arg: 'stride' })
+})

@@ -1,4 +1,4 @@
-import { add, concat, mul, reshape, scope, ShapeError, slice, stack, sub, tensor, ValueError, type Tensor } from '@heed/tensor'
+import { add, checkAllocation, concat, nonNegativeInt, mul, reshape, scope, ShapeError, slice, stack, sub, tensor, ValueError, type Tensor } from '@heed/tensor'
 import { attnState, type AttnState } from '../attnState.js'
 import { mask as masks, type Mask } from '../mask.js'
 import { colSetMass } from '../observe.js'
@@ -48,13 +48,13 @@ interface Layout {
   readonly docOf: Int32Array
 }
 
-function layout(documents: unknown, T: number): Layout {
-  if (!Array.isArray(documents)) throw new ValueError({ op: OP, arg: 'documents', expected: 'an array of [start, end) row ranges', actual: typeof documents })
+function layout(documents: unknown, T: number, op: string = OP): Layout {
+  if (!Array.isArray(documents)) throw new ValueError({ op, arg: 'documents', expected: 'an array of [start, end) row ranges', actual: typeof documents })
   const docs = documents as readonly (readonly [number, number])[]
   docs.forEach((d, i) => {
     const prev = i === 0 ? undefined : docs[i - 1]![1]
     if (!Array.isArray(d) || d.length !== 2 || !Number.isInteger(d[0]) || !Number.isInteger(d[1]) || d[0] < 0 || d[1] <= d[0] || d[1] > T || (prev !== undefined && d[0] !== prev))
-      throw new ValueError({ op: OP, arg: `documents[${i}]`, expected: `a non-empty [start, end) inside [0, ${T}] starting where the previous one ends`, actual: d })
+      throw new ValueError({ op, arg: `documents[${i}]`, expected: `a non-empty [start, end) inside [0, ${T}] starting where the previous one ends`, actual: d })
   })
   const docOf = new Int32Array(T).fill(-1)
   docs.forEach(([a, b], m) => docOf.fill(m, a, b))
@@ -63,7 +63,9 @@ function layout(documents: unknown, T: number): Layout {
 
 /** PINE's mask: causal, plus every document row sees every other document in full. */
 export function pineMask(documents: readonly (readonly [number, number])[], T: number): Mask {
-  const l = layout(documents, T)
+  nonNegativeInt('pineMask', 'T', T)
+  checkAllocation('pineMask', 'T', T, 'int32')
+  const l = layout(documents, T, 'pineMask')
   return pineMaskOf(l)
 }
 
@@ -104,19 +106,19 @@ function orderFrom(l: Layout, imp: ArrayLike<number>, B: number, H: number): num
   )
 }
 
-function resolve(q: Tensor, k: Tensor, v: Tensor, opts: PineOptions): { l: Layout; rotary: number; rope: PineRope | false } {
-  checkQkv(OP, q, k, v)
-  operatorOptions(OP, opts, ['documents', 'rope', 'scale', 'mask', 'plan'], '{ documents, … }')
-  if (opts.rope !== undefined && opts.rope !== false) operatorOptions(`${OP}: rope`, opts.rope, ['base', 'style', 'dims'], 'RoPE options { base, style, dims } or false')
+function resolve(q: Tensor, k: Tensor, v: Tensor, opts: PineOptions, op: string = OP): { l: Layout; rotary: number; rope: PineRope | false } {
+  checkQkv(op, q, k, v)
+  operatorOptions(op, opts, ['documents', 'rope', 'scale', 'mask', ...(op === OP ? ['plan'] : [])], '{ documents, … }')
+  if (opts.rope !== undefined && opts.rope !== false) operatorOptions(`${op}: rope`, opts.rope, ['base', 'style', 'dims'], 'RoPE options { base, style, dims } or false')
   const [, , Tq, D] = q.shape as [number, number, number, number]
-  if (k.shape[2] !== Tq) throw new ShapeError({ op: OP, arg: 'k', expected: `${Tq} keys (PINE is self-attention over one sequence)`, actual: k.shape })
-  const l = layout(opts.documents, Tq)
+  if (k.shape[2] !== Tq) throw new ShapeError({ op, arg: 'k', expected: `${Tq} keys (PINE is self-attention over one sequence)`, actual: k.shape })
+  const l = layout(opts.documents, Tq, op)
   const rope = opts.rope ?? {}
   const rotary = rope === false ? 0 : (rope.dims ?? D)
   if (rope !== false && (!Number.isInteger(rotary) || rotary < 2 || rotary % 2 !== 0 || rotary > D))
-    throw new ValueError({ op: OP, arg: 'rope.dims', expected: `an even number of rotating features in [2, ${D}]`, actual: rotary })
-  if (rope !== false && rope.base !== undefined && !(Number.isFinite(rope.base) && rope.base > 1)) throw new ValueError({ op: OP, arg: 'rope.base', expected: 'a finite number > 1', actual: rope.base })
-  if (rope !== false && rope.style !== undefined && rope.style !== 'half' && rope.style !== 'interleaved') throw new ValueError({ op: OP, arg: 'rope.style', expected: "'half' or 'interleaved'", actual: rope.style })
+    throw new ValueError({ op, arg: 'rope.dims', expected: `an even number of rotating features in [2, ${D}]`, actual: rotary })
+  if (rope !== false && rope.base !== undefined && !(Number.isFinite(rope.base) && rope.base > 1)) throw new ValueError({ op, arg: 'rope.base', expected: 'a finite number > 1', actual: rope.base })
+  if (rope !== false && rope.style !== undefined && rope.style !== 'half' && rope.style !== 'interleaved') throw new ValueError({ op, arg: 'rope.style', expected: "'half' or 'interleaved'", actual: rope.style })
   return { l, rotary, rope }
 }
 
@@ -132,7 +134,7 @@ function importance(q: Tensor, k: Tensor, v: Tensor, l: Layout, opts: PineOption
 
 /** The document order PINE uses, on any backend (importances read back with `await data()`). */
 export async function pinePlan(q: Tensor, k: Tensor, v: Tensor, opts: Omit<PineOptions, 'plan'>): Promise<PinePlan> {
-  const { l } = resolve(q, k, v, opts)
+  const { l } = resolve(q, k, v, opts, 'pinePlan')
   if (l.docs.length === 0) return { order: orderFrom(l, [], q.shape[0]!, q.shape[1]!) }
   const imp = importance(q, k, v, l, opts)
   try {

@@ -88,16 +88,16 @@ interface Resolved {
   readonly visible: (b: number, h: number, pq: number, pk: number) => boolean
 }
 
-function resolve(q: Tensor, k: Tensor, v: Tensor, opts: RecycledOptions): Resolved {
-  checkQkv(OP, q, k, v)
-  operatorOptions(OP, opts, [...SDPA_OPTIONS, 'stride', 'keep', 'threshold', 'aggregate', 'plan'], '{ stride, keep, … }')
-  flag(OP, 'causal', opts.causal)
+function resolve(q: Tensor, k: Tensor, v: Tensor, opts: RecycledOptions, op: string = OP): Resolved {
+  checkQkv(op, q, k, v)
+  operatorOptions(op, opts, [...SDPA_OPTIONS, 'stride', 'keep', 'threshold', 'aggregate', ...(op === OP ? ['plan'] : [])], '{ stride, keep, … }')
+  flag(op, 'causal', opts.causal)
   const { stride, keep, threshold, aggregate = 'sum', causal, plan: _p, ...sdpa } = opts
-  positiveInt(OP, 'stride', stride)
-  positiveInt(OP, 'keep', keep)
-  if ((causal as unknown) === false) throw new ValueError({ op: OP, arg: 'causal', expected: 'true (a decode schedule is causal)', actual: false })
-  if (threshold !== undefined && !Number.isFinite(threshold)) throw new ValueError({ op: OP, arg: 'threshold', expected: 'a finite cosine similarity', actual: threshold })
-  if (aggregate !== 'sum' && aggregate !== 'max') throw new ValueError({ op: OP, arg: 'aggregate', expected: "'sum' or 'max'", actual: aggregate })
+  positiveInt(op, 'stride', stride)
+  positiveInt(op, 'keep', keep)
+  if ((causal as unknown) === false) throw new ValueError({ op, arg: 'causal', expected: 'true (a decode schedule is causal)', actual: false })
+  if (threshold !== undefined && !Number.isFinite(threshold)) throw new ValueError({ op, arg: 'threshold', expected: 'a finite cosine similarity', actual: threshold })
+  if (aggregate !== 'sum' && aggregate !== 'max') throw new ValueError({ op, arg: 'aggregate', expected: "'sum' or 'max'", actual: aggregate })
   const [B, H, Tq, D] = q.shape as [number, number, number, number]
   const [, Hkv, Tk] = k.shape as [number, number, number]
   const user = sdpa.mask
@@ -172,7 +172,7 @@ function smallCaches(r: Resolved, full: readonly (readonly boolean[])[], fullRow
  * full-step probabilities back with `await data()`. Pass the result as `plan` to `recycledAttention`.
  */
 export async function recycledPlan(q: Tensor, k: Tensor, v: Tensor, opts: Omit<RecycledOptions, 'plan'>): Promise<RecycledPlan> {
-  const r = resolve(q, k, v, opts)
+  const r = resolve(q, k, v, opts, 'recycledPlan')
   const [B, H, , Tq, , D] = r.dims
   const full = schedule(r.threshold === undefined ? [] : await q.data(), B, H, Tq, D, r.stride, r.threshold)
   const rows = fullRowsOf(full)

@@ -1,5 +1,5 @@
 import { ValueError, type Tensor } from '@heed/tensor'
-import { mask as masks, type Mask } from '../mask.js'
+import { headCount, mask as masks, type Mask } from '../mask.js'
 import { checkQkv, scaledDotProductAttention, type AttentionResult, type SdpaOptions } from '../sdpa.js'
 import { flag, operatorOptions, SDPA_OPTIONS } from './strict.js'
 
@@ -53,8 +53,8 @@ function checkS2(op: string, o: S2Options, allowed: readonly string[] = S2_OPTIO
   for (const arg of ['homoHead', 'allowGaps', ...(allowed.includes('causal') ? ['causal'] : [])]) flag(op, arg, (o as Record<string, unknown>)[arg])
 }
 
-const int = (arg: string, v: number, min: number): number => {
-  if (!Number.isInteger(v) || v < min) throw new ValueError({ op: OP, arg, expected: `an integer ≥ ${min}`, actual: v })
+const int = (op: string, arg: string, v: number, min: number): number => {
+  if (!Number.isInteger(v) || v < min) throw new ValueError({ op, arg, expected: `an integer ≥ ${min}`, actual: v })
   return v
 }
 
@@ -69,19 +69,19 @@ interface Resolved {
   readonly allowGaps: boolean
 }
 
-function resolve(heads: number, kvHeads: number, o: S2Options): Resolved {
+function resolve(op: string, heads: number, kvHeads: number, o: S2Options): Resolved {
   const r: Resolved = {
-    blockSize: int('blockSize', o.blockSize ?? 64, 1),
-    localBlocks: int('localBlocks', o.localBlocks ?? 4, 0),
-    stride: int('stride', o.stride ?? 4, 1),
-    offset: int('offset', o.offset ?? 0, 0),
-    denseHeads: int('denseHeads', o.denseHeads ?? 0, 0),
+    blockSize: int(op, 'blockSize', o.blockSize ?? 64, 1),
+    localBlocks: int(op, 'localBlocks', o.localBlocks ?? 4, 0),
+    stride: int(op, 'stride', o.stride ?? 4, 1),
+    offset: int(op, 'offset', o.offset ?? 0, 0),
+    denseHeads: int(op, 'denseHeads', o.denseHeads ?? 0, 0),
     layout: o.layout ?? (kvHeads < heads ? 'group' : 'head'),
     homoHead: o.homoHead ?? false,
     allowGaps: o.allowGaps ?? false,
   }
-  if (!['head', 'kv', 'group'].includes(r.layout)) throw new ValueError({ op: OP, arg: 'layout', expected: "'head', 'kv' or 'group'", actual: r.layout })
-  if (r.denseHeads > heads) throw new ValueError({ op: OP, arg: 'denseHeads', expected: `at most the ${heads} heads`, actual: r.denseHeads })
+  if (!['head', 'kv', 'group'].includes(r.layout)) throw new ValueError({ op, arg: 'layout', expected: "'head', 'kv' or 'group'", actual: r.layout })
+  if (r.denseHeads > heads) throw new ValueError({ op, arg: 'denseHeads', expected: `at most the ${heads} heads`, actual: r.denseHeads })
   return r
 }
 
@@ -91,10 +91,16 @@ function resolve(heads: number, kvHeads: number, o: S2Options): Resolved {
  */
 export function s2Shards(heads: number, kvHeads: number, opts: S2Options = {}): S2Shards {
   checkS2('s2Shards', opts)
-  int('heads', heads, 1)
-  int('kvHeads', kvHeads, 1)
-  if (heads % kvHeads !== 0) throw new ValueError({ op: OP, arg: 'kvHeads', expected: `a divisor of heads (${heads})`, actual: kvHeads })
-  const o = resolve(heads, kvHeads, opts)
+  return shardsOf('s2Shards', heads, kvHeads, opts)
+}
+
+/** `s2Shards` after the option check, its errors in the name of the public function called. */
+function shardsOf(op: string, heads: number, kvHeads: number, opts: S2Options): S2Shards {
+  int(op, 'heads', heads, 1)
+  headCount(op, heads)
+  int(op, 'kvHeads', kvHeads, 1)
+  if (heads % kvHeads !== 0) throw new ValueError({ op, arg: 'kvHeads', expected: `a divisor of heads (${heads})`, actual: kvHeads })
+  const o = resolve(op, heads, kvHeads, opts)
   const { stride } = o
   const g = heads / kvHeads
   const phaseRes = (phi: number): number => (((-phi) % stride) + stride) % stride
@@ -130,7 +136,7 @@ export function s2Shards(heads: number, kvHeads: number, opts: S2Options = {}): 
   })
   if (gaps.length > 0 && !o.allowGaps && !o.homoHead)
     throw new ValueError(
-      { op: OP, arg: 'stride', expected: `shards whose union covers every residue mod ${stride} (more heads than the stride; layout 'group' under GQA; or allowGaps)`, actual: `layout '${o.layout}' with ${heads} heads / ${kvHeads} kv heads leaves residues [${gaps.join(',')}] unread` },
+      { op, arg: 'stride', expected: `shards whose union covers every residue mod ${stride} (more heads than the stride; layout 'group' under GQA; or allowGaps)`, actual: `layout '${o.layout}' with ${heads} heads / ${kvHeads} kv heads leaves residues [${gaps.join(',')}] unread` },
     )
   return { residues, gaps, kvResidues }
 }
@@ -144,8 +150,13 @@ export function s2Shards(heads: number, kvHeads: number, opts: S2Options = {}): 
  */
 export function s2Mask(heads: number, kvHeads: number, opts: S2Options = {}): Mask {
   checkS2('s2Mask', opts)
-  const o = resolve(heads, kvHeads, opts)
-  const { residues } = s2Shards(heads, kvHeads, opts)
+  return maskOf('s2Mask', heads, kvHeads, opts)
+}
+
+/** `s2Mask` after the option check, its errors in the name of the public function called. */
+function maskOf(op: string, heads: number, kvHeads: number, opts: S2Options): Mask {
+  const { residues } = shardsOf(op, heads, kvHeads, opts)
+  const o = resolve(op, heads, kvHeads, opts)
   const { blockSize: b, localBlocks: L, stride } = o
   return masks.perHead(heads, h => {
     const r = residues[h]
@@ -176,6 +187,6 @@ export function s2Attention(q: Tensor, k: Tensor, v: Tensor, opts: S2AttentionOp
   const { blockSize, localBlocks, stride, offset, denseHeads, layout, homoHead, allowGaps, ...sdpa } = opts
   const s2 = { blockSize, localBlocks, stride, offset, denseHeads, layout, homoHead, allowGaps }
   const clean = Object.fromEntries(Object.entries(s2).filter(([, x]) => x !== undefined)) as S2Options
-  const m = s2Mask(q.shape[1]!, k.shape[1]!, clean)
+  const m = maskOf(OP, q.shape[1]!, k.shape[1]!, clean)
   return scaledDotProductAttention(q, k, v, { ...sdpa, causal: sdpa.causal ?? true, mask: sdpa.mask ? masks.and(m, sdpa.mask) : m })
 }
