@@ -1,4 +1,4 @@
-import { tensor, ValueError, type Tensor } from '@heed/tensor'
+import { ArgumentError, tensor, ValueError, type Tensor } from '@heed/tensor'
 import { batchOptions, completionBatch, type CompletionBatch } from './completionBatch.js'
 import { optionKeys } from './internal.js'
 import type { PreferenceExample } from './preferenceDataset.js'
@@ -29,6 +29,13 @@ export function collatePreferences(examples: readonly PreferenceExample[], opts:
   const op = 'collatePreferences'
   opts = batchOptions(op, opts, OPTIONS)
   if (!Array.isArray(examples) || examples.length === 0) throw new ValueError({ op, arg: 'examples', expected: 'a non-empty array of preference examples', actual: Array.isArray(examples) ? 'an empty array' : typeof examples })
+  // O(B): each example is the record preferenceDataset makes, named by index (not a TypeError reading `length`)
+  examples.forEach((e, i) => {
+    if (e === null || typeof e !== 'object' || Array.isArray(e))
+      throw new ArgumentError({ op, arg: `examples[${i}]`, expected: 'a preference example { prompt, chosen, rejected, refChosen, refRejected }', actual: e === null ? 'null' : Array.isArray(e) ? 'an array' : typeof e })
+    for (const k of ['prompt', 'chosen', 'rejected'] as const)
+      if (!ArrayBuffer.isView(e[k]) && !Array.isArray(e[k])) throw new ArgumentError({ op, arg: `examples[${i}].${k}`, expected: 'token ids (an Int32Array)', actual: e[k] === null ? 'null' : typeof e[k] })
+  })
   const B = examples.length
   const prompts = [...examples.map(e => e.prompt), ...examples.map(e => e.prompt)]
   const completions = [...examples.map(e => e.chosen), ...examples.map(e => e.rejected)]

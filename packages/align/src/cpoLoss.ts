@@ -1,5 +1,5 @@
 import { ArgumentError, div, exp, maximum, mean, minimum, mul, neg, relu, scope, square, stopGradient, sub, sum, add, type Tensor } from '@heed/tensor'
-import { nonNegative, positive, requireNumber, requireOptions, smoothedLogistic } from './internal.js'
+import { nonNegative, positive, requireNumber, requireOptions, smoothedLogistic, requireObject } from './internal.js'
 import { preferenceMetrics, type DpoMetrics } from './dpoLoss.js'
 import { resolvePreferenceLogps, type PreferenceLogps } from './preferenceLogps.js'
 
@@ -53,7 +53,8 @@ export function cpoLoss(batch: PreferenceLogps, opts: CpoLossOptions = {}): CpoL
   const gamma = requireNumber(op, 'simpoGamma', o['simpoGamma'] ?? 0.5)
   const cpoAlpha = nonNegative(op, 'cpoAlpha', o['cpoAlpha'] ?? 1)
   const alpha = requireNumber(op, 'alpha', o['alpha'] ?? 0)
-  const { refChosenLogps: _rc, refRejectedLogps: _rr, ...policyOnly } = batch as PreferenceLogps
+  // the batch is checked before it is taken apart: undefined would otherwise fail destructuring
+  const { refChosenLogps: _rc, refRejectedLogps: _rr, ...policyOnly } = requireObject(op, 'batch', batch) as unknown as PreferenceLogps
   return scope(() => {
     const { chosen, rejected } = resolvePreferenceLogps(op, policyOnly)
     const average = lossType === 'ipo' || lossType === 'simpo'

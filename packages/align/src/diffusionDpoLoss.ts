@@ -76,4 +76,10 @@ export function diffusionDpoLoss(errors: DiffusionErrors, opts: DiffusionDpoLoss
 }
 
 /** Elementwise squared error, the `[B, ...]` form `diffusionDpoLoss` accepts. */
-export const squaredError = (pred: Tensor, target: Tensor): Tensor => scope(() => square(sub(pred, target)))
+export function squaredError(pred: Tensor, target: Tensor): Tensor {
+  const op = 'squaredError'
+  // one to one, never broadcast: a model output of another shape than its noise target is a bug, not a mean
+  const p = requireFloat(op, 'pred', pred)
+  const t = requireLike(op, 'target', target, p, 'pred')
+  return scope(() => square(sub(p, t)))
+}

@@ -21,7 +21,7 @@ import {
   sum,
   type Tensor,
 } from '@heed/tensor'
-import { metricMean, positive, requireLike, requireNumber, requireOptions, smoothedLogistic, strictlyGreaterFraction } from './internal.js'
+import { metricMean, positive, requireFloat, requireLike, requireNumber, requireOptions, smoothedLogistic, strictlyGreaterFraction } from './internal.js'
 import { resolvePreferenceLogps, type PreferenceLogps, type ResolvedSide } from './preferenceLogps.js'
 
 /** TRL `DPOConfig.loss_type` values (HEAD names; `aot_unpaired` was `aot_pair` up to TRL 0.28). */
@@ -233,7 +233,11 @@ const DPO_OPTIONS = ['lossType', 'lossWeights', 'beta', 'betaRejected', 'labelSm
  * each formula and its source; defaults are TRL's (`beta` 0.1, `labelSmoothing` 0, `discopopTau` 0.05).
  */
 export function dpoLoss(batch: PreferenceLogps, opts: DpoLossOptions = {}): DpoLossOutput {
-  const op = 'dpoLoss'
+  return dpoLossAs('dpoLoss', batch, opts)
+}
+
+/** @internal `dpoLoss` in the name of the public function called (`flexDpoLoss` builds on it). */
+export function dpoLossAs(op: string, batch: PreferenceLogps, opts: DpoLossOptions): DpoLossOutput {
   const o = requireOptions(op, opts, DPO_OPTIONS)
   const types: readonly unknown[] = o['lossType'] === undefined ? ['sigmoid'] : Array.isArray(o['lossType']) ? (o['lossType'] as unknown[]) : [o['lossType']]
   if (types.length === 0) throw new ValueError({ op, arg: 'lossType', expected: 'at least one loss type', actual: '[]' })
@@ -276,6 +280,12 @@ export function dpoLoss(batch: PreferenceLogps, opts: DpoLossOptions = {}): DpoL
 
 /** TRL's reward metrics from per-pair rewards and summed log-probs (all detached). */
 export function preferenceMetrics(chosenRewards: Tensor, rejectedRewards: Tensor, chosenLogps: Tensor, rejectedLogps: Tensor): DpoMetrics {
+  const op = 'preferenceMetrics'
+  // O(1) each: rewards pair one to one (the accuracy compares them entry by entry); log-probs are only averaged
+  const cr = requireFloat(op, 'chosenRewards', chosenRewards)
+  requireLike(op, 'rejectedRewards', rejectedRewards, cr, 'chosenRewards')
+  requireFloat(op, 'chosenLogps', chosenLogps)
+  requireFloat(op, 'rejectedLogps', rejectedLogps)
   return scope(() => ({
     'rewards/chosen': metricMean(chosenRewards),
     'rewards/rejected': metricMean(rejectedRewards),

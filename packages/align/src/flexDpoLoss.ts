@@ -1,4 +1,4 @@
-import { dpoLoss, type DpoLossOptions, type DpoLossOutput } from './dpoLoss.js'
+import { dpoLossAs, type DpoLossOptions, type DpoLossOutput } from './dpoLoss.js'
 import { nonNegative, positive, requireOptions } from './internal.js'
 import type { PreferenceLogps } from './preferenceLogps.js'
 
@@ -22,7 +22,7 @@ export function flexDpoLoss(batch: PreferenceLogps, opts: FlexDpoLossOptions = {
   const beta = positive(op, 'betaChosen', betaChosen ?? 0.1)
   const betaR = positive(op, 'betaRejected', betaRejected ?? 0.08)
   const lambda = nonNegative(op, 'sftWeight', sftWeight ?? 0)
-  return dpoLoss(batch, {
+  return dpoLossAs(op, batch, {
     ...rest,
     beta,
     betaRejected: betaR,

@@ -24,6 +24,8 @@ import {
 
 export function requireTensor(op: string, arg: string, v: unknown): Tensor {
   if (!isTensor(v)) throw new ArgumentError({ op, arg, expected: 'a Tensor', actual: v === null ? 'null' : typeof v })
+  // O(1): a disposed tensor is named here, in the public function's name, not by the first op that reads it
+  v.assertLive(op)
   return v
 }
 

@@ -1,5 +1,5 @@
 import { ArgumentError, ValueError, add, div, exp, expm1, log, log1p, logSigmoid, maximum, mean, minimum, mul, neg, scope, stopGradient, sub, sum, where, less, type Tensor } from '@heed/tensor'
-import { positive, requireOptions } from './internal.js'
+import { positive, requireFloat, requireOptions, requireObject } from './internal.js'
 import { preferenceMetrics, type DpoMetrics } from './dpoLoss.js'
 import { resolvePreferenceLogps, type PreferenceLogps } from './preferenceLogps.js'
 
@@ -27,6 +27,7 @@ const LN2 = Math.LN2
  * cotangent would turn into a NaN gradient.
  */
 export function log1mexp(x: Tensor): Tensor {
+  requireFloat('log1mexp', 'x', x)
   return scope(() => {
     const lo = minimum(x, -LN2)
     const hi = maximum(x, -LN2)
@@ -43,7 +44,8 @@ export function orpoLoss(batch: PreferenceLogps, opts: OrpoLossOptions = {}): Or
   const op = 'orpoLoss'
   const o = requireOptions(op, opts, ['beta'])
   const beta = positive(op, 'beta', o['beta'] ?? 0.1)
-  const { refChosenLogps: _rc, refRejectedLogps: _rr, ...policyOnly } = batch as PreferenceLogps
+  // the batch is checked before it is taken apart: undefined would otherwise fail destructuring
+  const { refChosenLogps: _rc, refRejectedLogps: _rr, ...policyOnly } = requireObject(op, 'batch', batch) as unknown as PreferenceLogps
   return scope(() => {
     const { chosen, rejected } = resolvePreferenceLogps(op, policyOnly)
     for (const [s, arg] of [[chosen, 'chosenLengths'], [rejected, 'rejectedLengths']] as const)

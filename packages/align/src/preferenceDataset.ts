@@ -1,4 +1,4 @@
-import { noGrad, positiveInt, scope, ValueError } from '@heed/tensor'
+import { ArgumentError, noGrad, positiveInt, scope, ValueError } from '@heed/tensor'
 import type { CharTokenizer, TransformerLM, TransformerLMParams } from '@heed/attention'
 import { completionBatch } from './completionBatch.js'
 import { completionLogps } from './completionLogps.js'
@@ -47,10 +47,18 @@ export interface PreferenceDatasetOptions {
 
 const OPTIONS = optionKeys<PreferenceDatasetOptions>({ reference: true, policy: true, tokenizer: true, lengths: true, chunk: true })
 
+const kindOf = (u: unknown): string => (u === null ? 'null' : Array.isArray(u) ? 'an array' : u === '' ? 'an empty string' : typeof u)
+
 const CONFIG_KEYS = ['vocab', 'dModel', 'layers', 'heads', 'kvHeads', 'hidden', 'context', 'rope', 'tied', 'eps'] as const
 
 /** The policy and the reference must be one architecture: DPO's log-ratio compares a model with its own starting point. */
 export function requireSameArchitecture(op: string, policy: TransformerLM, reference: TransformerLM): void {
+  // the check's own arguments, in its own name; a differing config is then reported in the caller's `op`
+  const self = 'requireSameArchitecture'
+  if (typeof op !== 'string' || op === '') throw new ArgumentError({ op: self, arg: 'op', expected: 'the name of the calling function (a non-empty string)', actual: kindOf(op) })
+  for (const [arg, m] of [['policy', policy], ['reference', reference]] as const)
+    if (m === null || typeof m !== 'object' || m.config === null || typeof m.config !== 'object')
+      throw new ArgumentError({ op: self, arg, expected: 'a TransformerLM (an object with a config)', actual: m === null || typeof m !== 'object' ? kindOf(m) : `${kindOf(m.config)} config` })
   for (const k of CONFIG_KEYS) {
     const want = JSON.stringify(policy.config[k])
     const got = JSON.stringify(reference.config[k])
