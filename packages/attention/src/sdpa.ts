@@ -61,6 +61,8 @@ export function attentionAttrs(q: Tensor, k: Tensor, opts: SdpaOptions): Attenti
 export function checkQkv(op: string, q: Tensor, k: Tensor, v: Tensor): void {
   for (const [arg, t] of [['q', q], ['k', k], ['v', v]] as const)
     if (!isTensor(t)) throw new ArgumentError({ op, arg, expected: 'a Tensor [B, H, T, D]', actual: t === null ? 'null' : Array.isArray(t) ? 'an array' : typeof t })
+  // a disposed tensor is named here, in the public op's name, not by the first kernel that reads it
+  for (const t of [q, k, v]) t.assertLive(op)
   for (const [arg, t] of [['q', q], ['k', k], ['v', v]] as const)
     if (t.rank !== 4) throw new ShapeError({ op, arg, expected: 'rank 4 [B, H, T, D]', actual: t.shape })
   if (!['float32', 'float16', 'float64'].includes(q.dtype)) throw new DTypeError({ op, arg: 'q', expected: 'a float dtype', actual: q.dtype })

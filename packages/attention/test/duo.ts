@@ -55,9 +55,11 @@ t.test('invariants: α ≡ 1 ⇒ base; sink + recent ≥ T ⇒ full; GQA heads s
   const a = tensor([0.5, 0.25], [2], 'float64')
   const [val, g] = valueAndGrad((x: Tensor) => scope(() => sum(duoAttention(tq!, tk!, tv!, { alpha: x, sink: 1, recent: 2 }).out)))(a)
   t.equal((g as Tensor).shape[0], 2, 'gradient per kv head')
+  // on live tensors: a disposed one is a DisposedError before the gates are looked at
+  t.throws(() => duoAttention(tq!, tk!, tv!, { alpha: [1, 1, 1], sink: 1, recent: 2 }), /one per kv head/)
   for (const x of [tq, tk, tv, ones, wide, a, val, g as Tensor]) x!.dispose()
   t.equal(memory().tensors, before, 'no leaks')
-  t.throws(() => duoAttention(tq!, tk!, tv!, { alpha: [1, 1, 1], sink: 1, recent: 2 }), /one per kv head/)
+  t.throws(() => duoAttention(tq!, tk!, tv!, { alpha: [1, 1], sink: 1, recent: 2 }), { name: 'DisposedError', op: 'duoAttention' })
 })
 
 t.test('validation', async t => {

@@ -116,10 +116,12 @@ t.test('mohAttention: gates 1 ⇒ MHA; skipped heads = zero-gated heads; GQA', a
   assertClose(t, d, ref.out.map((x, n) => x * gv[Math.floor(n / 3)]!), { atol: 1e-12, rtol: 1e-12, msg: 'out = g_h · head_h' })
   const none = mohAttention(tq!, tk!, tv!, gates, { active: [] }).out
   t.ok((await none.data()).every(x => x === 0), 'no active head: zeros')
-  for (const x of [tq, tk, tv, ones, o1, gates, dense, skipped, none]) x!.dispose()
-  t.equal(memory().tensors, before, 'no leaks')
   const bad = tensor([1, 1], [1, 2, 1])
+  // on live tensors: a disposed one is a DisposedError before the gates are looked at
   t.throws(() => mohAttention(tq!, tk!, tv!, bad), { name: 'ShapeError' })
+  for (const x of [tq, tk, tv, ones, o1, gates, dense, skipped, none]) x!.dispose()
+  t.equal(memory().tensors, before + 1, 'no leaks (only `bad` is live)')
+  t.throws(() => mohAttention(tq!, tk!, tv!, bad), { name: 'DisposedError', op: 'mohAttention' })
   t.throws(() => mohGates(tensor([1], [1, 1, 1]), { Wr: bad }, { shared: 0, routed: 1, topK: 2 }), /topK/)
   bad.dispose()
 })

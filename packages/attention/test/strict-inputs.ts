@@ -231,3 +231,13 @@ t.test('PINE, Recycled and S2 planning helpers name themselves, not the attentio
   t.throws(() => api.s2Shards(4, 4, { stride: 0 }), { name: 'ValueError', op: 's2Shards', arg: 'stride' })
   t.throws(() => api.s2Attention(zeros([1, 2, 4, 4]), zeros([1, 2, 4, 4]), zeros([1, 2, 4, 4]), { stride: 0 }), { name: 'ValueError', op: 's2Attention', arg: 'stride' })
 })
+
+t.test('a disposed q, k or v is a DisposedError naming the attention function called', async t => {
+  const api = await import('@heed/attention')
+  const d = zeros([1, 1, 4, 4])
+  d.dispose()
+  t.throws(() => api.scaledDotProductAttention(q, d, q), { name: 'DisposedError', op: 'scaledDotProductAttention' })
+  t.throws(() => api.duoGateLoss(d, q, q, [1]), { name: 'DisposedError', op: 'duoGateLoss' })
+  t.throws(() => api.agentAttention(q, q, d), { name: 'DisposedError', op: 'agentAttention' })
+  await t.rejects(api.pinePlan(d, q, q, { documents: [] }), { name: 'DisposedError', op: 'pinePlan' })
+})
