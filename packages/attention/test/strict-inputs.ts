@@ -237,7 +237,7 @@ t.test('a disposed q, k or v is a DisposedError naming the attention function ca
   const d = zeros([1, 1, 4, 4])
   d.dispose()
   t.throws(() => api.scaledDotProductAttention(q, d, q), { name: 'DisposedError', op: 'scaledDotProductAttention' })
-  t.throws(() => api.duoGateLoss(d, q, q, [1]), { name: 'DisposedError', op: 'duoGateLoss' })
+  t.throws(() => api.duoGateLoss(d, q, q, [1] as never), { name: 'DisposedError', op: 'duoGateLoss' })
   t.throws(() => api.agentAttention(q, q, d), { name: 'DisposedError', op: 'agentAttention' })
   await t.rejects(api.pinePlan(d, q, q, { documents: [] }), { name: 'DisposedError', op: 'pinePlan' })
 })
