@@ -178,6 +178,24 @@ t.test('checkpoints: save → load gives identical logits (float32), close ones 
   })
 })
 
+t.test('lmRecipe, trainLM and checkpointStep check their arguments in their own name, before any training', async t => {
+  const { lmRecipe, checkpointStep } = await import('@heed/attention/stream')
+  const tok = charTokenizer('abcdefg')
+  const train = tok.encode('abcdefg'.repeat(40))
+  const lm = transformerLM(tiny)
+  t.same(lmRecipe({ steps: 10, batch: 2 }), { steps: 10, batch: 2, lr: 3e-3, warmup: 1, minLr: 3e-3 / 10, weightDecay: 0.01, beta1: 0.9, beta2: 0.95, clipNorm: 1, seed: 0 }, 'the defaults')
+  t.throws(() => lmRecipe(null as never), { name: 'ArgumentError', op: 'lmRecipe', arg: 'opts' })
+  t.throws(() => lmRecipe({ steps: 10, batch: 2, lerningRate: 1 } as never), { name: 'ArgumentError', op: 'lmRecipe', message: /lerningRate/ })
+  for (const [k, v] of [['steps', 0], ['batch', 1.5], ['lr', -1], ['lr', Infinity], ['warmup', -1], ['beta1', 1], ['beta2', -0.1], ['clipNorm', 0], ['weightDecay', -1], ['seed', 0.5]] as const)
+    t.throws(() => lmRecipe({ steps: 10, batch: 2, [k]: v }), { op: 'lmRecipe', arg: k, message: /^lmRecipe/ }, `${k}: ${v}`)
+  const ok = { lm, train, vocab: tok.vocab, steps: 2, batch: 1 }
+  t.throws(() => trainLM({ ...ok, lm: null as never }), { name: 'ArgumentError', op: 'trainLM', arg: 'lm' })
+  t.throws(() => trainLM({ ...ok, vocab: 'abc' as never }), { name: 'ArgumentError', op: 'trainLM', arg: 'vocab' })
+  t.throws(() => trainLM({ ...ok, evalEvry: 3 } as never), { name: 'ArgumentError', op: 'trainLM', message: /evalEvry/ })
+  t.throws(() => trainLM({ ...ok, beta2: 2 }), { op: 'trainLM', arg: 'beta2', message: /^trainLM/ })
+  t.throws(() => checkpointStep([1, 2] as never), { name: 'ArgumentError', op: 'checkpointStep', arg: 'bytes' })
+})
+
 t.test('trainLM: loss falls; a run interrupted and resumed equals the uninterrupted run step for step; no leaks', async t => {
   const tok = charTokenizer('abcdefg')
   const text = 'abcdefgabcdefg gfedcba '.repeat(20).replace(/ /g, 'a')

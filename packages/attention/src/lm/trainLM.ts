@@ -1,5 +1,5 @@
 import { Observable, Subject } from 'rxjs'
-import { adamw, dispose, keep, mul, noGrad, scope, ValueError, warmupCosine, type OptState, type Tensor } from '@heed/tensor'
+import { adamw, ArgumentError, dispose, inRange, keep, knownOptions, mul, noGrad, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, scope, ValueError, warmupCosine, type OptState, type Tensor } from '@heed/tensor'
 import { trainStep, type StepResult } from '@heed/tensor/stream'
 import { lmBatch, type LMBatch } from './lmBatches.js'
 import { loadLM, saveLM, type LoadedLM } from './lmCheckpoint.js'
@@ -58,25 +58,52 @@ export type TrainLMEvent =
   /** A training checkpoint (safetensors bytes with optimizer state): write it where you like; `resume` takes it. */
   | { readonly kind: 'checkpoint'; readonly step: number; readonly bytes: Uint8Array }
 
-const RECIPE_KEYS = ['steps', 'batch', 'lr', 'warmup', 'minLr', 'weightDecay', 'beta1', 'beta2', 'clipNorm', 'seed'] as const
+const RECIPE: Record<keyof LMRecipe, true> = { steps: true, batch: true, lr: true, warmup: true, minLr: true, weightDecay: true, beta1: true, beta2: true, clipNorm: true, seed: true }
+const RECIPE_KEYS = Object.keys(RECIPE) as readonly (keyof LMRecipe)[]
+const TRAIN_LM: Record<keyof TrainLMOptions, true> = {
+  ...RECIPE,
+  lm: true,
+  train: true,
+  validation: true,
+  evalEvery: true,
+  evalTokens: true,
+  checkpointEvery: true,
+  vocab: true,
+  checkpointDtype: true,
+  params: true,
+  resume: true,
+}
+
+const kind = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
 
 /** The recipe with its defaults filled in. */
 export function lmRecipe(r: LMRecipe): Required<LMRecipe> {
-  const steps = r.steps
-  if (!(Number.isInteger(steps) && steps >= 1)) throw new ValueError({ op: 'trainLM', arg: 'steps', expected: 'a positive integer', actual: steps })
-  if (!(Number.isInteger(r.batch) && r.batch >= 1)) throw new ValueError({ op: 'trainLM', arg: 'batch', expected: 'a positive integer', actual: r.batch })
-  const lr = r.lr ?? 3e-3
+  return recipeOf('lmRecipe', r, RECIPE_KEYS)
+}
+
+/** `lmRecipe` in the name of `op`, over an options object that may carry `allowed` keys besides the recipe's. */
+function recipeOf(op: string, r: LMRecipe, allowed: readonly string[]): Required<LMRecipe> {
+  if (r === null || typeof r !== 'object' || Array.isArray(r)) throw new ArgumentError({ op, arg: 'opts', expected: 'an options object { steps, batch, … }', actual: kind(r) })
+  knownOptions(op, r, allowed)
+  const steps = positiveInt(op, 'steps', r.steps)
+  const batch = positiveInt(op, 'batch', r.batch)
+  const lr = r.lr === undefined ? 3e-3 : positiveNumber(op, 'lr', r.lr)
+  if (!Number.isFinite(lr)) throw new ValueError({ op, arg: 'lr', expected: 'a finite learning rate', actual: lr })
+  const opt = (k: 'warmup' | 'minLr' | 'weightDecay' | 'clipNorm', check: (v: unknown) => number, fallback: number): number => (r[k] === undefined ? fallback : check(r[k]))
+  const beta = (k: 'beta1' | 'beta2', fallback: number): number => (r[k] === undefined ? fallback : inRange(op, k, r[k], 0, 1, { upper: 'open' }))
+  const seed = r.seed ?? 0
+  if (!Number.isSafeInteger(seed)) throw new ValueError({ op, arg: 'seed', expected: 'an integer seed', actual: seed })
   return {
     steps,
-    batch: r.batch,
+    batch,
     lr,
-    warmup: r.warmup ?? Math.max(1, Math.round(0.05 * steps)),
-    minLr: r.minLr ?? lr / 10,
-    weightDecay: r.weightDecay ?? 0.01,
-    beta1: r.beta1 ?? 0.9,
-    beta2: r.beta2 ?? 0.95,
-    clipNorm: r.clipNorm ?? 1,
-    seed: r.seed ?? 0,
+    warmup: opt('warmup', v => nonNegativeInt(op, 'warmup', v), Math.max(1, Math.round(0.05 * steps))),
+    minLr: opt('minLr', v => nonNegativeNumber(op, 'minLr', v), lr / 10),
+    weightDecay: opt('weightDecay', v => nonNegativeNumber(op, 'weightDecay', v), 0.01),
+    beta1: beta('beta1', 0.9),
+    beta2: beta('beta2', 0.95),
+    clipNorm: opt('clipNorm', v => positiveNumber(op, 'clipNorm', v), 1),
+    seed,
   }
 }
 
@@ -93,8 +120,12 @@ export function lmRecipe(r: LMRecipe): Required<LMRecipe> {
  */
 export function trainLM(opts: TrainLMOptions): Observable<TrainLMEvent> {
   const op = 'trainLM'
-  const recipe = lmRecipe(opts)
+  const recipe = recipeOf(op, opts, Object.keys(TRAIN_LM))
   const { lm } = opts
+  if (lm === null || typeof lm !== 'object' || typeof (lm as { init?: unknown }).init !== 'function' || typeof (lm as { config?: { context?: unknown } }).config?.context !== 'number')
+    throw new ArgumentError({ op, arg: 'lm', expected: 'a model from transformerLM(…)', actual: kind(lm) })
+  if (!Array.isArray(opts.vocab) || !opts.vocab.every(c => typeof c === 'string'))
+    throw new ArgumentError({ op, arg: 'vocab', expected: "the tokenizer's characters, an array of strings", actual: kind(opts.vocab) })
   const T = lm.config.context
   if (!(opts.train instanceof Int32Array) || opts.train.length < T + 2) throw new ValueError({ op, arg: 'train', expected: `an Int32Array of more than ${T + 1} tokens`, actual: opts.train?.length })
   const evalEvery = opts.evalEvery ?? Math.max(1, Math.floor(recipe.steps / 10))
@@ -227,6 +258,8 @@ function copy<T>(tree: T): T {
 
 /** What a resumed run needs to know about a checkpoint before training: its step and recipe. */
 export function checkpointStep(bytes: Uint8Array): number {
+  if (!(bytes instanceof Uint8Array))
+    throw new ArgumentError({ op: 'checkpointStep', arg: 'bytes', expected: 'the bytes of a checkpoint, a Uint8Array (from trainLM or saveLM)', actual: kind(bytes) })
   const c = loadLM(bytes)
   try {
     return c.training?.state.count ?? 0
