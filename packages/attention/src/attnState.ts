@@ -27,8 +27,8 @@ import {
   checkAllocation,
   ArgumentError,
 } from '@heed/tensor'
-import { checkQkv, scaledDotProductAttention, type SdpaOptions } from './sdpa.js'
-import { tensorArg } from './operators/strict.js'
+import { checkQkv, scaledDotProductAttention, SDPA_OPTIONS, type SdpaOptions } from './sdpa.js'
+import { operatorOptions, tensorArg } from './operators/strict.js'
 
 /**
  * The state of softmax attention over some set of keys: the normalised output and the row logsumexp. Two states over
@@ -195,9 +195,12 @@ function baseOptions(q: Tensor, k: Tensor, opts: SplitKvOptions): SdpaOptions & 
  * merge the states. Equal to `scaledDotProductAttention(q, k, v, opts)`; the chunks are independent, which is
  * what lets a backend spread one long decode row over many workers.
  */
+const SPLIT_KV_KEYS: Record<Exclude<keyof SplitKvOptions, keyof SdpaOptions>, true> = { splits: true, chunkSize: true, boundaries: true }
+
 export function splitKvAttention(q: Tensor, k: Tensor, v: Tensor, opts: SplitKvOptions = {}): AttnState & { out: Tensor } {
   const op = 'splitKvAttention'
   checkQkv(op, q, k, v)
+  operatorOptions(op, opts, [...SDPA_OPTIONS, ...Object.keys(SPLIT_KV_KEYS)])
   const Tk = k.shape[2]!
   const starts = chunkStarts(op, Tk, opts, 'k')
   const base = baseOptions(q, k, opts)
@@ -225,9 +228,12 @@ export interface ChunkedPrefillOptions extends SdpaOptions {
  * the chunk outputs equals one-shot attention with the same options, causal or not; without `causal` every key
  * after the cached prefix counts as arriving with the chunk.
  */
+const CHUNKED_PREFILL_KEYS: Record<Exclude<keyof ChunkedPrefillOptions, keyof SdpaOptions>, true> = { chunkSize: true, boundaries: true }
+
 export function chunkedPrefill(q: Tensor, k: Tensor, v: Tensor, opts: ChunkedPrefillOptions = {}): AttnState & { out: Tensor } {
   const op = 'chunkedPrefill'
   checkQkv(op, q, k, v)
+  operatorOptions(op, opts, [...SDPA_OPTIONS, ...Object.keys(CHUNKED_PREFILL_KEYS)])
   const Tq = q.shape[2]!
   const Tk = k.shape[2]!
   const { chunkSize, boundaries, ...sdpa } = opts

@@ -30,7 +30,8 @@ import type { CpuKernel, CpuTensor } from '@heed/tensor/cpu'
 import { AttentionKernel, attentionGeometry, type AttentionGeometry } from './kernels/attrs.js'
 import type { Mask } from './mask.js'
 import type { ScoreMod } from './scoreMod.js'
-import { attentionAttrs, checkQkv, type SdpaOptions } from './sdpa.js'
+import { attentionAttrs, checkQkv, SDPA_OPTIONS, type SdpaOptions } from './sdpa.js'
+import { operatorOptions } from './operators/strict.js'
 
 /**
  * Exact, lazy observation of softmax attention: with the row logsumexp saved
@@ -172,8 +173,14 @@ function scores(q: Tensor, k: Tensor, g: AttentionGeometry, a: Resolved, rows: I
   return { s, allowed: maskTable(a.mask, g, pq, pk, q.backend) }
 }
 
-function resolve(q: Tensor, k: Tensor, opts: Omit<SdpaOptions, 'blockSize'>): Resolved {
-  const { scale, qOffset, kOffset, mask, scoreMod } = attentionAttrs(q, k, opts)
+/**
+ * The forward's options, checked in the observing function's name. The forward's own `blockSize` is accepted (and
+ * has no effect: the recomputed probabilities do not depend on the key tile), so the very options of the sdpa
+ * call can be passed; any other key is a mistake.
+ */
+function resolve(op: string, q: Tensor, k: Tensor, opts: Omit<SdpaOptions, 'blockSize'>, extra: readonly string[]): Resolved {
+  operatorOptions(op, opts, [...SDPA_OPTIONS, ...extra])
+  const { scale, qOffset, kOffset, mask, scoreMod } = attentionAttrs(q, k, opts, op)
   return { scale, qOffset, kOffset, mask, scoreMod }
 }
 
@@ -195,9 +202,9 @@ export function attentionProbs(q: Tensor, k: Tensor, lse: Tensor, opts: ObserveO
   const op = 'attentionProbs'
   const g = geometry(op, q, k)
   checkLse(op, lse, q)
+  const a = resolve(op, q, k, opts, ['rows', 'cols'])
   const rows = indices(op, 'rows', opts.rows, g.Tq)
   const cols = indices(op, 'cols', opts.cols, g.Tk)
-  const a = resolve(q, k, opts)
   return scope(() => {
     const { s, allowed } = scores(q, k, g, a, rows, cols)
     const l = rows ? take(lse, tensor(rows, [rows.length], 'int32', { backend: lse.backend }), 2) : lse
@@ -226,7 +233,7 @@ function chunks(op: string, Tq: number, size: number | undefined): Int32Array[] 
 export function rowArgmax(q: Tensor, k: Tensor, opts: Omit<ObserveOptions, 'rows' | 'cols'> & ChunkOptions = {}): Tensor {
   const op = 'rowArgmax'
   const g = geometry(op, q, k)
-  const a = resolve(q, k, opts)
+  const a = resolve(op, q, k, opts, ['chunkSize'])
   const parts = chunks(op, g.Tq, opts.chunkSize)
   if (parts.length === 0) return tensor(new Int32Array(0), [g.B, g.H, 0], 'int32', { backend: q.backend })
   return scope(() => {
@@ -249,12 +256,13 @@ export function colSetMass(q: Tensor, k: Tensor, lse: Tensor, sets: readonly Ind
   const op = 'colSetMass'
   const g = geometry(op, q, k)
   checkLse(op, lse, q)
+  operatorOptions(op, opts, [...SDPA_OPTIONS, 'chunkSize'])
   if (!Array.isArray(sets) || sets.length === 0) throw new ValueError({ op, arg: 'sets', expected: 'a non-empty array of index sets', actual: Array.isArray(sets) ? 0 : typeof sets })
   const member = new Float64Array(g.Tk * sets.length)
   sets.forEach((set, c) => {
     for (const j of indices(op, `sets[${c}]`, set, g.Tk)!) member[j * sets.length + c] = 1
   })
-  const a = resolve(q, k, opts)
+  const a = resolve(op, q, k, opts, ['chunkSize'])
   const parts = chunks(op, g.Tq, opts.chunkSize)
   return scope(() => {
     const m = tensor(member, [g.Tk, sets.length], q.dtype, { backend: q.backend })

@@ -36,23 +36,23 @@ const OP = 'scaledDotProductAttention'
 export const SDPA_OPTIONS: readonly string[] = ['scale', 'causal', 'queryOffset', 'keyOffset', 'mask', 'scoreMod', 'blockSize']
 
 /** @internal resolve options into kernel attrs (shared with observation, which recomputes scores). */
-export function attentionAttrs(q: Tensor, k: Tensor, opts: SdpaOptions): AttentionAttrs {
-  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op: OP, arg: 'opts', expected: 'an options object', actual: opts === null ? 'null' : typeof opts })
-  if (opts.causal !== undefined && typeof opts.causal !== 'boolean') throw new ArgumentError({ op: OP, arg: 'causal', expected: 'a boolean', actual: typeof opts.causal })
+export function attentionAttrs(q: Tensor, k: Tensor, opts: SdpaOptions, op: string = OP): AttentionAttrs {
+  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: 'an options object', actual: opts === null ? 'null' : typeof opts })
+  if (opts.causal !== undefined && typeof opts.causal !== 'boolean') throw new ArgumentError({ op, arg: 'causal', expected: 'a boolean', actual: typeof opts.causal })
   const D = q.shape[3]!
   const Tq = q.shape[2]!
   const Tk = k.shape[2]!
   const scale = opts.scale ?? 1 / Math.sqrt(D)
-  if (!Number.isFinite(scale)) throw new ValueError({ op: OP, arg: 'scale', expected: 'a finite number', actual: scale })
+  if (!Number.isFinite(scale)) throw new ValueError({ op, arg: 'scale', expected: 'a finite number', actual: scale })
   const qOffset = opts.queryOffset ?? Math.max(0, Tk - Tq)
   const kOffset = opts.keyOffset ?? 0
   for (const [arg, v] of [['queryOffset', qOffset], ['keyOffset', kOffset]] as const)
-    if (!Number.isInteger(v)) throw new ValueError({ op: OP, arg, expected: 'an integer', actual: v })
-  if (opts.mask !== undefined && !(opts.mask instanceof Mask)) throw new ArgumentError({ op: OP, arg: 'mask', expected: 'a Mask (see `mask`)', actual: typeof opts.mask })
+    if (!Number.isInteger(v)) throw new ValueError({ op, arg, expected: 'an integer', actual: v })
+  if (opts.mask !== undefined && !(opts.mask instanceof Mask)) throw new ArgumentError({ op, arg: 'mask', expected: 'a Mask (see `mask`)', actual: typeof opts.mask })
   if (opts.scoreMod !== undefined && !(opts.scoreMod instanceof ScoreMod))
-    throw new ArgumentError({ op: OP, arg: 'scoreMod', expected: 'a ScoreMod (see `scoreMod`)', actual: typeof opts.scoreMod })
+    throw new ArgumentError({ op, arg: 'scoreMod', expected: 'a ScoreMod (see `scoreMod`)', actual: typeof opts.scoreMod })
   const blockSize = opts.blockSize ?? 64
-  positiveInt(OP, 'blockSize', blockSize)
+  positiveInt(op, 'blockSize', blockSize)
   const parts = [...(opts.causal ? [masks.causal] : []), ...(opts.mask ? [opts.mask] : [])]
   return { scale, qOffset, kOffset, mask: masks.and(...parts), scoreMod: opts.scoreMod, blockSize }
 }

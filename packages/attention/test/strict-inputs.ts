@@ -241,3 +241,19 @@ t.test('a disposed q, k or v is a DisposedError naming the attention function ca
   t.throws(() => api.agentAttention(q, q, d), { name: 'DisposedError', op: 'agentAttention' })
   await t.rejects(api.pinePlan(d, q, q, { documents: [] }), { name: 'DisposedError', op: 'pinePlan' })
 })
+
+t.test('observers, split-KV/chunked prefill and transformerLM reject unknown option keys in their own name', async t => {
+  const api = await import('@heed/attention')
+  const { scaledDotProductAttention: sdpa, rowArgmax, attentionProbs, colSetMass, splitKvAttention, chunkedPrefill, transformerLM } = api
+  const { lse, out } = sdpa(q, q, q, { causal: true })
+  t.throws(() => rowArgmax(q, q, { casual: true } as never), { name: 'ArgumentError', op: 'rowArgmax', message: /did you mean causal\?/ })
+  t.throws(() => attentionProbs(q, q, lse, { row: [0] } as never), { name: 'ArgumentError', op: 'attentionProbs', arg: 'row' })
+  t.throws(() => colSetMass(q, q, lse, [[0]], { chunksize: 2 } as never), { name: 'ArgumentError', op: 'colSetMass', message: /did you mean chunkSize\?/ })
+  t.throws(() => rowArgmax(q, q, { scale: NaN }), { name: 'ValueError', op: 'rowArgmax', arg: 'scale' })
+  const am = rowArgmax(q, q, { causal: true, blockSize: 16 } as never)
+  t.same(am.shape, [1, 1, 4], "the forward's own options (blockSize included) are accepted")
+  t.throws(() => splitKvAttention(q, q, q, { split: 2 } as never), { name: 'ArgumentError', op: 'splitKvAttention', message: /did you mean splits\?/ })
+  t.throws(() => chunkedPrefill(q, q, q, { chunksize: 2 } as never), { name: 'ArgumentError', op: 'chunkedPrefill', message: /did you mean chunkSize\?/ })
+  t.throws(() => transformerLM({ vocab: 7, dModel: 8, layers: 1, heads: 2, context: 6, layer: 2 } as never), { name: 'ArgumentError', op: 'transformerLM', arg: 'layer' })
+  for (const x of [lse, out, am]) x.dispose()
+})

@@ -1,4 +1,4 @@
-import { crossEntropy, DTypeError, positiveInt, gather, matmul, ones, random, scope, ShapeError, transpose, ValueError, zeros, type FloatDType, type Tensor } from '@heed/tensor'
+import { crossEntropy, DTypeError, knownOptions, positiveInt, gather, matmul, ones, random, scope, ShapeError, transpose, ValueError, zeros, type FloatDType, type Tensor } from '@heed/tensor'
 import type { HeadPolicy, KvCache } from '../kvCache.js'
 import type { MultiHeadAttentionOptions, OperatorParams } from '../multiHeadAttention.js'
 import type { RopeOptions } from '../rope.js'
@@ -103,9 +103,12 @@ export interface TransformerLM {
  * tied to the embedding or not. Any attention operator can replace softmax in chosen layers or heads through
  * `attention`; the KV cache path (`cache`, `forward(…, { caches })`) serves streaming generation.
  */
+const LM_OPTIONS: Record<keyof TransformerLMOptions, true> = { vocab: true, dModel: true, layers: true, heads: true, kvHeads: true, hidden: true, context: true, rope: true, tied: true, eps: true, attention: true }
+
 export function transformerLM(opts: TransformerLMOptions): TransformerLM {
   const op = 'transformerLM'
   if (opts === null || typeof opts !== 'object') throw new ValueError({ op, arg: 'opts', expected: 'an options object', actual: String(opts) })
+  knownOptions(op, opts, Object.keys(LM_OPTIONS))
   const vocab = positiveInt(op, 'vocab', opts.vocab)
   const dModel = positiveInt(op, 'dModel', opts.dModel)
   const L = positiveInt(op, 'layers', opts.layers)
