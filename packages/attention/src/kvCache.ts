@@ -342,6 +342,7 @@ export class KvCache {
 
   /** Throw the overflow error if a `full` head cannot take `tokens` more. */
   ensureRoom(tokens: number): void {
+    nonNegativeInt('kvCache.ensureRoom', 'tokens', tokens)
     for (const g of this.groups)
       if (g.policy.kind === 'full' && g.used + tokens > g.slots) throw new CacheOverflowError(g.h0, g.slots, g.used, tokens)
   }
@@ -354,6 +355,8 @@ export class KvCache {
   append(k: Tensor, v: Tensor, positions?: number | ArrayLike<number>): void {
     const op = 'kvCache.append'
     this.live(op)
+    tensorArg(op, 'k', k, 'a Tensor [B, Hkv, T, D]')
+    tensorArg(op, 'v', v, 'a Tensor [B, Hkv, T, Dv]')
     const B = this.batch
     for (const [arg, t, D] of [['k', k, this.headDim], ['v', v, this.valueDim]] as const) {
       if (t.rank !== 4 || t.shape[0] !== B || t.shape[1] !== this.kvHeads || t.shape[3] !== D)

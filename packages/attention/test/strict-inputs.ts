@@ -257,3 +257,17 @@ t.test('observers, split-KV/chunked prefill and transformerLM reject unknown opt
   t.throws(() => transformerLM({ vocab: 7, dModel: 8, layers: 1, heads: 2, context: 6, layer: 2 } as never), { name: 'ArgumentError', op: 'transformerLM', arg: 'layer' })
   for (const x of [lse, out, am]) x.dispose()
 })
+
+t.test('KvCache.append and ensureRoom check their arguments', async t => {
+  const { kvCache } = await import('@heed/attention')
+  const cache = kvCache({ batch: 1, kvHeads: 1, headDim: 4, capacity: 8 })
+  const d = zeros([1, 1, 2, 4])
+  d.dispose()
+  const any = (f: unknown) => f as (...a: unknown[]) => unknown
+  t.throws(() => any(cache.append.bind(cache))(null, q), { name: 'ArgumentError', op: 'kvCache.append', arg: 'k' })
+  t.throws(() => cache.append(q, d), { name: 'DisposedError', op: 'kvCache.append' })
+  t.equal(cache.length, 0, 'a rejected append leaves the cache as it was')
+  t.throws(() => cache.ensureRoom(-1), { name: 'ValueError', op: 'kvCache.ensureRoom', arg: 'tokens' })
+  t.throws(() => cache.ensureRoom(9), { name: 'CacheOverflowError', op: 'kvCache.append' })
+  cache.dispose()
+})
