@@ -1,6 +1,5 @@
 import { adam, dispose, intAtLeast, logSoftmax, mean, mul, neg, noGrad, oneHot, rng as makeRng, scope, sum, tensor, trainer, ArgumentError, ShapeError, ValueError, type Tensor } from '@heed/tensor'
-import { trainerOptions } from './trainMlp.js'
-import { denseLayers, kindOf, options, tabular } from './validate.js'
+import { denseLayers, kindOf, options, tabular, trainerOptions } from './validate.js'
 import { positiveInt, positiveNumber, shuffledBatches } from './batching.js'
 import { denseForward, initDense, type DenseLayer } from './dense.js'
 import type { Progress } from '@heed/tensor'

@@ -21,12 +21,19 @@ export interface TabularData {
 
 /** What `tabularData` builds a TabularData from. */
 export interface TabularDataOptions {
+  /** `n · d` feature values, row-major (row i is `x[i·d … i·d + d)`); stored as float32. */
   readonly x: ArrayLike<number>
+  /** Features per row. */
   readonly d: number
+  /** `n` binary labels, 0 or 1. */
   readonly y: ArrayLike<number>
+  /** `n` group ids of the sensitive attribute, integers from 0. */
   readonly groups: ArrayLike<number>
+  /** A name per feature column (default `x0`, `x1`, …). */
   readonly featureNames?: readonly string[]
+  /** A name per group id (default the ids as strings). */
   readonly groupNames?: readonly string[]
+  /** Feature columns that encode the sensitive attribute (default none). */
   readonly sensitiveColumns?: readonly number[]
 }
 

@@ -5,8 +5,8 @@ import { denseForward, initDense, type DenseLayer } from './dense.js'
 import { bceWithLogits } from './distraction.js'
 import type { Progress } from '@heed/tensor'
 import { takeRows, type TabularData } from './tabularData.js'
-import { hiddenWidths, mlpClassifier, trainerOptions } from './trainMlp.js'
-import { options, tabular } from './validate.js'
+import { hiddenWidths, mlpClassifier } from './trainMlp.js'
+import { options, tabular, trainerOptions } from './validate.js'
 
 export interface AdversarialDebiasingOptions {
   /** Hidden widths of the predictor (default [64, 32]). */

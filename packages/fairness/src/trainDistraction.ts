@@ -1,6 +1,5 @@
 import { ArgumentError, ShapeError, dispose, tensor } from '@heed/tensor'
-import { trainerOptions } from './trainMlp.js'
-import { encoderArg, options, tabular } from './validate.js'
+import { encoderArg, options, tabular, trainerOptions } from './validate.js'
 import { shuffledBatches } from './batching.js'
 import { rng as makeRng } from '@heed/tensor'
 import { CONFIG_OPTIONS, distractionConfig, distractionModel, distractionTrainer, initDistraction, type DistractionBatch, type DistractionConfig, type DistractionModel } from './distraction.js'

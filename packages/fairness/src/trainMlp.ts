@@ -1,5 +1,5 @@
 import { adam, add, dispose, sigmoid, reshape, rng as makeRng, tensor, trainer, ArgumentError, ShapeError, ValueError, type Tensor } from '@heed/tensor'
-import { finite, kindOf, options, tabular } from './validate.js'
+import { finite, kindOf, options, tabular, trainerOptions } from './validate.js'
 import { positiveInt, positiveNumber, shuffledBatches } from './batching.js'
 import { probaInChunks, type Classifier } from './classifier.js'
 import { denseForward, initDense, type DenseLayer } from './dense.js'
@@ -48,15 +48,6 @@ export function hiddenWidths(op: string, hidden: unknown): readonly number[] {
   if (!Array.isArray(hidden) || hidden.length === 0) throw new ArgumentError({ op, arg: 'hidden', expected: 'a non-empty array of hidden widths', actual: kindOf(hidden) })
   hidden.forEach((h, i) => positiveInt(op, `hidden[${i}]`, h))
   return hidden as readonly number[]
-}
-
-/** @internal the options every trainer shares: a dropout rate, an integer seed, callbacks that are functions. */
-export function trainerOptions(op: string, opts: { readonly dropout?: unknown; readonly seed?: unknown; readonly onEpoch?: unknown; readonly progress?: unknown }): void {
-  if (opts.dropout !== undefined && !(typeof opts.dropout === 'number' && opts.dropout >= 0 && opts.dropout < 1)) throw new ValueError({ op, arg: 'dropout', expected: 'a rate in [0, 1)', actual: typeof opts.dropout === 'number' ? opts.dropout : kindOf(opts.dropout) })
-  if (opts.seed !== undefined && !Number.isInteger(opts.seed)) throw new ValueError({ op, arg: 'seed', expected: 'an integer seed', actual: typeof opts.seed === 'number' ? opts.seed : kindOf(opts.seed) })
-  if (opts.onEpoch !== undefined && typeof opts.onEpoch !== 'function') throw new ArgumentError({ op, arg: 'onEpoch', expected: 'a function', actual: kindOf(opts.onEpoch) })
-  const p = opts.progress as { tick?: unknown } | undefined
-  if (p !== undefined && (p === null || typeof p.tick !== 'function')) throw new ArgumentError({ op, arg: 'progress', expected: 'a Progress (progressBar)', actual: kindOf(p) })
 }
 
 /** The unconstrained baseline: an MLP trained on (optionally weighted) cross-entropy. */

@@ -1,5 +1,4 @@
 import { ArgumentError, ShapeError, ValueError, isTensor, knownOptions, positiveInt, type Tensor } from '@heed/tensor'
-import type { TabularData } from './tabularData.js'
 
 /** A label or prediction vector: plain numbers or a typed array. */
 export type Labels = ArrayLike<number>
@@ -131,6 +130,10 @@ export function denseLayers(op: string, arg: string, ls: unknown, min = 1): void
   ls.forEach((l, i) => denseLayer(op, `${arg}[${i}]`, l))
 }
 
+// The fields of a TabularData these checks read, spelt out: importing the type from tabularData.ts would close an
+// import cycle (tabularData.ts uses these helpers).
+type TabularFields = Partial<Record<'x' | 'n' | 'd' | 'y' | 'groups' | 'numGroups' | 'sensitiveColumns', unknown>>
+
 const isData = (op: string, arg: string, data: unknown): void => {
   if (data === null || typeof data !== 'object' || Array.isArray(data) || isTensor(data))
     throw new ArgumentError({ op, arg, expected: 'a TabularData (tabularData, encodeAdult)', actual: kindOf(data) })
@@ -146,7 +149,7 @@ const vector = (op: string, arg: string, v: unknown): ArrayLike<number> => {
  */
 export function tabularLabels(op: string, data: unknown, arg = 'data'): void {
   isData(op, arg, data)
-  const t = data as Partial<Record<keyof TabularData, unknown>>
+  const t = data as TabularFields
   const y = vector(op, `${arg}.y`, t.y)
   const g = vector(op, `${arg}.groups`, t.groups)
   const n = positiveInt(op, `${arg}.n`, t.n)
@@ -161,7 +164,7 @@ export function tabularLabels(op: string, data: unknown, arg = 'data'): void {
 /** @internal a whole TabularData (tabularData, encodeAdult), checked before anything is trained on it. */
 export function tabular(op: string, data: unknown, arg = 'data'): void {
   tabularLabels(op, data, arg)
-  const t = data as Partial<Record<keyof TabularData, unknown>>
+  const t = data as TabularFields
   const x = vector(op, `${arg}.x`, t.x)
   const d = positiveInt(op, `${arg}.d`, t.d)
   if (x.length !== (t.n as number) * d) throw new ShapeError({ op, arg: `${arg}.x`, expected: `n·d = ${(t.n as number) * d} values`, actual: x.length })
@@ -174,4 +177,13 @@ export function encoderArg(op: string, enc: unknown, arg = 'encoder'): void {
   if (e === null || typeof e !== 'object' || Array.isArray(e) || isTensor(e) || typeof e.embed !== 'function')
     throw new ArgumentError({ op, arg, expected: 'a ProtectedAttributeEncoder (trainProtectedAttributeEncoder, makeEncoder)', actual: kindOf(enc) })
   positiveInt(op, `${arg}.embeddingDim`, e.embeddingDim)
+}
+
+/** @internal the options every trainer shares: a dropout rate, an integer seed, callbacks that are functions. */
+export function trainerOptions(op: string, opts: { readonly dropout?: unknown; readonly seed?: unknown; readonly onEpoch?: unknown; readonly progress?: unknown }): void {
+  if (opts.dropout !== undefined && !(typeof opts.dropout === 'number' && opts.dropout >= 0 && opts.dropout < 1)) throw new ValueError({ op, arg: 'dropout', expected: 'a rate in [0, 1)', actual: typeof opts.dropout === 'number' ? opts.dropout : kindOf(opts.dropout) })
+  if (opts.seed !== undefined && !Number.isInteger(opts.seed)) throw new ValueError({ op, arg: 'seed', expected: 'an integer seed', actual: typeof opts.seed === 'number' ? opts.seed : kindOf(opts.seed) })
+  if (opts.onEpoch !== undefined && typeof opts.onEpoch !== 'function') throw new ArgumentError({ op, arg: 'onEpoch', expected: 'a function', actual: kindOf(opts.onEpoch) })
+  const p = opts.progress as { tick?: unknown } | undefined
+  if (p !== undefined && (p === null || typeof p.tick !== 'function')) throw new ArgumentError({ op, arg: 'progress', expected: 'a Progress (progressBar)', actual: kindOf(p) })
 }
