@@ -5,6 +5,7 @@ import { rope, type RopeOptions } from './rope.js'
 import type { ScoreMod } from './scoreMod.js'
 import { scaledDotProductAttention, type AttentionResult } from './sdpa.js'
 import { knownOptions } from '@heed/tensor'
+import { objectArg, operatorOptions, tensorArg } from './operators/strict.js'
 
 /**
  * What a layer passes to a pluggable attention operator: the sdpa options over absolute positions. Masks and score
@@ -197,6 +198,7 @@ export interface MultiHeadAttention {
 
 /** Rows of x as [B, T, dModel], and whether x came without a batch axis. */
 export function asBatched(op: string, x: Tensor, dModel: number): { x3: Tensor; unbatched: boolean } {
+  tensorArg(op, 'x', x, `a Tensor [B, T, ${dModel}] or [T, ${dModel}]`)
   if ((x.rank !== 2 && x.rank !== 3) || x.shape[x.rank - 1] !== dModel)
     throw new ShapeError({ op, arg: 'x', expected: `[B, T, ${dModel}] or [T, ${dModel}]`, actual: x.shape })
   if (!['float32', 'float16', 'float64'].includes(x.dtype)) throw new DTypeError({ op, arg: 'x', expected: 'a float dtype', actual: x.dtype })
@@ -209,6 +211,9 @@ export function asBatched(op: string, x: Tensor, dModel: number): { x3: Tensor; 
  * with one it appends x's keys and values (after RoPE) and attends over what each kv head's policy retains,
  * splitting long chunks into the cache's `maxChunk` so streaming heads stay exact.
  */
+const INIT_KEYS = Object.keys({ seed: true, dtype: true, backend: true } satisfies Record<keyof InitOptions, true>)
+const CACHE_KEYS = Object.keys({ batch: true, capacity: true, policies: true, chunk: true, dtype: true, backend: true } satisfies Record<keyof CacheOptions, true>)
+
 export function multiHeadAttention(opts: MultiHeadAttentionOptions): MultiHeadAttention {
   return mhaLayer(opts, 'multiHeadAttention')
 }
@@ -237,6 +242,7 @@ export function mhaLayer(opts: MultiHeadAttentionOptions, checkOp: string): Mult
   const groups = perHead ? headRuns(perHead) : undefined
 
   const init = (o: InitOptions = {}): MhaParams => {
+    operatorOptions('multiHeadAttention.init', o, INIT_KEYS, '{ seed?, dtype?, backend? }')
     const seed = o.seed ?? 0
     const dtype = o.dtype ?? 'float32'
     const w = (rows: number, cols: number, k: number): Tensor =>
@@ -257,7 +263,9 @@ export function mhaLayer(opts: MultiHeadAttentionOptions, checkOp: string): Mult
 
   const forward = (params: MhaParams, x: Tensor, fo: ForwardOptions = {}): Tensor => {
     const fop = 'multiHeadAttention.forward'
-    knownOptions(fop, fo, ['positions', 'cache', 'causal', 'mask', 'scoreMod', 'operatorParams'])
+    objectArg(fop, 'params', params, 'the layer parameters (layer.init())')
+    tensorArg(fop, 'x', x, `a Tensor [B, T, ${dModel}] or [T, ${dModel}]`)
+    operatorOptions(fop, fo, ['positions', 'cache', 'causal', 'mask', 'scoreMod', 'operatorParams'])
     const unbatched = x.rank === 2
     const [B, T] = scope(() => asBatched(fop, x, dModel).x3.shape) as readonly number[] as [number, number]
     const cache = fo.cache
@@ -319,8 +327,9 @@ export function mhaLayer(opts: MultiHeadAttentionOptions, checkOp: string): Mult
   const stateOnly = groups?.every(g => g.fn.incremental !== 'state') === false
     ? Array.from({ length: kvHeads }, (_, kh) => groups.every(g => g.fn.incremental === 'state' || g.h1 <= kh * (heads / kvHeads) || g.h0 >= (kh + 1) * (heads / kvHeads)))
     : undefined
-  const cache = (o: CacheOptions): KvCache =>
-    kvCache({
+  const cache = (o: CacheOptions): KvCache => {
+    operatorOptions('multiHeadAttention.cache', o, CACHE_KEYS, '{ batch, capacity?, … }')
+    return kvCache({
       batch: o?.batch,
       kvHeads,
       headDim,
@@ -330,6 +339,7 @@ export function mhaLayer(opts: MultiHeadAttentionOptions, checkOp: string): Mult
       ...(o.chunk !== undefined ? { chunk: o.chunk } : {}),
       ...(o.backend !== undefined ? { backend: o.backend } : {}),
     })
+  }
 
   return { dModel, heads, kvHeads, headDim, rope: ropeOpts, attention: perHead, init, forward, cache, initOperators }
 }

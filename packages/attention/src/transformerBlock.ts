@@ -1,7 +1,7 @@
 import { add, gelu, matmul, ones, random, rmsNorm as fusedRmsNorm, scope, ShapeError, ValueError, zeros, type Tensor, positiveInt } from '@heed/tensor'
 import type { KvCache } from './kvCache.js'
 import { asBatched, mhaLayer, type CacheOptions, type ForwardOptions, type InitOptions, type MhaParams, type MultiHeadAttention, type MultiHeadAttentionOptions } from './multiHeadAttention.js'
-import { operatorOptions } from './operators/strict.js'
+import { objectArg, operatorOptions } from './operators/strict.js'
 
 export interface TransformerBlockOptions extends MultiHeadAttentionOptions {
   /** MLP hidden width (default 4·dModel). */
@@ -56,6 +56,7 @@ export function transformerBlock(opts: TransformerBlockOptions): TransformerBloc
   if (!(eps >= 0)) throw new ValueError({ op, arg: 'eps', expected: 'a non-negative number', actual: eps })
 
   const init = (o: InitOptions = {}): TransformerBlockParams => {
+    operatorOptions('transformerBlock.init', o, ['seed', 'dtype', 'backend'], '{ seed?, dtype?, backend? }')
     const seed = o.seed ?? 0
     const dtype = o.dtype ?? 'float32'
     const at = { dtype, ...(o.backend !== undefined ? { backend: o.backend } : {}) }
@@ -73,6 +74,7 @@ export function transformerBlock(opts: TransformerBlockOptions): TransformerBloc
   const forward = (p: TransformerBlockParams, x: Tensor, fo: ForwardOptions = {}): Tensor => {
     // validates x; the reshape it may make is freed by the scope, x itself is not the scope's
     scope(() => void asBatched('transformerBlock.forward', x, dModel))
+    objectArg('transformerBlock.forward', 'params', p, 'the block parameters (block.init())')
     for (const [name, t, n] of [['norm1', p.norm1, dModel], ['norm2', p.norm2, dModel], ['b1', p.b1, hidden], ['b2', p.b2, dModel]] as const)
       if (t?.rank !== 1 || t.shape[0] !== n) throw new ShapeError({ op: 'transformerBlock.forward', arg: `params.${name}`, expected: [n], actual: t?.shape })
     return scope(() => {

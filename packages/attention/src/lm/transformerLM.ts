@@ -2,6 +2,7 @@ import { crossEntropy, DTypeError, knownOptions, positiveInt, gather, matmul, on
 import type { HeadPolicy, KvCache } from '../kvCache.js'
 import type { MultiHeadAttentionOptions, OperatorParams } from '../multiHeadAttention.js'
 import type { RopeOptions } from '../rope.js'
+import { objectArg, operatorOptions } from '../operators/strict.js'
 import { rmsNorm, transformerBlock, type TransformerBlock, type TransformerBlockParams } from '../transformerBlock.js'
 
 /**
@@ -133,6 +134,7 @@ export function transformerLM(opts: TransformerLMOptions): TransformerLM {
   // Operators with parameters of their own (MoH's router, Titans' memory), seeded per layer after the rest.
   const withOps = blocks.some(b => b.attention.attention?.some(f => f.init !== undefined))
   const init = (o: LMInitOptions = {}): TransformerLMParams => {
+    operatorOptions('transformerLM.init', o, ['seed', 'dtype', 'backend'] satisfies (keyof LMInitOptions)[], '{ seed?, dtype?, backend? }')
     const seed = o.seed ?? 0
     const at = { dtype: o.dtype ?? 'float32', ...(o.backend !== undefined ? { backend: o.backend } : {}) } as const
     // Every tensor its own stream: seed·1024 + a fixed index, so adding a layer leaves the others' draws alone.
@@ -159,6 +161,8 @@ export function transformerLM(opts: TransformerLMOptions): TransformerLM {
 
   const forward = (p: TransformerLMParams, ids: Tensor, fo: LMForwardOptions = {}): Tensor => {
     const fop = 'transformerLM.forward'
+    objectArg(fop, 'params', p, 'the model parameters (lm.init())')
+    operatorOptions(fop, fo, ['caches', 'position'] satisfies (keyof LMForwardOptions)[])
     if (ids?.dtype !== 'int32' && ids?.dtype !== 'uint32') throw new DTypeError({ op: fop, arg: 'ids', expected: 'int32 token ids', actual: ids?.dtype })
     if (ids.rank !== 1 && ids.rank !== 2) throw new ShapeError({ op: fop, arg: 'ids', expected: '[B, T] or [T]', actual: ids.shape })
     if (p?.embed?.rank !== 2 || p.embed.shape[0] !== vocab || p.embed.shape[1] !== dModel) throw new ShapeError({ op: fop, arg: 'params.embed', expected: [vocab, dModel], actual: p?.embed?.shape })
@@ -177,11 +181,13 @@ export function transformerLM(opts: TransformerLMOptions): TransformerLM {
     })
   }
 
-  const cache = (co: LMCacheOptions): KvCache[] =>
-    blocks.map((b, l) => {
+  const cache = (co: LMCacheOptions): KvCache[] => {
+    operatorOptions('transformerLM.cache', co, ['batch', 'capacity', 'policies', 'chunk', 'dtype', 'backend'] satisfies (keyof LMCacheOptions)[], '{ batch, capacity, … }')
+    return blocks.map((b, l) => {
       const policies = typeof co.policies === 'function' ? co.policies(l) : co.policies
       return b.cache({ batch: co.batch, capacity: co.capacity, ...(policies ? { policies } : {}), ...(co.chunk !== undefined ? { chunk: co.chunk } : {}), ...(co.dtype ? { dtype: co.dtype } : {}), ...(co.backend ? { backend: co.backend } : {}) })
     })
+  }
 
   return { config: { vocab, dModel, layers: L, heads, kvHeads, hidden, context, rope, tied, eps }, blocks, init, forward, cache, parameterCount }
 }
