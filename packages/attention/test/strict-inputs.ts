@@ -299,3 +299,18 @@ t.test('layer, block and model methods check their arguments in their own name',
   t.equal(caches.length, 1, 'a valid cache call still builds one cache per layer')
   dispose([p, lp, caches])
 })
+
+t.test('tokenizer, HiP decoder and Lightning methods check their arguments', async t => {
+  const { charTokenizer, hipDecoder, lightning } = await import('@heed/attention')
+  const any = (f: unknown) => f as (...a: unknown[]) => unknown
+  const tok = charTokenizer('abc')
+  t.throws(() => tok.encode('ab', { unknwn: 'skip' } as never), { name: 'ArgumentError', op: 'encode', message: /did you mean unknown\?/ })
+  t.same(Array.from(tok.encode('abz', { unknown: 'skip' })), [0, 1], 'a valid option still works')
+  t.throws(() => any(tok.decode)(), { name: 'ArgumentError', op: 'decode', arg: 'ids' })
+  t.throws(() => any(hipDecoder().step)(), { name: 'ArgumentError', op: 'hipDecoder.step', arg: 'q' })
+  const op = lightning({ decay: 'tnl' })
+  t.throws(() => any(op.chunk)(), { name: 'ArgumentError', op: 'lightning.chunk', arg: 'q' })
+  t.throws(() => any(op.naive)(null, q, q), { name: 'ArgumentError', op: 'lightning.naive', arg: 'q' })
+  t.throws(() => any(op.step)(q, [[1]], q), { name: 'ArgumentError', op: 'lightning.step', arg: 'k' })
+  t.throws(() => any(op.combine)(), { name: 'ArgumentError', op: 'lightning.combine', arg: 'a' })
+})

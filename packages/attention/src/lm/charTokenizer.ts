@@ -1,4 +1,5 @@
 import { ArgumentError, ValueError } from '@heed/tensor'
+import { operatorOptions } from '../operators/strict.js'
 
 /** What `encode` does with a character outside the vocabulary. */
 export type UnknownChar = 'error' | 'skip' | { readonly replace: string }
@@ -41,6 +42,7 @@ export function charTokenizer(alphabet: string | readonly string[]): CharTokeniz
   Object.freeze(vocab)
   const encode = (text: string, opts: EncodeOptions = {}): Int32Array => {
     if (typeof text !== 'string') throw new ValueError({ op: 'encode', arg: 'text', expected: 'a string', actual: typeof text })
+    operatorOptions('encode', opts, ['unknown'] satisfies (keyof EncodeOptions)[], "{ unknown?: 'error' | 'skip' | { replace } }")
     const unknown = opts.unknown ?? 'error'
     const replacement = typeof unknown === 'object' ? index.get(unknown.replace) : undefined
     if (typeof unknown === 'object' && replacement === undefined)
@@ -57,6 +59,8 @@ export function charTokenizer(alphabet: string | readonly string[]): CharTokeniz
     return n === out.length ? out : out.slice(0, n)
   }
   const decode = (ids: ArrayLike<number>): string => {
+    if (ids === null || typeof ids !== 'object' || !Number.isSafeInteger((ids as { length?: unknown }).length))
+      throw new ArgumentError({ op: 'decode', arg: 'ids', expected: 'an array of token ids', actual: ids === null ? 'null' : typeof ids })
     let s = ''
     for (let i = 0; i < ids.length; i++) {
       const c = vocab[ids[i]!]

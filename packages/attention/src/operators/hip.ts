@@ -194,6 +194,7 @@ export function hipDecoder(opts: HipOptions & { readonly refresh?: number; reado
   return {
     /** One query row `[B, H, 1, D]` against the whole cache `k, v [B, Hkv, Tk, ·]`. */
     step(q: Tensor, k: Tensor, v: Tensor): AttentionResult & { readonly selection: HipSelection; readonly fresh: boolean } {
+      checkQkv('hipDecoder.step', q, k, v)
       const Tk = k.shape[2]!
       const fresh = last === undefined || step % refresh === 0
       let sel: HipSelection

@@ -341,12 +341,16 @@ export function lightning(opts: LightningOptions): LightningOp {
   blockOf(opts)
   const st = (op: string, o?: { readonly state?: LightningStateInput }): LightningStateInput => (o === undefined ? undefined : operatorOptions(op, o, ['state']).state)
   return {
-    chunk: (q, k, v, o) => causalForm(q, k, v, opts, st('lightning.chunk', o), 'chunk'),
-    step: (q, k, v, state) => causalForm(q, k, v, opts, state, 'recurrent'),
-    naive: (q, k, v, o) => causalForm(q, k, v, opts, st('lightning.naive', o), 'naive'),
+    chunk: (q, k, v, o) => (checkQkv('lightning.chunk', q, k, v), causalForm(q, k, v, opts, st('lightning.chunk', o), 'chunk')),
+    step: (q, k, v, state) => (checkQkv('lightning.step', q, k, v), causalForm(q, k, v, opts, state, 'recurrent')),
+    naive: (q, k, v, o) => (checkQkv('lightning.naive', q, k, v), causalForm(q, k, v, opts, st('lightning.naive', o), 'naive')),
     // the bound options are fixed: only the per-call ones may come here
     attend: (q, k, v, o = {}) => lightningAttention(q, k, v, { ...opts, ...operatorOptions('lightning.attend', o, ['causal', 'state', 'form']) }),
-    combine: (a, b) => combineLinearStates(a, b, resolveDecay(opts.decay, a.S.shape[1]!)),
+    combine: (a, b) => {
+      objectArg('lightning.combine', 'a', a, 'a linear state { S, pos }')
+      tensorArg('lightning.combine', 'a.S', a.S, 'a Tensor [B, H, D, Dv]')
+      return combineLinearStates(a, b, resolveDecay(opts.decay, a.S.shape[1]!))
+    },
     decays: heads => resolveDecay(opts.decay, heads),
   }
 }
