@@ -202,6 +202,7 @@ t.test('the operators namespace and sampler: typed errors naming the factory or 
   t.throws(() => fn(q, d, q, {}), { name: 'DisposedError', op: 'operators.sdpa' })
   t.same(fn(q, q, q, { causal: true }).out.shape, [1, 1, 4, 4], 'a layer-style call still runs')
   t.throws(() => any(operators.window)('x'), { name: 'ValueError', op: 'operators.window', arg: 'window' })
+  t.throws(() => any(operators.window)(), { name: 'ValueError', op: 'operators.window', arg: 'window' }, 'the window is required')
   t.throws(() => operators.window(2 ** 40), { name: 'ValueError', op: 'operators.window', arg: 'window', message: /32-bit/ })
   t.throws(() => any(operators.s2)(), { name: 'ArgumentError', op: 'operators.s2', arg: 'opts' })
   t.throws(() => any(operators.moh)({ shared: 1, topK: 1, topk: 1 }), { name: 'ArgumentError', op: 'operators.moh', arg: 'topk' })

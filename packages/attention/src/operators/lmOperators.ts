@@ -42,7 +42,8 @@ export const lmOperators = {
    * it exactly and a `headPolicy.streaming(0, window)` cache holds only the window.
    */
   window: (window: number): AttentionFn => {
-    const w = int('operators.window', 'window', window, 1)
+    // required: a window of 1 (each token alone) is no default to fall back on silently
+    const w = positiveInt('operators.window', 'window', window)
     // positions are 32-bit in the kernels: a wider window would wrap (and be blamed on mask.window)
     if (w > 2 ** 31 - 1) throw new ValueError({ op: 'operators.window', arg: 'window', expected: `at most ${2 ** 31 - 1} (positions are 32-bit integers)`, actual: w })
     const m = masks.window(w)
