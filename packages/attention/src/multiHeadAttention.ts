@@ -329,6 +329,7 @@ export function mhaLayer(opts: MultiHeadAttentionOptions, checkOp: string): Mult
     : undefined
   const cache = (o: CacheOptions): KvCache => {
     operatorOptions('multiHeadAttention.cache', o, CACHE_KEYS, '{ batch, capacity?, … }')
+    positiveInt('multiHeadAttention.cache', 'batch', o.batch)
     return kvCache({
       batch: o?.batch,
       kvHeads,

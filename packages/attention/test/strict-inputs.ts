@@ -296,6 +296,8 @@ t.test('layer, block and model methods check their arguments in their own name',
   t.throws(() => any(lm.forward)(lp, zeros([1, 3], { dtype: 'int32' }), { positions: 0 }), { name: 'ArgumentError', op: 'transformerLM.forward', message: /did you mean position\?/ })
   t.throws(() => any(lm.cache)(), { name: 'ArgumentError', op: 'transformerLM.cache', arg: 'opts' })
   t.throws(() => any(lm.cache)({ batch: 1, capacity: 4, chunks: 2 }), { name: 'ArgumentError', op: 'transformerLM.cache', arg: 'chunks' })
+  t.throws(() => any(lm.cache)({ capacity: 4 }), { name: 'ValueError', op: 'transformerLM.cache', arg: 'batch' })
+  t.throws(() => any(layer.cache)({ capacity: 4 }), { name: 'ValueError', op: 'multiHeadAttention.cache', arg: 'batch' })
   const caches = lm.cache({ batch: 1, capacity: 8 })
   t.equal(caches.length, 1, 'a valid cache call still builds one cache per layer')
   dispose([p, lp, caches])

@@ -183,6 +183,9 @@ export function transformerLM(opts: TransformerLMOptions): TransformerLM {
 
   const cache = (co: LMCacheOptions): KvCache[] => {
     operatorOptions('transformerLM.cache', co, ['batch', 'capacity', 'policies', 'chunk', 'dtype', 'backend'] satisfies (keyof LMCacheOptions)[], '{ batch, capacity, … }')
+    positiveInt('transformerLM.cache', 'batch', co.batch)
+    if (co.policies !== undefined && typeof co.policies !== 'function' && !Array.isArray(co.policies))
+      throw new ValueError({ op: 'transformerLM.cache', arg: 'policies', expected: 'an array of head policies or a function (layer) => policies', actual: typeof co.policies })
     return blocks.map((b, l) => {
       const policies = typeof co.policies === 'function' ? co.policies(l) : co.policies
       return b.cache({ batch: co.batch, capacity: co.capacity, ...(policies ? { policies } : {}), ...(co.chunk !== undefined ? { chunk: co.chunk } : {}), ...(co.dtype ? { dtype: co.dtype } : {}), ...(co.backend ? { backend: co.backend } : {}) })
