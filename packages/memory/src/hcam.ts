@@ -8,7 +8,7 @@
  * not a parameter.
  */
 import { scaledDotProductAttention } from '@heed/attention'
-import { config, finite, flag, oneOf, optionKeys } from './internal.js'
+import { config, finite, flag, kindOf, oneOf, optionKeys } from './internal.js'
 import {
   positiveInt,
   checkAllocation,
@@ -199,10 +199,12 @@ const READ_OPTIONS = optionKeys<HcamReadOptions>({ topK: true, heads: true, scal
 function checkQueries(op: string, queries: Tensor, opts?: HcamReadOptions): void {
   if (!isTensor(queries) || queries.rank !== 2) throw new ShapeError({ op, arg: 'queries', expected: '[Q, D]', actual: isTensor(queries) ? queries.shape : queries === null ? 'null' : typeof queries })
   if (!isFloat(queries.dtype)) throw new DTypeError({ op, arg: 'queries', expected: 'a float dtype (float32 or float64)', actual: queries.dtype })
-  if (opts === null || typeof opts !== 'object') throw new ArgumentError({ op, arg: 'opts', expected: '{ topK, … }', actual: String(opts) })
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new ArgumentError({ op, arg: 'opts', expected: '{ topK, … }', actual: kindOf(opts) })
   knownOptions(op, opts, READ_OPTIONS)
   flag(op, 'positionalEncoding', opts.positionalEncoding)
   finite(op, 'scale', opts.scale)
+  const qp: unknown = opts.queryPositions
+  if (qp !== undefined && typeof qp !== 'number' && !Array.isArray(qp)) throw new ValueError({ op, arg: 'queryPositions', expected: 'a start position or one integer position per query', actual: kindOf(qp) })
 }
 
 /**

@@ -287,13 +287,13 @@ export class SparseyMac {
   learn(x: SdrInput, opts: Omit<SparseyStepOptions, 'learn' | 'mode'> = {}): SparseyStep {
     // learn and mode are this method's to set: passed in, they would be overridden silently
     options(`${OP}.learn`, opts, STEP_OPTIONS.filter(k => k !== 'learn' && k !== 'mode'))
-    return this.step(x, { ...opts, learn: true, mode: 'csa' })
+    return this.#step(`${OP}.learn`, x, { ...opts, learn: true, mode: 'csa' })
   }
 
   /** Recall: the max-V code, no learning. */
   recall(x: SdrInput, opts: Omit<SparseyStepOptions, 'learn' | 'mode'> = {}): SparseyStep {
     options(`${OP}.recall`, opts, STEP_OPTIONS.filter(k => k !== 'learn' && k !== 'mode'))
-    return this.step(x, { ...opts, learn: false, mode: 'maxV' })
+    return this.#step(`${OP}.recall`, x, { ...opts, learn: false, mode: 'maxV' })
   }
 
   /** G of an input without choosing a code or touching any state (counters excepted). */
@@ -309,6 +309,11 @@ export class SparseyMac {
   step(x: SdrInput, opts: SparseyStepOptions = {}): SparseyStep {
     const op = `${OP}.step`
     options(op, opts, STEP_OPTIONS)
+    return this.#step(op, x, opts)
+  }
+
+  /** A step whose errors name `op`, the method the user called (learn and recall set learn and mode themselves). */
+  #step(op: string, x: SdrInput, opts: SparseyStepOptions): SparseyStep {
     flag(op, 'keepContext', opts.keepContext)
     const learn = flag(op, 'learn', opts.learn) ?? false
     const mode = opts.mode ?? (learn ? 'csa' : 'maxV')

@@ -14,7 +14,7 @@ import { concatMap, finalize, map } from 'rxjs/operators'
 import { ArgumentError, DTypeError, ShapeError, dispose, isTensor, tensor, type Tensor } from '@heed/tensor'
 import { borrow, checkChunk, describeItem, lend, retainTree, type TokenChunk } from '@heed/tensor/stream'
 import { SparseyMac, resolveConfig, type SparseyConfig } from './sparsey.js'
-import { TB_CONFIG, TensorBrain, type TensorBrainConfig, type Triple } from './tensorBrain.js'
+import { TB_CONFIG, TensorBrain, tensorBrainFor, type TensorBrainConfig, type Triple } from './tensorBrain.js'
 import { config as checkConfig } from './internal.js'
 
 /** A recall request: what to look up, as rows of a tensor. */
@@ -130,7 +130,7 @@ const tripleRows = (ts: readonly Triple[], backend: string): Tensor<'int32'> =>
 export function tensorBrainMemory(config: TensorBrainConfig): OperatorFunction<TokenChunk | MemoryQuery, TensorBrainEvent> {
   // the keys under this factory's name first: the constructor below would blame TensorBrain for a typo made here
   checkConfig('tensorBrainMemory', config, TB_CONFIG)
-  new TensorBrain(config).dispose()
+  tensorBrainFor(config, 'tensorBrainMemory').dispose()
   return perSubscription<TensorBrain, TokenChunk | MemoryQuery, TensorBrainEvent>(
     'tensorBrainMemory',
     () => new TensorBrain(config),

@@ -48,7 +48,7 @@ import {
   type Rng,
   type Tensor,
 } from '@heed/tensor'
-import { optionKeys, options } from './internal.js'
+import { kindOf, liveTensor, oneOf, optionKeys, options } from './internal.js'
 
 export type TbGroup = 'entity' | 'predicate' | 'time'
 export type TbRole = 'subject' | 'predicate' | 'object'
@@ -149,6 +149,19 @@ function argmaxRow(p: Float64Array, off: number, N: number): number {
   return best
 }
 
+/** The op the constructor's config errors name: `TensorBrain`, or the factory building one (`tensorBrainMemory`). */
+let constructing = OP
+
+/** @internal `new TensorBrain(config)` with its config errors in the name of `op`. */
+export function tensorBrainFor(config: TensorBrainConfig, op: string): TensorBrain {
+  constructing = op
+  try {
+    return new TensorBrain(config)
+  } finally {
+    constructing = OP
+  }
+}
+
 export class TensorBrain {
   readonly dim: number
   readonly entityNames: readonly string[]
@@ -169,7 +182,8 @@ export class TensorBrain {
   #disposed = false
 
   constructor(config: TensorBrainConfig) {
-    if (config === null || typeof config !== 'object') throw new ArgumentError({ op: OP, arg: 'config', expected: '{ entities, predicates, … }', actual: String(config) })
+    const OP = constructing
+    if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new ArgumentError({ op: OP, arg: 'config', expected: '{ entities, predicates, … }', actual: kindOf(config) })
     knownOptions(OP, config, TB_CONFIG)
     // sizes come from the user: check what they would allocate before making names or embeddings (1e9 entities
     // used to exhaust the heap and abort the process)
@@ -336,7 +350,7 @@ export class TensorBrain {
   async perceive(scenes: Tensor, opts: PerceiveOptions = {}): Promise<Perception> {
     this.#live('perceive')
     options(`${OP}.perceive`, opts, ['mode', 'teacher'])
-    this.#checkQ('perceive', scenes)
+    this.#checkQ('perceive', scenes, false, 'scenes')
     const mode = opts.mode ?? 'argmax'
     if (!['argmax', 'sample', 'teacher', 'expect'].includes(mode))
       throw new ValueError({ op: `${OP}.perceive`, arg: 'mode', expected: "'argmax', 'sample', 'teacher' or 'expect'", actual: mode })
@@ -413,6 +427,8 @@ export class TensorBrain {
   async recallWithPosteriors(times: number | readonly number[], opts: Omit<PerceiveOptions, 'teacher'> = {}): Promise<Perception> {
     this.#live('recall')
     options(`${OP}.recall`, opts, ['mode'])
+    oneOf(`${OP}.recall`, 'mode', opts.mode, ['argmax', 'sample', 'expect'])
+    if (typeof times !== 'number' && !Array.isArray(times)) throw new ArgumentError({ op: `${OP}.recall`, arg: 'times', expected: 'a time index or an array of them', actual: kindOf(times) })
     const list = typeof times === 'number' ? [times] : [...times]
     list.forEach((t, i) => this.#checkIndex('recall', `times[${i}]`, 'time', t))
     const { emb } = this.#group('time')
@@ -527,9 +543,10 @@ export class TensorBrain {
   #live(op: string): void {
     if (this.#disposed) throw new ValueError({ op: `${OP}.${op}`, arg: 'this', expected: 'a live model', actual: 'disposed' })
   }
-  #checkQ(op: string, q: Tensor, vectorOnly = false): void {
+  #checkQ(op: string, q: Tensor, vectorOnly = false, arg = 'q'): void {
+    liveTensor(`${OP}.${op}`, arg, q)
     const ok = (q.rank === 1 || (!vectorOnly && q.rank === 2)) && q.shape[q.rank - 1] === this.dim
-    if (!ok) throw new ShapeError({ op: `${OP}.${op}`, arg: 'q', expected: vectorOnly ? `[${this.dim}]` : `[${this.dim}] or [B, ${this.dim}]`, actual: q.shape })
+    if (!ok) throw new ShapeError({ op: `${OP}.${op}`, arg, expected: vectorOnly ? `[${this.dim}]` : `[${this.dim}] or [B, ${this.dim}]`, actual: q.shape })
   }
   #checkIndex(op: string, arg: string, group: TbGroup, k: number): void {
     const N = this.size(group)
