@@ -274,8 +274,10 @@ export class TensorBrain {
    */
   async measure(q: Tensor, group: TbGroup, opts: { mode?: MeasureMode; index?: number; rng?: Rng } = {}): Promise<{ q: Tensor; k: number; p: Float64Array }> {
     this.#live('measure')
+    options(`${OP}.measure`, opts, ['mode', 'index', 'rng'])
+    liveTensor(`${OP}.measure`, 'q', q)
     if (q.rank !== 1) this.#checkQ('measure', q, true)
-    const mode = opts.mode ?? 'argmax'
+    const mode = oneOf(`${OP}.measure`, 'mode', opts.mode, ['argmax', 'sample', 'teacher', 'expect']) ?? 'argmax'
     if (mode === 'teacher') {
       if (opts.index === undefined) throw new ArgumentError({ op: `${OP}.measure`, arg: 'index', expected: "the teacher's index for mode 'teacher'", actual: 'undefined' })
       this.#checkIndex('measure', 'index', group, opts.index)
@@ -348,17 +350,22 @@ export class TensorBrain {
    * subject → predicate → object, with top-down write-back and context evolution between windows.
    */
   async perceive(scenes: Tensor, opts: PerceiveOptions = {}): Promise<Perception> {
-    this.#live('perceive')
-    options(`${OP}.perceive`, opts, ['mode', 'teacher'])
-    this.#checkQ('perceive', scenes, false, 'scenes')
+    return this.#perceive('perceive', scenes, opts)
+  }
+
+  /** `perceive` in the name of the method the user called (`perceive`, `storeScenes`). */
+  async #perceive(name: string, scenes: Tensor, opts: PerceiveOptions): Promise<Perception> {
+    this.#live(name)
+    options(`${OP}.${name}`, opts, ['mode', 'teacher'])
+    this.#checkQ(name, scenes, false, 'scenes')
     const mode = opts.mode ?? 'argmax'
     if (!['argmax', 'sample', 'teacher', 'expect'].includes(mode))
-      throw new ValueError({ op: `${OP}.perceive`, arg: 'mode', expected: "'argmax', 'sample', 'teacher' or 'expect'", actual: mode })
+      throw new ValueError({ op: `${OP}.${name}`, arg: 'mode', expected: "'argmax', 'sample', 'teacher' or 'expect'", actual: mode })
     const B = scenes.rank === 1 ? 1 : scenes.shape[0]!
     if (mode === 'teacher') {
       if (!Array.isArray(opts.teacher) || opts.teacher.length !== B)
-        throw new ArgumentError({ op: `${OP}.perceive`, arg: 'teacher', expected: `${B} triples for mode 'teacher'`, actual: opts.teacher === undefined ? 'undefined' : `${opts.teacher.length} triples` })
-      opts.teacher.forEach((t, i) => this.#checkTriple('perceive', `teacher[${i}]`, t))
+        throw new ArgumentError({ op: `${OP}.${name}`, arg: 'teacher', expected: `${B} triples for mode 'teacher'`, actual: opts.teacher === undefined ? 'undefined' : `${opts.teacher.length} triples` })
+      opts.teacher.forEach((t, i) => this.#checkTriple(name, `teacher[${i}]`, t))
     }
     let h: Tensor = scope(() => add(reshape(scenes, [B, this.dim]), 0))
     const picks: { [R in TbRole]: number[] } = { subject: [], predicate: [], object: [] }
@@ -415,7 +422,7 @@ export class TensorBrain {
 
   /** Perceive scenes and imprint what was decoded as new episodes. */
   async storeScenes(scenes: Tensor, opts: PerceiveOptions = {}): Promise<{ times: number[]; triples: Triple[] }> {
-    const { triples } = await this.perceive(scenes, opts)
+    const { triples } = await this.#perceive('storeScenes', scenes, opts)
     return { times: this.storeEpisodes(triples), triples }
   }
 

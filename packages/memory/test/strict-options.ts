@@ -12,6 +12,7 @@ import {
   disposeTitansState,
   expansivity,
   gridReceptiveFields,
+  hcamAttention,
   hcamMemory,
   hcamRead,
   hcamWrite,
@@ -19,6 +20,8 @@ import {
   initNeuralMemory,
   initTitansLayer,
   memoryOperators,
+  neuralMemory,
+  neuralMemoryInputs,
   resolveSparseyConfig,
   sparseyMac,
   titansFlush,
@@ -56,6 +59,9 @@ const tbBase = { entities: 2, predicates: 2, dim: 4, dtype: 'float64' }
 const tb = new TensorBrain(tbBase as never)
 tb.storeEpisode({ subject: 0, predicate: 0, object: 1 })
 const scene = tensor([1, 0, 0, 1], [1, 4], 'float64')
+const vec = tensor([1, 0, 0, 1], [4], 'float64')
+const chunkKeys = tensor([1, 0], [1, 2], 'float64')
+const contents = tensor([1, 0, 0, 1], [1, 2, 2], 'float64')
 
 const cases: StrictCase[] = [
   { op: 'hcamMemory', base: { chunkSize: 2 }, keys: { iface: 'HcamMemoryOptions' }, call: o => void hcamMemory(o as never), misspelt: ['chunksize', 'chunkSize'], wrong: [{ chunkSize: '2' }, ValueError, 'chunkSize'], badArg: [() => hcamMemory([] as never), ArgumentError, 'opts'] },
@@ -83,6 +89,14 @@ const cases: StrictCase[] = [
   { op: 'TensorBrain.perceive', keys: { iface: 'PerceiveOptions' }, call: o => tb.perceive(scene, o as never), misspelt: ['mod', 'mode'], wrong: [{ mode: 'max' }, ValueError, 'mode'], badArg: [() => tb.perceive(null as never), ArgumentError, 'scenes'] },
   { op: 'TensorBrain.recall', keys: ['mode'], call: o => tb.recall(0, o as never), misspelt: ['mdoe', 'mode'], wrong: [{ mode: 'max' }, ValueError, 'mode'], badArg: [() => tb.recall(null as never), ArgumentError, 'times'] },
   { op: 'tensorBrainMemory', base: tbBase, keys: { iface: 'TensorBrainConfig' }, optsArg: 'config', call: o => void tensorBrainMemory(o as never), misspelt: ['predicate', 'predicates'], wrong: [{ alpha: 'x' }, ValueError, 'alpha'], badArg: [() => tensorBrainMemory({ entities: 2, predicates: [] } as never), ArgumentError, 'predicates'] },
+  { op: 'hcamAttention', base: { topK: 1 }, keys: { iface: 'HcamReadOptions' }, call: o => hcamAttention(q, chunkKeys, contents, o as never), misspelt: ['head', 'heads'], wrong: [{ heads: 3 }, ValueError, 'heads'], badArg: [() => hcamAttention([[1, 0]] as never, chunkKeys, contents, { topK: 1 }), ShapeError, 'queries'] },
+  { op: 'initNeuralMemory', base: { dim: 2, dtype: 'float64' }, keys: { iface: 'NeuralMemoryConfig' }, optsArg: 'cfg', call: o => initNeuralMemory(o as never), misspelt: ['keydim', 'keyDim'], wrong: [{ dtype: 'int32' }, ValueError, 'dtype'], badArg: [() => initNeuralMemory({ dim: '2' } as never), ValueError, 'dim'] },
+  { op: 'neuralMemory', keys: { iface: 'NeuralMemoryOptions' }, call: o => neuralMemory(params, x, undefined, o as never), misspelt: ['maxlr', 'maxLr'], wrong: [{ maxLr: -1 }, ValueError, 'maxLr'], badArg: [() => neuralMemory(params, [[1, 0]] as never), ArgumentError, 'x'] },
+  { op: 'neuralMemoryInputs', keys: { iface: 'NeuralMemoryOptions' }, call: o => neuralMemoryInputs(params, x, o as never), misspelt: ['normalise', 'normalize'], wrong: [{ normalize: 1 }, ArgumentError, 'normalize'], badArg: [() => neuralMemoryInputs(null as never, x), ArgumentError, 'params'] },
+  { op: 'SparseyMac.learn', keys: ['context', 'topDown', 'keepContext'], call: o => new SparseyMac(sparseyBase).learn([0, 1], o as never), misspelt: ['contxt', 'context'], wrong: [{ keepContext: 1 }, ArgumentError, 'keepContext'], badArg: [() => mac.learn([9]), ValueError, 'input'] },
+  { op: 'SparseyMac.step', keys: { iface: 'SparseyStepOptions' }, call: o => new SparseyMac(sparseyBase).step([0, 1], o as never), misspelt: ['lern', 'learn'], wrong: [{ mode: 'max' }, ValueError, 'mode'], badArg: [() => mac.step(null as never), ArgumentError, 'input'] },
+  { op: 'TensorBrain.measure', keys: ['mode', 'index', 'rng'], call: o => tb.measure(vec, 'entity', o as never), misspelt: ['indx', 'index'], wrong: [{ mode: 'max' }, ValueError, 'mode'], badArg: [() => tb.measure(null as never, 'entity'), ArgumentError, 'q'] },
+  { op: 'TensorBrain.storeScenes', keys: { iface: 'PerceiveOptions' }, call: o => tb.storeScenes(scene, o as never), misspelt: ['teachr', 'teacher'], wrong: [{ mode: 'max' }, ValueError, 'mode'], badArg: [() => tb.storeScenes(null as never), ArgumentError, 'scenes'] },
 ]
 
 void strictCases(t, ['memory'], cases)
