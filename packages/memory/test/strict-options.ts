@@ -97,6 +97,8 @@ const cases: StrictCase[] = [
   { op: 'SparseyMac.step', keys: { iface: 'SparseyStepOptions' }, call: o => new SparseyMac(sparseyBase).step([0, 1], o as never), misspelt: ['lern', 'learn'], wrong: [{ mode: 'max' }, ValueError, 'mode'], badArg: [() => mac.step(null as never), ArgumentError, 'input'] },
   { op: 'TensorBrain.measure', keys: ['mode', 'index', 'rng'], call: o => tb.measure(vec, 'entity', o as never), misspelt: ['indx', 'index'], wrong: [{ mode: 'max' }, ValueError, 'mode'], badArg: [() => tb.measure(null as never, 'entity'), ArgumentError, 'q'] },
   { op: 'TensorBrain.storeScenes', keys: { iface: 'PerceiveOptions' }, call: o => tb.storeScenes(scene, o as never), misspelt: ['teachr', 'teacher'], wrong: [{ mode: 'max' }, ValueError, 'mode'], badArg: [() => tb.storeScenes(null as never), ArgumentError, 'scenes'] },
+  { op: 'memoryOperators.titans(MAG)', base: { window: 2 }, keys: { iface: 'TitansOperatorOptions' }, call: o => void memoryOperators.titans('MAG', o as never), misspelt: ['persistentToken', 'persistentTokens'], wrong: [{ depth: 0 }, ValueError, 'depth'], badArg: [() => memoryOperators.titans('MAG', { segment: '2' } as never), ValueError, 'segment'] },
+  { op: 'SparseyHierarchy.step', keys: ['learn', 'mode'], call: o => new SparseyHierarchy(hierarchyBase).step([0, 1], o as never), misspelt: ['lern', 'learn'], wrong: [{ mode: 'max' }, ValueError, 'mode'], badArg: [() => new SparseyHierarchy(hierarchyBase).step(null as never), ArgumentError, 'input'] },
 ]
 
 void strictCases(t, ['memory'], cases)
