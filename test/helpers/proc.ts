@@ -16,7 +16,10 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
     if (/^(NODE_OPTIONS|NODE_V8_COVERAGE|TAP|_TAPJS_|TS_NODE_|INIT_CWD$|npm_(lifecycle_|package_|command$|config_(local_prefix|call|workspace|include_workspace_root)))/.test(k)) continue
     env[k] = v
   }
-  return { ...env, ...extra }
+  // tap's process tracking wraps child_process and puts its hooks back into a child's NODE_OPTIONS; this turns its
+  // coverage off there. A child's coverage would be merged by URL with the test processes' coverage of the same
+  // sources, under another transform (tsx's), whose byte ranges do not line up: the report comes out wrong.
+  return { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0', ...extra }
 }
 
 export interface RunResult {

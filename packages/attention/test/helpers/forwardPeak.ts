@@ -55,8 +55,11 @@ const root = join(here, '..', '..', '..', '..')
 
 /** Run one measured forward in a child; a child past `timeoutMs` is killed and reported as an error. */
 export function measureForward(cfg: ForwardConfig, timeoutMs = 600_000): Promise<ForwardResult> {
-  // the child gets a clean Node: no coverage or loader hooks of a parent test runner in NODE_OPTIONS
-  const env = { ...process.env }
+  // The child gets a clean Node: no loader hooks of a parent test runner (NODE_OPTIONS) and no coverage (tap's
+  // process tracking re-adds its hooks to a child; `_TAPJS_PROCESSINFO_COVERAGE_=0` keeps its coverage off). A
+  // child's coverage, taken under tsx's transform, would be merged by URL with the test processes' coverage of the
+  // same sources under another transform, whose byte ranges do not line up.
+  const env: NodeJS.ProcessEnv = { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
   delete env['NODE_OPTIONS']
   const child = spawn(process.execPath, ['--expose-gc', '--conditions=@heed/source', '--import', 'tsx', join(here, 'forwardChild.ts'), JSON.stringify(cfg)], {
     cwd: root,
