@@ -93,6 +93,8 @@ const CALLER_NAMED = new Set([
   'nonNegativeNumber',
   'positiveInt',
   'positiveNumber',
+  'requireFunction',
+  'requireTensor',
 ])
 
 type Outcome =

@@ -19,14 +19,13 @@ import {
   stopGradient,
   sub,
   add,
+  requireTensor as requireLiveTensor,
   type Tensor,
 } from '@heed/tensor'
 
+/** O(1): a disposed tensor is named here, in the public function's name, not by the first op that reads it. */
 export function requireTensor(op: string, arg: string, v: unknown): Tensor {
-  if (!isTensor(v)) throw new ArgumentError({ op, arg, expected: 'a Tensor', actual: v === null ? 'null' : typeof v })
-  // O(1): a disposed tensor is named here, in the public function's name, not by the first op that reads it
-  v.assertLive(op)
-  return v
+  return requireLiveTensor(op, arg, v as Tensor)
 }
 
 export function requireFloat(op: string, arg: string, v: unknown): Tensor {

@@ -1,4 +1,4 @@
-import { ArgumentError, ShapeError, ValueError, isTensor, knownOptions, positiveInt, type Tensor } from '@heed/tensor'
+import { ArgumentError, ShapeError, ValueError, isTensor, knownOptions, positiveInt, requireTensor, type Tensor } from '@heed/tensor'
 
 /** A label or prediction vector: plain numbers or a typed array. */
 export type Labels = ArrayLike<number>
@@ -112,9 +112,7 @@ export function options<T>(op: string, opts: T | undefined, allowed: readonly st
 
 /** @internal a live tensor argument: a plain array, null or a disposed tensor is named in the caller's op. */
 export function liveTensor(op: string, arg: string, v: unknown): Tensor {
-  if (!isTensor(v)) throw new ArgumentError({ op, arg, expected: 'a Tensor', actual: kindOf(v) }, Array.isArray(v) ? 'wrap plain arrays with tensor(...)' : undefined)
-  v.assertLive(op)
-  return v
+  return requireTensor(op, arg, v as Tensor)
 }
 
 /** @internal a dense layer `{ w, b }` of live tensors. */

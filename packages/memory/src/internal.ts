@@ -3,7 +3,7 @@
  * function documents, so a misspelt `chunksize` is an `ArgumentError` naming the function rather than a default
  * silently in force. Not exported from the package.
  */
-import { ArgumentError, ValueError, isTensor, knownOptions, type Tensor } from '@heed/tensor'
+import { ArgumentError, ValueError, isTensor, knownOptions, requireTensor, type Tensor } from '@heed/tensor'
 
 /**
  * The option names of an `…Options` interface, written as an object with every key of `T`: the compiler rejects a
@@ -57,7 +57,5 @@ export function oneOf<const V extends string>(op: string, arg: string, v: unknow
 
 /** A live tensor argument: a plain array, null or a disposed tensor is named in the caller's op. */
 export function liveTensor(op: string, arg: string, v: unknown): Tensor {
-  if (!isTensor(v)) throw new ArgumentError({ op, arg, expected: 'a Tensor', actual: kindOf(v) }, Array.isArray(v) ? 'wrap plain arrays with tensor(...)' : undefined)
-  v.assertLive(op)
-  return v
+  return requireTensor(op, arg, v as Tensor)
 }

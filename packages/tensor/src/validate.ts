@@ -17,18 +17,29 @@ const fail = (op: string, arg: string, expected: string, v: unknown): never => {
 
 const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
 
+/** The `op` and `arg` a check reports in: strings, or the check itself would pass a wrong call through. */
+function callerName(check: string, op: unknown, arg: unknown): void {
+  if (typeof op !== 'string' || typeof arg !== 'string')
+    throw new ArgumentError({ op: check, arg: typeof op !== 'string' ? 'op' : 'arg', expected: 'the name of the calling op and of its argument', actual: kindOf(typeof op !== 'string' ? op : arg) })
+}
+
 /**
  * A function argument (`grad(f)`, `scope(fn)`): without the check a missing one fails later as "f is not a
  * function", from inside heed and without the op's name.
  */
 export function requireFunction<F extends (...args: never[]) => unknown>(op: string, arg: string, v: F): F {
+  callerName('requireFunction', op, arg)
   if (typeof v !== 'function') throw new ArgumentError({ op, arg, expected: 'a function', actual: kindOf(v) })
   return v
 }
 
-/** A live tensor argument: a plain array, null or a disposed tensor is named here, not deep inside a kernel. */
-export function requireTensor<T extends Tensor>(op: string, arg: string, v: T): T {
-  if (!isTensor(v)) throw new ArgumentError({ op, arg, expected: 'a Tensor', actual: kindOf(v) }, Array.isArray(v) ? 'wrap plain arrays with tensor(...)' : undefined)
+/**
+ * A live tensor argument: a plain array, null or a disposed tensor is named here, in `op`'s name, not deep inside
+ * a kernel. `expected` words the error (default "a Tensor"). For the argument checks of functions built on heed.
+ */
+export function requireTensor<T extends Tensor>(op: string, arg: string, v: T, expected = 'a Tensor'): T {
+  callerName('requireTensor', op, arg)
+  if (!isTensor(v)) throw new ArgumentError({ op, arg, expected, actual: kindOf(v) }, Array.isArray(v) ? 'wrap plain arrays with tensor(...)' : undefined)
   v.assertLive(op)
   return v
 }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import * as h from '@heed/tensor'
 import {
   ArgumentError,
   checkAllocation,
@@ -219,4 +220,18 @@ t.test('function and tensor arguments are checked where the user passed them', a
   const z = zerosLike(x)
   t.same([...z.dataSync()], [0, 0], 'a live tensor still works')
   for (const v of [x, z]) v.dispose()
+})
+
+t.test('requireTensor and requireFunction: argument checks for code built on heed, in the caller’s name', async t => {
+  const x = h.tensor([1, 2])
+  t.equal(h.requireTensor('myOp', 'x', x), x, 'a live tensor passes through')
+  t.throws(() => h.requireTensor('myOp', 'x', [1, 2] as never), { name: 'ArgumentError', op: 'myOp', arg: 'x', message: /wrap plain arrays/ })
+  t.throws(() => h.requireTensor('myOp', 'x', null as never, 'a float tensor'), { name: 'ArgumentError', op: 'myOp', message: /expected a float tensor/ })
+  x.dispose()
+  t.throws(() => h.requireTensor('myOp', 'x', x), { name: 'DisposedError', op: 'myOp' })
+  t.throws(() => h.requireTensor(undefined as never, 'x', x), { name: 'ArgumentError', op: 'requireTensor', arg: 'op' })
+  const f = () => 1
+  t.equal(h.requireFunction('myOp', 'f', f), f)
+  t.throws(() => h.requireFunction('myOp', 'f', 3 as never), { name: 'ArgumentError', op: 'myOp', arg: 'f' })
+  t.throws(() => h.requireFunction('myOp', 7 as never, f), { name: 'ArgumentError', op: 'requireFunction', arg: 'arg' })
 })

@@ -1,4 +1,4 @@
-import { ArgumentError, isTensor, knownOptions, type Tensor } from '@heed/tensor'
+import { ArgumentError, isTensor, knownOptions, requireTensor, type Tensor } from '@heed/tensor'
 
 /**
  * The sdpa option names, for operators whose options extend `SdpaOptions` and hand the rest on to sdpa. Checked
@@ -30,9 +30,7 @@ export function flag(op: string, arg: string, v: unknown): boolean | undefined {
  * `requireTensor`, which its index does not export.)
  */
 export function tensorArg<T extends Tensor>(op: string, arg: string, v: T, expected = 'a Tensor'): T {
-  if (!isTensor(v)) throw new ArgumentError({ op, arg, expected, actual: kind(v) }, Array.isArray(v) ? 'wrap plain arrays with tensor(...)' : undefined)
-  v.assertLive(op)
-  return v
+  return requireTensor(op, arg, v, expected)
 }
 
 /** An options object (or undefined, for the defaults) holding only the keys the function reads. */
