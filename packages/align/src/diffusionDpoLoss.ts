@@ -83,3 +83,14 @@ export function squaredError(pred: Tensor, target: Tensor): Tensor {
   const t = requireLike(op, 'target', target, p, 'pred')
   return scope(() => square(sub(p, t)))
 }
+
+/**
+ * @internal `squaredError` in the name of `op` (noisePredictionErrors, whose `pred` is a model's output and whose
+ * target is the noise). One to one, never broadcast: a model output of another shape than its noise target is a
+ * bug, not a mean; the prediction is the one named at fault.
+ */
+export function squaredErrorAs(op: string, predArg: string, pred: Tensor, targetArg: string, target: Tensor): Tensor {
+  const t = requireFloat(op, targetArg, target)
+  const p = requireLike(op, predArg, pred, t, targetArg)
+  return scope(() => square(sub(p, t)))
+}

@@ -1,6 +1,6 @@
 import { ArgumentError, ValueError, add, inRange, knownOptions, positiveInt, mul, noGrad, random, scope, sub, div, type Rng, type Tensor } from '@heed/tensor'
 import { optionKeys, requireFloat, requireLike, requireNumber, requireObject, requireOptions } from './internal.js'
-import { squaredError } from './diffusionDpoLoss.js'
+import { squaredErrorAs } from './diffusionDpoLoss.js'
 import type { DiffusionErrors } from './diffusionDpoLoss.js'
 
 /** An ε-prediction network: `(x_t [B, ...], t) → ε̂ [B, ...]`. */
@@ -187,10 +187,10 @@ export function noisePredictionErrors(input: NoisePredictionErrorsInput): Diffus
     const model = i['model'] as EpsModel
     const reference = i['reference'] as EpsModel
     return {
-      modelErrChosen: squaredError(model(n.chosen.xt, t), n.chosen.eps),
-      modelErrRejected: squaredError(model(n.rejected.xt, t), n.rejected.eps),
-      refErrChosen: noGrad(() => squaredError(reference(n.chosen.xt, t), n.chosen.eps)),
-      refErrRejected: noGrad(() => squaredError(reference(n.rejected.xt, t), n.rejected.eps)),
+      modelErrChosen: squaredErrorAs(op, 'model(chosen)', model(n.chosen.xt, t), 'noise(chosen).eps', n.chosen.eps),
+      modelErrRejected: squaredErrorAs(op, 'model(rejected)', model(n.rejected.xt, t), 'noise(rejected).eps', n.rejected.eps),
+      refErrChosen: noGrad(() => squaredErrorAs(op, 'reference(chosen)', reference(n.chosen.xt, t), 'noise(chosen).eps', n.chosen.eps)),
+      refErrRejected: noGrad(() => squaredErrorAs(op, 'reference(rejected)', reference(n.rejected.xt, t), 'noise(rejected).eps', n.rejected.eps)),
     }
   })
 }

@@ -91,6 +91,12 @@ export async function preferenceDataset(pairs: readonly TextPair[], opts: Prefer
   if (reference === null || typeof reference !== 'object' || typeof reference.lm?.forward !== 'function' || reference.params === undefined)
     throw new ValueError({ op, arg: 'reference', expected: '{ lm, params } of the frozen reference model', actual: reference === null ? 'null' : typeof reference })
   const policy = (o['policy'] as TransformerLM | undefined) ?? reference.lm
+  // checked here, in this function's name: requireSameArchitecture would name itself
+  for (const [arg, m] of [['reference.lm', reference.lm], ['policy', policy]] as const) {
+    const config: unknown = m !== null && typeof m === 'object' ? (m as { config?: unknown }).config : undefined
+    if (config === null || typeof config !== 'object')
+      throw new ValueError({ op, arg, expected: 'a TransformerLM (an object with a config)', actual: m === null || typeof m !== 'object' ? String(m === null ? 'null' : typeof m) : 'an object without a config' })
+  }
   requireSameArchitecture(op, policy, reference.lm)
   const tokenizer = o['tokenizer'] as PreferenceDatasetOptions['tokenizer']
   if (tokenizer === null || typeof tokenizer !== 'object' || typeof tokenizer.encode !== 'function' || !Array.isArray(tokenizer.vocab))

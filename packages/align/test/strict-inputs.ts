@@ -1,6 +1,6 @@
 /** Out-of-range inputs to the preference losses: typed errors naming op and argument, never a silent NaN or a flipped objective. */
 import t from 'tap'
-import { ValueError, ones, tensor } from '@heed/tensor'
+import { ValueError, dispose, ones, tensor, type Tensor } from '@heed/tensor'
 import { dpoLoss, orpoLoss } from '@heed/align'
 
 const f64 = (v: number[]) => tensor(v, [v.length], 'float64')
@@ -50,7 +50,7 @@ t.test('bad calls found by the bad-input sweep name the function called', async 
     await import('@heed/align')
   const gone = f64([1, 2])
   gone.dispose()
-  t.throws(() => anchorLoss(gone), { name: 'DisposedError', op: 'anchorLoss' }, 'a disposed tensor is named at the call')
+  t.throws(() => anchorLoss(gone), { name: 'DisposedError', op: 'anchorLoss', arg: 'rewards' }, 'a disposed tensor is named at the call, with its argument')
   t.throws(() => greedyPerplexity(gone), { name: 'DisposedError', op: 'greedyPerplexity' })
   t.throws(() => log1mexp(gone), { name: 'DisposedError', op: 'log1mexp' })
   t.throws(() => log1mexp([1, 2] as never), { name: 'ArgumentError', op: 'log1mexp', arg: 'x' })
@@ -73,5 +73,25 @@ t.test('bad calls found by the bad-input sweep name the function called', async 
   t.throws(() => requireSameArchitecture('f', {} as never, {} as never), { name: 'ArgumentError', op: 'requireSameArchitecture', arg: 'policy' })
   t.throws(() => collatePreferences([[1, 2], [3]] as never), { name: 'ArgumentError', op: 'collatePreferences', arg: 'examples[0]' })
   t.throws(() => collatePreferences([{ prompt: 'ab' }] as never), { name: 'ArgumentError', op: 'collatePreferences', arg: 'examples[0].prompt' })
+  x.dispose()
+})
+
+t.test('noisePredictionErrors and preferenceDataset name themselves for what they hand on', async t => {
+  const { noisePredictionErrors, preferenceDataset } = await import('@heed/align')
+  const { zeros } = await import('@heed/tensor')
+  const x = f64([1, 2])
+  const noise = (p: { chosen: Tensor; rejected: Tensor }) => ({ chosen: { xt: p.chosen, eps: f64([0, 0]) }, rejected: { xt: p.rejected, eps: f64([0, 0]) } })
+  const wrong = () => zeros([3], { dtype: 'float64' })
+  t.throws(() => noisePredictionErrors({ model: wrong, reference: wrong, chosen: x, rejected: x, t: 1, noise } as never), {
+    name: 'ShapeError',
+    op: 'noisePredictionErrors',
+    arg: 'model(chosen)',
+  }, "a model output of another shape than its noise is the model's, in noisePredictionErrors' name")
+  const ok = noisePredictionErrors({ model: (v: Tensor) => v, reference: (v: Tensor) => v, chosen: x, rejected: x, t: 1, noise } as never)
+  t.same([...ok.modelErrChosen.dataSync()], [1, 4])
+  dispose(ok)
+  const reference = { lm: { forward() {}, config: { vocab: 3 } }, params: {} }
+  for (const policy of [5, {}]) await t.rejects(preferenceDataset([], { reference, policy, tokenizer: {} } as never), { name: 'ValueError', op: 'preferenceDataset', arg: 'policy' }, `policy ${JSON.stringify(policy)}`)
+  await t.rejects(preferenceDataset([], { reference: { ...reference, lm: { forward() {} } }, tokenizer: {} } as never), { name: 'ValueError', op: 'preferenceDataset', arg: 'reference.lm' })
   x.dispose()
 })

@@ -1,4 +1,4 @@
-import { ArgumentError, ValueError } from './errors.js'
+import { ArgumentError, DisposedError, ValueError } from './errors.js'
 import { isTensor, type Tensor } from './Tensor.js'
 
 /**
@@ -40,7 +40,7 @@ export function requireFunction<F extends (...args: never[]) => unknown>(op: str
 export function requireTensor<T extends Tensor>(op: string, arg: string, v: T, expected = 'a Tensor'): T {
   callerName('requireTensor', op, arg)
   if (!isTensor(v)) throw new ArgumentError({ op, arg, expected, actual: kindOf(v) }, Array.isArray(v) ? 'wrap plain arrays with tensor(...)' : undefined)
-  v.assertLive(op)
+  if (v.isDisposed) throw new DisposedError({ op, arg, actual: `tensor #${v.id} [${v.shape.join(',')}]` }, 'tensor was disposed')
   return v
 }
 

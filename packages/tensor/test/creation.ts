@@ -107,9 +107,22 @@ t.test('tensor.parse returns Either', async t => {
     if (E.isLeft(r)) {
       t.type(r.left, ParseError)
       t.equal(r.left.op, 'tensor.parse')
+      t.match(r.left.message, /^tensor\.parse: /, 'the message names tensor.parse')
+      t.notMatch(r.left.message, /tensor: |(expected .*){2}/, 'once, and says what it expected once')
     }
   }
+  const unknownKey = tensor.parse([1], undefined, undefined, { backnd: 'cpu' } as never)
+  t.ok(E.isLeft(unknownKey) && unknownKey.left.arg === 'backnd' && /did you mean backend\?/.test(unknownKey.left.message), 'an unknown option is a Left naming it')
   t.equal(memory().tensors, base)
+})
+
+t.test('tensor checks its options', async t => {
+  t.throws(() => tensor([1], undefined, 'float32', { backnd: 'cpu' } as never), { name: 'ArgumentError', op: 'tensor', arg: 'backnd', message: /did you mean backend\?/ })
+  t.throws(() => tensor([1], undefined, 'float32', null as never), { name: 'ArgumentError', op: 'tensor', arg: 'opts' })
+  t.throws(() => tensor([1], undefined, 'float32', { backend: 3 } as never), { name: 'ArgumentError', op: 'tensor', arg: 'backend' })
+  const x = tensor([1], undefined, 'float32', { backend: 'cpu' })
+  t.equal(x.backend, 'cpu')
+  x.dispose()
 })
 
 t.test('zeros, ones, full and the *Like forms', async t => {

@@ -141,6 +141,16 @@ t.test('learning-rate schedules', async t => {
   t.equal(memory().tensors, base)
 })
 
+t.test('a disposed parameter at init is named by the optimizer', async t => {
+  const w = tensor([1, 2])
+  w.dispose()
+  for (const [op, opt] of [
+    ['adam', adam({ lr: 0.1 })],
+    ['adamw', adamw({ lr: 0.1 })],
+  ] as const)
+    t.throws(() => opt.init({ w }), { name: 'DisposedError', op, arg: 'params' }, op)
+})
+
 t.test('validation', async t => {
   const base = memory().tensors
   t.throws(() => sgd({ lr: -1 }), ValueError)

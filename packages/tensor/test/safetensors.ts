@@ -197,6 +197,20 @@ t.test('malformed files are Left(ParseError)', async t => {
   t.equal(memory().tensors, base, 'nothing allocated for malformed files')
 })
 
+t.test('the options of a load are checked, and thrown: they are the program\'s, not the file\'s', async t => {
+  const good = await saveSafetensors({ a: tensor([1, 2]) })
+  for (const [f, op] of [
+    [(o: never) => loadSafetensors(good, o), 'loadSafetensors'],
+    [(o: never) => parseSafetensors(good, o), 'parseSafetensors'],
+  ] as const) {
+    t.throws(() => f({ int46: 'float64' } as never), { name: 'ArgumentError', op, arg: 'int46', message: /did you mean int64\?/ })
+    t.throws(() => f({ int64: 'bigint' } as never), { name: 'ArgumentError', op, arg: 'int64' })
+    t.throws(() => f({ backend: 1 } as never), { name: 'ArgumentError', op, arg: 'backend' })
+    t.throws(() => f(null as never), { name: 'ArgumentError', op, arg: 'opts' })
+  }
+  disposeAll(loadSafetensors(good, { int64: 'int32', backend: 'cpu' }))
+})
+
 t.test('saveSafetensors validation', async t => {
   const x = tensor([1], [1])
   await t.rejects(saveSafetensors({ __metadata__: x }), ValueError)

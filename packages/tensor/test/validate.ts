@@ -209,12 +209,13 @@ t.test('function and tensor arguments are checked where the user passed them', a
     for (const bad of [undefined, null, [1, 2], 'x', 7]) t.throws(() => f(bad as never), { name: 'ArgumentError', op, arg: /^(t|x)$/ }, `${op}(${JSON.stringify(bad)})`)
   }
   t.throws(() => stopGradient(gone), DisposedError, 'stopGradient of a disposed tensor')
+  t.throws(() => stopGradient(gone), { name: 'DisposedError', op: 'stopGradient', arg: 'x' }, 'naming the argument')
   for (const [op, f] of [
     ['zerosLike', () => zerosLike(gone)],
     ['onesLike', () => onesLike(gone)],
     ['fullLike', () => fullLike(gone, 2)],
   ] as const)
-    t.throws(f, { name: 'DisposedError', op }, `${op} of a disposed tensor`)
+    t.throws(f, { name: 'DisposedError', op, arg: 't' }, `${op} of a disposed tensor, naming the argument`)
   t.throws(() => fullLike(x, {} as never), { name: 'ValueError', op: 'fullLike', arg: 'value' })
   await t.rejects(toBackend([1, 2] as never, 'cpu'), { name: 'ArgumentError', op: 'toBackend' })
   const z = zerosLike(x)

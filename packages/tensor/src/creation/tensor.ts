@@ -110,7 +110,17 @@ export function tensor<const T extends TensorData>(data: T): Tensor<DTypeOf<T>, 
 export function tensor<const T extends TensorData, const S extends Shape>(data: T, shape: S): Tensor<DTypeOf<T>, S>
 export function tensor<const T extends TensorData, const S extends Shape, D extends DType>(data: T, shape: S | undefined, dtype: D, opts?: CreationOptions): Tensor<D, S>
 export function tensor(data: TensorData, shape?: Shape, dtype?: DType, opts: CreationOptions = {}): Tensor {
-  const h = toHost('tensor', data, shape, dtype)
+  return make('tensor', data, shape, dtype, opts)
+}
+
+/** `tensor` in the name of the public function called (`tensor`, `tensor.parse`); its options are checked first. */
+function make(op: string, data: TensorData, shape: Shape | undefined, dtype: DType | undefined, opts: CreationOptions): Tensor {
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
+    throw new ArgumentError({ op, arg: 'opts', expected: '{ backend }', actual: opts === null ? 'null' : Array.isArray(opts) ? 'an array' : typeof opts })
+  knownOptions(op, opts, CREATION_OPTIONS)
+  if (opts.backend !== undefined && typeof opts.backend !== 'string')
+    throw new ArgumentError({ op, arg: 'backend', expected: 'a backend name', actual: opts.backend === null ? 'null' : typeof opts.backend })
+  const h = toHost(op, data, shape, dtype)
   return fromValues(h.values, h.shape, h.dtype, opts.backend)
 }
 
@@ -133,10 +143,15 @@ const CREATION_OPTIONS = Object.keys(CREATION_KEYS)
  */
 export function parse(data: unknown, shape?: unknown, dtype?: unknown, opts: CreationOptions = {}): E.Either<ParseError, Tensor> {
   try {
-    return E.right(tensor(data as TensorData, shape as Shape | undefined, dtype as DType, opts))
+    return E.right(make('tensor.parse', data as TensorData, shape as Shape | undefined, dtype as DType, opts))
   } catch (err) {
-    if (err instanceof HeedError)
-      return E.left(new ParseError({ op: 'tensor.parse', arg: err.arg ?? 'data', expected: err.expected, actual: err.actual }, err.message))
+    if (err instanceof HeedError) {
+      // the check that failed has named tensor.parse, the argument, what it expected and what came: keep its
+      // message as it is (wrapping it again repeated the op, the argument and the expected/actual pair)
+      const left = new ParseError({ op: 'tensor.parse', arg: err.arg ?? 'data', expected: err.expected, actual: err.actual })
+      left.message = err.message
+      return E.left(left)
+    }
     // Untrusted data can also be cyclic or absurdly deep (stack overflow) or too large to allocate: still a Left.
     if (err instanceof RangeError)
       return E.left(new ParseError({ op: 'tensor.parse', arg: 'data', expected: 'finitely nested data of allocatable size' }, err.message))

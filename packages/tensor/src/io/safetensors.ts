@@ -4,6 +4,7 @@ import { ArgumentError, ParseError, ValueError } from '../errors.js'
 import { fromValues } from '../engine.js'
 import { sizeOf } from '../shape.js'
 import { isTensor, type Tensor } from '../Tensor.js'
+import { knownOptions } from '../validate.js'
 
 /**
  * safetensors (https://github.com/huggingface/safetensors, "Format" section): an 8-byte little-endian u64 header
@@ -280,13 +281,30 @@ function decode(op: string, bytes: Uint8Array, e: SafetensorsEntry, opts: LoadOp
 
 /**
  * Parse a safetensors file into tensors (owned by the caller). Any malformation is a `Left(ParseError)` naming
- * the field and tensor at fault; nothing is allocated in that case.
+ * the field and tensor at fault; nothing is allocated in that case. Options that are not `LoadOptions` (an unknown
+ * key, an `int64` other than 'int32' or 'float64') are the program's mistake, not the file's: an `ArgumentError`, thrown.
  */
 export function parseSafetensors(bytes: Uint8Array, opts: LoadOptions = {}): E.Either<ParseError, Record<string, Tensor>> {
   return parseAs('parseSafetensors', bytes, opts)
 }
 
-function parseAs(op: string, bytes: Uint8Array, opts: LoadOptions): E.Either<ParseError, Record<string, Tensor>> {
+/**
+ * The options of a load: checked before the file and thrown (an `ArgumentError`), since they are the program's
+ * mistake and not the file's; only what comes from the file is a `Left`.
+ */
+function loadOptions(op: string, opts: unknown): LoadOptions {
+  if (!isRecord(opts)) throw new ArgumentError({ op, arg: 'opts', expected: '{ backend?, int64? }', actual: describe(opts) })
+  knownOptions(op, opts, LOAD_OPTIONS)
+  if (opts['backend'] !== undefined && typeof opts['backend'] !== 'string') throw new ArgumentError({ op, arg: 'backend', expected: 'a backend name', actual: describe(opts['backend']) })
+  if (opts['int64'] !== undefined && opts['int64'] !== 'int32' && opts['int64'] !== 'float64')
+    throw new ArgumentError({ op, arg: 'int64', expected: "'int32' or 'float64'", actual: describe(opts['int64']) })
+  return opts as LoadOptions
+}
+const LOAD_KEYS: Record<keyof LoadOptions, true> = { backend: true, int64: true }
+const LOAD_OPTIONS = Object.keys(LOAD_KEYS)
+
+function parseAs(op: string, bytes: Uint8Array, rawOpts: LoadOptions): E.Either<ParseError, Record<string, Tensor>> {
+  const opts = loadOptions(op, rawOpts)
   const header = parseHeader(op, bytes)
   if (E.isLeft(header)) return header
   const host: [SafetensorsEntry, ReturnType<typeof allocArray>][] = []

@@ -1,8 +1,8 @@
 import type { GradTree } from '../autodiff/grad.js'
 import { noGrad } from '../autodiff/tape.js'
-import { zerosLike } from '../creation/fill.js'
+import { zerosShapedLike } from '../creation/fill.js'
 import { isFloat } from '../dtype.js'
-import { ArgumentError, DTypeError, ShapeError, ValueError } from '../errors.js'
+import { ArgumentError, DisposedError, DTypeError, ShapeError, ValueError } from '../errors.js'
 import { inRange, nonNegativeNumber } from '../validate.js'
 import { scope, treeTensors } from '../memory.js'
 import { add, div, mul, sub } from '../ops/binary.js'
@@ -126,6 +126,11 @@ function checkLr(op: string, lr: unknown): LearningRate {
 
 const trainable = (t: Tensor): boolean => isFloat(t.dtype)
 
+/** A disposed parameter at `init` is named by the optimizer (the slots are made without reading it, so nothing else would). */
+const disposedParam = (op: string, p: Tensor): never => {
+  throw new DisposedError({ op, arg: 'params', actual: `tensor #${p.id} [${p.shape.join(',')}]` }, 'a parameter was disposed')
+}
+
 /**
  * Build an Optimizer from a per-leaf rule. `rule(p, g, slots, hyper)` returns the new param and new slot
  * values for one leaf; it runs inside a scope, so its temporaries are freed.
@@ -138,7 +143,7 @@ function makeOptimizer(
 ): Optimizer {
   const init = <P>(params: P): OptState<P> => {
     const slots: Record<string, P> = {}
-    for (const name of slotNames) slots[name] = mapLeaves(op, params, [], p => (trainable(p) ? zerosLike(p) : null)) as P
+    for (const name of slotNames) slots[name] = mapLeaves(op, params, [], p => (p.isDisposed ? disposedParam(op, p) : trainable(p) ? zerosShapedLike(op, p) : null)) as P
     return { count: 0, slots }
   }
   const update = <P>(grads: GradTree<P> | P, state: OptState<P>, params: P): [P, OptState<P>] => {
