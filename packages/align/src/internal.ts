@@ -21,6 +21,7 @@ import {
   add,
   requireTensor as requireLiveTensor,
   type Tensor,
+  kindOf,
 } from '@heed/tensor'
 
 /** O(1): a disposed tensor is named here, in the public function's name, not by the first op that reads it. */
@@ -76,8 +77,6 @@ export function requireOptions(op: string, v: unknown, allowed?: readonly string
  * from the documented options.
  */
 export const optionKeys = <T>(keys: { readonly [K in keyof Required<T>]: true }): readonly string[] => Object.keys(keys)
-
-const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
 
 /** An optional boolean option: `'yes'` or `1` would otherwise read as truthy and pick a mode silently. */
 export function requireFlag(op: string, arg: string, v: unknown): boolean | undefined {

@@ -1,4 +1,4 @@
-import { nonNegativeInt, positiveInt, ArgumentError, ValueError } from '@heed/tensor'
+import { nonNegativeInt, positiveInt, ArgumentError, ValueError, kindOf } from '@heed/tensor'
 
 /**
  * Masks are pure predicates over absolute positions: `test(b, h, pq, pk)` says whether query position `pq` of
@@ -203,8 +203,6 @@ export class Mask {
     return `Mask(${this.key})`
   }
 }
-
-const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
 
 /** Positions are 32-bit integers in the kernels (WebGPU reads sizes and counts as i32): a larger size would wrap. */
 const I32_MAX = 2 ** 31 - 1

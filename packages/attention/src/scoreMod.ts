@@ -1,4 +1,4 @@
-import { ArgumentError, ValueError, knownOptions } from '@heed/tensor'
+import { ArgumentError, ValueError, knownOptions, kindOf } from '@heed/tensor'
 import { headCount } from './mask.js'
 
 /**
@@ -18,7 +18,6 @@ export type ScoreModNode =
     }
 
 const SCORE_MOD_KINDS: Record<ScoreModNode['kind'], true> = { alibi: true, softcap: true, relativeBias: true, compose: true, custom: true }
-const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
 
 export class ScoreMod {
   /** @internal use the factories in `scoreMod`. */

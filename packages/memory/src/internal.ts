@@ -3,7 +3,7 @@
  * function documents, so a misspelt `chunksize` is an `ArgumentError` naming the function rather than a default
  * silently in force. Not exported from the package.
  */
-import { ArgumentError, ValueError, isTensor, knownOptions, requireTensor, type Tensor } from '@heed/tensor'
+import { ArgumentError, ValueError, isTensor, knownOptions, requireTensor, type Tensor, kindOf } from '@heed/tensor'
 
 /**
  * The option names of an `…Options` interface, written as an object with every key of `T`: the compiler rejects a
@@ -12,7 +12,7 @@ import { ArgumentError, ValueError, isTensor, knownOptions, requireTensor, type 
  */
 export const optionKeys = <T>(keys: { readonly [K in keyof Required<T>]: true }): readonly string[] => Object.keys(keys)
 
-export const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
+export { kindOf }
 
 /** `opts` (`undefined` reads as `{}`) must be a plain options object with only `allowed` keys. */
 export function options<T>(op: string, opts: T | undefined, allowed: readonly string[], arg = 'opts'): T {

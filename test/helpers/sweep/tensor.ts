@@ -13,6 +13,7 @@ export const tensorSweep: SweepConfig = {
     },
     isFloat: { '*': 'a predicate on dtype names: false for anything else' },
     isInt: { '*': 'a predicate on dtype names: false for anything else' },
+    kindOf: { '*': 'describes any value for an error message: total by design' },
     hasKernel: { '*': 'a predicate: false for an unknown kernel or backend' },
     // tree helpers: they walk any value and act on the tensors inside, skipping the rest (and disposed ones)
     dispose: {

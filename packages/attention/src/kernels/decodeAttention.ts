@@ -52,7 +52,7 @@ export function decodeAttention(p: DecodeAttentionProblem): { out: AnyTypedArray
       const vBase = kvHead * Tk * Dv
       for (let i = 0; i < Tq; i++) {
         const row = (b * H + h) * Tq + i
-        const n = causal ? Math.max(0, Math.min(limit, i + delta + 1)) : limit
+        const n = visibleKeys(causal, limit, i, delta)
         if (n === 0) {
           // a row that sees no key: the identity of the state merge (out 0, lse −∞)
           lse[row] = -Infinity
@@ -119,6 +119,9 @@ export function decodeAttention(p: DecodeAttentionProblem): { out: AnyTypedArray
   return { out, lse }
 }
 
+/** Keys query row i sees: those before the cache's fill `limit`, and when causal only j ≤ i + delta. */
+const visibleKeys = (causal: boolean, limit: number, i: number, delta: number): number => (causal ? Math.max(0, Math.min(limit, i + delta + 1)) : limit)
+
 /** Whether s[0..n) are all finite (the running max above skips a NaN: NaN > m is false). */
 function finite(s: Float64Array, n: number): boolean {
   for (let j = 0; j < n; j++) if (s[j]! - s[j]! !== 0) return false
@@ -140,7 +143,7 @@ function wasmDecode(p: DecodeAttentionProblem, q: Float32Array, k: Float32Array,
   const g = H / Hkv
   const limit = Math.max(0, Math.min(Tk, keyLimit))
   // keys any row of the call sees: the last row's, when causal
-  const seen = causal ? Math.max(0, Math.min(limit, Tq - 1 + delta + 1)) : limit
+  const seen = visibleKeys(causal, limit, Tq - 1, delta)
   // layout (bytes): q·scale f64 [D] | scores f64 [seen] | acc f64 [Dv] | keys f32 [seen, D] | values f32 [seen, Dv]
   const sAt = D * 8
   const accAt = sAt + seen * 8
@@ -164,7 +167,7 @@ function wasmDecode(p: DecodeAttentionProblem, q: Float32Array, k: Float32Array,
     for (let h = h0; h < h0 + g; h++)
       for (let i = 0; i < Tq; i++) {
         const row = (b * H + h) * Tq + i
-        const n = causal ? Math.max(0, Math.min(limit, i + delta + 1)) : limit
+        const n = visibleKeys(causal, limit, i, delta)
         if (n === 0) {
           lse[row] = -Infinity
           continue

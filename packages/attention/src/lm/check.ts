@@ -1,4 +1,4 @@
-import { ArgumentError, isTensor, type Tensor } from '@heed/tensor'
+import { ArgumentError, isTensor, type Tensor, kindOf } from '@heed/tensor'
 import type { TransformerLM, TransformerLMParams } from './transformerLM.js'
 
 /**
@@ -6,19 +6,18 @@ import type { TransformerLM, TransformerLMParams } from './transformerLM.js'
  * parameter tree holding a disposed tensor, or a plain array of tokens is named at the top, in the name of the
  * function called, instead of failing as a TypeError on `lm.config` or a DisposedError of an inner op.
  */
-const kind = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
 
 /** A model from `transformerLM`. */
 export function lmArg(op: string, lm: TransformerLM): TransformerLM {
   if (lm === null || typeof lm !== 'object' || typeof lm.forward !== 'function' || lm.config === null || typeof lm.config !== 'object')
-    throw new ArgumentError({ op, arg: 'lm', expected: 'a TransformerLM (see transformerLM)', actual: kind(lm) })
+    throw new ArgumentError({ op, arg: 'lm', expected: 'a TransformerLM (see transformerLM)', actual: kindOf(lm) })
   return lm
 }
 
 /** A parameter tree (`lm.init()`): an object whose tensors are all live. */
 export function paramsArg(op: string, params: TransformerLMParams): TransformerLMParams {
   if (params === null || typeof params !== 'object' || Array.isArray(params))
-    throw new ArgumentError({ op, arg: 'params', expected: 'the parameter tree of the model (lm.init())', actual: kind(params) })
+    throw new ArgumentError({ op, arg: 'params', expected: 'the parameter tree of the model (lm.init())', actual: kindOf(params) })
   const walk = (t: unknown): void => {
     if (isTensor(t)) (t as Tensor).assertLive(op)
     else if (Array.isArray(t)) t.forEach(walk)
@@ -30,6 +29,6 @@ export function paramsArg(op: string, params: TransformerLMParams): TransformerL
 
 /** Token ids as an Int32Array. */
 export function tokenIds(op: string, arg: string, tokens: Int32Array): Int32Array {
-  if (!(tokens instanceof Int32Array)) throw new ArgumentError({ op, arg, expected: 'an Int32Array of token ids (tokenizer.encode)', actual: kind(tokens) })
+  if (!(tokens instanceof Int32Array)) throw new ArgumentError({ op, arg, expected: 'an Int32Array of token ids (tokenizer.encode)', actual: kindOf(tokens) })
   return tokens
 }

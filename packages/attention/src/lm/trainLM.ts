@@ -1,5 +1,5 @@
 import { Observable, Subject } from 'rxjs'
-import { adamw, ArgumentError, dispose, inRange, keep, knownOptions, mul, noGrad, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, scope, ValueError, warmupCosine, type OptState, type Tensor } from '@heed/tensor'
+import { adamw, ArgumentError, dispose, inRange, keep, knownOptions, mul, noGrad, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, scope, ValueError, warmupCosine, type OptState, type Tensor, kindOf } from '@heed/tensor'
 import { trainStep, type StepResult } from '@heed/tensor/stream'
 import { lmBatch, type LMBatch } from './lmBatches.js'
 import { loadLM, saveLM, type LoadedLM } from './lmCheckpoint.js'
@@ -74,8 +74,6 @@ const TRAIN_LM: Record<keyof TrainLMOptions, true> = {
   resume: true,
 }
 
-const kind = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
-
 /** The recipe with its defaults filled in. */
 export function lmRecipe(r: LMRecipe): Required<LMRecipe> {
   return recipeOf('lmRecipe', r, RECIPE_KEYS)
@@ -83,7 +81,7 @@ export function lmRecipe(r: LMRecipe): Required<LMRecipe> {
 
 /** `lmRecipe` in the name of `op`, over an options object that may carry `allowed` keys besides the recipe's. */
 function recipeOf(op: string, r: LMRecipe, allowed: readonly string[]): Required<LMRecipe> {
-  if (r === null || typeof r !== 'object' || Array.isArray(r)) throw new ArgumentError({ op, arg: 'opts', expected: 'an options object { steps, batch, … }', actual: kind(r) })
+  if (r === null || typeof r !== 'object' || Array.isArray(r)) throw new ArgumentError({ op, arg: 'opts', expected: 'an options object { steps, batch, … }', actual: kindOf(r) })
   knownOptions(op, r, allowed)
   const steps = positiveInt(op, 'steps', r.steps)
   const batch = positiveInt(op, 'batch', r.batch)
@@ -123,9 +121,9 @@ export function trainLM(opts: TrainLMOptions): Observable<TrainLMEvent> {
   const recipe = recipeOf(op, opts, Object.keys(TRAIN_LM))
   const { lm } = opts
   if (lm === null || typeof lm !== 'object' || typeof (lm as { init?: unknown }).init !== 'function' || typeof (lm as { config?: { context?: unknown } }).config?.context !== 'number')
-    throw new ArgumentError({ op, arg: 'lm', expected: 'a model from transformerLM(…)', actual: kind(lm) })
+    throw new ArgumentError({ op, arg: 'lm', expected: 'a model from transformerLM(…)', actual: kindOf(lm) })
   if (!Array.isArray(opts.vocab) || !opts.vocab.every(c => typeof c === 'string'))
-    throw new ArgumentError({ op, arg: 'vocab', expected: "the tokenizer's characters, an array of strings", actual: kind(opts.vocab) })
+    throw new ArgumentError({ op, arg: 'vocab', expected: "the tokenizer's characters, an array of strings", actual: kindOf(opts.vocab) })
   const T = lm.config.context
   if (!(opts.train instanceof Int32Array) || opts.train.length < T + 2) throw new ValueError({ op, arg: 'train', expected: `an Int32Array of more than ${T + 1} tokens`, actual: opts.train?.length })
   const evalEvery = opts.evalEvery ?? Math.max(1, Math.floor(recipe.steps / 10))
@@ -259,7 +257,7 @@ function copy<T>(tree: T): T {
 /** What a resumed run needs to know about a checkpoint before training: its step and recipe. */
 export function checkpointStep(bytes: Uint8Array): number {
   if (!(bytes instanceof Uint8Array))
-    throw new ArgumentError({ op: 'checkpointStep', arg: 'bytes', expected: 'the bytes of a checkpoint, a Uint8Array (from trainLM or saveLM)', actual: kind(bytes) })
+    throw new ArgumentError({ op: 'checkpointStep', arg: 'bytes', expected: 'the bytes of a checkpoint, a Uint8Array (from trainLM or saveLM)', actual: kindOf(bytes) })
   const c = loadLM(bytes)
   try {
     return c.training?.state.count ?? 0

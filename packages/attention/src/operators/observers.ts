@@ -1,4 +1,4 @@
-import { ArgumentError, greater, mean, nonNegativeInt, mul, scope, ShapeError, sqrt, square, sub, sum, tensor, ValueError, where, type Tensor } from '@heed/tensor'
+import { ArgumentError, greater, mean, nonNegativeInt, mul, scope, ShapeError, sqrt, square, sub, sum, tensor, ValueError, where, type Tensor, kindOf } from '@heed/tensor'
 import type { AttentionFn } from '../multiHeadAttention.js'
 import { rowArgmax, type ObserveOptions } from '../observe.js'
 import { operatorOptions, tensorArg } from './strict.js'
@@ -23,15 +23,14 @@ export interface RetrievalScoreOptions extends Omit<ObserveOptions, 'rows' | 'co
  */
 export function retrievalScoreFromArgmax(argmax: ArrayLike<number>, shape: readonly [number, number, number], opts: Omit<RetrievalScoreOptions, keyof ObserveOptions>): Float64Array {
   const op = 'retrievalScoreFromArgmax'
-  if (!isArrayLike(argmax)) throw new ArgumentError({ op, arg: 'argmax', expected: 'the argmax key of each row, an array [B·H·Tq]', actual: kind(argmax) })
-  if (!Array.isArray(shape) || shape.length !== 3) throw new ArgumentError({ op, arg: 'shape', expected: '[B, H, Tq]', actual: kind(shape) })
+  if (!isArrayLike(argmax)) throw new ArgumentError({ op, arg: 'argmax', expected: 'the argmax key of each row, an array [B·H·Tq]', actual: kindOf(argmax) })
+  if (!Array.isArray(shape) || shape.length !== 3) throw new ArgumentError({ op, arg: 'shape', expected: '[B, H, Tq]', actual: kindOf(shape) })
   shape.forEach((d, i) => nonNegativeInt(op, `shape[${i}]`, d))
   // the options of the matching retrievalScore call are welcome (its attention keys are ignored here): others are a mistake
   operatorOptions(op, opts, Object.keys(RETRIEVAL_SCORE_OPTIONS), '{ tokens, needle, generated }')
   return scoreFromArgmax(op, argmax, shape, opts)
 }
 
-const kind = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
 const isArrayLike = (v: unknown): v is ArrayLike<unknown> => v !== null && typeof v === 'object' && Number.isSafeInteger((v as { length?: unknown }).length)
 const SCORE_KEYS: Record<'tokens' | 'needle' | 'generated', true> = { tokens: true, needle: true, generated: true }
 const RETRIEVAL_SCORE_OPTIONS: Record<keyof RetrievalScoreOptions, true> = { ...SCORE_KEYS, scale: true, causal: true, queryOffset: true, keyOffset: true, mask: true, scoreMod: true }
@@ -39,7 +38,7 @@ const RETRIEVAL_SCORE_OPTIONS: Record<keyof RetrievalScoreOptions, true> = { ...
 function scoreFromArgmax(op: string, argmax: ArrayLike<number>, shape: readonly [number, number, number], opts: Omit<RetrievalScoreOptions, keyof ObserveOptions>): Float64Array {
   const [B, H, Tq] = shape
   if (argmax.length !== B * H * Tq) throw new ShapeError({ op, arg: 'argmax', expected: `${B * H * Tq} indices [B, H, Tq]`, actual: argmax.length })
-  if (!isArrayLike(opts.tokens)) throw new ArgumentError({ op, arg: 'tokens', expected: 'the token id of each key, an array', actual: kind(opts.tokens) })
+  if (!isArrayLike(opts.tokens)) throw new ArgumentError({ op, arg: 'tokens', expected: 'the token id of each key, an array', actual: kindOf(opts.tokens) })
   const [a, b] = opts.needle ?? []
   if (!Number.isInteger(a) || !Number.isInteger(b) || a! < 0 || b! <= a!) throw new ValueError({ op, arg: 'needle', expected: 'a non-empty [start, end) of key positions', actual: opts.needle })
   if (opts.generated?.length !== Tq) throw new ValueError({ op, arg: 'generated', expected: `${Tq} tokens (one per query row)`, actual: opts.generated?.length })

@@ -1,4 +1,4 @@
-import { ArgumentError, isTensor, knownOptions, requireTensor, type Tensor } from '@heed/tensor'
+import { ArgumentError, isTensor, knownOptions, requireTensor, type Tensor, kindOf } from '@heed/tensor'
 
 /**
  * The sdpa option names, for operators whose options extend `SdpaOptions` and hand the rest on to sdpa. Checked
@@ -6,21 +6,19 @@ import { ArgumentError, isTensor, knownOptions, requireTensor, type Tensor } fro
  */
 export { SDPA_OPTIONS } from '../sdpa.js'
 
-const kind = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
-
 /**
  * An operator's options: an object (not null, not an array) holding only the keys the operator reads. Layer-only
  * keys (`headOffset`, `input`, `params`) are not among them: the `AttentionFn` wrappers strip them (`sdpaOf`)
  * before calling an operator.
  */
 export function operatorOptions<T>(op: string, opts: T, allowed: readonly string[], expected = 'an options object'): T {
-  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new ArgumentError({ op, arg: 'opts', expected, actual: kind(opts) })
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new ArgumentError({ op, arg: 'opts', expected, actual: kindOf(opts) })
   return knownOptions(op, opts, allowed)
 }
 
 /** An optional boolean option: `causal: 'yes'` or `1` would otherwise read as truthy and pick a mode silently. */
 export function flag(op: string, arg: string, v: unknown): boolean | undefined {
-  if (v !== undefined && typeof v !== 'boolean') throw new ArgumentError({ op, arg, expected: 'a boolean', actual: kind(v) })
+  if (v !== undefined && typeof v !== 'boolean') throw new ArgumentError({ op, arg, expected: 'a boolean', actual: kindOf(v) })
   return v
 }
 
@@ -40,6 +38,6 @@ export function optionalOptions<T>(op: string, opts: T | undefined, allowed: rea
 
 /** A plain object argument (a parameter tree, a model, a config): not null, not an array, not a primitive. */
 export function objectArg<T>(op: string, arg: string, v: T, expected: string): T {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ArgumentError({ op, arg, expected, actual: kind(v) })
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ArgumentError({ op, arg, expected, actual: kindOf(v) })
   return v
 }

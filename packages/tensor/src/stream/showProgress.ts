@@ -26,6 +26,11 @@ function checkShow(op: string, show: unknown): asserts show is readonly string[]
 export function stepInfo(r: StepResult, show: readonly string[]): string {
   checkStep('stepInfo', r)
   checkShow('stepInfo', show)
+  return formatStep(r, show)
+}
+
+/** `stepInfo` without its checks, for showProgress, which checked `show` once and checks each step itself. */
+function formatStep(r: StepResult, show: readonly string[]): string {
   const extra = show.filter(k => r.metrics[k] !== undefined).map(k => `${k.replace('rewards/', '')} ${r.metrics[k]!.toFixed(3)}`)
   return [`loss ${r.loss.toFixed(4)}`, ...extra].join(' ')
 }
@@ -58,7 +63,7 @@ export function showProgress(opts: ShowProgressOptions): MonoTypeOperatorFunctio
           try {
             checkStep(op, r)
             seen++
-            bar.tick(1, stepInfo(r, show))
+            bar.tick(1, formatStep(r, show))
           } catch (err) {
             subscriber.error(err)
             return
