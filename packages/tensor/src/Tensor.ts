@@ -1,5 +1,5 @@
 import { isDType, type DType, type TypedArrayFor } from './dtype.js'
-import { ArgumentError, BackendError, DisposedError } from './errors.js'
+import { ArgumentError, BackendError, DisposedError, kindOf } from './errors.js'
 import { sizeOf, type Shape } from './shape.js'
 import { countersFor, Storage } from './storage.js'
 
@@ -21,7 +21,6 @@ const finalizer = new FinalizationRegistry<{ storage: Storage; backend: string }
 
 let nextId = 0
 
-const kindOf = (u: unknown): string => (u === null ? 'null' : Array.isArray(u) ? 'an array' : typeof u)
 const HINT = 'tensors are made by tensor(), zeros() and the ops, not with new Tensor(...)'
 
 function badConstruction(storage: unknown, shape: unknown, dtype: unknown): never {
@@ -128,7 +127,6 @@ export class Tensor<D extends DType = DType, S extends Shape = Shape> {
     return `Tensor<${this.dtype}>[${this.shape.join(',')}]@${this.backend}`
   }
 }
-
 
 export const isTensor = (u: unknown): u is Tensor => u instanceof Tensor
 

@@ -1,7 +1,7 @@
 import type { Attrs, Backend, TensorInfo } from './backend.js'
 import { CpuBackend } from './backends/cpu/CpuBackend.js'
 import { bytesPerElement } from './dtype.js'
-import { ArgumentError, BackendError, DeviceLostError, ValueError } from './errors.js'
+import { ArgumentError, BackendError, DeviceLostError, ValueError, kindOf } from './errors.js'
 import { sizeOf } from './shape.js'
 import { Storage } from './storage.js'
 import { Tensor } from './Tensor.js'
@@ -13,8 +13,6 @@ import { requireFunction } from './validate.js'
  */
 
 export type BackendFactory = () => Backend | Promise<Backend>
-
-const kindOf = (u: unknown): string => (u === null ? 'null' : Array.isArray(u) ? 'an array' : typeof u)
 
 /** A backend or kernel name: a non-empty string (`registerBackend(undefined, …)` would add an `undefined` backend). */
 function requireName(op: string, arg: string, v: unknown): void {

@@ -23,7 +23,8 @@ const fmt = (u: unknown): string => {
   return String(u)
 }
 
-const kindOf = (u: unknown): string => (u === null ? 'null' : Array.isArray(u) ? 'an array' : typeof u)
+/** What a wrong argument is, for an error's `actual`: `null`, `an array`, or its `typeof`. */
+export const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
 
 /**
  * The details object of an error's constructor: without the check `new ValueError()` dies reading `expected` of

@@ -1,4 +1,4 @@
-import { ArgumentError, AxisError, ShapeError, ValueError } from './errors.js'
+import { ArgumentError, AxisError, ShapeError, ValueError, kindOf } from './errors.js'
 
 /** A shape: a literal tuple such as `readonly [2, 3]` when known statically, else `readonly number[]`. */
 export type Shape = readonly number[]
@@ -54,8 +54,6 @@ export function broadcastShapes(op: string, a: Shape, b: Shape, names: readonly 
   }
   return out
 }
-
-const kindOf = (u: unknown): string => (u === null ? 'null' : Array.isArray(u) ? 'an array' : typeof u)
 
 function badBroadcastArgs(op: unknown, a: unknown, b: unknown): never {
   const fn = 'broadcastShapes'

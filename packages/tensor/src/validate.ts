@@ -1,4 +1,4 @@
-import { ArgumentError, DisposedError, ValueError } from './errors.js'
+import { ArgumentError, DisposedError, ValueError, kindOf } from './errors.js'
 import { isTensor, type Tensor } from './Tensor.js'
 
 /**
@@ -14,9 +14,6 @@ import { isTensor, type Tensor } from './Tensor.js'
 const fail = (op: string, arg: string, expected: string, v: unknown): never => {
   throw new ValueError({ op, arg, expected, actual: v === undefined ? 'undefined' : v })
 }
-
-/** What a wrong argument is, for an error's `actual`: `null`, `an array`, or its `typeof`. */
-export const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
 
 /** The `op` and `arg` a check reports in: strings, or the check itself would pass a wrong call through. */
 function callerName(check: string, op: unknown, arg: unknown): void {
